@@ -1,0 +1,61 @@
+"""reqcc: the OAuth 2.0 client-credentials grant for ``requests``, as a transport plug-in.
+
+>>> session = ClientCredentialsSession(token_url=..., client_id=..., client_secret=...,
+...                                    scopes=[OAuthScope.BooksRead], base_url="https://api.example.com/")
+>>> session.get("https://api.example.com/books")  # token fetched, reused, renewed, retired on 401
+"""
+
+from __future__ import annotations
+
+from .adapter import ClientCredentialsAdapter
+from .client_auth import ClientAuth
+from .errors import (
+    ConfigurationError,
+    InsecureTransportError,
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    InvalidScope,
+    OAuthProviderError,
+    ReqccError,
+    ServerError,
+    TemporarilyUnavailable,
+    TokenProviderError,
+    TokenRequestError,
+    TokenResponseError,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from .manager import ClientCredentialsManager
+from .oauth_token import OAuthToken
+from .scopes import OAuthScope, OAuthScopeClientCredentialsEnum
+from .session import ClientCredentialsSession, mount
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClientAuth",
+    "ClientCredentialsAdapter",
+    "ClientCredentialsManager",
+    "ClientCredentialsSession",
+    "ConfigurationError",
+    "InsecureTransportError",
+    "InvalidClient",
+    "InvalidGrant",
+    "InvalidRequest",
+    "InvalidScope",
+    "OAuthProviderError",
+    "OAuthScope",
+    "OAuthScopeClientCredentialsEnum",
+    "OAuthToken",
+    "ReqccError",
+    "ServerError",
+    "TemporarilyUnavailable",
+    "TokenProviderError",
+    "TokenRequestError",
+    "TokenResponseError",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+    "mount",
+    "__version__",
+]

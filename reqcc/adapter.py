@@ -1,0 +1,157 @@
+"""The transport adapter: attaches the manager's bearer token to the requests it serves.
+
+It wraps an inner transport adapter (a plain ``HTTPAdapter`` by default) and knows
+nothing of how tokens are obtained: it asks its manager.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+
+from ._log import log
+from ._urls import require_secure_url
+from .manager import ClientCredentialsManager
+from .oauth_token import OAuthToken
+
+__all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
+
+#: A ``PreparedRequest`` with this attribute set to ``True`` is sent without a token
+#: (the session marks redirect hops to another origin this way).
+NO_TOKEN_ATTRIBUTE = "_reqcc_no_token"
+
+_WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
+
+
+def token_rejected(response: requests.Response) -> bool:
+    """Return whether a 401 says the bearer token itself is bad (RFC 6750 §3.1).
+
+    True when ``WWW-Authenticate`` is absent or carries ``error="invalid_token"``.
+    """
+    if response.status_code != 401:
+        return False
+    challenge = response.headers.get("WWW-Authenticate")
+    if not challenge:
+        return True
+    match = _WWW_AUTH_ERROR.search(challenge)
+    return match is not None and match.group(1).lower() == "invalid_token"
+
+
+def _rewind(request: requests.PreparedRequest) -> bool:
+    """Make ``request``'s body ready to send again; return False if it cannot be replayed."""
+    body = request.body
+    if body is None or isinstance(body, (bytes, str)):
+        return True
+    position = getattr(request, "_body_position", None)
+    seek = getattr(body, "seek", None)
+    if seek is None or not isinstance(position, int):
+        return False
+    try:
+        seek(position)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+class ClientCredentialsAdapter(BaseAdapter):
+    """A transport adapter that sends each request with ``Authorization: Bearer <token>``.
+
+    :param inner: the adapter that really sends (default: a new ``HTTPAdapter``). Its
+        connection pool, retries and TLS settings are kept.
+    :param manager: a :class:`~reqcc.ClientCredentialsManager` to share; or give the
+        manager's keywords (``token_url``, ``client_id``, …) and one is created and owned.
+
+    Rules: a request that already has an ``Authorization`` header is sent untouched; the
+    caller's ``PreparedRequest`` is never modified (a copy carries the token); bearer
+    tokens go only over https or loopback http, else :class:`~reqcc.InsecureTransportError`
+    before sending; a 401 saying the token is bad retires it and replays the request once
+    with a fresh token when the body can be replayed.
+    """
+
+    def __init__(
+        self,
+        inner: BaseAdapter | None = None,
+        *,
+        manager: ClientCredentialsManager | None = None,
+        **manager_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if manager is not None and manager_kwargs:
+            raise TypeError(
+                "pass either manager= or the manager's keywords, not both: "
+                f"{', '.join(sorted(manager_kwargs))}"
+            )
+        self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
+        self._owns_manager = manager is None
+        self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send ``request`` through the inner adapter with the bearer token attached.
+
+        Returns the inner adapter's response (``response.request`` is the caller's
+        request, without the token).
+
+        :raises InsecureTransportError: the URL is plain http to a non-loopback host.
+        :raises ReqccError: no token could be obtained (the token endpoint's error).
+        """
+        kwargs: dict[str, Any] = {
+            "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
+        }
+        if "Authorization" in request.headers or getattr(request, NO_TOKEN_ATTRIBUTE, False):
+            return self.inner.send(request, **kwargs)
+        require_secure_url(request.url or "", "a request carrying a bearer token")
+        token = self.manager.get_token()
+        response = self._send_with(token, request, kwargs)
+        if response.status_code == 401 and token_rejected(response):
+            retired = self.manager.invalidate(token)
+            if _rewind(request):
+                log.info(
+                    "401 for token %s%s; replaying the request once with a fresh token",
+                    token.fingerprint, "" if retired else " (already replaced)",
+                )
+                _discard(response)
+                response = self._send_with(self.manager.get_token(), request, kwargs)
+            else:
+                log.info(
+                    "401 for token %s; the body cannot be replayed: returning the 401",
+                    token.fingerprint,
+                )
+        return response
+
+    def _send_with(
+        self, token: OAuthToken, request: requests.PreparedRequest, kwargs: dict[str, Any]
+    ) -> requests.Response:
+        outgoing = request.copy()
+        outgoing.headers["Authorization"] = f"Bearer {token.access_token}"
+        response = self.inner.send(outgoing, **kwargs)
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        """Close the inner adapter, and the manager if this adapter created it."""
+        self.inner.close()
+        if self._owns_manager:
+            self.manager.close()
+
+    def __repr__(self) -> str:
+        return f"ClientCredentialsAdapter(inner={type(self.inner).__name__}, manager={self.manager!r})"
+
+
+def _discard(response: requests.Response) -> None:
+    try:
+        _ = response.content  # read the (small) 401 body so the connection can be reused
+    except (requests.RequestException, OSError):
+        pass
+    response.close()

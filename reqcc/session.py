@@ -1,0 +1,89 @@
+"""A ``requests.Session`` with client-credentials tokens, and ``mount`` for existing sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+
+from ._urls import origin, require_secure_url
+from .adapter import NO_TOKEN_ATTRIBUTE, ClientCredentialsAdapter
+from .errors import ConfigurationError
+from .manager import ClientCredentialsManager
+
+__all__ = ["ClientCredentialsSession", "mount"]
+
+
+def _normalize_prefix(prefix: str, keyword: str) -> str:
+    if not isinstance(prefix, str):
+        raise ConfigurationError(f"{keyword} must be a URL string")
+    parts = urlsplit(prefix)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{keyword} must be an http(s) URL with a host, such as 'https://api.example.com/'; "
+            f"got {prefix!r}"
+        )
+    require_secure_url(prefix, keyword)
+    # Without a path, 'https://api.example.com' would also match 'https://api.example.com.evil/'.
+    return prefix if parts.path else prefix + "/"
+
+
+def mount(session: requests.Session, prefix: str, **kwargs: Any) -> ClientCredentialsAdapter:
+    """Attach client-credentials tokens to ``session``'s requests under ``prefix``.
+
+    The adapter that served ``prefix`` until now becomes the inner transport, so its
+    connection pool, retries and TLS settings are kept. ``kwargs`` are the adapter's:
+    ``manager=`` or the manager's keywords. Returns the mounted adapter.
+
+    :raises ConfigurationError: ``prefix`` is not an http(s) URL with a host.
+    """
+    prefix = _normalize_prefix(prefix, "prefix")
+    inner = kwargs.pop("inner", None) or session.get_adapter(prefix)
+    adapter = ClientCredentialsAdapter(inner, **kwargs)
+    session.mount(prefix, adapter)
+    return adapter
+
+
+class ClientCredentialsSession(requests.Session):
+    """A ``requests.Session`` that fetches, reuses, renews and attaches client-credentials tokens.
+
+    :param base_url: the URL prefix whose requests get a token (e.g. the API's root). Without
+        it, every https request of this session gets the token, and redirect hops to another
+        origin are sent without it.
+    :param adapter: the inner transport adapter (default: a new ``HTTPAdapter``).
+    :param manager: a :class:`~reqcc.ClientCredentialsManager` to share between sessions;
+        otherwise the remaining keywords (``token_url``, ``client_id``, ``client_secret``,
+        ``scopes``, …) configure a new one.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        adapter: BaseAdapter | None = None,
+        manager: ClientCredentialsManager | None = None,
+        **manager_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.base_url = _normalize_prefix(base_url, "base_url") if base_url is not None else None
+        prefix = self.base_url or "https://"
+        inner = adapter if adapter is not None else self.get_adapter(prefix)
+        self.token_adapter = ClientCredentialsAdapter(inner, manager=manager, **manager_kwargs)
+        self.mount(prefix, self.token_adapter)
+
+    @property
+    def manager(self) -> ClientCredentialsManager:
+        """The token manager of this session."""
+        return self.token_adapter.manager
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        """Strip credentials from a redirect hop to another origin, the bearer token included."""
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        previous = response.request.url if response.request is not None else None
+        if previous is None or origin(previous) != origin(prepared_request.url or ""):
+            setattr(prepared_request, NO_TOKEN_ATTRIBUTE, True)
+
+    def __repr__(self) -> str:
+        return f"<ClientCredentialsSession base_url={self.base_url!r} manager={self.manager!r}>"

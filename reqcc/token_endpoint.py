@@ -1,0 +1,325 @@
+"""One client's token endpoint: prepares, sends, retries and parses token requests.
+
+oauthlib's ``BackendApplicationClient`` prepares the form body and checks the answer
+(a fresh client per request, so no state carries over between fetches). The request is
+sent here rather than through requests-oauthlib's ``OAuth2Session.fetch_token``, which
+logs the Basic credentials, a posted secret and the issued token at DEBUG level and
+mutates the session's state mid-fetch. A user who needs requests-oauthlib's compliance
+hooks for a non-standard server passes an ``OAuth2Session`` as ``token_session``: its
+``access_token_request`` and ``access_token_response`` hooks are applied here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from oauthlib.oauth2 import BackendApplicationClient
+
+from ._log import excerpt, log
+from .client_auth import ClientAuth
+from .errors import (
+    ConfigurationError,
+    OAuthProviderError,
+    TokenRequestError,
+    TokenResponseError,
+    provider_error_class,
+)
+from .oauth_token import OAuthToken
+
+__all__ = ["TokenEndpoint", "DEFAULT_TIMEOUT", "RETRY_STATUSES", "RETRY_ERROR_CODES"]
+
+#: (connect, read) seconds for a token request when no ``timeout`` is given.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
+#: HTTP statuses of the token endpoint that are retried.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: §5.2 error codes that are retried.
+RETRY_ERROR_CODES = frozenset({"temporarily_unavailable", "server_error"})
+
+_RESERVED_FIELDS = frozenset(
+    {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
+)
+
+Timeout = float | tuple[float, float]
+
+
+def check_form_fields(params: Mapping[str, Any], keyword: str) -> dict[str, str]:
+    """Validate extra form fields: string names and values, none that reqcc sets itself."""
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"{keyword} must be a mapping of form field names to strings")
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"{keyword}: field names must be non-empty strings")
+        if name in _RESERVED_FIELDS:
+            raise ConfigurationError(
+                f"{keyword} must not set {name!r}: reqcc sends it (use scopes=, client_id=, "
+                "client_secret= or auth_method= instead)"
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{keyword}[{name!r}] must be a string")
+        out[name] = value
+    return out
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+class _FormAuth(requests.auth.AuthBase):
+    """Sets exactly the client-authentication headers, overriding session auth and .netrc."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.pop("Authorization", None)
+        r.headers.update(self._headers)
+        return r
+
+    def __repr__(self) -> str:
+        return "_FormAuth(<hidden>)"
+
+
+class TokenEndpoint:
+    """Sends client-credentials token requests for one client and returns parsed tokens.
+
+    :param token_url: the token endpoint.
+    :param client_auth: how the client authenticates (see :mod:`reqcc.client_auth`).
+    :param scope: the requested scopes, space-joined, or ``None``.
+    :param token_params: extra form fields sent with every request.
+    :param timeout: (connect, read) seconds, or one number for both.
+    :param session: the ``requests.Session`` that sends; one is created (and owned) if ``None``.
+    :param max_retries: retries of a transient failure (connection error, timeout, 429,
+        5xx, ``temporarily_unavailable``, ``server_error``).
+    :param retry_backoff: base of the exponential wait between retries, in seconds.
+    :param max_retry_wait: the longest a single retry waits; a ``Retry-After`` asking for
+        more ends the retries (the error carries ``retry_after``).
+    :param clock: the wall clock in Unix seconds (expiry of fetched tokens).
+    :param sleep: how to wait between retries.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_auth: ClientAuth,
+        *,
+        scope: str | None = None,
+        token_params: Mapping[str, str] | None = None,
+        timeout: Timeout | None = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+        max_retries: int = 2,
+        retry_backoff: float = 0.5,
+        max_retry_wait: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.token_url = token_url
+        self.client_auth = client_auth
+        self.scope = scope or None
+        self.token_params = check_form_fields(token_params or {}, "token_params")
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self._owns_session = session is None
+        self.session = requests.Session() if session is None else session
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.max_retry_wait = max_retry_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._random = random.Random()
+
+    def renew_session(self) -> None:
+        """Replace an owned session by a new one (after ``os.fork``: no shared sockets)."""
+        if self._owns_session:
+            self.session = requests.Session()
+
+    def close(self) -> None:
+        """Close the session if this endpoint created it."""
+        if self._owns_session:
+            self.session.close()
+
+    def secrets(self) -> Iterable[str]:
+        """The values to redact from anything this endpoint reports."""
+        return self.client_auth.secrets()
+
+    # -- one token, with retries ------------------------------------------------------
+
+    def request_token(self, extra_params: Mapping[str, str] | None = None) -> OAuthToken:
+        """Request a token, retrying transient failures, and return it.
+
+        :raises OAuthProviderError: the server answered with a §5.2 error body.
+        :raises TokenResponseError: the answer is not a usable token response.
+        :raises requests.RequestException: the network failed (after the retries).
+        """
+        extra = check_form_fields(extra_params or {}, "fetch_token()") if extra_params else {}
+        attempt = 0
+        while True:
+            try:
+                return self._request_once(extra)
+            except requests.RequestException as exc:
+                wait = self.retry_wait(exc, attempt)
+                if wait is None:
+                    raise
+                attempt += 1
+                log.warning(
+                    "token request to %s failed (%s); retry %d of %d in %.2fs",
+                    self.token_url, _describe(exc), attempt, self.max_retries, wait,
+                )
+                self._sleep(wait)
+
+    def retry_wait(self, exc: BaseException, attempt: int) -> float | None:
+        """Return how long to wait before retrying after ``exc``, or ``None`` not to retry."""
+        if attempt >= self.max_retries or not is_transient(exc):
+            return None
+        retry_after: float | None = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return None if retry_after > self.max_retry_wait else float(retry_after)
+        base = self.retry_backoff * (2**attempt)
+        return float(min(self.max_retry_wait, base * (0.5 + self._random.random() / 2)))
+
+    # -- one HTTP exchange -------------------------------------------------------------
+
+    def prepare_body(self, extra: Mapping[str, str]) -> tuple[dict[str, str], str]:
+        """Return the headers and form body of one token request (fresh credentials each time)."""
+        parts = self.client_auth.prepare(self.token_url)
+        form = dict(parts.form)
+        include_client_id = form.pop("client_id", None) is not None
+        client = BackendApplicationClient(self.client_auth.client_id)
+        body: str = client.prepare_request_body(
+            scope=self.scope,
+            include_client_id=include_client_id,
+            **form,
+            **self.token_params,
+            **extra,
+        )
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+            **parts.headers,
+        }
+        return headers, body
+
+    def _request_once(self, extra: Mapping[str, str]) -> OAuthToken:
+        headers, body = self.prepare_body(extra)
+        url = self.token_url
+        hooks = getattr(self.session, "compliance_hook", None)
+        if hooks:
+            for hook in hooks.get("access_token_request", ()):
+                url, headers, body = hook(url, headers, body)
+        auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
+        plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
+        # requests.Session.request, not the session's own override: OAuth2Session.request
+        # would refuse loopback http and add a token of its own.
+        response = requests.Session.request(
+            self.session,
+            "POST",
+            url,
+            data=body.encode("utf-8"),
+            headers=plain_headers,
+            auth=_FormAuth(auth_headers),
+            timeout=self.timeout,
+            allow_redirects=False,
+        )
+        if hooks:
+            for hook in hooks.get("access_token_response", ()):
+                response = hook(response)
+        return self.parse_response(response)
+
+    def parse_response(self, response: requests.Response) -> OAuthToken:
+        """Turn the token endpoint's answer into an :class:`OAuthToken` or a typed error."""
+        status = response.status_code
+        text = response.text
+        secrets = tuple(self.secrets())
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+        try:
+            data: Any = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"]:
+            code = data["error"]
+            description = data.get("error_description")
+            uri = data.get("error_uri")
+            error_class = provider_error_class(code)
+            raise error_class(
+                excerpt(code, secrets, 60),
+                excerpt(str(description), secrets) if description is not None else None,
+                str(uri) if uri is not None else None,
+                response=response,
+                retry_after=retry_after,
+            )
+        body_excerpt = excerpt(text, secrets) or "<empty>"
+        if not 200 <= status < 300:
+            hint = " (token requests do not follow redirects: check token_url)" if 300 <= status < 400 else ""
+            raise TokenResponseError(
+                f"token endpoint answered HTTP {status} without an OAuth error{hint}; "
+                f"body: {body_excerpt}",
+                response=response,
+                retry_after=retry_after,
+            )
+        if data is None:
+            raise TokenResponseError(
+                f"token endpoint answered HTTP {status} with a body that is not JSON: {body_excerpt}",
+                response=response,
+            )
+        if not isinstance(data, dict):
+            raise TokenResponseError(
+                f"token endpoint answered HTTP {status} with JSON that is not an object: "
+                f"{body_excerpt}",
+                response=response,
+            )
+        try:
+            token = OAuthToken.from_response(data, now=self._clock(), requested_scope=self.scope)
+            # oauthlib's own checks, on a fresh client with no requested scope: its scope
+            # change Warning and its status-blind error mapping cannot fire or leak.
+            BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(text)
+        except (ValueError, TypeError, Warning) as exc:
+            message = excerpt(str(exc), secrets, 120) if isinstance(exc, ValueError) else type(exc).__name__
+            raise TokenResponseError(
+                f"token endpoint answered HTTP {status} with an unusable token response "
+                f"({message}); body: {body_excerpt}",
+                response=response,
+            ) from None
+        if self.scope and token.scope and set(token.scopes) != set(self.scope.split()):
+            log.info(
+                "token %s was granted scope %r; requested %r", token.fingerprint, token.scope, self.scope
+            )
+        return token
+
+    def __repr__(self) -> str:
+        return f"TokenEndpoint({self.token_url!r}, {self.client_auth!r})"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return whether a token request that failed with ``exc`` may succeed if tried again."""
+    if isinstance(exc, OAuthProviderError):
+        return exc.error in RETRY_ERROR_CODES or exc.status_code in RETRY_STATUSES
+    if isinstance(exc, TokenRequestError):
+        return exc.status_code in RETRY_STATUSES
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TokenRequestError):
+        return str(exc)
+    return type(exc).__name__
