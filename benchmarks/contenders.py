@@ -1,0 +1,261 @@
+"""The libraries compared, each configured as its documentation recommends for client credentials.
+
+Every contender is built by one function from the same :class:`Env`: the API's base URL,
+the token endpoint, the inner transport (a :class:`StubAdapter` in-process, a pooled
+``HTTPAdapter`` over loopback) mounted on every session involved, and ``margin_scale``, the
+factor applied to each library's *own default* early-expiry margin when tokens are
+short-lived (the benchmark compresses hours into seconds; the margins shrink with them).
+
+Each build returns a ``requests.Session`` (or subclass) whose ``get`` is what the benchmark
+times, after ``warm`` has obtained the first token the way the library's docs do it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.models import Response
+from requests.structures import CaseInsensitiveDict
+
+import reqcc
+from server import STATIC_TOKEN
+
+CLIENT_ID = "bench-client"
+CLIENT_SECRET = "bench-secret-not-a-real-one"
+
+
+class StubAdapter(BaseAdapter):
+    """The inner transport of the in-process run: a prebuilt 200 for every request, no network.
+
+    ``POST`` to the token URL gets a prebuilt token response instead (used once, to warm up).
+    The same class, and the same prebuilt objects, serve every library.
+    """
+
+    def __init__(self, token_url: str, body: bytes = b'{"id": 1}') -> None:
+        super().__init__()
+        self.token_url = token_url
+        self.response = _canned(200, body)
+        self.token_response = _canned(
+            200, b'{"access_token": "stub-token", "token_type": "Bearer", "expires_in": 3600}'
+        )
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """Return the canned response for ``request`` (no I/O)."""
+        response = self.token_response if request.url == self.token_url else self.response
+        response.request = request
+        response.url = request.url or ""
+        return response
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _canned(status: int, body: bytes) -> Response:
+    response = Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict(
+        {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    )
+    response._content = body
+    response._content_consumed = True  # type: ignore[attr-defined]
+    response.encoding = "utf-8"
+    response.reason = "OK"
+    return response
+
+
+@dataclass
+class Env:
+    """Where a contender's session sends its requests, and through what."""
+
+    api_url: str
+    token_url: str
+    transport: Callable[[], BaseAdapter]
+    margin_scale: float = 1.0
+    client_id: str = CLIENT_ID
+
+
+def stub_env(margin_scale: float = 1.0) -> Env:
+    """The in-process environment: https URLs that never leave the process."""
+    token_url = "https://auth.bench.invalid/oauth/token"
+    return Env("https://api.bench.invalid/", token_url, lambda: StubAdapter(token_url), margin_scale)
+
+
+def pooled_transport(pool: int = 32) -> Callable[[], BaseAdapter]:
+    """Plain ``HTTPAdapter`` factories with a pool large enough for ``pool`` threads."""
+    return lambda: HTTPAdapter(pool_connections=4, pool_maxsize=pool)
+
+
+def _mount(session: requests.Session, env: Env) -> requests.Session:
+    session.mount("https://", env.transport())
+    session.mount("http://", env.transport())
+    return session
+
+
+# -- the floor ---------------------------------------------------------------------------
+
+
+def build_floor(env: Env) -> requests.Session:
+    """Plain ``requests.Session`` with a static ``Authorization`` header: the cost of no auth logic."""
+    session = _mount(requests.Session(), env)
+    session.headers["Authorization"] = f"Bearer {STATIC_TOKEN}"
+    return session
+
+
+# -- reqcc -------------------------------------------------------------------------------
+
+
+def build_reqcc(env: Env) -> requests.Session:
+    """reqcc's ``ClientCredentialsSession``, the inner transport given as ``adapter=``."""
+    token_session = _mount(requests.Session(), env)
+    return reqcc.ClientCredentialsSession(
+        token_url=env.token_url,
+        client_id=env.client_id,
+        client_secret=CLIENT_SECRET,
+        base_url=env.api_url,
+        adapter=env.transport(),
+        token_session=token_session,
+        clock_skew=30.0 * env.margin_scale,  # reqcc's default margin, 30 s
+    )
+
+
+# -- requests-oauthlib -------------------------------------------------------------------
+
+
+def build_requests_oauthlib(env: Env) -> requests.Session:
+    """``OAuth2Session`` + ``BackendApplicationClient``, as its "Backend Application Flow" page shows.
+
+    ``fetch_token`` is called once (in :func:`warm`). requests-oauthlib has no renewal for
+    this grant: ``auto_refresh_url`` uses a refresh token, which client-credentials
+    responses do not carry, so once the token expires every request raises
+    ``TokenExpiredError`` until the application fetches again itself.
+    """
+    from oauthlib.oauth2 import BackendApplicationClient
+    from requests_oauthlib import OAuth2Session
+
+    session = OAuth2Session(client=BackendApplicationClient(client_id=env.client_id))
+    return _mount(session, env)
+
+
+def _warm_requests_oauthlib(session: Any, env: Env) -> None:
+    session.fetch_token(token_url=env.token_url, client_id=env.client_id, client_secret=CLIENT_SECRET)
+
+
+# -- Authlib ----------------------------------------------------------------------------
+
+
+def build_authlib(env: Env) -> requests.Session:
+    """Authlib's requests ``OAuth2Session`` with ``token_endpoint`` and ``grant_type="client_credentials"``.
+
+    With both set, Authlib fetches a new token by itself when the current one is within
+    ``leeway`` (default 60 s) of expiring (its "Auto Update Token" docs).
+    """
+    from authlib.integrations.requests_client import OAuth2Session
+
+    session = OAuth2Session(
+        client_id=env.client_id,
+        client_secret=CLIENT_SECRET,
+        token_endpoint=env.token_url,
+        grant_type="client_credentials",
+        leeway=60.0 * env.margin_scale,  # Authlib's default leeway, 60 s
+    )
+    return _mount(session, env)
+
+
+def _warm_authlib(session: Any, env: Env) -> None:
+    session.fetch_token()
+
+
+# -- requests-auth -----------------------------------------------------------------------
+
+
+def build_requests_auth(env: Env) -> requests.Session:
+    """A plain session with ``auth=OAuth2ClientCredentials(...)`` (requests-auth).
+
+    Its tokens live in a process-wide cache (``OAuth2.token_cache``), cleared here so that
+    each benchmark run starts cold.
+    """
+    from requests_auth import OAuth2, OAuth2ClientCredentials
+
+    OAuth2.token_cache.clear()
+    token_session = _mount(requests.Session(), env)
+    session = _mount(requests.Session(), env)
+    session.auth = OAuth2ClientCredentials(
+        env.token_url,
+        client_id=env.client_id,
+        client_secret=CLIENT_SECRET,
+        early_expiry=30.0 * env.margin_scale,  # requests-auth's default, 30 s
+        session=token_session,
+    )
+    return session
+
+
+# -- requests-oauth2client ---------------------------------------------------------------
+
+
+def build_requests_oauth2client(env: Env) -> requests.Session:
+    """A plain session with ``auth=OAuth2ClientCredentialsAuth(OAuth2Client(...))``.
+
+    ``testing=True`` only lets its ``OAuth2Client`` accept the loopback ``http://`` token
+    endpoint of the local runs (it insists on https otherwise).
+    """
+    from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
+
+    token_session = _mount(requests.Session(), env)
+    client = OAuth2Client(
+        token_endpoint=env.token_url,
+        client_id=env.client_id,
+        client_secret=CLIENT_SECRET,
+        session=token_session,
+        testing=env.token_url.startswith("http://"),
+    )
+    session = _mount(requests.Session(), env)
+    session.auth = OAuth2ClientCredentialsAuth(client, leeway=20.0 * env.margin_scale)  # default 20 s
+    return session
+
+
+# -- the table of contenders -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One library under test."""
+
+    name: str
+    module: str  # what must be importable
+    build: Callable[[Env], requests.Session]
+    warm_up: Callable[[Any, Env], None] | None = None
+    renews: bool = True  # obtains a new token by itself when the old one runs out
+
+    def available(self) -> bool:
+        """Whether the library is installed."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    def warm(self, session: requests.Session, env: Env) -> None:
+        """Obtain the first token and open the connection: one request, as the docs do."""
+        if self.warm_up is not None:
+            self.warm_up(session, env)
+        response = session.get(env.api_url + "books/1")
+        response.raise_for_status()
+
+
+FLOOR = Contender("floor (static header)", "requests", build_floor, renews=False)
+REQCC = Contender("reqcc", "reqcc", build_reqcc)
+CONTENDERS: tuple[Contender, ...] = (
+    FLOOR,
+    REQCC,
+    Contender(
+        "requests-oauthlib", "requests_oauthlib", build_requests_oauthlib, _warm_requests_oauthlib,
+        renews=False,
+    ),
+    Contender("Authlib", "authlib", build_authlib, _warm_authlib),
+    Contender("requests-auth", "requests_auth", build_requests_auth),
+    Contender("requests-oauth2client", "requests_oauth2client", build_requests_oauth2client),
+)
