@@ -66,8 +66,11 @@ class ClientSecretBasic(ClientAuth):
     """``client_secret_basic``: HTTP Basic with the form-urlencoded id and secret.
 
     RFC 6749 §2.3.1 has both encoded with ``application/x-www-form-urlencoded`` before
-    Base64, so a secret with ``:``, ``%``, ``+`` or a space survives. Some servers decode
-    the raw values instead: ``encoding="raw"`` sends them unencoded (UTF-8).
+    Base64, so a secret with ``:``, ``%``, ``+`` or a space survives. reqcc percent-encodes
+    every byte but the unreserved ones, writing a space as ``%20`` rather than ``+``: a form
+    decoder reads ``%20`` as a space just the same, and servers that decode with a plain
+    percent-decoder (Authlib does) would read ``+`` as a plus. Some servers do not decode
+    at all: ``encoding="raw"`` sends the values unencoded (UTF-8).
     """
 
     method = "client_secret_basic"
@@ -83,7 +86,7 @@ class ClientSecretBasic(ClientAuth):
 
     def prepare(self, token_url: str) -> AuthParts:
         if self.encoding == "form":
-            user, password = quote_plus(self.client_id, safe=""), quote_plus(self._secret, safe="")
+            user, password = quote(self.client_id, safe=""), quote(self._secret, safe="")
         else:
             user, password = self.client_id, self._secret
         pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
