@@ -65,6 +65,7 @@ class TLSFiles:
     ca_file: str  # its certificate, for verify=
     server_cert: Any  # trustme.LeafCert for 127.0.0.1
     client_cert_file: str  # client certificate + key (CN=client-tls), for cert=
+    stranger_cert_file: str  # signed by the same CA, but for CN=stranger (registered nowhere)
     other_ca_file: str  # a CA that signed nothing here (verification against it fails)
 
     def server_context(self, *, require_client_cert: bool = False) -> ssl.SSLContext:
@@ -86,12 +87,15 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
     client_cert = ca.issue_cert("client-tls.reqcc.test", common_name="client-tls")
     ca.cert_pem.write_to_path(str(folder / "ca.pem"))
     client_cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "client.pem"))
+    stranger = ca.issue_cert("stranger.reqcc.test", common_name="stranger")
+    stranger.private_key_and_cert_chain_pem.write_to_path(str(folder / "stranger.pem"))
     trustme.CA().cert_pem.write_to_path(str(folder / "other-ca.pem"))
     return TLSFiles(
         ca=ca,
         ca_file=str(folder / "ca.pem"),
         server_cert=server_cert,
         client_cert_file=str(folder / "client.pem"),
+        stranger_cert_file=str(folder / "stranger.pem"),
         other_ca_file=str(folder / "other-ca.pem"),
     )
 
