@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
@@ -110,7 +110,7 @@ class Token(TokenMixin):  # type: ignore[misc]
 
 
 class _ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = [
+    TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = [
         "client_secret_basic",
         "client_secret_post",
         "client_secret_jwt",
@@ -202,7 +202,7 @@ class AuthlibServer:
         owner = self
 
         class Revocation(RevocationEndpoint):  # type: ignore[misc]
-            CLIENT_AUTH_METHODS = _ClientCredentials.TOKEN_ENDPOINT_AUTH_METHODS
+            CLIENT_AUTH_METHODS: ClassVar[list[str]] = _ClientCredentials.TOKEN_ENDPOINT_AUTH_METHODS
 
             def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
                 return owner.tokens.get(token_string)
@@ -302,7 +302,9 @@ class AuthlibServer:
         self._httpd = make_server(self.host, 0, self.app, threaded=True, ssl_context=self.ssl_context)
         scheme = "https" if self.ssl_context is not None else "http"
         self.base_url = f"{scheme}://{self.host}:{self._httpd.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="authlib-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="authlib-server", daemon=True
+        )
         self._thread.start()
         return self
 

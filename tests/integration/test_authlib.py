@@ -54,7 +54,10 @@ def session_for(server: AuthlibServer, **kwargs: Any) -> ClientCredentialsSessio
 def revoke(server: AuthlibServer, creds: dict[str, Any], access_token: str) -> requests.Response:
     """Revoke ``access_token`` at the server's RFC 7009 endpoint, authenticated as ``creds``."""
     auth = make_client_auth(
-        creds["auth_method"], creds["client_id"], creds.get("client_secret"), private_key=creds.get("private_key")
+        creds["auth_method"],
+        creds["client_id"],
+        creds.get("client_secret"),
+        private_key=creds.get("private_key"),
     )
     # the assertion's audience is the token endpoint, which this server accepts for /revoke too
     parts = auth.prepare(server.token_url)
@@ -196,7 +199,9 @@ def test_renewed_after_the_server_ttl(
     assert server.token_requests == 1  # still valid on both sides
 
     fake_clock.advance(1.5)  # past the server's TTL
-    stale = requests.get(server.api_url + "books", headers={"Authorization": f"Bearer {old.access_token}"})
+    stale = requests.get(
+        server.api_url + "books", headers={"Authorization": f"Bearer {old.access_token}"}, timeout=5
+    )
     assert stale.status_code == 401  # the server expired it
     assert session.get(server.api_url + "books").status_code == 200
     assert server.token_requests == 2
@@ -277,7 +282,9 @@ def test_wrong_private_key_raises_invalid_client(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     server = start_authlib()
-    session = session_for(server, client_id="key-jwt-client", auth_method="private_key_jwt", private_key=other)
+    session = session_for(
+        server, client_id="key-jwt-client", auth_method="private_key_jwt", private_key=other
+    )
     with pytest.raises(InvalidClient) as caught:
         session.get(server.api_url + "books")
     assert caught.value.status_code == server.token_statuses[-1] == 400
@@ -288,7 +295,9 @@ def test_unknown_scope_raises_invalid_scope_with_the_real_status(
     start_authlib: Callable[..., AuthlibServer], rsa_keys: RSAKeys
 ) -> None:
     server = start_authlib()
-    session = session_for(server, scopes=["books.read", "admin.all"], **credentials("client_secret_post", rsa_keys))
+    session = session_for(
+        server, scopes=["books.read", "admin.all"], **credentials("client_secret_post", rsa_keys)
+    )
     with pytest.raises(InvalidScope) as caught:
         session.get(server.api_url + "books")
     assert caught.value.status_code == server.token_statuses[-1] == 400
