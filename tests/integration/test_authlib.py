@@ -147,9 +147,10 @@ def test_assertion_audience_overrides_aud(
     )
 
     assert accepted.get(server.api_url + "books").status_code == 200
-    assert jwt.decode(server.token_forms[0]["client_assertion"], options={"verify_signature": False})[
-        "aud"
-    ] == server.base_url
+    assert (
+        jwt.decode(server.token_forms[0]["client_assertion"], options={"verify_signature": False})["aud"]
+        == server.base_url
+    )
     with pytest.raises(InvalidClient) as caught:
         refused.get(server.api_url + "books")
     assert caught.value.status_code == server.token_statuses[-1] == 400

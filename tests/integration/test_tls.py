@@ -52,8 +52,10 @@ def test_https_with_verification_on(
     creds: dict[str, Any] = (
         {"client_id": "key-jwt-client", "private_key": rsa_keys.pem}
         if method == "private_key_jwt"
-        else {"client_id": {"client_secret_basic": "basic-client"}.get(method, "post-client"),
-              "client_secret": SPECIAL_SECRET}
+        else {
+            "client_id": {"client_secret_basic": "basic-client"}.get(method, "post-client"),
+            "client_secret": SPECIAL_SECRET,
+        }
     )
     session = https_session(server, tls, auth_method=method, **creds)
 
@@ -116,8 +118,9 @@ def test_tls_client_auth_against_a_server_that_requires_a_client_certificate(
 
     assert response.status_code == 200
     assert response.json()["client_id"] == "tls-client"
-    assert server.token_forms == [{"grant_type": "client_credentials", "client_id": "tls-client",
-                                   "scope": "books.read"}]
+    assert server.token_forms == [
+        {"grant_type": "client_credentials", "client_id": "tls-client", "scope": "books.read"}
+    ]
     assert "Authorization" not in server.token_headers[0]
 
 
@@ -141,9 +144,7 @@ def test_tls_client_auth_without_a_certificate_fails_the_handshake(
     start_authlib: Callable[..., AuthlibServer], tls: TLSFiles
 ) -> None:
     server = start_authlib(ssl_context=tls.server_context(require_client_cert=True))
-    session = https_session(
-        server, tls, client_id="tls-client", auth_method="tls_client_auth", max_retries=0
-    )
+    session = https_session(server, tls, client_id="tls-client", auth_method="tls_client_auth", max_retries=0)
     with pytest.raises(requests.exceptions.ConnectionError):
         session.manager.fetch_token()
     assert server.token_requests == 0
