@@ -547,7 +547,10 @@ class LocalAuthorizationServer:
             raise RuntimeError("this LocalAuthorizationServer is closed")
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name=f"reqcc-local-server-{self.port}", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"reqcc-local-server-{self.port}",
+                daemon=True,
             )
             self._thread.start()
             log.debug("local authorization server listening at %s", self.base_url)
