@@ -148,3 +148,29 @@ def start_authlib(authlib_clients: dict[str, Client]) -> Iterator[Callable[..., 
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def start_oauthlib() -> Iterator[Callable[..., Any]]:
+    """Factory: ``start_oauthlib(clients=…, token_ttl=…, ssl_context=…, …)`` → a running
+    :class:`reqcc.testing.LocalAuthorizationServer` (oauthlib's server side)."""
+    from reqcc.testing import LocalAuthorizationServer
+
+    servers: list[LocalAuthorizationServer] = []
+
+    def start(**kwargs: Any) -> LocalAuthorizationServer:
+        kwargs.setdefault(
+            "clients",
+            {
+                "secret-client": (SPECIAL_SECRET, ("books.read", "orders.read", "orders.write")),
+                "books-only": (SPECIAL_SECRET, ("books.read",)),
+                "public-client": (None, ("books.read",)),
+            },
+        )
+        server = LocalAuthorizationServer(**kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.close()
