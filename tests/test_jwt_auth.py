@@ -366,3 +366,18 @@ def test_basic_encodes_space_as_percent_20_so_percent_decoders_and_form_decoders
     from urllib.parse import unquote_plus
 
     assert unquote_plus(password) == "a b+c:d%41/&="  # what a form decoder reads
+
+
+def test_an_assertion_echoed_in_a_non_json_error_body_is_redacted(rsa_key: Any) -> None:
+    wire = Wire()
+    wire.adapter.register_uri("POST", TOKEN_URL, status_code=502, text=lambda request, context: request.text)
+    m = manager(wire, auth_method="private_key_jwt", private_key=_pem(rsa_key), max_retries=0)
+    from reqcc import TokenResponseError
+
+    with pytest.raises(TokenResponseError) as caught:
+        m.fetch_token()
+    assertion = wire.forms()[0]["client_assertion"]
+    assert "502" in str(caught.value)
+    assert "client_assertion=***" in str(caught.value)
+    for part in assertion.split("."):
+        assert part not in str(caught.value)
