@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from .client_auth import AuthParts, ClientAuth
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ReqccError
 
 try:  # the optional dependency
     import jwt as _jwt
@@ -76,6 +76,21 @@ def _check_audience(audience: str | Sequence[str] | None) -> str | list[str] | N
     raise ConfigurationError("assertion_audience must be a non-empty string (or a list of them)")
 
 
+def _key_kind(key: Any) -> str:
+    """`` (an EC key: use ES256, ES384 or ES512)`` and the like, for error messages."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    except ImportError:  # pragma: no cover - HMAC only
+        return ""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return " (an RSA key: use RS256, RS384, RS512 or PS256, PS384, PS512)"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return " (an EC key: use ES256, ES384, ES512 or ES256K, matching its curve)"
+    if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)):
+        return " (an Ed25519/Ed448 key: use EdDSA)"
+    return ""
+
+
 class JWTAssertionAuth(ClientAuth):
     """Base of the JWT client-assertion methods: builds and signs one assertion per request.
 
@@ -126,9 +141,17 @@ class JWTAssertionAuth(ClientAuth):
 
     def assertion(self, token_url: str) -> str:
         """Return a newly signed assertion for a request to ``token_url``."""
+        try:
+            return self._sign(self.claims(token_url))
+        except Exception as exc:  # the library's message may quote the key: keep only its type
+            raise ReqccError(
+                f"signing the client assertion with {self.algorithm} failed ({type(exc).__name__})"
+            ) from None
+
+    def _sign(self, claims: dict[str, Any]) -> str:
         assert _jwt is not None  # checked at construction
         headers = {"kid": self.key_id} if self.key_id else None
-        token: str = _jwt.encode(self.claims(token_url), self._key, algorithm=self.algorithm, headers=headers)
+        token: str = _jwt.encode(claims, self._key, algorithm=self.algorithm, headers=headers)
         return token
 
     def prepare(self, token_url: str) -> AuthParts:
@@ -144,11 +167,11 @@ class JWTAssertionAuth(ClientAuth):
     def _check_signs(self, what: str) -> None:
         """Sign one throw-away assertion so that a bad key fails now, not at the first request."""
         try:
-            self.assertion("https://reqcc.invalid/token")
+            self._sign(self.claims("https://reqcc.invalid/token"))
         except Exception as exc:  # the library's message may quote the key: keep only its type
             raise ConfigurationError(
-                f"{what} cannot sign with assertion_algorithm={self.algorithm!r} ({type(exc).__name__}); "
-                "check the key and the algorithm"
+                f"{what}{_key_kind(self._key)} cannot sign with assertion_algorithm={self.algorithm!r} "
+                f"({type(exc).__name__}); check the key and the algorithm"
             ) from None
 
     def __repr__(self) -> str:
