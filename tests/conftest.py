@@ -72,7 +72,10 @@ class TokenIssuer:
                 context.headers.setdefault("Content-Type", "application/json")
                 return json.dumps(answer["json"])
             return str(answer.get("text", ""))
-        payload: dict[str, Any] = {"access_token": f"{self.prefix}{next(self._counter)}", "token_type": "Bearer"}
+        payload: dict[str, Any] = {
+            "access_token": f"{self.prefix}{next(self._counter)}",
+            "token_type": "Bearer",
+        }
         if self.expires_in is not None:
             payload["expires_in"] = self.expires_in
         payload.update(self.extra)
