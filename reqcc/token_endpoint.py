@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from oauthlib.oauth2 import BackendApplicationClient
@@ -204,12 +205,14 @@ class TokenEndpoint:
         include_client_id = form.pop("client_id", None) is not None
         client = BackendApplicationClient(self.client_auth.client_id)
         body: str = client.prepare_request_body(
-            scope=self.scope,
-            include_client_id=include_client_id,
-            **form,
-            **self.token_params,
-            **extra,
+            scope=self.scope, include_client_id=include_client_id, **form
         )
+        # token_params and fetch_token()'s extras are appended here, not passed to oauthlib as
+        # keywords: a field in both would be a TypeError there (the extra one wins here),
+        # oauthlib drops empty values, and names such as "body" are its own parameters.
+        fields = {**self.token_params, **extra}
+        if fields:
+            body += "&" + urlencode(list(fields.items()))
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
