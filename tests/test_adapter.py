@@ -133,7 +133,9 @@ def test_explicit_authorization_401_is_returned_and_nothing_retired(make_env: An
 
 def test_callers_prepared_request_is_not_mutated(make_env: Any) -> None:
     env: Env = make_env()
-    prepared = env.session.prepare_request(requests.Request("POST", BOOKS, data=b"body", headers={"X-A": "1"}))
+    prepared = env.session.prepare_request(
+        requests.Request("POST", BOOKS, data=b"body", headers={"X-A": "1"})
+    )
     before = dict(prepared.headers)
     response = env.session.send(prepared)
     assert dict(prepared.headers) == before
@@ -410,7 +412,9 @@ def test_mount_keeps_an_http_adapters_settings(clock: FakeClock) -> None:
     session = requests.Session()
     tuned = HTTPAdapter(max_retries=5, pool_connections=3, pool_maxsize=7)
     session.mount("https://", tuned)
-    adapter = reqcc.mount(session, "https://api.example.com", **manager_kwargs(clock, requests_mock.Adapter()))
+    adapter = reqcc.mount(
+        session, "https://api.example.com", **manager_kwargs(clock, requests_mock.Adapter())
+    )
     assert adapter.inner is tuned
     assert isinstance(adapter.inner, HTTPAdapter) and adapter.inner.max_retries.total == 5
     assert session.get_adapter("https://api.example.com/x") is adapter
