@@ -65,10 +65,11 @@ def test_client_id_missing_or_not_a_string(construct: Any, client_id: Any) -> No
 
 
 @pytest.mark.parametrize("construct", CONSTRUCTORS)
-def test_client_id_omitted_names_the_keyword(construct: Any) -> None:
+@pytest.mark.parametrize("keyword", ["client_id", "token_url"])
+def test_required_keyword_omitted_is_a_configuration_error(construct: Any, keyword: str) -> None:
     kwargs = base()
-    del kwargs["client_id"]
-    with pytest.raises((TypeError, ConfigurationError), match="client_id"):
+    del kwargs[keyword]
+    with pytest.raises(ConfigurationError, match=f"{keyword} is required"):
         construct(**kwargs)
 
 
