@@ -126,15 +126,18 @@ def token_session_for(auth: requests_mock.Adapter) -> requests.Session:
     return session
 
 
-def manager_kwargs(clock: FakeClock, auth: requests_mock.Adapter, **overrides: Any) -> dict[str, Any]:
-    """The keywords of a manager that talks to ``auth`` on ``clock`` (no background renewal)."""
+def manager_kwargs(fake: FakeClock, auth: requests_mock.Adapter, /, **overrides: Any) -> dict[str, Any]:
+    """The keywords of a manager that talks to ``auth`` on the ``fake`` clock (no background renewal).
+
+    ``overrides`` replace any of them (``clock=``, ``monotonic=`` included).
+    """
     kwargs: dict[str, Any] = {
         "token_url": TOKEN_URL,
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
-        "clock": clock,
-        "monotonic": clock,
-        "sleep": clock.sleep,
+        "clock": fake,
+        "monotonic": fake,
+        "sleep": fake.sleep,
         "refresh_ahead": 0,
         "token_session": token_session_for(auth),
     }

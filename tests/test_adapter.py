@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,40 @@ def test_skew_is_capped_at_half_the_lifetime_end_to_end(make_env: Any, clock: Fa
     clock.advance(1)  # 40 - 40/2
     env.session.get(BOOKS)
     assert env.issuer.count == 2
+
+
+def test_fetched_expiry_is_absolute_unix_seconds_from_the_real_clock(clock: FakeClock) -> None:
+    auth, api = requests_mock.Adapter(), requests_mock.Adapter()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer(expires_in=3600))
+    api.register_uri("GET", requests_mock.ANY, text="ok")
+    kwargs = manager_kwargs(clock, auth)
+    del kwargs["clock"], kwargs["monotonic"]  # the library's defaults: time.time, time.monotonic
+    session = ClientCredentialsSession(base_url=API, adapter=api, **kwargs)
+    before = time.time()
+    session.get(BOOKS)
+    after = time.time()
+    token = session.manager.token
+    assert token is not None and token.expiry is not None
+    assert before + 3600 <= token.expiry <= after + 3600
+
+
+def test_validity_follows_the_monotonic_clock_not_wall_clock_jumps(make_env: Any) -> None:
+    wall, mono = FakeClock(), FakeClock(start=1000.0)
+    env: Env = make_env(clock=wall, monotonic=mono)
+    env.session.get(BOOKS)
+    assert env.manager.token is not None and env.manager.token.expiry == wall() + 3600
+    wall.advance(30 * 86400)  # the wall clock jumps a month ahead (NTP, suspend, a manual fix)
+    env.session.get(BOOKS)
+    wall.advance(-60 * 86400)  # ... and back
+    env.session.get(BOOKS)
+    assert env.issuer.count == 1
+    mono.advance(3600 - 31)
+    env.session.get(BOOKS)
+    assert env.issuer.count == 1
+    mono.advance(1)  # the real time passed: expiry - 30 s
+    env.session.get(BOOKS)
+    assert env.issuer.count == 2
+    assert env.bearers() == ["Bearer tok-1"] * 4 + ["Bearer tok-2"]
 
 
 def test_requests_outside_base_url_get_no_token(make_env: Any) -> None:
