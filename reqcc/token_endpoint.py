@@ -23,6 +23,7 @@ import requests
 from oauthlib.oauth2 import BackendApplicationClient
 
 from ._log import excerpt, log
+from ._urls import NO_TOKEN_ATTRIBUTE
 from .client_auth import ClientAuth
 from .errors import (
     ConfigurationError,
@@ -86,7 +87,12 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 class _FormAuth(requests.auth.AuthBase):
-    """Sets exactly the client-authentication headers, overriding session auth and .netrc."""
+    """Sets exactly the client-authentication headers, overriding session auth and .netrc.
+
+    It also marks the request as one a reqcc adapter must pass through untouched: a
+    ``token_session`` that reqcc is mounted on (one session for API and token calls) would
+    otherwise route the token request back into the manager, which waits on itself.
+    """
 
     def __init__(self, headers: Mapping[str, str]) -> None:
         self._headers = dict(headers)
@@ -94,6 +100,7 @@ class _FormAuth(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers.pop("Authorization", None)
         r.headers.update(self._headers)
+        setattr(r, NO_TOKEN_ATTRIBUTE, True)
         return r
 
     def __repr__(self) -> str:
