@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -470,3 +471,24 @@ def test_session_properties(make_env: Any) -> None:
     assert env.session.manager is env.session.token_adapter.manager
     assert env.session.get_adapter(BOOKS) is env.session.token_adapter
     assert env.session.token_adapter.inner is env.api
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_post", "client_secret_basic"])
+def test_one_session_for_api_and_token_calls_does_not_recurse(clock: FakeClock, auth_method: str) -> None:
+    """token_session= the very session reqcc is mounted on, with token_url under the prefix."""
+    transport = requests_mock.Adapter()
+    transport.register_uri("POST", f"{API}oauth/token", text=TokenIssuer())
+    transport.register_uri("GET", requests_mock.ANY, text="ok")
+    session = requests.Session()
+    session.mount("https://", transport)
+    kwargs = manager_kwargs(clock, transport, token_url=f"{API}oauth/token", token_session=session)
+    reqcc.mount(session, API, auth_method=auth_method, **kwargs)
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(session.get(BOOKS).status_code), daemon=True)
+    worker.start()
+    worker.join(10)  # a hang guard, not a timing assertion: the bug was a self-deadlock
+    assert outcome == [200]
+    token_request, api_request = transport.request_history
+    assert token_request.method == "POST"
+    assert not token_request.headers.get("Authorization", "").startswith("Bearer")
+    assert api_request.headers["Authorization"] == "Bearer tok-1"
