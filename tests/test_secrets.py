@@ -56,7 +56,7 @@ class Leaks:
         exc: BaseException | None = info.value
         self.errors.append(info.value)
         while exc is not None:  # the chain a traceback would print
-            self.see(exc, *exc.args)
+            self.see(exc, *exc.args, getattr(exc, "description", None), getattr(exc, "error", None))
             exc = exc.__cause__ or exc.__context__
         return info.value
 
