@@ -179,3 +179,10 @@ def test_repr_and_str_show_a_fingerprint_never_the_tokens() -> None:
         assert "the-refresh-token-xyz" not in text
         assert token.fingerprint in text
     assert len(token.fingerprint) == 8
+
+
+def test_tokens_are_hashable_value_objects() -> None:
+    a = OAuthToken.from_response({"access_token": "abc", "expires_in": 60, "id": [1]}, now=NOW)
+    b = OAuthToken.from_dict(a.to_dict())
+    assert a == b and hash(a) == hash(b)
+    assert len({a, b, OAuthToken(access_token="other")}) == 2
