@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from typing import Any
 from urllib.parse import unquote_plus
@@ -397,3 +398,56 @@ def test_token_params_are_sent_verbatim_even_empty_or_named_like_oauthlib_argume
         "body": ["b"],
         "include_client_id": ["yes"],
     }
+
+
+# -- the token request's transport settings ------------------------------------------------
+
+
+def test_token_request_timeout_default_and_configured(make_env: Any) -> None:
+    env: Env = make_env()
+    env.session.get(BOOKS, timeout=7)
+    assert env.auth.request_history[0].timeout == (5.0, 15.0)
+    assert env.api.request_history[0].timeout == 7  # the API request's own timeout is untouched
+    configured: Env = make_env(timeout=2.5)
+    configured.session.get(BOOKS)
+    assert configured.auth.request_history[0].timeout == 2.5
+
+
+def test_an_oauth2session_token_session_gets_its_compliance_hooks_applied(make_env: Any) -> None:
+    from requests_oauthlib import OAuth2Session
+
+    token_session = OAuth2Session(CLIENT_ID)
+    seen: list[str] = []
+
+    def on_request(url: str, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
+        seen.append(body)
+        return url, {**headers, "X-Vendor": "1"}, body + "&vendor_flag=on"
+
+    def on_response(response: requests.Response) -> requests.Response:
+        # a non-standard server that wraps the token in {"data": ...}
+        response._content = json.dumps(response.json()["data"]).encode()
+        return response
+
+    token_session.register_compliance_hook("access_token_request", on_request)
+    token_session.register_compliance_hook("access_token_response", on_response)
+    wrapped = TokenIssuer(answers=[{"json": {"data": {"access_token": "wrapped-1", "expires_in": 60}}}])
+    env2: Env = make_env(issuer=wrapped, token_session=token_session)
+    token_session.mount("https://", env2.auth)  # the mocked token endpoint
+    assert env2.session.get(BOOKS).status_code == 200
+    assert env2.bearers() == ["Bearer wrapped-1"]
+    assert seen == ["grant_type=client_credentials"]
+    assert env2.issuer.requests[0].headers["X-Vendor"] == "1"
+    assert env2.issuer.form() == {"grant_type": ["client_credentials"], "vendor_flag": ["on"]}
+    assert token_session.token == {}  # requests-oauthlib's own state is not touched
+
+
+def test_an_oauth2session_token_session_may_use_loopback_http(make_env: Any) -> None:
+    from requests_oauthlib import OAuth2Session
+
+    env: Env = make_env()
+    token_session = OAuth2Session(CLIENT_ID)
+    token_session.mount("http://", env.auth)
+    env.auth.register_uri("POST", "http://127.0.0.1:8080/token", text=env.issuer)
+    local: Env = make_env(token_url="http://127.0.0.1:8080/token", token_session=token_session)
+    local.session.get(BOOKS)  # OAuth2Session.request would refuse http (oauthlib InsecureTransportError)
+    assert env.issuer.count == 1
