@@ -492,3 +492,14 @@ def test_one_session_for_api_and_token_calls_does_not_recurse(clock: FakeClock, 
     assert token_request.method == "POST"
     assert not token_request.headers.get("Authorization", "").startswith("Bearer")
     assert api_request.headers["Authorization"] == "Bearer tok-1"
+
+
+def test_send_options_reach_the_inner_transport(make_env: Any) -> None:
+    env: Env = make_env()
+    env.session.get(BOOKS, timeout=(1, 2), verify=False, cert="/c.pem", stream=True, proxies={"https": "p:1"})
+    sent = env.api.request_history[0]
+    assert sent.timeout == (1, 2)
+    assert sent.verify is False
+    assert sent.cert == "/c.pem"
+    assert sent.stream is True
+    assert sent.proxies == {"https": "p:1"}

@@ -282,3 +282,17 @@ def test_real_http_stack_logs(leaks: Leaks) -> None:
     assert len(tokens) == 1 and server.token_requests == 2
     assert any(r.name.startswith("urllib3") for r in leaks.caplog.records)
     leaks.check(["tok-1", "tok-2"])
+
+
+def test_oauth2session_as_token_session_logs_nothing_secret(make_env: Any, leaks: Leaks) -> None:
+    """requests-oauthlib's fetch_token logs headers, body and token at DEBUG; reqcc never calls it."""
+    from requests_oauthlib import OAuth2Session
+
+    token_session = OAuth2Session(CLIENT_ID)
+    env = env_with_secret(make_env, token_session=token_session)
+    token_session.mount("https://", env.auth)
+    env.session.get(BOOKS)
+    env.manager.fetch_token()
+    leaks.see(token_session.token, env.manager)
+    leaks.check()
+    assert env.issuer.count == 2
