@@ -313,8 +313,13 @@ def test_expires_in_as_a_string_is_accepted(make_env: Any) -> None:
 def test_network_failures_stay_requests_exceptions(make_env: Any, error: type[Exception]) -> None:
     env: Env = make_env(max_retries=0)
     env.auth.register_uri("POST", TOKEN_URL, exc=error("boom"))
-    with pytest.raises(error):
+    with pytest.raises(error) as first:
         env.session.get(BOOKS)
+    with pytest.raises(error) as repeat:  # during the failure backoff: the same type, chained
+        env.session.get(BOOKS)
+    assert repeat.value.__cause__ is first.value
+    assert "boom" in str(repeat.value)
+    assert env.auth.call_count == 1
     assert env.api.call_count == 0
 
 
