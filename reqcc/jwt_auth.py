@@ -77,7 +77,7 @@ def _check_audience(audience: str | Sequence[str] | None) -> str | list[str] | N
 
 
 def _key_kind(key: Any) -> str:
-    """`` (an EC key: use ES256, ES384 or ES512)`` and the like, for error messages."""
+    """Return a hint such as `` (an EC key: use ES256, …)`` naming the algorithms that fit ``key``."""
     try:
         from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
     except ImportError:  # pragma: no cover - HMAC only
