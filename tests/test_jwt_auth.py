@@ -11,30 +11,28 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import jwt
 import pytest
 import requests
 import requests_mock
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-jwt = pytest.importorskip("jwt")
-
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm  # noqa: E402
-
-from reqcc import (  # noqa: E402
+from reqcc import (
     ClientCredentialsManager,
     ClientCredentialsSession,
     ConfigurationError,
     InvalidClient,
     jwt_auth,
 )
-from reqcc.client_auth import (  # noqa: E402
+from reqcc.client_auth import (
     AUTH_METHODS,
     ClientSecretBasic,
     TLSClientAuth,
     make_client_auth,
 )
-from reqcc.jwt_auth import ASSERTION_TYPE, ClientSecretJWT, PrivateKeyJWT  # noqa: E402
+from reqcc.jwt_auth import ASSERTION_TYPE, ClientSecretJWT, PrivateKeyJWT
 
 TOKEN_URL = "https://auth.example.test/oauth/token"
 SECRET = "a shared secret of 64 bytes and more, with %41 + / & = : signs in it"

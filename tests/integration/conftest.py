@@ -1,7 +1,9 @@
 """Fixtures of the interoperability tests: real servers on free 127.0.0.1 ports, TLS material.
 
 Each server fixture is a factory: ``start(...)`` starts one server in a thread and the
-fixture stops it after the test.
+fixture stops it after the test. The servers and tools come with the ``test`` extra
+(``pip install -e '.[test]'``); without them these tests fail to import rather than
+being skipped unseen.
 """
 
 from __future__ import annotations
@@ -15,17 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
-trustme = pytest.importorskip("trustme")
-pytest.importorskip("authlib")
-pytest.importorskip("flask")
-pytest.importorskip("jwt")
-
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from jwt.algorithms import RSAAlgorithm  # noqa: E402
-
-from .authlib_server import AuthlibServer, Client  # noqa: E402
+from .authlib_server import AuthlibServer, Client
 
 #: A secret with every character that breaks a naive Basic or form encoding, 32+ bytes long
 #: (so HS256 needs no short-key warning). ``%41`` catches a server that decodes twice.
