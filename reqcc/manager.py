@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -200,6 +201,11 @@ class ClientCredentialsManager:
             raise ConfigurationError("token_url is required (the token endpoint's https URL)")
         if not isinstance(token_url, str) or "://" not in token_url:
             raise ConfigurationError(f"token_url must be an absolute URL, got {token_url!r}")
+        if "@" in urlsplit(token_url).netloc:
+            raise ConfigurationError(
+                "token_url must not carry credentials (user:password@host); "
+                "pass client_id= and client_secret= instead"
+            )
         require_secure_url(token_url, "token_url")
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id is required (a non-empty string)")

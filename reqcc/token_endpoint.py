@@ -304,7 +304,14 @@ class TokenEndpoint:
             token = OAuthToken.from_response(data, now=self._clock(), requested_scope=self.scope)
             # oauthlib's own checks, on a fresh client with no requested scope: its scope
             # change Warning and its status-blind error mapping cannot fire or leak.
-            BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(text)
+            # It is given the fields as reqcc read them (an expires_in of "3600.5" is a number
+            # to us, an int() error to oauthlib).
+            checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
+            if token.expires_in is not None:
+                checked["expires_in"] = token.expires_in
+            BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(
+                json.dumps(checked)
+            )
         except (ValueError, TypeError, Warning) as exc:
             message = excerpt(str(exc), secrets, 120) if isinstance(exc, ValueError) else type(exc).__name__
             raise TokenResponseError(

@@ -87,6 +87,13 @@ def test_unknown_auth_method() -> None:
 
 
 @pytest.mark.parametrize("construct", CONSTRUCTORS)
+def test_token_url_with_credentials_is_refused_without_echoing_them(construct: Any) -> None:
+    with pytest.raises(ConfigurationError, match="token_url must not carry credentials") as info:
+        construct(**base(token_url="https://user:pa55word@auth.example.com/token"))
+    assert "pa55word" not in str(info.value)
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
 @pytest.mark.parametrize(
     "url",
     [

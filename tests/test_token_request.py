@@ -300,6 +300,16 @@ def test_missing_token_type_is_taken_as_bearer(make_env: Any) -> None:
     assert env.bearers() == ["Bearer typeless"]
 
 
+@pytest.mark.parametrize("value", ["3600.5", 3600.5])
+def test_fractional_expires_in_is_accepted(make_env: Any, value: Any) -> None:
+    env: Env = make_env(issuer=TokenIssuer(expires_in=value))
+    env.session.get(BOOKS)
+    token = env.manager.token
+    assert token is not None
+    assert token.expires_in == 3600.5
+    assert token.expiry == START + 3600.5
+
+
 def test_expires_in_as_a_string_is_accepted(make_env: Any) -> None:
     env: Env = make_env(issuer=TokenIssuer(expires_in="3600"))
     env.session.get(BOOKS)
