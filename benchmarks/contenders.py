@@ -21,9 +21,9 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.models import Response
 from requests.structures import CaseInsensitiveDict
+from server import STATIC_TOKEN
 
 import reqcc
-from server import STATIC_TOKEN
 
 CLIENT_ID = "bench-client"
 CLIENT_SECRET = "bench-secret-not-a-real-one"

@@ -64,16 +64,16 @@ README_END = ".. performance-table-end"
 class Settings:
     """How much of everything to run."""
 
-    inproc_requests: int = 1000
-    inproc_repeats: int = 15
-    loop_requests: int = 300
-    loop_repeats: int = 15
+    inproc_requests: int = 200
+    inproc_repeats: int = 20
+    loop_requests: int = 50
+    loop_repeats: int = 30
     threads: int = 32
     per_thread: int = 200
-    lifetime: float = 2.0  # run 3's token lifetime, seconds (an integer: several libraries int() it)
+    lifetime: float = 4.0  # run 3's token lifetime, seconds (an integer: several libraries int() it)
     lifetimes_spanned: float = 3.5
     token_delay: float = 0.075
-    outage_lifetime: float = 3.0
+    outage_lifetime: float = 4.0
     outage_duration: float = 16.0
     outage_start: float = 2.0
     outage_length: float = 10.0
@@ -139,7 +139,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
 
 
@@ -153,6 +153,10 @@ def rst_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
 
     return "\n".join([rule, line(cells[0]), rule, *(line(r) for r in cells[1:]), rule])
+
+
+def _num(value: float) -> str:
+    return "-" if value != value else f"{value:.0f}"
 
 
 def ms(seconds: float) -> str:
@@ -174,18 +178,32 @@ def built(contender: cs.Contender, env: cs.Env) -> Iterator[Any]:
 # -- runs 1 and 2: overhead per request --------------------------------------------------
 
 
-def time_requests(contenders: Sequence[cs.Contender], env: cs.Env, n: int, repeats: int) -> dict[str, float]:
-    """Median µs per request over ``repeats`` interleaved blocks of ``n`` sequential GETs."""
+@dataclass
+class Timing:
+    """One library's time per request, and its ratio to the floor."""
+
+    median_us: float  # median over the rounds of the mean µs per request in that round
+    ratio: float  # median over the rounds of (this library's time / the floor's, same round)
+    ratio_iqr: tuple[float, float]  # the quartiles of those per-round ratios: the noise
+
+
+def time_requests(contenders: Sequence[cs.Contender], env: cs.Env, n: int, rounds: int) -> dict[str, Timing]:
+    """Time ``n`` sequential GETs per library, in ``rounds`` interleaved rounds.
+
+    Every round times every library once (in a rotating order), so slow drift of a shared
+    machine's speed hits all of them alike; ratios are taken within a round, against the
+    floor's block of the same round.
+    """
     url = env.api_url + "books/1"
     samples: dict[str, list[float]] = {c.name: [] for c in contenders}
     with contextlib.ExitStack() as stack:
         sessions = {c.name: stack.enter_context(built(c, env)) for c in contenders}
         for session in sessions.values():  # warm caches and the connection pool
-            for _ in range(max(1, n // 10)):
+            for _ in range(max(1, n // 5)):
                 session.get(url)
         names = list(sessions)
-        for repeat in range(repeats):
-            shift = repeat % len(names)  # rotate the order so that no library always goes first
+        for round_ in range(rounds):
+            shift = round_ % len(names)
             for name in names[shift:] + names[:shift]:
                 get = sessions[name].get
                 gc.collect()
@@ -193,7 +211,14 @@ def time_requests(contenders: Sequence[cs.Contender], env: cs.Env, n: int, repea
                 for _ in range(n):
                     get(url)
                 samples[name].append((time.perf_counter() - start) / n * 1e6)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    floor = samples[cs.FLOOR.name]
+    result = {}
+    for name, values in samples.items():
+        ratios = [v / f for v, f in zip(values, floor, strict=True)]
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        result[name] = Timing(statistics.median(values), statistics.median(ratios),
+                              (quartiles[0], quartiles[2]))
+    return result
 
 
 # -- runs 3 and 4: 32 threads against the counting token server --------------------------
@@ -355,6 +380,7 @@ class Run4Row:
     hits_total: int
     got_401: int
     errors: dict[str, int]
+    recovered_after: float  # s from the endpoint's return to the start of the last failed request
 
 
 def summarize_run4(run: ConcurrentRun) -> Run4Row:
@@ -383,6 +409,8 @@ def summarize_run4(run: ConcurrentRun) -> Run4Row:
         hits_total=len(hits),
         got_401=sum(1 for o in run.outcomes if o.result == "401"),
         errors=run.errors,
+        recovered_after=max((o.start - up for o in run.outcomes if o.result != "200" and o.start >= up),
+                            default=0.0),
     )
 
 
@@ -547,22 +575,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in present
     }
 
-    floor_in, floor_loop = inproc[cs.FLOOR.name], loop[cs.FLOOR.name]
-    say("Runs 1-2. Time per request, warm token (median of "
-        f"{settings.inproc_repeats} x {settings.inproc_requests} requests in-process, "
-        f"{settings.loop_repeats} x {settings.loop_requests} over loopback; lower is better)")
+    say("Runs 1, 2 and 5. Time per request with a warm token: in-process through a stub transport "
+        f"({settings.inproc_repeats} rounds x {settings.inproc_requests} requests) and over loopback "
+        f"HTTP keep-alive ({settings.loop_repeats} rounds x {settings.loop_requests}); µs is the "
+        "median of the rounds, 'x floor' the median of the per-round ratios to the floor, with "
+        "their quartiles (the noise). Memory: tracemalloc, per warmed-up session. Import: "
+        "``python -X importtime``, ms for ``import requests`` plus the package, and the part "
+        "over requests alone.")
     say()
     rows = []
     for c in present:
+        a, b = inproc[c.name], loop[c.name]
         rows.append([
             c.name,
-            f"{inproc[c.name]:.1f}", f"{inproc[c.name] / floor_in:.2f}",
-            f"{loop[c.name]:.1f}", f"{loop[c.name] / floor_loop:.3f}",
-            f"{memory[c.name]:.1f}", f"{imports[c.name][0]:.0f}", f"{imports[c.name][1]:.0f}",
+            f"{a.median_us:.0f}", f"{a.ratio:.2f} ({a.ratio_iqr[0]:.2f}-{a.ratio_iqr[1]:.2f})",
+            f"{b.median_us:.0f}", f"{b.ratio:.3f} ({b.ratio_iqr[0]:.2f}-{b.ratio_iqr[1]:.2f})",
+            f"{memory[c.name]:.1f}", _num(imports[c.name][0]), _num(imports[c.name][1]),
         ])
     say(rst_table(
-        ["library", "in-process µs", "x floor", "loopback µs", "x floor",
-         "KiB/session", "import ms", "ms over requests"],
+        ["library", "in-process µs", "x floor (IQR)", "loopback µs", "x floor (IQR)",
+         "KiB/session", "import ms", "over requests"],
         rows,
     ))
     say()
@@ -584,15 +616,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ))
     say()
     rows4 = [summarize_run4(r) for r in runs4]
-    say(f"Run 4. As run 3 for {settings.outage_duration:g} s (token lifetime {settings.outage_lifetime:g} s), "
+    say(f"Run 4. As run 3 for {settings.outage_duration:g} s "
+        f"(token lifetime {settings.outage_lifetime:g} s), "
         f"token endpoint answering 503 from {settings.outage_start:g} s to "
         f"{settings.outage_start + settings.outage_length:g} s. Failed API requests: while an "
-        "unexpired token existed / with none in existence / after the endpoint came back.")
+        "unexpired token existed / with none in existence / after the endpoint came back; "
+        "'last failure' = seconds after the endpoint's return at which the last failed request started.")
     say()
     say(rst_table(
         ["library", "requests", "failed, token valid", "failed, none valid", "failed after",
-         "401s", "token hits in outage", "token hits total"],
-        [[r.name, r.requests, r.failed_valid, r.failed_none, r.failed_after, r.got_401,
+         "last failure s", "401s", "token hits in outage", "token hits total"],
+        [[r.name, r.requests, r.failed_valid, r.failed_none, r.failed_after,
+          f"{r.recovered_after:.1f}" if r.failed_after else "-", r.got_401,
           r.hits_outage, r.hits_total] for r in rows4],
     ))
     say()
@@ -609,8 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("Targets for reqcc:")
     say()
     if cs.REQCC in present:
-        r_in = inproc["reqcc"] / floor_in
-        r_loop = loop["reqcc"] / floor_loop
+        r_in = inproc["reqcc"].ratio
+        r_loop = loop["reqcc"].ratio
         r3 = next(r for r in rows3 if r.name == "reqcc")
         r4 = next(r for r in rows4 if r.name == "reqcc")
         p99_near, p99_else = percentile(r3.near, 99), percentile(r3.elsewhere, 99)

@@ -71,7 +71,9 @@ def _response(status: int, body: bytes, extra: bytes = b"") -> bytes:
     ) + body
 
 
-async def _answer(state: State, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes) -> bytes:
+async def _answer(
+    state: State, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes
+) -> bytes:
     if method == b"GET" and path.startswith(b"/api/"):
         auth = headers.get(b"authorization", b"")
         token = auth[7:].decode() if auth[:7].lower() == b"bearer " else ""
