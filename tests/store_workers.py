@@ -16,12 +16,14 @@ from reqcc.stores import FileTokenStore, RedisTokenStore, TokenStore
 CLIENT_ID = "fleet-client"
 CLIENT_SECRET = "fleet-s3cret:+%/ with spaces"
 
-#: ("file", path, lease_timeout) or ("redis", url, prefix, lease_timeout)
+#: ("file", path, lease_timeout), ("redis", url, prefix, lease_timeout) or ("none",)
 StoreSpec = tuple[Any, ...]
 
 
-def make_store(spec: StoreSpec) -> TokenStore:
-    """Build the store a spec describes."""
+def make_store(spec: StoreSpec) -> TokenStore | None:
+    """Build the store a spec describes (``("none",)``: no store)."""
+    if spec[0] == "none":
+        return None
     if spec[0] == "file":
         return FileTokenStore(spec[1], lease_timeout=spec[2])
     if spec[0] == "redis":
