@@ -31,6 +31,10 @@ from tests.token_server import TokenServer
 
 SECRET = "s3cret:+%/ value"
 
+# The fleet tests fork on purpose (gunicorn and Celery fork their workers); Python 3.12+
+# warns that the test process has threads (the token server's) when it forks.
+pytestmark = pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
+
 
 @pytest.fixture
 def server() -> Iterator[TokenServer]:

@@ -28,6 +28,10 @@ redis = pytest.importorskip("redis", reason="redis-py is not installed: pip inst
 
 SECRET = "redis-s3cret value"
 
+# The fleet tests fork on purpose (gunicorn and Celery fork their workers); Python 3.12+
+# warns that the test process has threads (the token server's) when it forks.
+pytestmark = pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
