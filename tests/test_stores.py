@@ -581,3 +581,53 @@ def test_lease_holder_killed_mid_fetch_file_store(server: TokenServer, tmp_path:
     assert len({r[2] for r in results}) == 1
     # The holder's request, then one by the waiter that took over its expired lease.
     assert server.token_requests == 2
+
+
+class StuckLeaseStore:
+    """A store whose lease is always held by someone else who never writes a token."""
+
+    lease_timeout = 2.0
+    poll_interval = 0.5
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.written: list[OAuthToken] = []
+
+    def read(self, key: str) -> OAuthToken | None:
+        self.reads += 1
+        return None
+
+    def write(self, key: str, token: OAuthToken) -> None:
+        self.written.append(token)
+
+    def acquire_lease(self, key: str) -> str | None:
+        return None
+
+    def release_lease(self, key: str, holder: str) -> None:
+        raise AssertionError("never acquired")
+
+
+def test_waiter_fetches_itself_after_two_lease_timeouts(
+    server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    store = StuckLeaseStore()
+    m = manager(server, store, clock, sleep=clock.advance)  # waiting moves the fake clocks
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        token = m.get_token()
+    assert server.token_requests == 1
+    assert store.reads == 1 + 8  # the first look, then one per poll for 2 x 2 s at 0.5 s
+    assert store.written == [token]  # shared for the others all the same
+    assert updates(m) == [token]
+    assert "after waiting 4.0s" in caplog.text
+
+
+def test_waiter_takes_over_a_lease_its_live_holder_never_releases(
+    server: TokenServer, tmp_path: Path
+) -> None:
+    store = FileTokenStore(tmp_path / "t.json", lease_timeout=0.3, poll_interval=0.02)
+    m = manager(server, store)
+    assert store.acquire_lease(m._shared.key) is not None  # type: ignore[union-attr]  # a stuck holder
+    token = m.get_token()
+    assert server.token_requests == 1
+    assert store.read(m._shared.key) == token  # type: ignore[union-attr]
