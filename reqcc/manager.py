@@ -12,14 +12,15 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from ._log import log
 from ._urls import require_secure_url
-from .client_auth import ClientAuth, make_client_auth
+from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
 from .errors import ConfigurationError, ReqccError, TokenProviderError, as_cached_error
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .scopes import OAuthScope
@@ -130,8 +131,8 @@ class ClientCredentialsManager:
 
     Thread-safe: one manager serves any number of threads and sessions.
 
-    :param token_url: the token endpoint (https, or http to a loopback host).
-    :param client_id: the client identifier.
+    :param token_url: the token endpoint (https, or http to a loopback host); required.
+    :param client_id: the client identifier; required.
     :param client_secret: the client secret (for the ``client_secret_*`` methods).
     :param scopes: :class:`~reqcc.OAuthScope` members or plain strings, sent space-joined.
     :param token: a token to start with (:class:`~reqcc.OAuthToken` or a dict).
@@ -141,9 +142,16 @@ class ClientCredentialsManager:
         Called only when there is no usable token; it may call :meth:`fetch_token`.
     :param on_token_update: ``(token) -> None``, called once per new token obtained by a fetch
         or by the provider (not for tokens given by hand).
-    :param auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"``, ``"none"``,
-        or a :class:`~reqcc.client_auth.ClientAuth` instance.
+    :param auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"``,
+        ``"client_secret_jwt"``, ``"private_key_jwt"``, ``"tls_client_auth"``,
+        ``"self_signed_tls_client_auth"``, ``"none"``, or a
+        :class:`~reqcc.client_auth.ClientAuth` instance. The mutual-TLS methods need a
+        ``token_session`` that presents the client certificate.
     :param basic_auth_encoding: ``"form"`` (RFC 6749 §2.3.1, default) or ``"raw"``.
+    :param private_key: for ``private_key_jwt``: PEM str, PEM bytes or a JWK dict.
+    :param assertion_algorithm: the JWS ``alg`` of a JWT assertion (default ``RS256`` for
+        ``private_key_jwt``, ``HS256`` for ``client_secret_jwt``).
+    :param assertion_audience: the ``aud`` of a JWT assertion (default: ``token_url``).
     :param token_params: extra form fields sent with every token request (``audience``, …).
     :param timeout: token request timeout, seconds or (connect, read); default (5, 15).
     :param token_session: the ``requests.Session`` token requests go through (proxies, CA
@@ -163,8 +171,8 @@ class ClientCredentialsManager:
     def __init__(
         self,
         *,
-        token_url: str,
-        client_id: str,
+        token_url: str | None = None,
+        client_id: str | None = None,
         client_secret: str | None = None,
         scopes: Iterable[OAuthScope | str] | str | None = None,
         token: OAuthToken | Mapping[str, Any] | None = None,
@@ -173,6 +181,9 @@ class ClientCredentialsManager:
         on_token_update: TokenUpdateCallback | None = None,
         auth_method: str | ClientAuth = "client_secret_basic",
         basic_auth_encoding: str = "form",
+        private_key: str | bytes | Mapping[str, Any] | None = None,
+        assertion_algorithm: str | None = None,
+        assertion_audience: str | Sequence[str] | None = None,
         token_params: Mapping[str, str] | None = None,
         timeout: Timeout | None = DEFAULT_TIMEOUT,
         token_session: requests.Session | None = None,
@@ -186,8 +197,15 @@ class ClientCredentialsManager:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if token_url is None:
+            raise ConfigurationError("token_url is required (the token endpoint's https URL)")
         if not isinstance(token_url, str) or "://" not in token_url:
             raise ConfigurationError(f"token_url must be an absolute URL, got {token_url!r}")
+        if "@" in urlsplit(token_url).netloc:
+            raise ConfigurationError(
+                "token_url must not carry credentials (user:password@host); "
+                "pass client_id= and client_secret= instead"
+            )
         require_secure_url(token_url, "token_url")
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id is required (a non-empty string)")
@@ -219,9 +237,24 @@ class ClientCredentialsManager:
         self._scopes = normalize_scopes(scopes)
         self._clock = clock
         self._monotonic = monotonic
+        client_auth = make_client_auth(
+            auth_method,
+            client_id,
+            client_secret,
+            basic_auth_encoding=basic_auth_encoding,
+            private_key=private_key,
+            assertion_algorithm=assertion_algorithm,
+            assertion_audience=assertion_audience,
+            clock=clock,
+        )
+        if client_auth.method in TLS_AUTH_METHODS and token_session is None:
+            raise ConfigurationError(
+                f"auth_method={client_auth.method!r} authenticates with a client certificate: pass "
+                "token_session=, a requests.Session whose cert (or adapter) presents it"
+            )
         self._endpoint = TokenEndpoint(
             token_url,
-            make_client_auth(auth_method, client_id, client_secret, basic_auth_encoding=basic_auth_encoding),
+            client_auth,
             scope=" ".join(self._scopes) or None,
             token_params=token_params,
             timeout=None if timeout is None else _check_timeout(timeout),
@@ -447,7 +480,11 @@ class ClientCredentialsManager:
             flight = self._flight = _Flight()
         log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
         threading.Thread(
-            target=self._run, args=(flight, True), name="reqcc-token-refresh", daemon=True
+            target=self._run,
+            args=(flight,),
+            kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
+            name="reqcc-token-refresh",
+            daemon=True,
         ).start()
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
