@@ -329,12 +329,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, app: _WSGIApp, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, app: _WSGIApp, ssl_context: ssl.SSLContext | None, port: int = 0) -> None:
         self.app = app
         self.ssl_context = ssl_context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         sock: socket.socket = request
@@ -472,6 +472,7 @@ class LocalAuthorizationServer:
         https; URLs then start with ``https://``.
     :param host: the host name used in URLs (``"127.0.0.1"`` or ``"localhost"``, as the
         certificate says). The server always listens on 127.0.0.1 only.
+    :param port: the port to listen on (default 0: a free one, chosen by the system).
     :param token_delay: seconds every token request waits before it is answered (widens races).
     :param clock: the server's clock in seconds (default ``time.time``), for token expiry.
     """
@@ -484,6 +485,7 @@ class LocalAuthorizationServer:
         narrow_scopes: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
         token_delay: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -509,7 +511,7 @@ class LocalAuthorizationServer:
         self._order_ids = itertools.count(1)
         self._oauth = BackendApplicationServer(_Validator(self), token_expires_in=self._expires_in)
         self._oauth.credentials_grant.register_token_modifier(_RedactedToken)
-        self._httpd = _Server(self.wsgi_app, ssl_context)
+        self._httpd = _Server(self.wsgi_app, ssl_context, port)
         self.port: int = self._httpd.server_address[1]
         scheme = "https" if ssl_context is not None else "http"
         self.host = host
