@@ -447,7 +447,11 @@ class ClientCredentialsManager:
             flight = self._flight = _Flight()
         log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
         threading.Thread(
-            target=self._run, args=(flight, True), name="reqcc-token-refresh", daemon=True
+            target=self._run,
+            args=(flight,),
+            kwargs={"background": True},
+            name="reqcc-token-refresh",
+            daemon=True,
         ).start()
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
