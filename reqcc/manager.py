@@ -446,13 +446,22 @@ class ClientCredentialsManager:
                 return
             flight = self._flight = _Flight()
         log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
-        threading.Thread(
-            target=self._run,
-            args=(flight,),
-            kwargs={"background": True},
-            name="reqcc-token-refresh",
-            daemon=True,
-        ).start()
+        try:
+            threading.Thread(
+                target=self._run,
+                args=(flight,),
+                kwargs={"background": True},
+                name="reqcc-token-refresh",
+                daemon=True,
+            ).start()
+        except RuntimeError as exc:  # no new threads (interpreter shutdown, thread limit)
+            # Never leave a flight nobody runs: callers would wait on it forever once the
+            # token expires. The token is still valid; a later request tries again.
+            with self._lock:
+                if self._flight is flight:
+                    self._flight = None
+            flight.finish(None, exc)
+            log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
         try:
