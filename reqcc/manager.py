@@ -285,6 +285,7 @@ class ClientCredentialsManager:
 
     @token.setter
     def token(self, value: OAuthToken | Mapping[str, Any] | None) -> None:
+        self._check_process()
         if value is None:
             with self._lock:
                 self._current = None
@@ -300,8 +301,7 @@ class ClientCredentialsManager:
         that needs a token meanwhile waits for that one result. During the failure backoff
         the last error is raised at once, marked as a repeat.
         """
-        if self._pid != os.getpid():
-            self._after_fork()
+        self._check_process()
         current = self._current
         if current is not None:
             now = self._monotonic()
@@ -318,6 +318,7 @@ class ClientCredentialsManager:
         Meant for ``token_provider`` callbacks and for forcing a renewal; it neither waits
         for nor joins another fetch in progress.
         """
+        self._check_process()
         token = self._endpoint.request_token(extra_params)
         self._adopt(token, notify=True)
         return token
@@ -347,6 +348,7 @@ class ClientCredentialsManager:
         Returns whether it was current. Concurrent calls for the same token retire it
         once, so they cause a single new fetch.
         """
+        self._check_process()
         with self._lock:
             current = self._current
             if current is None or current.token.access_token != token.access_token:
@@ -363,15 +365,25 @@ class ClientCredentialsManager:
     # -- internals ---------------------------------------------------------------------
 
     def _reset_process_state(self) -> None:
-        self._pid = os.getpid()
+        # The pid last: another thread that sees it match must also see the new lock.
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
+        self._pid = os.getpid()
+
+    def _check_process(self) -> None:
+        # Every public method that takes the lock starts here, not only get_token():
+        # fetch_token(), invalidate() or the token setter may be a child's first call.
+        if self._pid != os.getpid():
+            self._after_fork()
 
     def _after_fork(self) -> None:
         # A forked child inherits locks that may be held and flights whose threads do not
-        # exist here, and the token session's sockets are shared with the parent.
+        # exist here, and the token session's sockets are shared with the parent. Its
+        # random generators are copies of the parent's: reseed them, or every worker
+        # forked from one parent jitters its backoff identically (in lockstep).
+        self._random.seed()
+        self._endpoint.after_fork()
         self._reset_process_state()
-        self._endpoint.renew_session()
         log.debug("manager reset after fork (pid %d)", self._pid)
 
     def _coerce(self, value: Any, what: str, error: type[ReqccError]) -> OAuthToken:

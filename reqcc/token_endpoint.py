@@ -151,6 +151,15 @@ class TokenEndpoint:
         if self._owns_session:
             self.session = requests.Session()
 
+    def after_fork(self) -> None:
+        """Make this endpoint safe to use in a process forked from the one that created it.
+
+        An owned session is replaced (no sockets shared with the parent) and the retry
+        jitter is reseeded (no backoff in lockstep with the parent and its other children).
+        """
+        self.renew_session()
+        self._random.seed()
+
     def close(self) -> None:
         """Close the session if this endpoint created it."""
         if self._owns_session:
