@@ -53,12 +53,13 @@ class _Current:
 class _Flight:
     """One token request in progress; everybody who needs a token meanwhile waits on it."""
 
-    __slots__ = ("done", "error", "token")
+    __slots__ = ("done", "error", "leader", "token")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: OAuthToken | None = None
         self.error: BaseException | None = None
+        self.leader: int | None = None  # the thread running it (set when it starts)
 
     def finish(self, token: OAuthToken | None, error: BaseException | None) -> None:
         self.token, self.error = token, error
@@ -440,6 +441,15 @@ class ClientCredentialsManager:
                 return current.token
             flight = self._flight
             leader = flight is None
+            if flight is not None and flight.leader == threading.get_ident():
+                # The thread running this flight asks for a token again (its token_provider
+                # called get_token() or sent a request through the adapter): waiting would
+                # mean waiting for itself, forever.
+                raise TokenProviderError(
+                    "token_provider asked the manager for a token while the manager was "
+                    "waiting for that provider (get_token() or a request through the reqcc "
+                    "adapter); return manager.fetch_token() instead"
+                )
             if flight is None:
                 if self._last_error is not None and now < self._retry_at:
                     raise as_cached_error(
@@ -476,6 +486,7 @@ class ClientCredentialsManager:
             log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
+        flight.leader = threading.get_ident()
         try:
             token = self._obtain()
         except BaseException as exc:
