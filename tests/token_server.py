@@ -142,7 +142,10 @@ class TokenServer:
         self.base_url = f"http://127.0.0.1:{self.port}/"
         self.token_url = f"{self.base_url}token"
         self.api_url = f"{self.base_url}api/"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def revoke_all(self) -> None:
         """Make every token issued so far invalid at the API."""
