@@ -7,12 +7,14 @@ backs off after failures. It knows nothing of transport adapters.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
 from typing import Any
 
 import requests
@@ -53,24 +55,46 @@ class _Current:
 class _Flight:
     """One token request in progress; everybody who needs a token meanwhile waits on it."""
 
-    __slots__ = ("done", "error", "leader", "token")
+    __slots__ = ("done", "error", "leader", "token", "traceback")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: OAuthToken | None = None
         self.error: BaseException | None = None
+        self.traceback: TracebackType | None = None
         self.leader: int | None = None  # the thread running it (set when it starts)
 
     def finish(self, token: OAuthToken | None, error: BaseException | None) -> None:
         self.token, self.error = token, error
+        self.traceback = error.__traceback__ if error is not None else None
         self.done.set()
 
     def result(self) -> OAuthToken:
+        """Wait for the flight; return its token or raise (a copy of) its error."""
         self.done.wait()
         if self.error is not None:
-            raise self.error
+            raise _copy_error(self.error, self.traceback)
         assert self.token is not None
         return self.token
+
+
+def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
+    """Return ``exc`` for one more thread to raise: a copy, with its own traceback.
+
+    Raising one exception object in many threads makes each raise extend the same
+    ``__traceback__``: every waiter's traceback shows the frames of all the others, and
+    the stored error keeps all their frames alive. The copy has the same type, message
+    and attributes (``status_code``, ``response``, …), the same cause and context, and a
+    traceback that ends where the error was really raised.
+    """
+    try:
+        clone = copy.copy(exc)
+    except Exception:  # an exotic exception type that cannot be copied
+        return exc
+    clone.__cause__ = exc.__cause__
+    clone.__context__ = exc.__context__
+    clone.__suppress_context__ = exc.__suppress_context__
+    return clone.with_traceback(traceback)
 
 
 def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
