@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from typing import Any
@@ -120,6 +121,15 @@ def join_refresh_threads() -> None:
 def is_cached(exc: BaseException) -> bool:
     """Whether ``exc`` is the repeat of an earlier failure handed out during the backoff."""
     return str(exc).startswith(CACHED_MARK) and exc.__cause__ is not None
+
+
+def same_failure(a: BaseException | None, b: BaseException) -> bool:
+    """Whether ``a`` is ``b`` or a copy of it (each thread raises its own copy)."""
+    return (
+        type(a) is type(b)
+        and str(a) == str(b)
+        and getattr(a, "response", None) is getattr(b, "response", None)
+    )
 
 
 class RecordingAdapter(HTTPAdapter):
@@ -262,14 +272,25 @@ def test_64_threads_all_get_the_one_error_of_the_single_failed_fetch(
 
     print(f"\n[observed] 64 threads, failing fetch: {server.token_requests} token request(s)")
     assert server.token_requests == 1
-    assert all(isinstance(e, TemporarilyUnavailable) for e in errors)
-    assert all(e is errors[0] for e in errors), "the same error, not a second attempt"
-    assert not is_cached(errors[0]) and errors[0].status_code == 503
+    # The same error -- type, message, status and the very response of that one request --
+    # each thread raising its own copy, so that no thread's traceback collects the frames
+    # of the other 63 (raising one object in 64 threads extends one shared traceback).
+    first = errors[0]
+    assert all(type(e) is TemporarilyUnavailable for e in errors)
+    assert {str(e) for e in errors} == {
+        "token endpoint refused the request: temporarily_unavailable [HTTP 503]"
+    }
+    assert all(e.status_code == 503 and e.response is first.response for e in errors)
+    assert not any(is_cached(e) for e in errors)
+    depths = {len(traceback.extract_tb(e.__traceback__)) for e in errors}
+    assert len(depths) == 1, f"tracebacks of different depths {sorted(depths)}: shared between threads"
+    origins = {traceback.extract_tb(e.__traceback__)[-1][:3] for e in errors}
+    assert len(origins) == 1  # all end where the one failure was raised
 
     # A caller arriving after the failure gets it at once, marked as a repeat: no request.
     with pytest.raises(TemporarilyUnavailable) as later:
         manager.get_token()
-    assert is_cached(later.value) and later.value.__cause__ is errors[0]
+    assert is_cached(later.value) and later.value.__cause__.response is first.response
     assert server.token_requests == 1
 
 
@@ -512,7 +533,7 @@ def test_retry_after_longer_than_max_retry_wait_ends_retrying_and_sets_the_backo
     mono.advance(29.9)  # the server asked for 30 s: no request before that
     with pytest.raises(TokenResponseError) as cached:
         manager.get_token()
-    assert is_cached(cached.value) and cached.value.__cause__ is info.value
+    assert is_cached(cached.value) and same_failure(cached.value.__cause__, info.value)
     assert server.token_requests == 1
 
     mono.advance(0.2)
@@ -548,7 +569,8 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
     assert server.token_requests == 3 * attempts
     assert len(cached) == 1000 - attempts
     assert all(type(e) is TokenResponseError and "next attempt in" in str(e) for e in cached)
-    assert all(any(e.__cause__ is f for f in fresh) for e in cached)
+    # ... each the repeat of one of the failed fetches (its very response).
+    assert all(any(e.__cause__.response is f.response for f in fresh) for e in cached)
 
     # Later minutes: the backoff is capped at 60 s (jittered: 30-60 s), one or two fetches.
     per_minute = []
@@ -604,7 +626,7 @@ def test_cached_error_keeps_the_type_of_a_network_failure(
     with pytest.raises(requests.ConnectionError) as again:
         manager.get_token()
     assert type(again.value) is type(first.value)
-    assert is_cached(again.value) and again.value.__cause__ is first.value
+    assert is_cached(again.value) and same_failure(again.value.__cause__, first.value)
 
 
 # -- 5. 401 under concurrency -------------------------------------------------------------
