@@ -487,6 +487,10 @@ class ClientCredentialsManager:
         return flight.result()
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
+        # Unlocked first look, so that the fast path stays lock-free while a renewal runs
+        # or backs off (the window may last minutes); checked again under the lock.
+        if self._flight is not None or now < self._retry_at:
+            return
         with self._lock:
             if self._flight is not None or self._current is not current or now < self._retry_at:
                 return
