@@ -7,6 +7,11 @@ from urllib.parse import urlsplit
 
 from .errors import InsecureTransportError
 
+#: A ``PreparedRequest`` with this attribute set to ``True`` is sent by the reqcc adapter
+#: without a bearer token: redirect hops to another origin, and the token request itself
+#: when the token session is one the adapter is mounted on.
+NO_TOKEN_ATTRIBUTE = "_reqcc_no_token"
+
 
 def is_loopback_host(host: str | None) -> bool:
     """Return whether ``host`` names this machine: ``localhost`` or a loopback address."""

@@ -14,15 +14,11 @@ import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from ._log import log
-from ._urls import require_secure_url
+from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
-
-#: A ``PreparedRequest`` with this attribute set to ``True`` is sent without a token
-#: (the session marks redirect hops to another origin this way).
-NO_TOKEN_ATTRIBUTE = "_reqcc_no_token"
 
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
 

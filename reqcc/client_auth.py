@@ -76,16 +76,26 @@ class ClientSecretBasic(ClientAuth):
         self._secret = client_secret
         self.encoding = encoding
 
-    def prepare(self, token_url: str) -> AuthParts:
-        if self.encoding == "form":
+    def _credential(self, encoding: str) -> str:
+        if encoding == "form":
             user, password = quote_plus(self.client_id, safe=""), quote_plus(self._secret, safe="")
         else:
             user, password = self.client_id, self._secret
-        pair = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        return AuthParts(headers={"Authorization": f"Basic {pair}"})
+        return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+    def prepare(self, token_url: str) -> AuthParts:
+        return AuthParts(headers={"Authorization": f"Basic {self._credential(self.encoding)}"})
 
     def secrets(self) -> tuple[str, ...]:
-        return (self._secret, quote(self._secret, safe=""), quote_plus(self._secret, safe=""))
+        # The Base64 credential too: a server that echoes the Authorization header in an
+        # error page would otherwise put it in the exception message.
+        return (
+            self._secret,
+            quote(self._secret, safe=""),
+            quote_plus(self._secret, safe=""),
+            self._credential("form"),
+            self._credential("raw"),
+        )
 
 
 class ClientSecretPost(ClientAuth):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -155,8 +156,8 @@ class ClientCredentialsManager:
 
     Thread-safe: one manager serves any number of threads and sessions.
 
-    :param token_url: the token endpoint (https, or http to a loopback host).
-    :param client_id: the client identifier.
+    :param token_url: the token endpoint (https, or http to a loopback host); required.
+    :param client_id: the client identifier; required.
     :param client_secret: the client secret (for the ``client_secret_*`` methods).
     :param scopes: :class:`~reqcc.OAuthScope` members or plain strings, sent space-joined.
     :param token: a token to start with (:class:`~reqcc.OAuthToken` or a dict).
@@ -188,8 +189,8 @@ class ClientCredentialsManager:
     def __init__(
         self,
         *,
-        token_url: str,
-        client_id: str,
+        token_url: str | None = None,
+        client_id: str | None = None,
         client_secret: str | None = None,
         scopes: Iterable[OAuthScope | str] | str | None = None,
         token: OAuthToken | Mapping[str, Any] | None = None,
@@ -211,8 +212,15 @@ class ClientCredentialsManager:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if token_url is None:
+            raise ConfigurationError("token_url is required (the token endpoint's https URL)")
         if not isinstance(token_url, str) or "://" not in token_url:
             raise ConfigurationError(f"token_url must be an absolute URL, got {token_url!r}")
+        if "@" in urlsplit(token_url).netloc:
+            raise ConfigurationError(
+                "token_url must not carry credentials (user:password@host); "
+                "pass client_id= and client_secret= instead"
+            )
         require_secure_url(token_url, "token_url")
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id is required (a non-empty string)")

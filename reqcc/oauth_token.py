@@ -68,7 +68,8 @@ class OAuthToken:
     scope: str | None = None
     expiry: float | None = None
     refresh_token: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Not hashed (a dict cannot be), so that a frozen token can be a set member or dict key.
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_response(

@@ -16,6 +16,11 @@ from .manager import ClientCredentialsManager
 __all__ = ["ClientCredentialsSession", "mount"]
 
 
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth hook that adds nothing (it stops requests from reading ``.netrc``)."""
+    return request
+
+
 def _normalize_prefix(prefix: str, keyword: str) -> str:
     if not isinstance(prefix, str):
         raise ConfigurationError(f"{keyword} must be a URL string")
@@ -72,6 +77,24 @@ class ClientCredentialsSession(requests.Session):
         inner = adapter if adapter is not None else self.get_adapter(prefix)
         self.token_adapter = ClientCredentialsAdapter(inner, manager=manager, **manager_kwargs)
         self.mount(prefix, self.token_adapter)
+        self._token_prefix = prefix
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """Prepare ``request`` as ``requests.Session`` does, minus ``.netrc`` under the token prefix.
+
+        requests adds ``Authorization: Basic`` from ``~/.netrc`` to a request without auth;
+        the adapter would take that header for the caller's explicit choice and send no
+        bearer token. Requests to the token prefix therefore skip the ``.netrc`` lookup.
+        """
+        if (
+            request.auth is None
+            and self.auth is None
+            and self.trust_env
+            and isinstance(request.url, str)
+            and request.url.lower().startswith(self._token_prefix.lower())
+        ):
+            request.auth = _no_auth
+        return super().prepare_request(request)
 
     @property
     def manager(self) -> ClientCredentialsManager:

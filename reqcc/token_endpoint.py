@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from oauthlib.oauth2 import BackendApplicationClient
 
 from ._log import excerpt, log
+from ._urls import NO_TOKEN_ATTRIBUTE
 from .client_auth import ClientAuth
 from .errors import (
     ConfigurationError,
@@ -90,7 +92,12 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 class _FormAuth(requests.auth.AuthBase):
-    """Sets exactly the client-authentication headers, overriding session auth and .netrc."""
+    """Sets exactly the client-authentication headers, overriding session auth and .netrc.
+
+    It also marks the request as one a reqcc adapter must pass through untouched: a
+    ``token_session`` that reqcc is mounted on (one session for API and token calls) would
+    otherwise route the token request back into the manager, which waits on itself.
+    """
 
     def __init__(self, headers: Mapping[str, str]) -> None:
         self._headers = dict(headers)
@@ -98,6 +105,7 @@ class _FormAuth(requests.auth.AuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers.pop("Authorization", None)
         r.headers.update(self._headers)
+        setattr(r, NO_TOKEN_ATTRIBUTE, True)
         return r
 
     def __repr__(self) -> str:
@@ -218,12 +226,14 @@ class TokenEndpoint:
         include_client_id = form.pop("client_id", None) is not None
         client = BackendApplicationClient(self.client_auth.client_id)
         body: str = client.prepare_request_body(
-            scope=self.scope,
-            include_client_id=include_client_id,
-            **form,
-            **self.token_params,
-            **extra,
+            scope=self.scope, include_client_id=include_client_id, **form
         )
+        # token_params and fetch_token()'s extras are appended here, not passed to oauthlib as
+        # keywords: a field in both would be a TypeError there (the extra one wins here),
+        # oauthlib drops empty values, and names such as "body" are its own parameters.
+        fields = {**self.token_params, **extra}
+        if fields:
+            body += "&" + urlencode(list(fields.items()))
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
@@ -304,7 +314,14 @@ class TokenEndpoint:
             token = OAuthToken.from_response(data, now=self._clock(), requested_scope=self.scope)
             # oauthlib's own checks, on a fresh client with no requested scope: its scope
             # change Warning and its status-blind error mapping cannot fire or leak.
-            BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(text)
+            # It is given the fields as reqcc read them (an expires_in of "3600.5" is a number
+            # to us, an int() error to oauthlib).
+            checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
+            if token.expires_in is not None:
+                checked["expires_in"] = token.expires_in
+            BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(
+                json.dumps(checked)
+            )
         except (ValueError, TypeError, Warning) as exc:
             message = excerpt(str(exc), secrets, 120) if isinstance(exc, ValueError) else type(exc).__name__
             raise TokenResponseError(

@@ -1,0 +1,234 @@
+"""Configuration errors at construction, with messages that name the keyword (items 2, 10)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import requests
+import requests_mock
+
+import reqcc
+from reqcc import (
+    ClientCredentialsAdapter,
+    ClientCredentialsManager,
+    ClientCredentialsSession,
+    ConfigurationError,
+    InsecureTransportError,
+    OAuthScope,
+    OAuthScopeClientCredentialsEnum,
+    ReqccError,
+)
+
+from .conftest import CLIENT_ID, CLIENT_SECRET, TOKEN_URL
+
+
+def base(**overrides: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"token_url": TOKEN_URL, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    kwargs.update(overrides)
+    return kwargs
+
+
+CONSTRUCTORS = [
+    pytest.param(lambda **kw: ClientCredentialsManager(**kw), id="manager"),
+    pytest.param(lambda **kw: ClientCredentialsAdapter(**kw), id="adapter"),
+    pytest.param(lambda **kw: ClientCredentialsSession(**kw), id="session"),
+    pytest.param(lambda **kw: reqcc.mount(requests.Session(), "https://api.example.com/", **kw), id="mount"),
+]
+
+
+def test_configuration_error_is_a_value_error_and_a_request_exception() -> None:
+    assert issubclass(ConfigurationError, ValueError)
+    assert issubclass(ConfigurationError, ReqccError)
+    assert issubclass(ReqccError, requests.exceptions.RequestException)
+    assert issubclass(InsecureTransportError, ConfigurationError)
+
+
+def test_scope_enum_wire_values_and_seed_alias() -> None:
+    assert [s.value for s in OAuthScope] == ["books.read", "orders.read", "orders.write"]
+    assert OAuthScope.BooksRead == "books.read"
+    assert str(OAuthScope.OrdersWrite) == "orders.write"
+    assert OAuthScopeClientCredentialsEnum is OAuthScope
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+def test_a_valid_configuration_builds(construct: Any) -> None:
+    construct(**base(scopes=[OAuthScope.BooksRead, "custom:scope"]))
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize("client_id", [None, "", 42])
+def test_client_id_missing_or_not_a_string(construct: Any, client_id: Any) -> None:
+    with pytest.raises(ConfigurationError, match="client_id"):
+        construct(**base(client_id=client_id))
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize("keyword", ["client_id", "token_url"])
+def test_required_keyword_omitted_is_a_configuration_error(construct: Any, keyword: str) -> None:
+    kwargs = base()
+    del kwargs[keyword]
+    with pytest.raises(ConfigurationError, match=f"{keyword} is required"):
+        construct(**kwargs)
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize("secret", [None, ""])
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+def test_secret_methods_require_a_secret(construct: Any, secret: Any, auth_method: str) -> None:
+    with pytest.raises(ConfigurationError, match="client_secret"):
+        construct(**base(client_secret=secret, auth_method=auth_method))
+
+
+def test_unknown_auth_method() -> None:
+    with pytest.raises(ConfigurationError, match="auth_method"):
+        ClientCredentialsManager(**base(auth_method="private_key_jwt_please"))
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+def test_token_url_with_credentials_is_refused_without_echoing_them(construct: Any) -> None:
+    with pytest.raises(ConfigurationError, match="token_url must not carry credentials") as info:
+        construct(**base(token_url="https://user:pa55word@auth.example.com/token"))
+    assert "pa55word" not in str(info.value)
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://auth.example.com/oauth/token",
+        "http://10.0.0.1/token",
+        "http://127.0.0.1.nip.io/token",
+        "ftp://auth.example.com/token",
+    ],
+)
+def test_token_url_must_be_https_unless_loopback(construct: Any, url: str) -> None:
+    with pytest.raises(InsecureTransportError, match="token_url"):
+        construct(**base(token_url=url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/token",
+        "http://127.5.6.7/token",
+        "http://localhost/token",
+        "http://LOCALHOST:9000/token",
+        "http://[::1]:8080/token",
+        "https://auth.example.com/token",
+    ],
+)
+def test_loopback_http_and_https_token_urls_are_allowed(url: str) -> None:
+    assert ClientCredentialsManager(**base(token_url=url)).token_url == url
+
+
+@pytest.mark.parametrize("url", [None, "", "auth.example.com/token", 5])
+def test_token_url_must_be_an_absolute_url(url: Any) -> None:
+    with pytest.raises(ConfigurationError, match="token_url"):
+        ClientCredentialsManager(**base(token_url=url))
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize("skew", [-1, -0.001, "30", None, True, float("nan"), float("inf"), [30]])
+def test_bad_clock_skew(construct: Any, skew: Any) -> None:
+    with pytest.raises(ConfigurationError, match="clock_skew"):
+        construct(**base(clock_skew=skew))
+
+
+@pytest.mark.parametrize("skew", [0, 0.5, 30, 86400])
+def test_good_clock_skew(skew: float) -> None:
+    assert ClientCredentialsManager(**base(clock_skew=skew)).clock_skew == skew
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize("scopes", [[OAuthScope.BooksRead, 42], [b"books.read"], [None], 7])
+def test_scope_neither_enum_nor_str(construct: Any, scopes: Any) -> None:
+    with pytest.raises(ConfigurationError, match="scopes"):
+        construct(**base(scopes=scopes))
+
+
+@pytest.mark.parametrize("scopes", [["two words"], [""]])
+def test_scope_must_be_a_single_token(scopes: list[str]) -> None:
+    with pytest.raises(ConfigurationError, match="scopes"):
+        ClientCredentialsManager(**base(scopes=scopes))
+
+
+def test_scopes_are_normalised_to_wire_values_in_order_without_duplicates() -> None:
+    manager = ClientCredentialsManager(
+        **base(scopes=[OAuthScope.OrdersRead, "books.read", OAuthScope.BooksRead, "x:y"])
+    )
+    assert manager.scopes == ("orders.read", "books.read", "x:y")
+    assert ClientCredentialsManager(**base(scopes="a  b")).scopes == ("a", "b")
+    assert ClientCredentialsManager(**base(scopes=None)).scopes == ()
+
+
+@pytest.mark.parametrize("construct", CONSTRUCTORS)
+@pytest.mark.parametrize("keyword", ["token_provider", "on_token_update"])
+@pytest.mark.parametrize("value", ["not callable", 42, object()])
+def test_callbacks_must_be_callable(construct: Any, keyword: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=keyword):
+        construct(**base(**{keyword: value}))
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("token_params", {"grant_type": "password"}),
+        ("token_params", {"scope": "x"}),
+        ("token_params", {"client_secret": "x"}),
+        ("token_params", {"audience": 5}),
+        ("token_params", ["audience"]),
+        ("timeout", 0),
+        ("timeout", -1),
+        ("timeout", "5"),
+        ("timeout", (5,)),
+        ("token_session", object()),
+        ("token", "a-bare-string"),
+        ("token", {"token_type": "Bearer"}),
+    ],
+)
+def test_other_keywords_are_checked(keyword: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=keyword):
+        ClientCredentialsManager(**base(**{keyword: value}))
+
+
+@pytest.mark.parametrize("base_url", ["http://api.example.com/", "http://192.168.1.5:8080/"])
+def test_base_url_must_be_https_unless_loopback(base_url: str) -> None:
+    with pytest.raises(InsecureTransportError, match="base_url"):
+        ClientCredentialsSession(base_url=base_url, **base())
+
+
+@pytest.mark.parametrize("base_url", ["api.example.com", "/books", "ftp://api.example.com/"])
+def test_base_url_must_be_an_http_url_with_a_host(base_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="base_url"):
+        ClientCredentialsSession(base_url=base_url, **base())
+
+
+def test_mount_prefix_must_be_secure() -> None:
+    with pytest.raises(InsecureTransportError, match="prefix"):
+        reqcc.mount(requests.Session(), "http://api.example.com/", **base())
+
+
+def test_manager_and_manager_keywords_together_are_refused() -> None:
+    manager = ClientCredentialsManager(**base())
+    with pytest.raises(TypeError, match="client_id"):
+        ClientCredentialsAdapter(manager=manager, client_id="other")
+
+
+def test_a_bad_configuration_sends_nothing() -> None:
+    auth = requests_mock.Adapter()
+    token_session = requests.Session()
+    token_session.mount("https://", auth)
+    token_session.mount("http://", auth)
+    with pytest.raises(ConfigurationError):
+        ClientCredentialsSession(**base(clock_skew=-1, token_session=token_session))
+    assert auth.call_count == 0
+
+
+def test_no_oauthlib_environment_variable_is_set(make_env: Any) -> None:
+    before = {k: v for k, v in os.environ.items() if k.startswith("OAUTHLIB")}
+    env = make_env(scopes=["books.read", "orders.read"])
+    env.issuer.extra = {"scope": "books.read"}  # a narrowed scope, which oauthlib would warn about
+    assert env.session.get("https://api.example.com/books").status_code == 200
+    assert {k: v for k, v in os.environ.items() if k.startswith("OAUTHLIB")} == before
