@@ -70,21 +70,25 @@ class _Flight:
         self.traceback = error.__traceback__ if error is not None else None
         self.done.set()
 
-    def result(self) -> OAuthToken:
-        """Wait for the flight; return its token or raise (a copy of) its error."""
+    def result(self, *, leader: bool = False) -> OAuthToken:
+        """Wait for the flight; return its token or raise its error.
+
+        The leader (the thread that sent the request) raises the error itself; every
+        other thread raises its own copy (see :func:`_copy_error`).
+        """
         self.done.wait()
         if self.error is not None:
-            raise _copy_error(self.error, self.traceback)
+            raise self.error if leader else _copy_error(self.error, self.traceback)
         assert self.token is not None
         return self.token
 
 
 def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
-    """Return ``exc`` for one more thread to raise: a copy, with its own traceback.
+    """Return ``exc`` for a thread that waited on the failed fetch: a copy, with its own traceback.
 
     Raising one exception object in many threads makes each raise extend the same
     ``__traceback__``: every waiter's traceback shows the frames of all the others, and
-    the stored error keeps all their frames alive. The copy has the same type, message
+    the stored error (``_last_error``) keeps all their frames alive. The copy has the same type, message
     and attributes (``status_code``, ``response``, …), the same cause and context, and a
     traceback that ends where the error was really raised.
     """
@@ -492,7 +496,7 @@ class ClientCredentialsManager:
                 flight = self._flight = _Flight()
         if leader:
             self._run(flight, background=False)
-        return flight.result()
+        return flight.result(leader=leader)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
         # Unlocked first look, so that the fast path stays lock-free while a renewal runs
