@@ -211,11 +211,11 @@ def flight_waiters(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], bool]:
     count = [0]
 
     class CountingFlight(manager_module._Flight):
-        def result(self) -> OAuthToken:
+        def result(self, **kwargs: Any) -> OAuthToken:
             with condition:
                 count[0] += 1
                 condition.notify_all()
-            return super().result()
+            return super().result(**kwargs)
 
     monkeypatch.setattr(manager_module, "_Flight", CountingFlight)
 
@@ -272,9 +272,10 @@ def test_64_threads_all_get_the_one_error_of_the_single_failed_fetch(
 
     print(f"\n[observed] 64 threads, failing fetch: {server.token_requests} token request(s)")
     assert server.token_requests == 1
-    # The same error -- type, message, status and the very response of that one request --
-    # each thread raising its own copy, so that no thread's traceback collects the frames
-    # of the other 63 (raising one object in 64 threads extends one shared traceback).
+    # The same error -- type, message, status and the very response of that one request.
+    # The thread that sent it raises the error itself, the 63 others each their own copy,
+    # so that no thread's traceback collects the frames of the other 63 (raising one
+    # object in 64 threads extends one shared traceback).
     first = errors[0]
     assert all(type(e) is TemporarilyUnavailable for e in errors)
     assert {str(e) for e in errors} == {
@@ -286,6 +287,7 @@ def test_64_threads_all_get_the_one_error_of_the_single_failed_fetch(
     assert len(depths) == 1, f"tracebacks of different depths {sorted(depths)}: shared between threads"
     origins = {traceback.extract_tb(e.__traceback__)[-1][:3] for e in errors}
     assert len(origins) == 1  # all end where the one failure was raised
+    assert len({id(e) for e in errors}) == THREADS
 
     # A caller arriving after the failure gets it at once, marked as a repeat: no request.
     with pytest.raises(TemporarilyUnavailable) as later:
