@@ -7,8 +7,10 @@ token request. They know nothing of sending it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from .errors import ConfigurationError
@@ -20,6 +22,9 @@ __all__ = [
     "ClientSecretBasic",
     "ClientSecretPost",
     "NoClientAuth",
+    "TLSClientAuth",
+    "JWT_AUTH_METHODS",
+    "TLS_AUTH_METHODS",
     "make_client_auth",
 ]
 
@@ -61,8 +66,11 @@ class ClientSecretBasic(ClientAuth):
     """``client_secret_basic``: HTTP Basic with the form-urlencoded id and secret.
 
     RFC 6749 §2.3.1 has both encoded with ``application/x-www-form-urlencoded`` before
-    Base64, so a secret with ``:``, ``%``, ``+`` or a space survives. Some servers decode
-    the raw values instead: ``encoding="raw"`` sends them unencoded (UTF-8).
+    Base64, so a secret with ``:``, ``%``, ``+`` or a space survives. reqcc percent-encodes
+    every byte but the unreserved ones, writing a space as ``%20`` rather than ``+``: a form
+    decoder reads ``%20`` as a space just the same, and servers that decode with a plain
+    percent-decoder (Authlib does) would read ``+`` as a plus. Some servers do not decode
+    at all: ``encoding="raw"`` sends the values unencoded (UTF-8).
     """
 
     method = "client_secret_basic"
@@ -78,7 +86,7 @@ class ClientSecretBasic(ClientAuth):
 
     def _credential(self, encoding: str) -> str:
         if encoding == "form":
-            user, password = quote_plus(self.client_id, safe=""), quote_plus(self._secret, safe="")
+            user, password = quote(self.client_id, safe=""), quote(self._secret, safe="")
         else:
             user, password = self.client_id, self._secret
         return base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
@@ -123,8 +131,32 @@ class NoClientAuth(ClientAuth):
         return AuthParts(form={"client_id": self.client_id})
 
 
+class TLSClientAuth(ClientAuth):
+    """``tls_client_auth`` / ``self_signed_tls_client_auth`` (RFC 8705 §2): mutual TLS.
+
+    The client proves itself with the certificate it presents in the TLS handshake, which
+    the token session sends (``token_session.cert = (cert_file, key_file)``, or an adapter
+    with its own ``ssl_context``). The form carries only ``client_id``.
+    """
+
+    def __init__(self, client_id: str, *, method: str = "tls_client_auth") -> None:
+        super().__init__(client_id)
+        if method not in TLS_AUTH_METHODS:
+            raise ConfigurationError(
+                f"TLSClientAuth method must be one of {TLS_AUTH_METHODS}, got {method!r}"
+            )
+        self.method = method
+
+    def prepare(self, token_url: str) -> AuthParts:
+        return AuthParts(form={"client_id": self.client_id})
+
+
+#: The JWT client-assertion methods (RFC 7523 §2.2), available with ``pip install 'reqcc[jwt]'``.
+JWT_AUTH_METHODS = ("client_secret_jwt", "private_key_jwt")
+#: The mutual-TLS methods (RFC 8705 §2); the certificate comes from the token session.
+TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 #: The ``auth_method`` names reqcc accepts.
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", *JWT_AUTH_METHODS, *TLS_AUTH_METHODS, "none")
 
 
 def make_client_auth(
@@ -133,26 +165,79 @@ def make_client_auth(
     client_secret: str | None,
     *,
     basic_auth_encoding: str = "form",
+    private_key: str | bytes | Mapping[str, Any] | None = None,
+    assertion_algorithm: str | None = None,
+    assertion_audience: str | Sequence[str] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> ClientAuth:
     """Build the :class:`ClientAuth` for ``auth_method`` (a name from :data:`AUTH_METHODS`).
 
-    An already built :class:`ClientAuth` is returned as it is.
+    An already built :class:`ClientAuth` is returned as it is. ``private_key`` and the
+    ``assertion_*`` keywords belong to the JWT methods (:mod:`reqcc.jwt_auth`); ``clock``
+    stamps their assertions.
 
-    :raises ConfigurationError: unknown method, or a secret-based method without a secret.
+    :raises ConfigurationError: unknown method, a secret-based method without a secret, a
+        JWT keyword given to a method that does not use it, or a JWT method without the
+        ``reqcc[jwt]`` extra installed.
     """
     if isinstance(auth_method, ClientAuth):
         return auth_method
-    if auth_method in ("client_secret_basic", "client_secret_post"):
+    if auth_method not in AUTH_METHODS:
+        raise ConfigurationError(
+            f"auth_method must be one of {', '.join(AUTH_METHODS)}; got {auth_method!r}"
+        )
+    _check_jwt_keywords(auth_method, private_key, assertion_algorithm, assertion_audience)
+    if auth_method in ("client_secret_basic", "client_secret_post", "client_secret_jwt"):
         if not isinstance(client_secret, str) or not client_secret:
             raise ConfigurationError(
                 f"client_secret is required for auth_method={auth_method!r} "
                 "(pass client_secret=…, or choose another auth_method)"
             )
-        if auth_method == "client_secret_basic":
-            return ClientSecretBasic(client_id, client_secret, encoding=basic_auth_encoding)
+    if auth_method == "client_secret_basic":
+        assert client_secret is not None
+        return ClientSecretBasic(client_id, client_secret, encoding=basic_auth_encoding)
+    if auth_method == "client_secret_post":
+        assert client_secret is not None
         return ClientSecretPost(client_id, client_secret)
-    if auth_method == "none":
-        return NoClientAuth(client_id)
-    raise ConfigurationError(
-        f"auth_method must be one of {', '.join(AUTH_METHODS)}; got {auth_method!r}"
-    )
+    if auth_method in JWT_AUTH_METHODS:
+        from . import jwt_auth  # the optional dependency is imported only here
+
+        if auth_method == "client_secret_jwt":
+            assert client_secret is not None
+            return jwt_auth.ClientSecretJWT(
+                client_id, client_secret, algorithm=assertion_algorithm, audience=assertion_audience,
+                clock=clock,
+            )
+        if private_key is None:
+            raise ConfigurationError(
+                "private_key is required for auth_method='private_key_jwt' "
+                "(a PEM string, PEM bytes or a JWK dict)"
+            )
+        return jwt_auth.PrivateKeyJWT(
+            client_id, private_key, algorithm=assertion_algorithm, audience=assertion_audience, clock=clock
+        )
+    if auth_method in TLS_AUTH_METHODS:
+        return TLSClientAuth(client_id, method=auth_method)
+    return NoClientAuth(client_id)
+
+
+def _check_jwt_keywords(
+    auth_method: str,
+    private_key: object,
+    assertion_algorithm: object,
+    assertion_audience: object,
+) -> None:
+    if private_key is not None and auth_method != "private_key_jwt":
+        raise ConfigurationError(
+            f"private_key is used only with auth_method='private_key_jwt' (got {auth_method!r})"
+        )
+    if auth_method not in JWT_AUTH_METHODS:
+        for name, value in (
+            ("assertion_algorithm", assertion_algorithm),
+            ("assertion_audience", assertion_audience),
+        ):
+            if value is not None:
+                raise ConfigurationError(
+                    f"{name} is used only with auth_method='client_secret_jwt' or 'private_key_jwt' "
+                    f"(got {auth_method!r})"
+                )

@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ import requests
 
 from ._log import log
 from ._urls import require_secure_url
-from .client_auth import ClientAuth, make_client_auth
+from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
 from .errors import ConfigurationError, ReqccError, TokenProviderError, as_cached_error
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .scopes import OAuthScope
@@ -171,9 +171,16 @@ class ClientCredentialsManager:
         Called only when there is no usable token; it may call :meth:`fetch_token`.
     :param on_token_update: ``(token) -> None``, called once per new token obtained by a fetch
         or by the provider (not for tokens given by hand).
-    :param auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"``, ``"none"``,
-        or a :class:`~reqcc.client_auth.ClientAuth` instance.
+    :param auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"``,
+        ``"client_secret_jwt"``, ``"private_key_jwt"``, ``"tls_client_auth"``,
+        ``"self_signed_tls_client_auth"``, ``"none"``, or a
+        :class:`~reqcc.client_auth.ClientAuth` instance. The mutual-TLS methods need a
+        ``token_session`` that presents the client certificate.
     :param basic_auth_encoding: ``"form"`` (RFC 6749 §2.3.1, default) or ``"raw"``.
+    :param private_key: for ``private_key_jwt``: PEM str, PEM bytes or a JWK dict.
+    :param assertion_algorithm: the JWS ``alg`` of a JWT assertion (default ``RS256`` for
+        ``private_key_jwt``, ``HS256`` for ``client_secret_jwt``).
+    :param assertion_audience: the ``aud`` of a JWT assertion (default: ``token_url``).
     :param token_params: extra form fields sent with every token request (``audience``, …).
     :param timeout: token request timeout, seconds or (connect, read); default (5, 15).
     :param token_session: the ``requests.Session`` token requests go through (proxies, CA
@@ -203,6 +210,9 @@ class ClientCredentialsManager:
         on_token_update: TokenUpdateCallback | None = None,
         auth_method: str | ClientAuth = "client_secret_basic",
         basic_auth_encoding: str = "form",
+        private_key: str | bytes | Mapping[str, Any] | None = None,
+        assertion_algorithm: str | None = None,
+        assertion_audience: str | Sequence[str] | None = None,
         token_params: Mapping[str, str] | None = None,
         timeout: Timeout | None = DEFAULT_TIMEOUT,
         token_session: requests.Session | None = None,
@@ -256,9 +266,24 @@ class ClientCredentialsManager:
         self._scopes = normalize_scopes(scopes)
         self._clock = clock
         self._monotonic = monotonic
+        client_auth = make_client_auth(
+            auth_method,
+            client_id,
+            client_secret,
+            basic_auth_encoding=basic_auth_encoding,
+            private_key=private_key,
+            assertion_algorithm=assertion_algorithm,
+            assertion_audience=assertion_audience,
+            clock=clock,
+        )
+        if client_auth.method in TLS_AUTH_METHODS and token_session is None:
+            raise ConfigurationError(
+                f"auth_method={client_auth.method!r} authenticates with a client certificate: pass "
+                "token_session=, a requests.Session whose cert (or adapter) presents it"
+            )
         self._endpoint = TokenEndpoint(
             token_url,
-            make_client_auth(auth_method, client_id, client_secret, basic_auth_encoding=basic_auth_encoding),
+            client_auth,
             scope=" ".join(self._scopes) or None,
             token_params=token_params,
             timeout=None if timeout is None else _check_timeout(timeout),
@@ -512,7 +537,7 @@ class ClientCredentialsManager:
             threading.Thread(
                 target=self._run,
                 args=(flight,),
-                kwargs={"background": True},
+                kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
                 name="reqcc-token-refresh",
                 daemon=True,
             ).start()

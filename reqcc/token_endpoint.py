@@ -262,6 +262,10 @@ class TokenEndpoint:
             auth=_FormAuth(auth_headers),
             timeout=self.timeout,
             allow_redirects=False,
+            # Explicitly: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a
+            # Session.verify it is not handed per request (psf/requests#3829), which would
+            # silently drop the CA bundle (or verify=False) configured on token_session.
+            verify=self.session.verify,
         )
         if hooks:
             for hook in hooks.get("access_token_response", ()):
