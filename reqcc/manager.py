@@ -84,13 +84,13 @@ class _Flight:
 
 
 def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
-    """Return ``exc`` for a thread that waited on the failed fetch: a copy, with its own traceback.
+    """Return ``exc`` for a thread that waited on the failed fetch: a copy, own traceback.
 
     Raising one exception object in many threads makes each raise extend the same
     ``__traceback__``: every waiter's traceback shows the frames of all the others, and
-    the stored error (``_last_error``) keeps all their frames alive. The copy has the same type, message
-    and attributes (``status_code``, ``response``, …), the same cause and context, and a
-    traceback that ends where the error was really raised.
+    the stored error (``_last_error``) keeps all their frames alive. The copy has the
+    same type, message and attributes (``status_code``, ``response``, …), the same cause
+    and context, and a traceback that ends where the error was really raised.
     """
     try:
         clone = copy.copy(exc)
