@@ -631,6 +631,7 @@ class ClientCredentialsManager:
             scopes=self._scopes,
             token_params=self._endpoint.token_params,
             secrets=self._endpoint.client_auth.secrets(),
+            key_id=getattr(self._endpoint.client_auth, "key_id", None),
         )
 
     def _obtain_shared(self) -> tuple[OAuthToken, bool]:

@@ -129,6 +129,7 @@ def test_key_is_a_digest_that_changes_with_what_makes_tokens_interchangeable() -
         key(token_params={}),
         key(secrets=["another secret"]),
         key(secrets=[]),
+        key(key_id="2026-11"),
     ]
     assert base not in variants
     assert len(set(variants)) == len(variants)

@@ -82,6 +82,7 @@ def token_store_key(
     scopes: Iterable[str],
     token_params: Mapping[str, str],
     secrets: Iterable[str],
+    key_id: str | None = None,
 ) -> str:
     """Return the key under which tokens of this client configuration are shared.
 
@@ -90,7 +91,8 @@ def token_store_key(
     parameters, and a keyed fingerprint of the client's secret(s) — an HMAC of a fixed
     label keyed by the secret, so the key changes when the secret does but neither the key
     nor the store ever contains the secret. Two clients, or one client after a scope or
-    secret change, never share a token.
+    secret change, never share a token. ``key_id`` is the public id of the client's signing
+    key (``private_key_jwt``'s ``kid``), so a key rotation that changes it starts a new entry.
     """
     secret_material = "\x00".join(secrets).encode("utf-8")
     secret_tag = (
@@ -104,5 +106,7 @@ def token_store_key(
         "token_params": sorted(token_params.items()),
         "secret": secret_tag,
     }
+    if key_id is not None:
+        identity["key_id"] = key_id
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
