@@ -95,7 +95,8 @@ class _Tour:
             ok, detail = False, f"raised {type(exc).__name__}: {exc}"
         self.results.append(ok)
         self.say(f"  {'ok  ' if ok else 'FAIL'} {number}. {title}")
-        self.say(f"          {detail}")
+        for line in detail.split("\n"):
+            self.say(f"          {line}")
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -168,10 +169,10 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
 
     tour.say(f"reqcc demo: a real OAuth 2.0 token endpoint (oauthlib) and bookstore API at {server.base_url}")
     tour.say(
-        f"client 'bookstore-reader' asks for books.read orders.read; tokens live {_TOKEN_TTL} s and are "
-        "renewed in their last 20%;"
+        f"client 'bookstore-reader' (books.read orders.read); tokens live {_TOKEN_TTL} s, renewed in their "
+        "last 20%."
     )
-    tour.say("the session's clock is moved forward instead of waiting. Tokens are shown by fingerprint only.")
+    tour.say("The session's clock jumps ahead instead of waiting; tokens are shown by fingerprint only.")
     tour.say()
 
     # 1 -----------------------------------------------------------------------------------
@@ -208,8 +209,8 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
         total = _THREADS * _REQUESTS_PER_THREAD
         ok = statuses == [200] * total and server.token_requests == 1 and session.manager.token is first
         return ok, (
-            f"{_THREADS} threads x {_REQUESTS_PER_THREAD} GET /books -> {statuses.count(200)} x 200, "
-            f"all on token {_fp(first)}; token requests still {server.token_requests}"
+            f"{_THREADS} threads x {_REQUESTS_PER_THREAD} GET /books -> {statuses.count(200)} x 200 "
+            f"on token {_fp(first)}; still {_plural(server.token_requests, 'token request')}"
         )
 
     tour.step("many requests from several threads reuse it", reuse)
@@ -228,8 +229,8 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
         token = session.manager.token
         ok = statuses == [200] * 5 and in_flight and served_on_old and renewed and token is not first
         return ok, (
-            f"10 min before expiry: 5 x GET /books -> 200 on token {_fp(first)} while the renewal "
-            f"was held at the server; released -> token {_fp(token)}"
+            f"10 min before expiry, 5 x GET /books -> 200 at once on token {_fp(first)},\n"
+            f"while the renewal was held at the server; released -> token {_fp(token)}"
         )
 
     tour.step("near expiry the token is renewed in the background, no request waits", renewal)
@@ -260,8 +261,8 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
         )
         order = created.json().get("order", {}) if created.status_code == 201 else {}
         return ok, (
-            f"POST /orders as bookstore-reader -> {refused.status_code} insufficient_scope; "
-            f"as bookstore-app with orders.write -> {created.status_code}, order #{order.get('id', '?')}"
+            f"POST /orders as bookstore-reader -> {refused.status_code} insufficient_scope;\n"
+            f"as bookstore-app with orders.write -> {created.status_code} (order #{order.get('id', '?')})"
         )
 
     tour.step("a write without orders.write is refused, and works with a client that has it", scopes)
@@ -280,8 +281,8 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
             and token is not second
         )
         return ok, (
-            f"server revoked token {_fp(second)}; GET /books -> 401 invalid_token -> token retired -> "
-            f"new token {_fp(token)} -> request replayed -> {status}"
+            f"server revoked token {_fp(second)}; GET /books -> 401 invalid_token -> token retired\n"
+            f"-> new token {_fp(token)} -> request replayed -> {status}"
         )
 
     tour.step("a revoked token is recovered from: 401 -> retire -> replay", revocation)
@@ -312,9 +313,9 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
             and token is not third
         )
         return ok, (
-            f"token endpoint down (503): {failed_requests} token requests failed in the background; "
-            f"{len(statuses) - 1} GET /books -> 200 on the still-valid token {_fp(third)}; "
-            f"endpoint back -> renewed to {_fp(token)}"
+            f"token endpoint down (503): {_plural(failed_requests, 'token request')} failed in the "
+            f"background;\n{len(statuses) - 1} x GET /books -> 200 on the still-valid token {_fp(third)}; "
+            f"endpoint back -> token {_fp(token)}"
         )
 
     tour.step("while the token endpoint is down, requests go on with the still-valid token", outage)

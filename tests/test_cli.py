@@ -378,3 +378,40 @@ def test_main_in_process_returns_codes(reqcc_server: LocalAuthorizationServer) -
 def test_exit_codes_are_distinct() -> None:
     codes = [getattr(cli, name) for name in cli.__all__ if name.startswith("EXIT_")]
     assert len(codes) == len(set(codes)) == 10
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_secret_from_the_prompt_on_a_terminal(
+    reqcc_server: LocalAuthorizationServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return SECRET
+
+    monkeypatch.setattr(cli.getpass, "getpass", fake_getpass)
+    out, err = io.StringIO(), io.StringIO()
+    env = {"REQCC_TOKEN_URL": reqcc_server.token_url, "REQCC_CLIENT_ID": "bookstore-app"}
+    code = cli.main(
+        ["token", "--format", "access-token"], environ=env, stdin=_Terminal(), stdout=out, stderr=err
+    )
+    assert code == 0, err.getvalue()
+    assert prompts == ["client secret for bookstore-app: "]
+    assert reqcc_server.is_active(out.getvalue().strip())
+
+
+def test_private_key_jwt_needs_a_key_file(tmp_path: Path) -> None:
+    env = {"REQCC_TOKEN_URL": "http://127.0.0.1:1/token", "REQCC_CLIENT_ID": "x"}
+    missing = call("token", "--auth-method", "private_key_jwt", env=env)
+    assert missing.returncode == cli.EXIT_CONFIG and "--private-key-file" in missing.stderr
+    unreadable = call(
+        "token", "--auth-method", "private_key_jwt", "--private-key-file", str(tmp_path / "no"), env=env
+    )
+    assert unreadable.returncode == cli.EXIT_CONFIG and "--private-key-file" in unreadable.stderr
+    stray = call("token", "--private-key-file", str(tmp_path / "no"), env={**env, "REQCC_CLIENT_SECRET": "s"})
+    assert stray.returncode == cli.EXIT_CONFIG and "private_key_jwt" in stray.stderr
