@@ -28,7 +28,6 @@ import requests
 
 from . import __version__
 from ._log import log, redact
-from .client_auth import AUTH_METHODS
 from .errors import ConfigurationError, OAuthProviderError, ReqccError, TokenRequestError
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
@@ -94,11 +93,23 @@ environment:
   REQCC_SCOPES          scopes, separated by spaces or commas (--scope)
 """
 
+#: The ``--auth-method`` choices: the methods a command line can configure (the mutual-TLS
+#: methods need a certificate on a token session, which the library API gives).
+CLI_AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+)
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
+
 #: ``reqcc token --cache``: a saved token is printed only with at least this many seconds left
 #: (or half its lifetime, for tokens that live less than twice as long).
 CACHE_MIN_SECONDS = 300.0
 
 _FLAG_OF_KEYWORD = {
+    "private_key": "--private-key-file",
     "token_url": "--token-url",
     "client_id": "--client-id",
     "client_secret": "REQCC_CLIENT_SECRET / --client-secret-file",
@@ -153,9 +164,14 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--auth-method",
-        choices=AUTH_METHODS,
+        choices=CLI_AUTH_METHODS,
         default="client_secret_basic",
-        help="how the client authenticates (default: %(default)s)",
+        help="how the client authenticates (default: %(default)s; the *_jwt methods need reqcc[jwt])",
+    )
+    group.add_argument(
+        "--private-key-file",
+        metavar="PEM",
+        help="the client's private key, for --auth-method private_key_jwt",
     )
     group.add_argument(
         "--token-param",
@@ -311,14 +327,14 @@ def _read_secret(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
                 f"--client-secret-file: cannot read {path!r} ({exc.strerror or type(exc).__name__})",
                 EXIT_CONFIG,
             ) from None
-        secret = text.rstrip("\r\n")
-        if not secret:
+        from_file = text.rstrip("\r\n")
+        if not from_file:
             raise _CliError(f"--client-secret-file: {path!r} is empty", EXIT_CONFIG)
-        args.secrets_seen.append(secret)
-        return secret
-    secret = environ.get("REQCC_CLIENT_SECRET")
-    if secret:
-        return secret
+        args.secrets_seen.append(from_file)
+        return from_file
+    from_env = environ.get("REQCC_CLIENT_SECRET")
+    if from_env:
+        return from_env
     if stdin.isatty():
         try:
             secret = getpass.getpass(f"client secret for {client_id}: ")
@@ -351,8 +367,22 @@ def _manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin:
         "token_params": _token_params(args.token_param),
         "timeout": args.timeout,
     }
-    if args.auth_method != "none":
+    if args.auth_method in _SECRET_METHODS:
         config["client_secret"] = _read_secret(args, environ, stdin, client_id)
+    if args.auth_method == "private_key_jwt":
+        if not args.private_key_file:
+            raise _CliError("--auth-method private_key_jwt needs --private-key-file PEM", EXIT_CONFIG)
+        try:
+            with open(args.private_key_file, "rb") as handle:
+                config["private_key"] = handle.read()
+        except OSError as exc:
+            raise _CliError(
+                f"--private-key-file: cannot read {args.private_key_file!r} "
+                f"({exc.strerror or type(exc).__name__})",
+                EXIT_CONFIG,
+            ) from None
+    elif args.private_key_file:
+        raise _CliError("--private-key-file is used only with --auth-method private_key_jwt", EXIT_CONFIG)
     return config
 
 
@@ -546,18 +576,28 @@ def main(
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     debug = bool(getattr(args, "debug", False))
-    handler: logging.Handler | None = None
+    # Without --debug the command's own one-line error is all that reaches stderr (no
+    # retry warnings from the library); with it, reqcc's log (never a secret) is shown.
+    handler: logging.Handler = logging.NullHandler()
+    previous_level = log.level
     if debug and args.command != "demo":
         handler = logging.StreamHandler(stderr)
         handler.setFormatter(logging.Formatter("reqcc: %(levelname)s %(message)s"))
-        log.addHandler(handler)
         log.setLevel(logging.DEBUG)
+    log.addHandler(handler)
     args.secrets_seen = [environ.get("REQCC_CLIENT_SECRET")]
     try:
         return _COMMANDS[args.command](args, environ, stdin, stdout)
     except KeyboardInterrupt:
         stderr.write("reqcc: interrupted\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        if stdout is sys.stdout:
+            try:  # or the interpreter's final flush reports the broken pipe again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+        return EXIT_ERROR
     except Exception as exc:
         message, code = _describe(exc, getattr(args, "url", None))
         stderr.write(f"reqcc: {redact(message, args.secrets_seen)}\n")
@@ -565,6 +605,5 @@ def main(
             stderr.write(redact("".join(traceback.format_exception(exc)), args.secrets_seen))
         return code
     finally:
-        if handler is not None:
-            log.removeHandler(handler)
-            log.setLevel(logging.NOTSET)
+        log.removeHandler(handler)
+        log.setLevel(previous_level)

@@ -174,6 +174,7 @@ class _Injection:
     description: str | None = None
     retry_after: str | None = None
     delay: float = 0.0
+    gate: threading.Event | None = None
 
 
 @dataclass
@@ -684,9 +685,23 @@ class LocalAuthorizationServer:
         """Make the next ``times`` token requests wait ``seconds`` before a normal answer."""
         self._inject(_Injection(remaining=self._times(times), delay=float(seconds)))
 
+    def hold_token_requests(self, times: int | None = 1, *, timeout: float = 60.0) -> threading.Event:
+        """Make the next ``times`` token requests wait until the returned event is set.
+
+        Deterministic where a delay is not: a test can see a fetch in flight
+        (``token_requests`` went up), act meanwhile, then ``event.set()`` to let it answer
+        normally. A held request gives up waiting after ``timeout`` seconds.
+        """
+        gate = threading.Event()
+        self._inject(_Injection(remaining=self._times(times), gate=gate, delay=float(timeout)))
+        return gate
+
     def clear_failures(self) -> None:
-        """Forget every injected failure and delay not used yet."""
+        """Forget every injected failure, delay and hold not used yet (held requests are released)."""
         with self._lock:
+            for injection in self._injections:
+                if injection.gate is not None:
+                    injection.gate.set()
             self._injections.clear()
 
     @staticmethod
@@ -859,7 +874,11 @@ class LocalAuthorizationServer:
             injection = self._next_injection()
             index = len(self._records)
             self._records.append(RecordedTokenRequest(form, dict(headers), client_id, method))
-        delay = self.token_delay + (injection.delay if injection is not None else 0.0)
+        if injection is not None and injection.gate is not None:
+            injection.gate.wait(injection.delay)
+            delay = self.token_delay
+        else:
+            delay = self.token_delay + (injection.delay if injection is not None else 0.0)
         if delay > 0:
             time.sleep(delay)
         if injection is not None and injection.status is not None:
