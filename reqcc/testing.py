@@ -174,6 +174,7 @@ class _Injection:
     description: str | None = None
     retry_after: str | None = None
     delay: float = 0.0
+    gate: threading.Event | None = None
 
 
 @dataclass
@@ -329,12 +330,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, app: _WSGIApp, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, app: _WSGIApp, ssl_context: ssl.SSLContext | None, port: int = 0) -> None:
         self.app = app
         self.ssl_context = ssl_context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         sock: socket.socket = request
@@ -472,6 +473,7 @@ class LocalAuthorizationServer:
         https; URLs then start with ``https://``.
     :param host: the host name used in URLs (``"127.0.0.1"`` or ``"localhost"``, as the
         certificate says). The server always listens on 127.0.0.1 only.
+    :param port: the port to listen on (default 0: a free one, chosen by the system).
     :param token_delay: seconds every token request waits before it is answered (widens races).
     :param clock: the server's clock in seconds (default ``time.time``), for token expiry.
     """
@@ -484,6 +486,7 @@ class LocalAuthorizationServer:
         narrow_scopes: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
         token_delay: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -509,7 +512,7 @@ class LocalAuthorizationServer:
         self._order_ids = itertools.count(1)
         self._oauth = BackendApplicationServer(_Validator(self), token_expires_in=self._expires_in)
         self._oauth.credentials_grant.register_token_modifier(_RedactedToken)
-        self._httpd = _Server(self.wsgi_app, ssl_context)
+        self._httpd = _Server(self.wsgi_app, ssl_context, port)
         self.port: int = self._httpd.server_address[1]
         scheme = "https" if ssl_context is not None else "http"
         self.host = host
@@ -682,9 +685,23 @@ class LocalAuthorizationServer:
         """Make the next ``times`` token requests wait ``seconds`` before a normal answer."""
         self._inject(_Injection(remaining=self._times(times), delay=float(seconds)))
 
+    def hold_token_requests(self, times: int | None = 1, *, timeout: float = 60.0) -> threading.Event:
+        """Make the next ``times`` token requests wait until the returned event is set.
+
+        Deterministic where a delay is not: a test can see a fetch in flight
+        (``token_requests`` went up), act meanwhile, then ``event.set()`` to let it answer
+        normally. A held request gives up waiting after ``timeout`` seconds.
+        """
+        gate = threading.Event()
+        self._inject(_Injection(remaining=self._times(times), gate=gate, delay=float(timeout)))
+        return gate
+
     def clear_failures(self) -> None:
-        """Forget every injected failure and delay not used yet."""
+        """Forget every injected failure, delay and hold not used yet (held requests are released)."""
         with self._lock:
+            for injection in self._injections:
+                if injection.gate is not None:
+                    injection.gate.set()
             self._injections.clear()
 
     @staticmethod
@@ -857,7 +874,11 @@ class LocalAuthorizationServer:
             injection = self._next_injection()
             index = len(self._records)
             self._records.append(RecordedTokenRequest(form, dict(headers), client_id, method))
-        delay = self.token_delay + (injection.delay if injection is not None else 0.0)
+        if injection is not None and injection.gate is not None:
+            injection.gate.wait(injection.delay)
+            delay = self.token_delay
+        else:
+            delay = self.token_delay + (injection.delay if injection is not None else 0.0)
         if delay > 0:
             time.sleep(delay)
         if injection is not None and injection.status is not None:

@@ -6,6 +6,7 @@ import base64
 import logging
 import ssl
 import threading
+import time
 from urllib.parse import unquote_plus
 
 import pytest
@@ -443,3 +444,28 @@ def test_https_with_a_trustme_certificate(tmp_path) -> None:  # type: ignore[no-
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(server.api_url + "books", timeout=5)  # not trusted by default
         assert server.token_requests == 1
+
+
+def test_hold_keeps_a_fetch_in_flight_until_released(reqcc_server: LocalAuthorizationServer) -> None:
+    gate = reqcc_server.hold_token_requests()
+    session = _session(reqcc_server, scopes=["books.read"])
+    results: list[int] = []
+    thread = threading.Thread(
+        target=lambda: results.append(session.get(reqcc_server.api_url + "books").status_code)
+    )
+    thread.start()
+    for _ in range(500):  # wait (bounded) until the fetch is held at the server
+        if reqcc_server.token_requests == 1:
+            break
+        time.sleep(0.01)
+    assert reqcc_server.token_requests == 1 and reqcc_server.tokens_issued == 0 and results == []
+    gate.set()
+    thread.join(10)
+    assert results == [200] and reqcc_server.tokens_issued == 1
+
+
+def test_clear_failures_releases_held_requests(reqcc_server: LocalAuthorizationServer) -> None:
+    gate = reqcc_server.hold_token_requests(None)
+    reqcc_server.clear_failures()
+    assert gate.is_set()
+    assert _token_post(reqcc_server, auth=("bookstore-app", SECRET)).status_code == 200

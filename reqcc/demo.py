@@ -1,0 +1,388 @@
+"""``reqcc demo``: a guided tour of reqcc against a real local authorization server.
+
+It starts a :class:`~reqcc.testing.LocalAuthorizationServer` on 127.0.0.1 and checks, step
+by step, what reqcc promises: the first request fetches a token; many threads reuse it; a
+token near its expiry is renewed in the background while requests go on; ``on_token_update``
+fires; a write without ``orders.write`` is refused and succeeds with a client that has it;
+a revoked token is recovered from through 401 → retire → replay; an outage of the token
+endpoint does not stop requests while the token is still valid.
+
+Nothing waits for real expiry: the session's clocks (``clock=``, ``monotonic=``) are real
+time plus an offset the tour moves forward. Tokens are shown by fingerprint only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from ._log import log
+from .errors import ConfigurationError
+from .oauth_token import OAuthToken
+from .scopes import OAuthScope
+from .session import ClientCredentialsSession
+from .testing import LocalAuthorizationServer
+
+__all__ = ["run_demo", "serve", "DemoClock"]
+
+_TOKEN_TTL = 3600
+_THREADS = 8
+_REQUESTS_PER_THREAD = 5
+
+
+class DemoClock:
+    """Real time plus an offset, so the tour can jump ahead in a token's lifetime.
+
+    Pass :meth:`wall` as ``clock=`` and :meth:`monotonic` as ``monotonic=`` to a session.
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def wall(self) -> float:
+        """Unix seconds, moved forward by the offset."""
+        return time.time() + self._offset
+
+    def monotonic(self) -> float:
+        """Monotonic seconds, moved forward by the offset."""
+        return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks ``seconds`` forward."""
+        with self._lock:
+            self._offset += seconds
+
+
+class _Recorder(logging.Handler):
+    """Counts what reqcc logs during the tour (retries, failed renewals); echoes it if verbose."""
+
+    def __init__(self, out: TextIO | None) -> None:
+        super().__init__(logging.DEBUG)
+        self.out = out
+        self.retries = 0
+        self.failed_renewals = 0
+        self._lock2 = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        with self._lock2:
+            if record.levelno >= logging.WARNING and "retry" in message:
+                self.retries += 1
+            if "background token renewal failed" in message:
+                self.failed_renewals += 1
+        if self.out is not None:
+            self.out.write(f"      log {record.levelname.lower()}: {message}\n")
+
+
+class _Tour:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.results: list[bool] = []
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def step(self, title: str, run: Callable[[], tuple[bool, str]]) -> None:
+        number = len(self.results) + 1
+        try:
+            ok, detail = run()
+        except Exception as exc:  # a step that raises did not behave; say what, not a traceback
+            ok, detail = False, f"raised {type(exc).__name__}: {exc}"
+        self.results.append(ok)
+        self.say(f"  {'ok  ' if ok else 'FAIL'} {number}. {title}")
+        for line in detail.split("\n"):
+            self.say(f"          {line}")
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def _fp(token: OAuthToken | None) -> str:
+    return token.fingerprint if token is not None else "-"
+
+
+def run_demo(out: TextIO, *, verbose: bool = False) -> bool:
+    """Run the tour, printing one line per step to ``out``; return whether every step behaved."""
+    started = time.monotonic()
+    recorder = _Recorder(out if verbose else None)
+    previous_level = log.level
+    log.addHandler(recorder)
+    if verbose:
+        log.setLevel(logging.DEBUG)
+    try:
+        with LocalAuthorizationServer(token_ttl=_TOKEN_TTL) as server:
+            return _tour(server, out, recorder, started)
+    finally:
+        log.removeHandler(recorder)
+        log.setLevel(previous_level)
+
+
+def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, started: float) -> bool:
+    tour = _Tour(out)
+    clock = DemoClock()
+    updates: list[str] = []
+    updates_lock = threading.Lock()
+    caller_errors: list[str] = []
+
+    def on_token_update(token: OAuthToken) -> None:
+        with updates_lock:
+            updates.append(token.fingerprint)
+
+    def update_count() -> int:
+        with updates_lock:
+            return len(updates)
+
+    session = ClientCredentialsSession(
+        **server.credentials("bookstore-reader"),
+        scopes=[OAuthScope.BooksRead, OAuthScope.OrdersRead],
+        on_token_update=on_token_update,
+        clock=clock.wall,
+        monotonic=clock.monotonic,
+        max_retries=1,
+        retry_backoff=0.05,
+        failure_backoff=30.0,  # after a failed renewal, the next attempt waits (demo time)
+    )
+    books = server.api_url + "books"
+    orders = server.api_url + "orders"
+
+    def get_books() -> int:
+        try:
+            return session.get(books, timeout=10).status_code
+        except Exception as exc:
+            caller_errors.append(type(exc).__name__)
+            return 0
+
+    tour.say(f"reqcc demo: a real OAuth 2.0 token endpoint (oauthlib) and bookstore API at {server.base_url}")
+    tour.say(
+        f"client 'bookstore-reader' (books.read orders.read); tokens live {_TOKEN_TTL} s, renewed in their "
+        "last 20%."
+    )
+    tour.say("The session's clock jumps ahead instead of waiting; tokens are shown by fingerprint only.")
+    tour.say()
+
+    # 1 -----------------------------------------------------------------------------------
+    def first_request() -> tuple[bool, str]:
+        status = get_books()
+        token = session.manager.token
+        ok = status == 200 and server.token_requests == 1 and token is not None
+        return (
+            ok,
+            f"GET /books -> {status}; token {_fp(token)} fetched ({server.token_requests} token request)",
+        )
+
+    tour.step("the first request fetches a token", first_request)
+    first = session.manager.token
+
+    # 2 -----------------------------------------------------------------------------------
+    def reuse() -> tuple[bool, str]:
+        statuses: list[int] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(_THREADS)
+
+        def worker() -> None:
+            barrier.wait()
+            for _ in range(_REQUESTS_PER_THREAD):
+                status = get_books()
+                with lock:
+                    statuses.append(status)
+
+        threads = [threading.Thread(target=worker) for _ in range(_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        total = _THREADS * _REQUESTS_PER_THREAD
+        ok = statuses == [200] * total and server.token_requests == 1 and session.manager.token is first
+        return ok, (
+            f"{_THREADS} threads x {_REQUESTS_PER_THREAD} GET /books -> {statuses.count(200)} x 200 "
+            f"on token {_fp(first)}; still {_plural(server.token_requests, 'token request')}"
+        )
+
+    tour.step("many requests from several threads reuse it", reuse)
+
+    # 3 -----------------------------------------------------------------------------------
+    def renewal() -> tuple[bool, str]:
+        gate = server.hold_token_requests()  # the renewal will wait at the server until released
+        clock.advance(_TOKEN_TTL - 600)  # 10 minutes left: inside the renewal window
+        before = update_count()
+        statuses = [get_books()]
+        in_flight = _wait(lambda: server.token_requests == 2)  # the renewal reached the server
+        statuses += [get_books() for _ in range(4)]
+        served_on_old = session.manager.token is first and update_count() == before
+        gate.set()
+        renewed = _wait(lambda: update_count() > before)
+        token = session.manager.token
+        ok = statuses == [200] * 5 and in_flight and served_on_old and renewed and token is not first
+        return ok, (
+            f"10 min before expiry, 5 x GET /books -> 200 at once on token {_fp(first)},\n"
+            f"while the renewal was held at the server; released -> token {_fp(token)}"
+        )
+
+    tour.step("near expiry the token is renewed in the background, no request waits", renewal)
+    second = session.manager.token
+
+    # 4 -----------------------------------------------------------------------------------
+    def updates_fired() -> tuple[bool, str]:
+        with updates_lock:
+            seen = list(updates)
+        ok = seen == [_fp(first), _fp(second)]
+        return ok, f"on_token_update fired {len(seen)} times: {', '.join(seen)} (once per new token)"
+
+    tour.step("on_token_update fires for each new token", updates_fired)
+
+    # 5 -----------------------------------------------------------------------------------
+    def scopes() -> tuple[bool, str]:
+        refused = session.post(orders, json={"book_id": 2, "quantity": 1}, timeout=10)
+        challenge = refused.headers.get("WWW-Authenticate", "")
+        with ClientCredentialsSession(
+            **server.credentials("bookstore-app"), scopes=[OAuthScope.OrdersWrite]
+        ) as writer:
+            created = writer.post(orders, json={"book_id": 2, "quantity": 1}, timeout=10)
+        ok = (
+            refused.status_code == 403
+            and 'error="insufficient_scope"' in challenge
+            and session.manager.token is second  # a 403 is not the token's fault: nothing retired
+            and created.status_code == 201
+        )
+        order = created.json().get("order", {}) if created.status_code == 201 else {}
+        return ok, (
+            f"POST /orders as bookstore-reader -> {refused.status_code} insufficient_scope;\n"
+            f"as bookstore-app with orders.write -> {created.status_code} (order #{order.get('id', '?')})"
+        )
+
+    tour.step("a write without orders.write is refused, and works with a client that has it", scopes)
+
+    # 6 -----------------------------------------------------------------------------------
+    def revocation() -> tuple[bool, str]:
+        before = server.stats()
+        server.revoke(session.manager.token)
+        status = get_books()
+        after = server.stats()
+        token = session.manager.token
+        ok = (
+            status == 200
+            and after["api_401s"] == before["api_401s"] + 1
+            and after["token_requests"] == before["token_requests"] + 1
+            and token is not second
+        )
+        return ok, (
+            f"server revoked token {_fp(second)}; GET /books -> 401 invalid_token -> token retired\n"
+            f"-> new token {_fp(token)} -> request replayed -> {status}"
+        )
+
+    tour.step("a revoked token is recovered from: 401 -> retire -> replay", revocation)
+    third = session.manager.token
+
+    # 7 -----------------------------------------------------------------------------------
+    def outage() -> tuple[bool, str]:
+        server.fail_token_requests(None, status=503)  # every token request fails until cleared
+        errors_before = server.token_errors
+        clock.advance(_TOKEN_TTL - 600)  # the current token enters its renewal window
+        statuses = [get_books() for _ in range(10)]
+        failed = _wait(lambda: recorder.failed_renewals >= 1)
+        statuses += [get_books() for _ in range(10)]
+        still_third = session.manager.token is third
+        failed_requests = server.token_errors - errors_before
+        server.clear_failures()
+        clock.advance(120)  # past the failure backoff
+        before = update_count()
+        statuses.append(get_books())
+        recovered = _wait(lambda: update_count() > before)
+        token = session.manager.token
+        ok = (
+            statuses == [200] * len(statuses)
+            and failed
+            and still_third
+            and failed_requests >= 1
+            and recovered
+            and token is not third
+        )
+        return ok, (
+            f"token endpoint down (503): {_plural(failed_requests, 'token request')} failed in the "
+            f"background;\n{len(statuses) - 1} x GET /books -> 200 on the still-valid token {_fp(third)}; "
+            f"endpoint back -> token {_fp(token)}"
+        )
+
+    tour.step("while the token endpoint is down, requests go on with the still-valid token", outage)
+    session.close()
+
+    stats = server.stats()
+    elapsed = time.monotonic() - started
+    tour.say()
+    tour.say("summary")
+    rows = [
+        ("API requests", stats["api_requests"], f"{stats['api_401s']} x 401, {stats['api_403s']} x 403"),
+        ("token requests", stats["token_requests"], f"{stats['tokens_issued']} tokens issued"),
+        (
+            "retries",
+            recorder.retries + stats["api_401s"],
+            f"{_plural(recorder.retries, 'token-request retry', 'token-request retries')}, "
+            f"{_plural(stats['api_401s'], 'replay')} after 401",
+        ),
+        ("failures", stats["token_errors"], "token requests that failed (injected outage)"),
+        ("errors seen by callers", len(caller_errors), ", ".join(caller_errors) or "none"),
+    ]
+    for name, value, note in rows:
+        tour.say(f"  {name:<24}{value:>5}   {note}")
+    passed = sum(tour.results)
+    tour.say()
+    all_ok = passed == len(tour.results) and not caller_errors
+    verdict = (
+        "every step behaved as stated" if all_ok else f"{len(tour.results) - passed} step(s) did NOT behave"
+    )
+    tour.say(f"{passed}/{len(tour.results)} steps ok: {verdict} ({elapsed:.1f} s)")
+    return all_ok
+
+
+def serve(port: int = 0, *, out: TextIO, stop: threading.Event | None = None) -> int:
+    """Run the demo's server until interrupted (or ``stop`` is set), printing how to use it.
+
+    :raises ConfigurationError: the port cannot be listened on.
+    """
+    try:
+        server = LocalAuthorizationServer(token_ttl=_TOKEN_TTL, port=port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or type(exc).__name__})"
+        ) from None
+    with server:
+        write = out.write
+        write(
+            f"reqcc demo server: token endpoint and bookstore API at {server.base_url} (Ctrl-C to stop)\n\n"
+        )
+        write("try, in another shell:\n")
+        write(f"  export REQCC_TOKEN_URL={server.token_url}\n")
+        write("  export REQCC_CLIENT_ID=bookstore-app\n")
+        write(
+            "  export REQCC_CLIENT_SECRET=bookstore-secret  # the demo's built-in client, not a real secret\n"
+        )
+        write("  reqcc token --scope BooksRead --scope OrdersRead\n")
+        write(f"  reqcc request {server.api_url}books --scope BooksRead\n\n")
+        described: list[str] = []
+        for client in server.clients.values():
+            kind = "public" if client.is_public else "secret"
+            described.append(f"{client.client_id} ({kind}: {' '.join(sorted(client.scopes))})")
+        write("clients: " + "; ".join(described) + "\n")
+        out.flush()
+        waiter = stop if stop is not None else threading.Event()
+        try:
+            while not waiter.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            write("\nstopped\n")
+    return 0

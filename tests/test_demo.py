@@ -1,0 +1,105 @@
+"""``reqcc demo``: the tour passes, says so, exits 0, fails loudly when a step misbehaves, prints no token."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from reqcc import cli, demo
+from reqcc.testing import LocalAuthorizationServer
+
+# oauthlib's token generator: 30 characters of [A-Za-z0-9]. None may appear in the output.
+TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{30}(?![A-Za-z0-9])")
+
+
+def test_demo_passes_in_a_subprocess_and_prints_no_token() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "reqcc", "demo"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    steps = re.findall(r"^  (ok  |FAIL) (\d)\. ", out, re.MULTILINE)
+    assert [s[0] for s in steps] == ["ok  "] * 7
+    assert "7/7 steps ok: every step behaved as stated" in out
+    for row in ("API requests", "token requests", "retries", "failures", "errors seen by callers"):
+        assert re.search(rf"^  {row}\s+\d+", out, re.MULTILINE), row
+    assert not TOKEN_LIKE.search(out)
+    assert "bookstore-secret" not in out and "reader-secret" not in out
+    fingerprints = set(re.findall(r"\b[0-9a-f]{8}\b", out))
+    # the tour's four tokens: first, renewed ahead, after the revocation, after the outage
+    assert len(fingerprints) == 4, fingerprints
+
+
+def test_demo_counts_are_exact() -> None:
+    out = io.StringIO()
+    assert demo.run_demo(out=out) is True
+    text = out.getvalue()
+    # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage) = 71
+    assert re.search(r"^  API requests\s+71\s+1 x 401, 1 x 403$", text, re.MULTILINE), text
+    # issued: first, renewal, writer, after revocation, after the outage; failed: 1 attempt + 1 retry
+    assert re.search(r"^  token requests\s+7\s+5 tokens issued$", text, re.MULTILINE), text
+    assert re.search(r"^  failures\s+2\s", text, re.MULTILINE), text
+    assert re.search(r"^  errors seen by callers\s+0\s+none$", text, re.MULTILINE), text
+
+
+def test_demo_fails_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server that "forgets" to revoke: step 6 sees no 401, so it must report FAIL and exit 8.
+    monkeypatch.setattr(LocalAuthorizationServer, "revoke", lambda self, token=None: 0)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["demo"], stdout=out, stderr=err)
+    assert code == cli.EXIT_DEMO
+    text = out.getvalue()
+    assert re.search(r"^  FAIL 6\. ", text, re.MULTILINE), text
+    assert "6/7 steps ok: 1 step(s) did NOT behave" in text
+
+
+def test_demo_verbose_shows_the_log_without_tokens() -> None:
+    out = io.StringIO()
+    assert demo.run_demo(out=out, verbose=True)
+    text = out.getvalue()
+    assert "log info: 401 for token" in text and "background token renewal failed" in text
+    assert not TOKEN_LIKE.search(text)
+
+
+def test_serve_prints_how_to_use_it_and_serves_until_stopped() -> None:
+    out = io.StringIO()
+    stop = threading.Event()
+    thread = threading.Thread(target=demo.serve, kwargs={"out": out, "stop": stop})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "clients:" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        text = out.getvalue()
+        token_url = re.search(r"export REQCC_TOKEN_URL=(\S+)", text)
+        assert token_url is not None, text
+        assert token_url.group(1).startswith("http://127.0.0.1:")
+        answer = requests.post(
+            token_url.group(1),
+            data={"grant_type": "client_credentials"},
+            auth=("bookstore-app", "bookstore-secret"),
+            timeout=5,
+        )
+        assert answer.status_code == 200
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    with pytest.raises(requests.ConnectionError):
+        requests.post(token_url.group(1), timeout=5)
+
+
+def test_serve_on_a_busy_port_is_a_configuration_error() -> None:
+    with LocalAuthorizationServer() as busy:
+        err = io.StringIO()
+        code = cli.main(["demo", "--serve", "--port", str(busy.port)], stdout=io.StringIO(), stderr=err)
+    assert code == cli.EXIT_CONFIG
+    assert f"127.0.0.1:{busy.port}" in err.getvalue()
