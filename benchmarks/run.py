@@ -277,7 +277,6 @@ def run_threads(
             outage_at = (start + outage[0], start + outage[0] + outage[1])
 
         def worker(index: int) -> None:
-            mine: list[Outcome] = []
             phase = interval * index / settings.threads
             for i in range(settings.per_thread):
                 delay = start + phase + i * interval - time.monotonic()
@@ -289,9 +288,8 @@ def run_threads(
                     result = str(response.status_code)
                 except Exception as exc:  # a library's failure is data here
                     result = type(exc).__name__
-                mine.append(Outcome(t0, time.monotonic() - t0, result))
-            with lock:
-                outcomes.extend(mine)
+                with lock:
+                    outcomes.append(Outcome(t0, time.monotonic() - t0, result))
 
         def take_down() -> None:
             assert outage_at is not None
@@ -300,19 +298,29 @@ def run_threads(
             time.sleep(max(0.0, outage_at[1] - time.monotonic()))
             server.control(down=False)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(settings.threads)]
+        # Daemon threads and a deadline: a library that deadlocks is reported, not waited for.
+        threads = [
+            threading.Thread(target=worker, args=(i,), daemon=True) for i in range(settings.threads)
+        ]
         if outage_at is not None:
-            threads.append(threading.Thread(target=take_down))
+            threads.append(threading.Thread(target=take_down, daemon=True))
         for thread in threads:
             thread.start()
+        deadline = start + duration + 60.0
         for thread in threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        hung = sum(thread.is_alive() for thread in threads)
         end = time.monotonic()
+        server.control(down=False)
     stats = server.stats()
     errors: dict[str, int] = {}
+    with lock:
+        outcomes = list(outcomes)
     for outcome in outcomes:
         if outcome.result != "200":
             errors[outcome.result] = errors.get(outcome.result, 0) + 1
+    if hung:
+        errors["still blocked 60 s after the run (threads)"] = hung
     return ConcurrentRun(
         contender.name, lifetime, start, end, outcomes, stats, outage_at, errors,
         margin=contender.margin * lifetime / 3600.0,
