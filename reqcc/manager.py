@@ -7,12 +7,14 @@ backs off after failures. It knows nothing of transport adapters.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,23 +56,50 @@ class _Current:
 class _Flight:
     """One token request in progress; everybody who needs a token meanwhile waits on it."""
 
-    __slots__ = ("done", "error", "token")
+    __slots__ = ("done", "error", "leader", "token", "traceback")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: OAuthToken | None = None
         self.error: BaseException | None = None
+        self.traceback: TracebackType | None = None
+        self.leader: int | None = None  # the thread running it (set when it starts)
 
     def finish(self, token: OAuthToken | None, error: BaseException | None) -> None:
         self.token, self.error = token, error
+        self.traceback = error.__traceback__ if error is not None else None
         self.done.set()
 
-    def result(self) -> OAuthToken:
+    def result(self, *, leader: bool = False) -> OAuthToken:
+        """Wait for the flight; return its token or raise its error.
+
+        The leader (the thread that sent the request) raises the error itself; every
+        other thread raises its own copy (see :func:`_copy_error`).
+        """
         self.done.wait()
         if self.error is not None:
-            raise self.error
+            raise self.error if leader else _copy_error(self.error, self.traceback)
         assert self.token is not None
         return self.token
+
+
+def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
+    """Return ``exc`` for a thread that waited on the failed fetch: a copy, own traceback.
+
+    Raising one exception object in many threads makes each raise extend the same
+    ``__traceback__``: every waiter's traceback shows the frames of all the others, and
+    the stored error (``_last_error``) keeps all their frames alive. The copy has the
+    same type, message and attributes (``status_code``, ``response``, …), the same cause
+    and context, and a traceback that ends where the error was really raised.
+    """
+    try:
+        clone = copy.copy(exc)
+    except Exception:  # an exotic exception type that cannot be copied
+        return exc
+    clone.__cause__ = exc.__cause__
+    clone.__context__ = exc.__context__
+    clone.__suppress_context__ = exc.__suppress_context__
+    return clone.with_traceback(traceback)
 
 
 def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
@@ -318,6 +347,7 @@ class ClientCredentialsManager:
 
     @token.setter
     def token(self, value: OAuthToken | Mapping[str, Any] | None) -> None:
+        self._check_process()
         if value is None:
             with self._lock:
                 self._current = None
@@ -333,8 +363,7 @@ class ClientCredentialsManager:
         that needs a token meanwhile waits for that one result. During the failure backoff
         the last error is raised at once, marked as a repeat.
         """
-        if self._pid != os.getpid():
-            self._after_fork()
+        self._check_process()
         current = self._current
         if current is not None:
             now = self._monotonic()
@@ -351,6 +380,7 @@ class ClientCredentialsManager:
         Meant for ``token_provider`` callbacks and for forcing a renewal; it neither waits
         for nor joins another fetch in progress.
         """
+        self._check_process()
         token = self._endpoint.request_token(extra_params)
         self._adopt(token, notify=True)
         return token
@@ -380,6 +410,7 @@ class ClientCredentialsManager:
         Returns whether it was current. Concurrent calls for the same token retire it
         once, so they cause a single new fetch.
         """
+        self._check_process()
         with self._lock:
             current = self._current
             if current is None or current.token.access_token != token.access_token:
@@ -396,15 +427,25 @@ class ClientCredentialsManager:
     # -- internals ---------------------------------------------------------------------
 
     def _reset_process_state(self) -> None:
-        self._pid = os.getpid()
+        # The pid last: another thread that sees it match must also see the new lock.
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
+        self._pid = os.getpid()
+
+    def _check_process(self) -> None:
+        # Every public method that takes the lock starts here, not only get_token():
+        # fetch_token(), invalidate() or the token setter may be a child's first call.
+        if self._pid != os.getpid():
+            self._after_fork()
 
     def _after_fork(self) -> None:
         # A forked child inherits locks that may be held and flights whose threads do not
-        # exist here, and the token session's sockets are shared with the parent.
+        # exist here, and the token session's sockets are shared with the parent. Its
+        # random generators are copies of the parent's: reseed them, or every worker
+        # forked from one parent jitters its backoff identically (in lockstep).
+        self._random.seed()
+        self._endpoint.after_fork()
         self._reset_process_state()
-        self._endpoint.renew_session()
         log.debug("manager reset after fork (pid %d)", self._pid)
 
     def _coerce(self, value: Any, what: str, error: type[ReqccError]) -> OAuthToken:
@@ -461,6 +502,15 @@ class ClientCredentialsManager:
                 return current.token
             flight = self._flight
             leader = flight is None
+            if flight is not None and flight.leader == threading.get_ident():
+                # The thread running this flight asks for a token again (its token_provider
+                # called get_token() or sent a request through the adapter): waiting would
+                # mean waiting for itself, forever.
+                raise TokenProviderError(
+                    "token_provider asked the manager for a token while the manager was "
+                    "waiting for that provider (get_token() or a request through the reqcc "
+                    "adapter); return manager.fetch_token() instead"
+                )
             if flight is None:
                 if self._last_error is not None and now < self._retry_at:
                     raise as_cached_error(
@@ -471,23 +521,37 @@ class ClientCredentialsManager:
                 flight = self._flight = _Flight()
         if leader:
             self._run(flight, background=False)
-        return flight.result()
+        return flight.result(leader=leader)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
+        # Unlocked first look, so that the fast path stays lock-free while a renewal runs
+        # or backs off (the window may last minutes); checked again under the lock.
+        if self._flight is not None or now < self._retry_at:
+            return
         with self._lock:
             if self._flight is not None or self._current is not current or now < self._retry_at:
                 return
             flight = self._flight = _Flight()
         log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
-        threading.Thread(
-            target=self._run,
-            args=(flight,),
-            kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
-            name="reqcc-token-refresh",
-            daemon=True,
-        ).start()
+        try:
+            threading.Thread(
+                target=self._run,
+                args=(flight,),
+                kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
+                name="reqcc-token-refresh",
+                daemon=True,
+            ).start()
+        except RuntimeError as exc:  # no new threads (interpreter shutdown, thread limit)
+            # Never leave a flight nobody runs: callers would wait on it forever once the
+            # token expires. The token is still valid; a later request tries again.
+            with self._lock:
+                if self._flight is flight:
+                    self._flight = None
+            flight.finish(None, exc)
+            log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
+        flight.leader = threading.get_ident()
         try:
             token = self._obtain()
         except BaseException as exc:

@@ -34,7 +34,7 @@ from .errors import (
 )
 from .oauth_token import OAuthToken
 
-__all__ = ["TokenEndpoint", "DEFAULT_TIMEOUT", "RETRY_STATUSES", "RETRY_ERROR_CODES"]
+__all__ = ["TokenEndpoint", "DEFAULT_TIMEOUT", "RETRY_STATUSES", "RETRY_ERROR_CODES", "CLIENT_ERROR_CODES"]
 
 #: (connect, read) seconds for a token request when no ``timeout`` is given.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
@@ -42,6 +42,11 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: §5.2 error codes that are retried.
 RETRY_ERROR_CODES = frozenset({"temporarily_unavailable", "server_error"})
+#: §5.2 error codes that are never retried, whatever the HTTP status they come with.
+CLIENT_ERROR_CODES = frozenset({
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+    "unsupported_grant_type", "invalid_scope",
+})
 
 _RESERVED_FIELDS = frozenset(
     {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
@@ -158,6 +163,15 @@ class TokenEndpoint:
         """Replace an owned session by a new one (after ``os.fork``: no shared sockets)."""
         if self._owns_session:
             self.session = requests.Session()
+
+    def after_fork(self) -> None:
+        """Make this endpoint safe to use in a process forked from the one that created it.
+
+        An owned session is replaced (no sockets shared with the parent) and the retry
+        jitter is reseeded (no backoff in lockstep with the parent and its other children).
+        """
+        self.renew_session()
+        self._random.seed()
 
     def close(self) -> None:
         """Close the session if this endpoint created it."""
@@ -332,7 +346,11 @@ class TokenEndpoint:
 def is_transient(exc: BaseException) -> bool:
     """Return whether a token request that failed with ``exc`` may succeed if tried again."""
     if isinstance(exc, OAuthProviderError):
-        return exc.error in RETRY_ERROR_CODES or exc.status_code in RETRY_STATUSES
+        if exc.error in RETRY_ERROR_CODES:
+            return True
+        if exc.error in CLIENT_ERROR_CODES:  # the same request fails the same way again
+            return False
+        return exc.status_code in RETRY_STATUSES
     if isinstance(exc, TokenRequestError):
         return exc.status_code in RETRY_STATUSES
     if isinstance(exc, requests.exceptions.SSLError):

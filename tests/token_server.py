@@ -4,6 +4,10 @@ Deliberately small (the standard library's ThreadingHTTPServer): it counts reque
 be told to delay, fail with a status (and Retry-After), or answer a §5.2 error. The real
 authorization servers (oauthlib, Authlib) are in the interoperability tests.
 
+For races that must be exact rather than likely, ``token_gate`` and ``api_gate`` (a
+``threading.Event``) hold every token or API request, after it has been counted, until the
+test sets the event: a test can wait until N requests have arrived, then release them.
+
     with TokenServer() as server:
         server.token_url, server.api_url, server.token_requests
 """
@@ -31,18 +35,33 @@ class Failure:
     body: str | None = None
 
 
+class _Server(ThreadingHTTPServer):
+    # 64 threads connecting at once overflow the default listen backlog of 5, and the
+    # kernel then delays the dropped connects by a second or more.
+    request_queue_size = 128
+
+
 class TokenServer:
     """Token endpoint at ``/token``, protected API at ``/api/...`` (accepts the tokens it issued).
 
     :param expires_in: lifetime put in issued tokens (``None``: no ``expires_in``).
     :param delay: seconds each token request waits before answering (to widen races).
+
+    Attributes a test may set at any time: ``failures`` (answered in order, one per token
+    request), ``fail_always``, ``delay``, ``token_gate`` and ``api_gate`` (``None``, or an
+    Event that requests wait on, up to ``GATE_TIMEOUT`` seconds, before being answered).
     """
+
+    #: The longest a gated request waits, so that a broken test cannot hang the server.
+    GATE_TIMEOUT = 30.0
 
     def __init__(self, expires_in: float | None = 3600, delay: float = 0.0) -> None:
         self.expires_in = expires_in
         self.delay = delay
         self.failures: deque[Failure] = deque()
         self.fail_always: Failure | None = None
+        self.token_gate: threading.Event | None = None
+        self.api_gate: threading.Event | None = None
         self.lock = threading.Lock()
         self.token_requests = 0
         self.api_requests = 0
@@ -76,6 +95,9 @@ class TokenServer:
                     server.token_requests += 1
                     server.token_forms.append(form)
                     failure = server.failures.popleft() if server.failures else server.fail_always
+                gate = server.token_gate
+                if gate is not None:
+                    gate.wait(server.GATE_TIMEOUT)
                 if server.delay:
                     time.sleep(server.delay)
                 if failure is not None:
@@ -106,18 +128,24 @@ class TokenServer:
                     ok = token in server.valid_tokens
                     if not ok:
                         server.api_401s += 1
+                gate = server.api_gate
+                if gate is not None:
+                    gate.wait(server.GATE_TIMEOUT)
                 if ok:
                     self._send(200, b'{"ok": true}', {"Content-Type": "application/json"})
                 else:
                     self._send(401, b"", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/"
         self.token_url = f"{self.base_url}token"
         self.api_url = f"{self.base_url}api/"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def revoke_all(self) -> None:
         """Make every token issued so far invalid at the API."""
