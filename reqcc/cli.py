@@ -104,6 +104,10 @@ CLI_AUTH_METHODS = (
 )
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
+#: ``reqcc token --cache``: a saved token is printed only with at least this many seconds left
+#: (or half its lifetime, for tokens that live less than twice as long).
+CACHE_MIN_SECONDS = 300.0
+
 _FLAG_OF_KEYWORD = {
     "private_key": "--private-key-file",
     "token_url": "--token-url",
@@ -212,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     _add_client_options(token)
+    token.add_argument(
+        "--cache",
+        metavar="FILE",
+        help="reuse a token across invocations: print the one saved in FILE while it has at least "
+        f"{CACHE_MIN_SECONDS // 60:.0f} minutes (or half its lifetime) left, else fetch one and save it "
+        "there (a reqcc FileTokenStore: mode 0600, safe for concurrent invocations, shared with "
+        "services that use the same file and client configuration)",
+    )
     token.add_argument(
         "--format",
         choices=("json", "header", "access-token"),
@@ -385,9 +397,16 @@ def _token_document(token: OAuthToken) -> dict[str, Any]:
 
 def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO, stdout: TextIO) -> int:
     config = _manager_config(args, environ, stdin)
+    if args.cache:
+        # Through the store: a saved token is reused, a new one is fetched under the store's
+        # lease and saved. The larger skew keeps a token about to expire from being printed
+        # (the skew is capped at half the lifetime, so short-lived tokens are reused too).
+        from .stores import FileTokenStore
+
+        config.update(token_store=FileTokenStore(args.cache), clock_skew=CACHE_MIN_SECONDS)
     manager = ClientCredentialsManager(**config)
     try:
-        token = manager.fetch_token()
+        token = manager.get_token() if args.cache else manager.fetch_token()
     finally:
         manager.close()
     if args.format == "header":

@@ -26,6 +26,8 @@ from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
 from .errors import ConfigurationError, ReqccError, TokenProviderError, as_cached_error
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .scopes import OAuthScope
+from .stores._shared import SharedTokens
+from .stores.base import TokenStore, check_token_store, token_store_key
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
@@ -195,6 +197,11 @@ class ClientCredentialsManager:
     :param clock: wall clock in Unix seconds (default ``time.time``), for absolute expiries.
     :param monotonic: monotonic clock (default ``time.monotonic``), for in-process validity.
     :param sleep: how to wait between retries (default ``time.sleep``).
+    :param token_store: a :class:`~reqcc.stores.TokenStore` (``FileTokenStore``,
+        ``RedisTokenStore``) shared with other processes: a token is read from it before
+        one is fetched or asked of the provider, and what this process obtains is written
+        to it, so the fleet fetches (and renews ahead) once. ``on_token_update`` fires only
+        in the process that obtained the token, not for tokens read from the store.
     """
 
     def __init__(
@@ -225,6 +232,7 @@ class ClientCredentialsManager:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        token_store: TokenStore | None = None,
     ) -> None:
         if token_url is None:
             raise ConfigurationError("token_url is required (the token endpoint's https URL)")
@@ -293,6 +301,10 @@ class ClientCredentialsManager:
             max_retry_wait=_seconds(max_retry_wait, "max_retry_wait"),
             clock=clock,
             sleep=sleep,
+        )
+        self.token_store = None if token_store is None else check_token_store(token_store)
+        self._shared = None if self.token_store is None else SharedTokens(
+            self.token_store, self._store_key(), monotonic=monotonic, sleep=sleep
         )
         self._random = random.Random()
         self._reset_process_state()
@@ -553,7 +565,7 @@ class ClientCredentialsManager:
     def _run(self, flight: _Flight, *, background: bool) -> None:
         flight.leader = threading.get_ident()
         try:
-            token = self._obtain()
+            token, obtained_here = self._obtain_shared()
         except BaseException as exc:
             with self._lock:
                 if self._flight is flight:
@@ -569,7 +581,7 @@ class ClientCredentialsManager:
             elif not isinstance(exc, Exception):
                 raise
             return
-        self._adopt(token, notify=True, flight=flight)
+        self._adopt(token, notify=obtained_here, flight=flight)
 
     def _record_failure(self, exc: Exception) -> None:
         # Called with the lock held.
@@ -608,6 +620,42 @@ class ClientCredentialsManager:
                 "before returning a stored token, else return manager.fetch_token()"
             )
         return token
+
+    # -- the shared token store (see reqcc.stores) ----------------------------------------
+
+    def _store_key(self) -> str:
+        return token_store_key(
+            token_url=self._endpoint.token_url,
+            client_id=self._endpoint.client_auth.client_id,
+            auth_method=self._endpoint.client_auth.method,
+            scopes=self._scopes,
+            token_params=self._endpoint.token_params,
+            secrets=self._endpoint.client_auth.secrets(),
+            key_id=getattr(self._endpoint.client_auth, "key_id", None),
+        )
+
+    def _obtain_shared(self) -> tuple[OAuthToken, bool]:
+        """Obtain a token, through the token store if there is one.
+
+        Returns the token and whether this process obtained it (fetch or provider), as
+        opposed to reading it from the store.
+        """
+        if self._shared is None:
+            return self._obtain(), True
+        return self._shared.obtain(self._obtain, self._usable_from_store)
+
+    def _usable_from_store(self, token: OAuthToken) -> bool:
+        """Whether a token found in the store may be adopted instead of obtaining one."""
+        current = self._current
+        if current is not None and token.access_token == current.token.access_token:
+            return False  # the token in use is not good enough any more (expired or due)
+        if token.access_token == self._retired or token.is_expired(self.clock_skew, self._clock()):
+            return False
+        if current is not None and current.usable(self._monotonic()):
+            # Renewing ahead: only a token that is not itself due for renewal helps.
+            renew_at = self._deadlines(token).renew_at
+            return renew_at is None or self._monotonic() < renew_at
+        return True
 
     def __repr__(self) -> str:
         token = self.token

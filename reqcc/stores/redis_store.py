@@ -1,0 +1,148 @@
+"""A token store in Redis, shared by every process on every host that reaches it.
+
+Needs redis-py: ``pip install 'reqcc[redis]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from .._log import log
+from ..errors import ConfigurationError
+from ..oauth_token import OAuthToken
+from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL
+
+__all__ = ["RedisTokenStore"]
+
+# Delete the lease only if it is still ours: an expired lease may have been taken by another.
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+def _seconds(value: Any, keyword: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigurationError(f"{keyword} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+class RedisTokenStore:
+    """Shares tokens through Redis: one token per client configuration for the whole fleet.
+
+    A token is stored as JSON under ``PREFIX + "token:" + key`` with a time to live equal
+    to its remaining lifetime; the lease is ``PREFIX + "lease:" + key``, taken with
+    ``SET NX PX`` (it expires by itself after ``lease_timeout``) and released by a Lua
+    script that deletes it only if the releasing holder still owns it. Each operation
+    touches one key, so a Redis Cluster client works as well as a plain or Sentinel one.
+
+    Give either ``client`` (any redis-py client: ``redis.Redis``, ``RedisCluster``,
+    ``Sentinel.master_for(…)``) or ``url`` (``redis://[:password@]host:port/db``,
+    ``rediss://…``, ``unix://…``): a client is then made with short socket timeouts and one
+    retry, so an unreachable Redis costs a request at most a few seconds, once per backoff.
+
+    :param client: a redis-py client to use.
+    :param url: a Redis URL to connect to (instead of ``client``).
+    :param prefix: prepended to every key reqcc writes (default ``"reqcc:"``).
+    :param lease_timeout: seconds a lease lasts if its holder never releases it (default 10).
+    :param poll_interval: seconds between two reads while another process fetches.
+    :param socket_timeout: connect and read timeout of a client made from ``url`` (default 2 s).
+    :param clock: the wall clock in Unix seconds, for the stored token's time to live.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        url: str | None = None,
+        prefix: str = "reqcc:",
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        socket_timeout: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if (client is None) == (url is None):
+            raise ConfigurationError("RedisTokenStore needs exactly one of client= or url=")
+        if not isinstance(prefix, str):
+            raise ConfigurationError("prefix must be a string")
+        self.lease_timeout = _seconds(lease_timeout, "lease_timeout")
+        self.poll_interval = _seconds(poll_interval, "poll_interval")
+        socket_timeout = _seconds(socket_timeout, "socket_timeout")
+        self.prefix = prefix
+        self._clock = clock
+        if url is not None:
+            if not isinstance(url, str):
+                raise ConfigurationError("url must be a Redis URL string")
+            client = _client_from_url(url, socket_timeout)
+            parts = urlsplit(url)
+            self._where = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+        else:
+            self._where = type(client).__name__
+        self.client: Any = client
+        self._release = client.register_script(_RELEASE_SCRIPT)
+
+    def _token_key(self, key: str) -> str:
+        return f"{self.prefix}token:{key}"
+
+    def _lease_key(self, key: str) -> str:
+        return f"{self.prefix}lease:{key}"
+
+    def read(self, key: str) -> OAuthToken | None:
+        """Return the token stored under ``key``, or ``None``."""
+        raw = self.client.get(self._token_key(key))
+        if raw is None:
+            return None
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            return OAuthToken.from_dict(json.loads(text))
+        except ValueError as exc:
+            log.warning("token store %r: the entry for key %s… is not a token (%s); ignored",
+                        self, key[:8], type(exc).__name__)
+            return None
+
+    def write(self, key: str, token: OAuthToken) -> None:
+        """Store ``token`` under ``key``, expiring when the token does."""
+        value = json.dumps(token.to_dict(), separators=(",", ":"))
+        if token.expiry is None:
+            self.client.set(self._token_key(key), value)
+            return
+        remaining_ms = int((token.expiry - self._clock()) * 1000)
+        if remaining_ms > 0:
+            self.client.set(self._token_key(key), value, px=remaining_ms)
+
+    def acquire_lease(self, key: str) -> str | None:
+        """Take the lease on ``key`` (``SET NX PX``) unless another holder has a live one."""
+        holder = uuid.uuid4().hex
+        taken = self.client.set(self._lease_key(key), holder, nx=True, px=int(self.lease_timeout * 1000))
+        return holder if taken else None
+
+    def release_lease(self, key: str, holder: str) -> None:
+        """Delete the lease on ``key`` if ``holder`` still holds it (atomically, in Lua)."""
+        self._release(keys=[self._lease_key(key)], args=[holder])
+
+    def __repr__(self) -> str:
+        return f"RedisTokenStore({self._where!r}, prefix={self.prefix!r})"
+
+
+def _client_from_url(url: str, socket_timeout: float) -> Any:
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError:
+        raise ConfigurationError(
+            "RedisTokenStore needs redis-py: pip install 'reqcc[redis]'"
+        ) from None
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 1),
+    )

@@ -1,0 +1,180 @@
+"""Child-process side of the token store tests (importable by ``spawn`` children).
+
+A worker builds (or, after ``fork``, inherits) a session with a token store, says it is
+ready, waits for the go signal, sends one API request, and reports what it saw.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from typing import Any
+
+from reqcc import ClientCredentialsSession
+from reqcc.stores import FileTokenStore, RedisTokenStore, TokenStore
+
+CLIENT_ID = "fleet-client"
+CLIENT_SECRET = "fleet-s3cret:+%/ with spaces"
+
+#: ("file", path, lease_timeout), ("redis", url, prefix, lease_timeout) or ("none",)
+StoreSpec = tuple[Any, ...]
+
+
+def make_store(spec: StoreSpec) -> TokenStore | None:
+    """Build the store a spec describes (``("none",)``: no store)."""
+    if spec[0] == "none":
+        return None
+    if spec[0] == "file":
+        return FileTokenStore(spec[1], lease_timeout=spec[2])
+    if spec[0] == "redis":
+        return RedisTokenStore(url=spec[1], prefix=spec[2], lease_timeout=spec[3])
+    raise ValueError(spec[0])
+
+
+class UpdateCounter:
+    """An ``on_token_update`` callback that counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, token: object) -> None:
+        self.calls += 1
+
+
+def make_session(spec: StoreSpec, token_url: str, base_url: str) -> ClientCredentialsSession:
+    """A session for the fleet's client, sharing tokens through the store of ``spec``."""
+    return ClientCredentialsSession(
+        token_url=token_url,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        scopes=["books.read", "orders.read"],
+        base_url=base_url,
+        token_store=make_store(spec),
+        on_token_update=UpdateCounter(),
+    )
+
+
+def worker(
+    spec: StoreSpec,
+    token_url: str,
+    base_url: str,
+    api_url: str,
+    ready: queue.Queue[int],
+    go: Any,
+    results: queue.Queue[tuple[Any, ...]],
+    session: ClientCredentialsSession | None = None,
+) -> None:
+    """Send one API request once ``go`` is set; put (pid, status, token fingerprint, updates)."""
+    try:
+        if session is None:
+            session = make_session(spec, token_url, base_url)
+        ready.put(os.getpid())
+        if not go.wait(60):
+            results.put((os.getpid(), "no go signal", None, None))
+            return
+        response = session.get(api_url + "books")
+        token = session.manager.token
+        counter = session.manager.on_token_update
+        updates = counter.calls if isinstance(counter, UpdateCounter) else None
+        results.put((os.getpid(), response.status_code, token.fingerprint if token else None, updates))
+    except BaseException as exc:  # reported to the test, which fails on it
+        results.put((os.getpid(), f"{type(exc).__name__}: {exc}", None, None))
+
+
+# -- the test (parent) side --------------------------------------------------------------
+
+
+def run_fleet(method: str, spec: StoreSpec, server: Any, processes: int = 8) -> list[tuple[Any, ...]]:
+    """Start ``processes`` workers cold with the ``method`` start method, release them at once.
+
+    With ``fork`` the session is built once in this process and inherited by every child
+    (like ``gunicorn --preload``); with ``spawn`` each child builds its own.
+    Returns one result tuple per worker.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(method)
+    ready: Any = ctx.Queue()
+    results: Any = ctx.Queue()
+    go = ctx.Event()
+    shared = make_session(spec, server.token_url, server.base_url) if method == "fork" else None
+    children = [
+        ctx.Process(
+            target=worker,
+            args=(spec, server.token_url, server.base_url, server.api_url, ready, go, results, shared),
+            daemon=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for child in children:
+            child.start()
+        for _ in children:
+            ready.get(timeout=60)
+        go.set()
+        out = [results.get(timeout=60) for _ in children]
+        for child in children:
+            child.join(10)
+        return out
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()
+                child.join(5)
+
+
+def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[list[tuple[Any, ...]], float]:
+    """Kill (SIGKILL) the lease holder in the middle of its token request; run ``waiters`` others.
+
+    The holder's token request is held by the server's ``delay``; the waiters start while
+    the holder has the lease, then the holder is killed and the delay lifted. Returns the
+    waiters' results and the seconds from the kill to the last result.
+    """
+    import multiprocessing
+    import signal
+    import time
+
+    ctx = multiprocessing.get_context("fork")
+    ready: Any = ctx.Queue()
+    results: Any = ctx.Queue()
+    holder_results: Any = ctx.Queue()
+    go_holder = ctx.Event()
+    go = ctx.Event()
+    args = (spec, server.token_url, server.base_url, server.api_url, ready)
+    holder = ctx.Process(target=worker, args=(*args, go_holder, holder_results, None), daemon=True)
+    children = [
+        ctx.Process(target=worker, args=(*args, go, results, None), daemon=True) for _ in range(waiters)
+    ]
+    server.delay = 5.0
+    try:
+        holder.start()
+        ready.get(timeout=60)
+        go_holder.set()
+        for _ in range(3000):  # until the holder's token request has reached the server
+            if server.token_requests:
+                break
+            time.sleep(0.01)
+        assert server.token_requests == 1, "the lease holder never sent its token request"
+        time.sleep(0.2)  # the server handler is now inside its delay
+        for child in children:
+            child.start()
+        for _ in children:
+            ready.get(timeout=60)
+        go.set()
+        time.sleep(0.1)  # the waiters find the lease taken
+        os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        holder.join(10)
+        killed_at = time.monotonic()
+        server.delay = 0.0
+        out = [results.get(timeout=60) for _ in children]
+        elapsed = time.monotonic() - killed_at
+        for child in children:
+            child.join(10)
+        assert holder_results.empty(), "the holder finished before it was killed"
+        return out, elapsed
+    finally:
+        server.delay = 0.0
+        for child in [holder, *children]:
+            if child.is_alive():
+                child.kill()
+                child.join(5)
