@@ -423,9 +423,24 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     for value in values:
         name, sep, header_value = value.partition(":")
         if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-            raise _CliError(f"-H expects 'Name: value', got {value.split(':')[0][:40]!r}...", EXIT_CONFIG)
+            # The value is not echoed: it may well be a credential.
+            raise _CliError(
+                "-H expects 'Name: value' (a header name without spaces, then a colon)", EXIT_CONFIG
+            )
         headers[name.strip()] = header_value.strip()
     return headers
+
+
+def _shown(url: str) -> str:
+    """``url`` without its query, fragment or user info (they may carry credentials), for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    shown = f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url[:80]
+    return shown + ("?…" if parts.query else "")
 
 
 def _read_data(value: str, stdin: TextIO) -> bytes:
@@ -446,7 +461,9 @@ def _read_data(value: str, stdin: TextIO) -> bytes:
 def _cmd_request(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO, stdout: TextIO) -> int:
     parts = urlsplit(args.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _CliError(f"URL must be an http(s) URL with a host, got {args.url[:80]!r}", EXIT_CONFIG)
+        raise _CliError(f"URL must be an http(s) URL with a host, got {_shown(args.url)!r}", EXIT_CONFIG)
+    if args.data == "@-" and args.client_secret_file == "-":
+        raise _CliError("-d @- and --client-secret-file - cannot both read stdin", EXIT_CONFIG)
     headers = _headers(args.header)
     data: bytes | None = None
     lowered = {name.lower() for name in headers}
@@ -486,7 +503,7 @@ def _cmd_request(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
         stdout.write("\n")
     if response.status_code >= 400:
         raise _CliError(
-            f"HTTP {response.status_code} {response.reason or ''} from {method} {args.url}".rstrip(),
+            f"HTTP {response.status_code} {response.reason or ''} from {method} {_shown(args.url)}".rstrip(),
             EXIT_HTTP,
         )
     return EXIT_OK
@@ -550,7 +567,7 @@ def _describe(exc: BaseException, url: str | None) -> tuple[str, int]:
         request = getattr(exc, "request", None)
         target = getattr(request, "url", None) or url or "the server"
         parts = urlsplit(target)
-        where = f"{parts.scheme}://{parts.netloc}" if parts.netloc else target
+        where = _shown(f"{parts.scheme}://{parts.netloc}") if parts.netloc else target
         return f"network error talking to {where}: {_network_reason(exc)}", EXIT_NETWORK
     if isinstance(exc, requests.RequestException):
         return f"request failed: {type(exc).__name__}", EXIT_NETWORK

@@ -20,11 +20,12 @@ Every server is stopped when the test ends.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .testing import LocalAuthorizationServer
+if TYPE_CHECKING:  # imported when a fixture is used, not whenever pytest starts
+    from .testing import LocalAuthorizationServer
 
 __all__ = ["reqcc_server", "reqcc_server_factory"]
 
@@ -44,6 +45,8 @@ def reqcc_server_factory() -> Iterator[Callable[..., LocalAuthorizationServer]]:
     The keywords are :class:`~reqcc.testing.LocalAuthorizationServer`'s. Every server it
     started is closed when the test ends.
     """
+    from .testing import LocalAuthorizationServer
+
     servers: list[LocalAuthorizationServer] = []
 
     def start(**kwargs: Any) -> LocalAuthorizationServer:

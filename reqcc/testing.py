@@ -95,6 +95,12 @@ class RegisteredClient:
     secret: str | None
     scopes: frozenset[str] = BOOKSTORE_SCOPES
 
+    def __post_init__(self) -> None:
+        if isinstance(self.scopes, str):
+            object.__setattr__(self, "scopes", frozenset(self.scopes.split()))
+        elif not isinstance(self.scopes, frozenset):
+            object.__setattr__(self, "scopes", frozenset(self.scopes))
+
     @property
     def is_public(self) -> bool:
         """Whether the client has no secret (it authenticates with its ``client_id`` only)."""
@@ -385,8 +391,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _run_wsgi(self) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = self._read_chunked()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
         environ: dict[str, Any] = {
             "REQUEST_METHOD": self.command,
             "SCRIPT_NAME": "",
@@ -430,6 +439,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline().strip():  # trailer fields, up to the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _run_wsgi
 
 
@@ -449,9 +469,6 @@ def _normalize_clients(
     else:
         for client in clients:
             out[client.client_id] = client
-    for client in out.values():
-        if not isinstance(client.scopes, frozenset):
-            raise TypeError("RegisteredClient.scopes must be a frozenset")
     return out
 
 
@@ -872,8 +889,8 @@ class LocalAuthorizationServer:
         with self._lock:
             self._counters.token_requests += 1
             injection = self._next_injection()
-            index = len(self._records)
-            self._records.append(RecordedTokenRequest(form, dict(headers), client_id, method))
+            record = RecordedTokenRequest(form, dict(headers), client_id, method)
+            self._records.append(record)
         if injection is not None and injection.gate is not None:
             injection.gate.wait(injection.delay)
             delay = self.token_delay
@@ -897,11 +914,13 @@ class LocalAuthorizationServer:
             if status == 200:
                 payload = self._finish_token(payload)
         with self._lock:
-            record = self._records[index] if index < len(self._records) else None
-            if record is not None:
-                self._records[index] = RecordedTokenRequest(
-                    record.form, record.headers, client_id, method, status, injected
-                )
+            # Found by identity (reset_counters() may have run meanwhile), newest first.
+            for index in range(len(self._records) - 1, -1, -1):
+                if self._records[index] is record:
+                    self._records[index] = RecordedTokenRequest(
+                        record.form, record.headers, client_id, method, status, injected
+                    )
+                    break
             if status == 200:
                 self._counters.tokens_issued += 1
             else:

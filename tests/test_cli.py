@@ -415,3 +415,16 @@ def test_private_key_jwt_needs_a_key_file(tmp_path: Path) -> None:
     assert unreadable.returncode == cli.EXIT_CONFIG and "--private-key-file" in unreadable.stderr
     stray = call("token", "--private-key-file", str(tmp_path / "no"), env={**env, "REQCC_CLIENT_SECRET": "s"})
     assert stray.returncode == cli.EXIT_CONFIG and "private_key_jwt" in stray.stderr
+
+
+def test_messages_do_not_echo_header_values_or_url_queries(reqcc_server: LocalAuthorizationServer) -> None:
+    env = server_env(reqcc_server)
+    header = call(
+        "request", "-H", "Authorization Bearer sekrit-token-value", reqcc_server.api_url + "books", env=env
+    )
+    assert header.returncode == cli.EXIT_CONFIG and "sekrit" not in header.stderr
+    query = call("request", reqcc_server.api_url + "nothing?api_key=sekrit-key", env=env)
+    assert query.returncode == cli.EXIT_HTTP
+    assert "404" in query.stderr and "/nothing?…" in query.stderr and "sekrit" not in query.stderr
+    both = call("request", "-d", "@-", "--client-secret-file", "-", reqcc_server.api_url + "orders", env=env)
+    assert both.returncode == cli.EXIT_CONFIG and "stdin" in both.stderr

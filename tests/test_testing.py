@@ -469,3 +469,25 @@ def test_clear_failures_releases_held_requests(reqcc_server: LocalAuthorizationS
     reqcc_server.clear_failures()
     assert gate.is_set()
     assert _token_post(reqcc_server, auth=("bookstore-app", SECRET)).status_code == 200
+
+
+def test_chunked_request_bodies_and_keep_alive(reqcc_server: LocalAuthorizationServer) -> None:
+    session = _session(reqcc_server, scopes=["orders.write"])
+
+    def body():  # type: ignore[no-untyped-def]
+        yield b'{"book_id": '
+        yield b"7}"
+
+    for _ in range(2):  # the second request reuses the connection: the first body was fully read
+        response = session.post(
+            reqcc_server.api_url + "orders", data=body(), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 201
+    assert [o["book_id"] for o in reqcc_server.orders] == [7, 7]
+
+
+def test_registered_client_scopes_become_a_frozenset() -> None:
+    assert RegisteredClient("a", None, {"books.read"}).scopes == frozenset({"books.read"})  # type: ignore[arg-type]
+    assert RegisteredClient("a", None, "books.read orders.read").scopes == frozenset(  # type: ignore[arg-type]
+        {"books.read", "orders.read"}
+    )

@@ -148,14 +148,12 @@ def start_authlib(authlib_clients: dict[str, Client]) -> Iterator[Callable[..., 
 
 
 @pytest.fixture
-def start_oauthlib() -> Iterator[Callable[..., Any]]:
+def start_oauthlib(reqcc_server_factory: Callable[..., Any]) -> Callable[..., Any]:
     """Factory: ``start_oauthlib(clients=…, token_ttl=…, ssl_context=…, …)`` → a running
-    :class:`reqcc.testing.LocalAuthorizationServer` (oauthlib's server side)."""
-    from reqcc.testing import LocalAuthorizationServer
+    :class:`reqcc.testing.LocalAuthorizationServer` (oauthlib's server side), through reqcc's
+    own pytest plugin, with the special-secret clients of these tests by default."""
 
-    servers: list[LocalAuthorizationServer] = []
-
-    def start(**kwargs: Any) -> LocalAuthorizationServer:
+    def start(**kwargs: Any) -> Any:
         kwargs.setdefault(
             "clients",
             {
@@ -164,10 +162,6 @@ def start_oauthlib() -> Iterator[Callable[..., Any]]:
                 "public-client": (None, ("books.read",)),
             },
         )
-        server = LocalAuthorizationServer(**kwargs)
-        servers.append(server)
-        return server.start()
+        return reqcc_server_factory(**kwargs)
 
-    yield start
-    for server in servers:
-        server.close()
+    return start
