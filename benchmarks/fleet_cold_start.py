@@ -13,44 +13,34 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from tests.redis_server import RedisServer
 from tests.store_workers import run_fleet
 from tests.token_server import TokenServer
 
 
-def _redis(folder: str) -> tuple[subprocess.Popen[bytes], str] | None:
+def _redis(folder: str) -> RedisServer | None:
     executable = shutil.which("redis-server")
     try:
-        import redis
+        import redis  # noqa: F401
     except ImportError:
         return None
     if executable is None:
         return None
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", folder],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    for _ in range(500):
-        try:
-            client.ping()
-            return process, f"redis://127.0.0.1:{port}/0"
-        except redis.ConnectionError:
-            time.sleep(0.01)
-    process.terminate()
-    return None
+    server = RedisServer(executable, Path(folder))
+    try:
+        server.start()
+    except RuntimeError:
+        server.stop()
+        return None
+    return server
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
             ("FileTokenStore", ("file", os.path.join(folder, "tokens.json"), 10.0)),
         ]
         if redis_server is not None:
-            specs.append(("RedisTokenStore", ("redis", redis_server[1], "reqcc-bench:", 10.0)))
+            specs.append(("RedisTokenStore", ("redis", redis_server.url, "reqcc-bench:", 10.0)))
         print(f"{args.processes} processes, cold start ({args.method}); token endpoint answers in 100 ms")
         print(f"{'store':<16} {'token requests':>14} {'API 200s':>9} {'seconds':>8}")
         try:
@@ -80,8 +70,7 @@ def main() -> None:
                 print("(RedisTokenStore skipped: needs redis-server on PATH and redis-py)")
         finally:
             if redis_server is not None:
-                redis_server[0].terminate()
-                redis_server[0].wait(10)
+                redis_server.stop()
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import pytest
 
 from reqcc import ClientCredentialsManager, ClientCredentialsSession, ConfigurationError, OAuthToken
 from reqcc.stores import RedisTokenStore, TokenStore
+from tests.redis_server import RedisServer
 from tests.store_workers import run_fleet, run_killed_holder
 from tests.token_server import TokenServer
 
@@ -31,53 +30,6 @@ SECRET = "redis-s3cret value"
 # The fleet tests fork on purpose (gunicorn and Celery fork their workers); Python 3.12+
 # warns that the test process has threads (the token server's) when it forks.
 pytestmark = pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """One redis-server process on 127.0.0.1 (no persistence); can be stopped and restarted."""
-
-    def __init__(self, executable: str, folder: Path) -> None:
-        self.executable = executable
-        self.folder = folder
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.executable, "--bind", "127.0.0.1", "--port", str(self.port),
-                "--save", "", "--appendonly", "no", "--dir", str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
-        try:
-            for _ in range(500):
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server exited with {self.process.returncode}")
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    time.sleep(0.01)
-            raise RuntimeError("redis-server did not answer PING")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
 
 
 @pytest.fixture
