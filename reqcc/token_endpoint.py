@@ -159,18 +159,14 @@ class TokenEndpoint:
         self._sleep = sleep
         self._random = random.Random()
 
-    def renew_session(self) -> None:
-        """Replace an owned session by a new one (after ``os.fork``: no shared sockets)."""
-        if self._owns_session:
-            self.session = requests.Session()
-
     def after_fork(self) -> None:
         """Make this endpoint safe to use in a process forked from the one that created it.
 
         An owned session is replaced (no sockets shared with the parent) and the retry
         jitter is reseeded (no backoff in lockstep with the parent and its other children).
         """
-        self.renew_session()
+        if self._owns_session:
+            self.session = requests.Session()
         self._random.seed()
 
     def close(self) -> None:
