@@ -8,11 +8,11 @@ import sys
 # Document the reqcc of this checkout, whatever is installed.
 sys.path.insert(0, os.path.abspath(".."))
 
-import reqcc  # noqa: E402
+import reqcc
 
 project = "reqcc"
 author = "the reqcc authors"
-copyright = "the reqcc authors"  # noqa: A001
+copyright = "the reqcc authors"
 release = reqcc.__version__
 version = ".".join(release.split(".")[:2])
 
