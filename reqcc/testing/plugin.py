@@ -1,6 +1,7 @@
 """The pytest plugin: a real local token endpoint and bookstore API as fixtures.
 
-Installed with reqcc (entry point ``pytest11``), so any test can ask for them::
+Installed with reqcc (entry point ``pytest11``, the module :mod:`reqcc.pytest_plugin`, which
+re-exports this one), so any test can ask for them::
 
     def test_my_client(reqcc_server):
         session = ClientCredentialsSession(**reqcc_server.credentials(), scopes=["books.read"])
@@ -20,12 +21,11 @@ Every server is stopped when the test ends.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:  # imported when a fixture is used, not whenever pytest starts
-    from .server import LocalAuthorizationServer
+from .server import LocalAuthorizationServer
 
 __all__ = ["reqcc_server", "reqcc_server_factory"]
 
@@ -45,8 +45,6 @@ def reqcc_server_factory() -> Iterator[Callable[..., LocalAuthorizationServer]]:
     The keywords are :class:`~reqcc.testing.LocalAuthorizationServer`'s. Every server it
     started is closed when the test ends.
     """
-    from .server import LocalAuthorizationServer
-
     servers: list[LocalAuthorizationServer] = []
 
     def start(**kwargs: Any) -> LocalAuthorizationServer:
