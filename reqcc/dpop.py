@@ -368,7 +368,13 @@ def _load_jwk(jwk: Mapping[str, Any]) -> tuple[Any, str | None]:
         raise ConfigurationError("dpop_key JWK holds a public key only (no 'd'); DPoP needs the private key")
     alg = jwk.get("alg")
     try:
-        key = jwt.PyJWK(dict(jwk)).key
+        # Tell PyJWK the algorithm family: it would otherwise trust the JWK's "alg" (which may be an
+        # encryption algorithm) and, for OKP, know only Ed25519. The algorithm proper is chosen later.
+        kty, crv = jwk.get("kty"), jwk.get("crv")
+        family = {"RSA": "RS256", "OKP": "EdDSA"}.get(str(kty)) or (
+            _EC_CURVES[crv][1] if isinstance(crv, str) and crv in _EC_CURVES else None
+        )
+        key = jwt.PyJWK(dict(jwk), algorithm=family).key
     except Exception as exc:
         raise ConfigurationError(f"dpop_key is not a usable private JWK ({type(exc).__name__})") from None
     return _check_key_object(key), alg if isinstance(alg, str) and alg in DPOP_ALGORITHMS else None
