@@ -262,6 +262,8 @@ class DPoPProofVerifier:
             raise DPoPProofError(ProofCheck.CLAIMS, "the header has no jwk object")
         if PRIVATE_JWK_MEMBERS & set(jwk):
             raise DPoPProofError(ProofCheck.PRIVATE_KEY, "the header's jwk carries private key material")
+        if jwk.get("kty") not in ("EC", "RSA", "OKP"):
+            raise DPoPProofError(ProofCheck.MALFORMED, "the jwk is not an EC, RSA or OKP public key")
         kty, crv = _ALGORITHM_KEY_TYPES[alg]
         if jwk.get("kty") != kty or (crv is not None and jwk.get("crv") != crv):
             raise DPoPProofError(ProofCheck.ALG, f"alg {alg} does not fit the jwk's {jwk.get('kty')!r} key")
