@@ -59,7 +59,7 @@ def test_every_pasted_line_works(tmp_path: Path) -> None:
         env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
         env["PYTHONPATH"] = str(Path(reqcc.__file__).parent.parent)  # this checkout's reqcc
         result = subprocess.run(
-            ["bash", str(script)],
+            [shutil.which("bash") or "/bin/bash", str(script)],
             env=env,
             capture_output=True,
             text=True,
