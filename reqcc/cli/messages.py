@@ -99,7 +99,7 @@ def _flag_hint(exc: TokenRequestError) -> str:
 def _token_failure(exc: TokenRequestError) -> str:
     """The library's own message (it names the fix), then the command line's flags to check."""
     hint = _flag_hint(exc)
-    return f"{type(exc).__name__}: {exc}" + (f" ({hint})" if hint else "")
+    return f"{type(exc).__name__}: {exc}" + (f"; on the command line, {hint}" if hint else "")
 
 
 def describe(exc: BaseException, url: str | None) -> tuple[str, int]:
