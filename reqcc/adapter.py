@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
+from ._keywords import passes_keywords
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
 
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
 
@@ -68,12 +74,13 @@ class ClientCredentialsAdapter(BaseAdapter):
     with a fresh token when the body can be replayed.
     """
 
+    @passes_keywords(ClientCredentialsManager)
     def __init__(
         self,
         inner: BaseAdapter | None = None,
         *,
         manager: ClientCredentialsManager | None = None,
-        **manager_kwargs: Any,
+        **manager_kwargs: Unpack[ManagerKeywords],
     ) -> None:
         super().__init__()
         if manager is not None and manager_kwargs:

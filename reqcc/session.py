@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
 
+from ._keywords import passes_keywords
 from ._urls import origin, require_secure_url
 from .adapter import NO_TOKEN_ATTRIBUTE, ClientCredentialsAdapter
 from .errors import ConfigurationError
 from .manager import ClientCredentialsManager
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
 
 __all__ = ["ClientCredentialsSession", "mount"]
 
@@ -35,18 +41,31 @@ def _normalize_prefix(prefix: str, keyword: str) -> str:
     return prefix if parts.path else prefix + "/"
 
 
-def mount(session: requests.Session, prefix: str, **kwargs: Any) -> ClientCredentialsAdapter:
+@passes_keywords(ClientCredentialsManager)
+def mount(
+    session: requests.Session,
+    prefix: str,
+    *,
+    inner: BaseAdapter | None = None,
+    manager: ClientCredentialsManager | None = None,
+    **manager_kwargs: Unpack[ManagerKeywords],
+) -> ClientCredentialsAdapter:
     """Attach client-credentials tokens to ``session``'s requests under ``prefix``.
 
     The adapter that served ``prefix`` until now becomes the inner transport, so its
-    connection pool, retries and TLS settings are kept. ``kwargs`` are the adapter's:
-    ``manager=`` or the manager's keywords. Returns the mounted adapter.
+    connection pool, retries and TLS settings are kept. Returns the mounted adapter.
 
+    :param session: the ``requests.Session`` to attach tokens to.
+    :param prefix: the URL prefix whose requests get a token, e.g. the API's root.
+    :param inner: the adapter that really sends (default: the one that served ``prefix``).
+    :param manager: a :class:`~reqcc.ClientCredentialsManager` to share; otherwise the
+        manager's keywords (``token_url``, ``client_id``, …) configure a new one.
     :raises ConfigurationError: ``prefix`` is not an http(s) URL with a host.
+    :raises TypeError: an unknown keyword (the message names the closest valid ones).
     """
     prefix = _normalize_prefix(prefix, "prefix")
-    inner = kwargs.pop("inner", None) or session.get_adapter(prefix)
-    adapter = ClientCredentialsAdapter(inner, **kwargs)
+    inner = inner or session.get_adapter(prefix)
+    adapter = ClientCredentialsAdapter(inner, manager=manager, **manager_kwargs)
     session.mount(prefix, adapter)
     return adapter
 
@@ -63,13 +82,14 @@ class ClientCredentialsSession(requests.Session):
         ``scopes``, …) configure a new one.
     """
 
+    @passes_keywords(ClientCredentialsManager)
     def __init__(
         self,
         *,
         base_url: str | None = None,
         adapter: BaseAdapter | None = None,
         manager: ClientCredentialsManager | None = None,
-        **manager_kwargs: Any,
+        **manager_kwargs: Unpack[ManagerKeywords],
     ) -> None:
         super().__init__()
         self.base_url = _normalize_prefix(base_url, "base_url") if base_url is not None else None

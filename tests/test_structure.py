@@ -23,7 +23,7 @@ PACKAGE = Path(reqcc.__file__).parent
 #: listed belongs to the nearest listed package above it (``reqcc.stores.base`` →
 #: ``reqcc.stores``); a new top-level module needs a line here.
 LAYERS: list[set[str]] = [
-    {"reqcc._log", "reqcc.errors", "reqcc.scopes"},
+    {"reqcc._log", "reqcc.errors", "reqcc.scopes", "reqcc._keywords"},
     {"reqcc.oauth_token", "reqcc._urls"},
     {"reqcc.auth_base"},
     {"reqcc.jwt_auth"},
