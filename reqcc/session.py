@@ -9,6 +9,7 @@ import requests
 from requests.adapters import BaseAdapter
 
 from ._keywords import passes_keywords
+from ._untokened import LOOPBACK_PREFIXES, UntokenedNotice
 from ._urls import origin, require_secure_url
 from .adapter import NO_TOKEN_ATTRIBUTE, ClientCredentialsAdapter
 from .errors import ConfigurationError
@@ -74,8 +75,10 @@ class ClientCredentialsSession(requests.Session):
     """A ``requests.Session`` that fetches, reuses, renews and attaches client-credentials tokens.
 
     :param base_url: the URL prefix whose requests get a token (e.g. the API's root). Without
-        it, every https request of this session gets the token, and redirect hops to another
-        origin are sent without it.
+        it, every https request of this session gets the token, and so does plain http to
+        ``localhost``, ``127.0.0.1`` and ``[::1]``; any other plain-http request goes without
+        it and a WARNING per origin says so. Redirect hops to another origin are sent
+        without it.
     :param adapter: the inner transport adapter (default: a new ``HTTPAdapter``).
     :param manager: a :class:`~reqcc.ClientCredentialsManager` to share between sessions;
         otherwise the remaining keywords (``token_url``, ``client_id``, ``client_secret``,
@@ -97,7 +100,15 @@ class ClientCredentialsSession(requests.Session):
         inner = adapter if adapter is not None else self.get_adapter(prefix)
         self.token_adapter = ClientCredentialsAdapter(inner, manager=manager, **manager_kwargs)
         self.mount(prefix, self.token_adapter)
-        self._token_prefix = prefix
+        prefixes: tuple[str, ...] = (prefix,)
+        if self.base_url is None:
+            # Plain http to this machine gets the token too (as the token request may go
+            # there); any other plain-http request is sent without one, never silently.
+            self.mount("http://", UntokenedNotice(self.get_adapter("http://")))
+            for loopback in LOOPBACK_PREFIXES:
+                self.mount(loopback, self.token_adapter)
+            prefixes += LOOPBACK_PREFIXES
+        self._token_prefixes = tuple(p.lower() for p in prefixes)
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """Prepare ``request`` as ``requests.Session`` does, minus ``.netrc`` under the token prefix.
@@ -111,7 +122,7 @@ class ClientCredentialsSession(requests.Session):
             and self.auth is None
             and self.trust_env
             and isinstance(request.url, str)
-            and request.url.lower().startswith(self._token_prefix.lower())
+            and request.url.lower().startswith(self._token_prefixes)
         ):
             request.auth = _no_auth
         return super().prepare_request(request)

@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"reqcc.token_endpoint", "reqcc.stores"},
     {"reqcc.config", "reqcc.single_flight", "reqcc.provider"},
     {"reqcc.manager"},
-    {"reqcc.adapter"},
+    {"reqcc.adapter", "reqcc._untokened"},
     {"reqcc.session"},
     {"reqcc.testing"},
     {"reqcc"},
