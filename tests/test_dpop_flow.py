@@ -7,6 +7,7 @@ Redirects, fresh client assertions and odd token answers use requests_mock trans
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -462,3 +463,44 @@ def test_dpop_false_is_plain_bearer() -> None:
         token_url="https://auth.example/token", client_id="c", client_secret="s", dpop=False
     )
     assert manager.dpop is None and manager.dpop_thumbprint is None and "dpop" not in repr(manager)
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def _cli(*args: str, server: LocalAuthorizationServer) -> tuple[int, str, str]:
+    from reqcc import cli
+
+    env = {"REQCC_TOKEN_URL": server.token_url, "REQCC_CLIENT_ID": "bookstore-app",
+           "REQCC_CLIENT_SECRET": "bookstore-secret"}
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(args), environ=env, stdin=io.StringIO(""), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_token_and_request_with_dpop(
+    reqcc_server: LocalAuthorizationServer, tmp_path: Any
+) -> None:
+    code, out, err = _cli("token", "--dpop", server=reqcc_server)
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["token_type"] == "DPoP" and reqcc_server.token_binding(document["access_token"])
+    code, out, err = _cli("request", "--dpop", reqcc_server.api_url + "books", server=reqcc_server)
+    assert code == 0, err
+    assert json.loads(out)["books"] and reqcc_server.api_401s == 0
+    # A kept key: the printed token is bound to the file's key.
+    pem = _pem()
+    key_file = tmp_path / "dpop.pem"
+    key_file.write_bytes(pem)
+    code, out, err = _cli("token", "--dpop-key-file", str(key_file), "--format", "header", server=reqcc_server)
+    assert code == 0, err
+    scheme, _, token = out.strip().removeprefix("Authorization: ").partition(" ")
+    assert scheme == "DPoP" and reqcc_server.token_binding(token) == DPoPKey(pem).thumbprint
+    assert pem.decode().splitlines()[1] not in out + err
+
+
+def test_cli_refuses_a_cache_for_a_throwaway_key(
+    reqcc_server: LocalAuthorizationServer, tmp_path: Any
+) -> None:
+    code, _, err = _cli("token", "--dpop", "--cache", str(tmp_path / "c.json"), server=reqcc_server)
+    assert code != 0 and "--dpop-key-file" in err and reqcc_server.token_requests == 0
