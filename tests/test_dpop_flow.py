@@ -492,7 +492,9 @@ def test_cli_token_and_request_with_dpop(
     pem = _pem()
     key_file = tmp_path / "dpop.pem"
     key_file.write_bytes(pem)
-    code, out, err = _cli("token", "--dpop-key-file", str(key_file), "--format", "header", server=reqcc_server)
+    code, out, err = _cli(
+        "token", "--dpop-key-file", str(key_file), "--format", "header", server=reqcc_server
+    )
     assert code == 0, err
     scheme, _, token = out.strip().removeprefix("Authorization: ").partition(" ")
     assert scheme == "DPoP" and reqcc_server.token_binding(token) == DPoPKey(pem).thumbprint
