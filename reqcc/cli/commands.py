@@ -127,6 +127,8 @@ def _cmd_request(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
     else:
         stdout.write(body.decode("utf-8", errors="replace"))
     if body and not body.endswith(b"\n") and stdout.isatty():
+        # For the eyes only: a terminal's prompt then starts on its own line. Piped or
+        # redirected output stays the body byte for byte (text or binary alike).
         stdout.write("\n")
     if response.status_code >= 400:
         raise CliError(

@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "request",
         help="call an API with the token attached and print the response body",
         description="Call an API with 'Authorization: Bearer <token>' attached (the token is fetched "
-        "first) and print the response body. Exits non-zero on HTTP >= 400, like curl --fail.",
+        "first) and print the response body. Exits non-zero on HTTP >= 400, like curl --fail. On a "
+        "terminal, a body that does not end with a newline gets one (so the prompt starts on its own "
+        "line); piped or redirected, the body is written byte for byte.",
         epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
         allow_abbrev=False,

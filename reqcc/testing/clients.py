@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_CLIENTS",
     "ClientSpec",
     "RegisteredClient",
+    "UnknownClientError",
     "client_credentials",
     "normalize_clients",
 ]
@@ -77,6 +78,20 @@ DEFAULT_CLIENTS: Mapping[str, RegisteredClient] = {
         RegisteredClient("bookstore-public", None, frozenset({"books.read"})),
     )
 }
+
+
+class UnknownClientError(KeyError):
+    """:meth:`LocalAuthorizationServer.credentials` cannot tell which registered client is meant.
+
+    Raised for a ``client_id`` that is not registered, or for no ``client_id`` when several
+    clients are registered and none is :data:`DEFAULT_CLIENT_ID`. The message names the
+    registered client ids. A :class:`KeyError`, as an unknown client always raised.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's own str() is the repr of its argument: quotes around a sentence.
+        return str(self.args[0]) if self.args else ""
+
 
 #: How a client may be given to the server: a :class:`RegisteredClient`, or
 #: ``(secret_or_None, scopes)``.

@@ -22,7 +22,7 @@ from .._log import log
 from .._urls import is_loopback_host
 from .api import API_ROUTES, BookstoreApi
 from .authorization import AuthorizationEndpoints
-from .clients import DEFAULT_CLIENT_ID, ClientSpec, RegisteredClient, normalize_clients
+from .clients import DEFAULT_CLIENT_ID, ClientSpec, RegisteredClient, UnknownClientError, normalize_clients
 from .dpop import VerifiedProof
 from .dpop_policy import DPoPPolicy
 from .failures import Injection, check_times, default_status
@@ -283,15 +283,37 @@ class LocalAuthorizationServer:
             self._state.clients[client_id] = client
         return client
 
-    def credentials(self, client_id: str = DEFAULT_CLIENT_ID) -> dict[str, Any]:
+    def credentials(self, client_id: str | None = None) -> dict[str, Any]:
         """Return keywords for :class:`~reqcc.ClientCredentialsSession` for a registered client.
 
         ``token_url``, ``client_id``, ``base_url``, and ``client_secret`` (or
         ``auth_method="none"`` for a public client). Add ``scopes=`` yourself.
+
+        :param client_id: the registered client. Default: :data:`DEFAULT_CLIENT_ID` when it is
+            registered, else the only registered client (a server started with one custom
+            client needs no ``client_id``).
+        :raises UnknownClientError: (a :class:`KeyError`) ``client_id`` is not registered, or it
+            was not given and several clients but not :data:`DEFAULT_CLIENT_ID` are; the
+            message names the registered ids.
         """
-        client = self._state.client(client_id)
+        with self._state.lock:
+            clients = dict(self._state.clients)
+        registered = ", ".join(repr(c) for c in clients)
+        if not clients:
+            raise UnknownClientError("credentials(): no client is registered (see register_client())")
+        if client_id is None:
+            if DEFAULT_CLIENT_ID in clients:
+                client_id = DEFAULT_CLIENT_ID
+            elif len(clients) == 1:
+                (client_id,) = clients
+            else:
+                raise UnknownClientError(
+                    f"credentials(): which client? {len(clients)} are registered ({registered}) and "
+                    f"none is {DEFAULT_CLIENT_ID!r}: pass client_id="
+                )
+        client = clients.get(client_id)
         if client is None:
-            raise KeyError(f"no registered client {client_id!r}")
+            raise UnknownClientError(f"no registered client {client_id!r} (registered: {registered})")
         out: dict[str, Any] = {"token_url": self.token_url, "client_id": client_id, "base_url": self.api_url}
         if client.secret is None:
             out["auth_method"] = "none"
