@@ -219,7 +219,9 @@ def test_an_unsafe_access_token_is_refused_without_echoing_it(value: str) -> Non
         assert "cannot be sent in an HTTP header" in message
 
 
-@pytest.mark.parametrize("value", ["00D5e000000!AQ4AQF.x:y", "eyJ.eyJ.sig", "a+/b==", "~-._", "!\"#$%&'()*,;<>?@[]^`{|}"])
+@pytest.mark.parametrize(
+    "value", ["00D5e000000!AQ4AQF.x:y", "eyJ.eyJ.sig", "a+/b==", "~-._", "!\"#$%&'()*,;<>?@[]^`{|}"]
+)
 def test_every_visible_ascii_token_is_accepted(value: str) -> None:
     # Stricter RFC 6750 b64token checks would refuse real tokens (Salesforce's hold "!").
     assert OAuthToken(value).access_token == value
@@ -233,8 +235,8 @@ def test_a_400_digit_expires_in_is_a_value_error() -> None:
 
 
 def test_an_integer_lifetime_stays_an_integer() -> None:
-    assert OAuthToken.from_dict({"access_token": "abc", "expires_in": 60}, now=NOW).to_dict()["expires_in"] == 60
-    assert isinstance(OAuthToken.from_dict({"access_token": "abc", "expires_in": 60}, now=NOW).expires_in, int)
+    token = OAuthToken.from_dict({"access_token": "abc", "expires_in": 60}, now=NOW)
+    assert token.to_dict()["expires_in"] == 60 and isinstance(token.expires_in, int)
 
 
 def test_unsafe_tokens_are_refused_on_every_manager_path() -> None:
