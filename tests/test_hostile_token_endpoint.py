@@ -68,7 +68,7 @@ def serve() -> Iterator[Callable[..., HostileServer]]:
 
 # -- item 15: bodies capped at 1 MiB after decoding ---------------------------------------
 
-BIG = 24 * MiB  # what a broken reader would take in whole: still a few tens of MiB
+BIG = 8 * MiB  # what a broken reader would take in whole: a few tens of MiB with its copies
 
 
 @pytest.mark.parametrize(
@@ -89,13 +89,15 @@ def test_a_large_body_is_abandoned_at_1_MiB_after_decoding(
     assert isinstance(outcome, TokenResponseError), outcome
     assert f"larger than {MAX_RESPONSE_BYTES} bytes (after decoding)" in str(outcome)
     assert server.token_requests == 1
-    # 0.1 read every byte (the 24 MiB here; a 100 MiB bomb grew the process by ~15 GiB).
+    # 0.1 read every byte (a 24 MiB bomb peaked at 4 GiB of Python allocations, mostly the
+    # redaction regex's stack; a 100 MiB bomb grew the process by ~15 GiB).
     # Now the client stops at 1 MiB; what the server got rid of is at most that plus what
     # the kernel's socket buffers hold.
     print(f"\n[observed] {reply.framing}/{'gzip' if reply.gzip_inflated else 'plain'}: server sent "
           f"{server.bytes_sent} of {reply.length()} bytes; peak {peak / MiB:.1f} MiB; {elapsed:.2f}s")
-    assert server.bytes_sent < reply.length()
-    assert peak < 8 * MiB
+    if reply.gzip_inflated is None:  # a bomb is a few KiB on the wire: its cost is memory
+        assert server.bytes_sent < reply.length()
+    assert peak < 6 * MiB  # a reader without the cap holds the 8 MiB body at least twice
     assert elapsed < PROMPT
 
 
