@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from ._keywords import passes_keywords
 from ._log import log
 from .client_auth import ClientAuth
 from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config
@@ -111,6 +112,7 @@ class ClientCredentialsManager:
         token-store key includes its thumbprint.
     """
 
+    @passes_keywords()
     def __init__(
         self,
         *,
