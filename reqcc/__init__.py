@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .adapter import ClientCredentialsAdapter
 from .client_auth import ClientAuth
+from .dpop import DPoPKey  # imports nothing optional: cryptography/PyJWT load when a key is made
 from .errors import (
     ConfigurationError,
     InsecureTransportError,
@@ -39,6 +40,7 @@ __all__ = [
     "ClientCredentialsManager",
     "ClientCredentialsSession",
     "ConfigurationError",
+    "DPoPKey",
     "InsecureTransportError",
     "InvalidClient",
     "InvalidGrant",

@@ -208,7 +208,7 @@ def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> 
     """Return the DPoP prover the ``dpop``/``dpop_key`` keywords ask for, or ``None`` (no DPoP).
 
     ``dpop=True`` alone generates an EC P-256 key; ``dpop_key`` (PEM, private JWK or a
-    :class:`~reqcc.dpop.DPoPKey`) implies DPoP, and contradicts an explicit ``dpop=False``.
+    :class:`~reqcc.DPoPKey`) implies DPoP, and contradicts an explicit ``dpop=False``.
     Keys made here stamp their proofs with ``clock``; a ``DPoPKey`` keeps its own.
     """
     if dpop is not None and not isinstance(dpop, bool):

@@ -106,7 +106,7 @@ class ClientCredentialsManager:
         (ES256) made for this manager. Default: DPoP exactly when ``dpop_key`` is given.
         Needs ``pip install 'reqcc[dpop]'``.
     :param dpop_key: the DPoP private key: PEM (``str``/``bytes``), a private JWK dict (EC,
-        RSA or OKP) or a :class:`~reqcc.dpop.DPoPKey`; implies ``dpop=True``. Every token
+        RSA or OKP) or a :class:`~reqcc.DPoPKey`; implies ``dpop=True``. Every token
         request and every API request then carries a fresh proof signed by it, and only
         ``DPoP`` tokens are accepted. The key is never stored, logged or shown; the
         token-store key includes its thumbprint.
