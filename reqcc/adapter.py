@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
@@ -19,6 +20,10 @@ from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
+
+#: How many origins an adapter remembers as fit to carry a token (then it starts afresh).
+_MAX_SECURE_ORIGINS = 64
+_TOKEN_REQUEST = "a request carrying a bearer token"
 
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
 
@@ -84,6 +89,8 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
+        # The ("scheme:", "host:port") of the URLs already found fit to carry a token.
+        self._secure_origins: dict[tuple[str, str], bool] = {}
 
     def send(
         self,
@@ -102,14 +109,22 @@ class ClientCredentialsAdapter(BaseAdapter):
         :raises InsecureTransportError: the URL is plain http to a non-loopback host.
         :raises ReqccError: no token could be obtained (the token endpoint's error).
         """
-        kwargs: dict[str, Any] = {
-            "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
-        }
-        if "Authorization" in request.headers or getattr(request, NO_TOKEN_ATTRIBUTE, False):
-            return self.inner.send(request, **kwargs)
-        require_secure_url(request.url or "", "a request carrying a bearer token")
+        headers = request.headers
+        if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
+            explicit = "authorization" in headers._store  # type: ignore[attr-defined]
+        else:
+            explicit = "Authorization" in headers
+        if explicit or getattr(request, NO_TOKEN_ATTRIBUTE, False):
+            return self.inner.send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
+        self._require_secure(request.url or "")
         token = self.manager.get_token()
-        response = self._send_with(token, request, kwargs)
+        response = self.inner.send(
+            _with_authorization(request, token),
+            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+        )
+        response.request = request
         if response.status_code == 401 and token_rejected(response):
             retired = self.manager.invalidate(token)
             if _rewind(request):
@@ -118,7 +133,11 @@ class ClientCredentialsAdapter(BaseAdapter):
                     token.fingerprint, "" if retired else " (already replaced)",
                 )
                 _discard(response)
-                response = self._send_with(self.manager.get_token(), request, kwargs)
+                response = self.inner.send(
+                    _with_authorization(request, self.manager.get_token()),
+                    stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+                )
+                response.request = request
             else:
                 log.info(
                     "401 for token %s; the body cannot be replayed: returning the 401",
@@ -126,14 +145,27 @@ class ClientCredentialsAdapter(BaseAdapter):
                 )
         return response
 
-    def _send_with(
-        self, token: OAuthToken, request: requests.PreparedRequest, kwargs: dict[str, Any]
-    ) -> requests.Response:
-        outgoing = request.copy()
-        outgoing.headers["Authorization"] = f"Bearer {token.access_token}"
-        response = self.inner.send(outgoing, **kwargs)
-        response.request = request
-        return response
+    def _require_secure(self, url: str) -> None:
+        """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
+
+        Decided once per origin. In ``scheme://host:port/…`` the parts before the third
+        ``/`` fix the scheme and the host the rule reads (the host ends there, or earlier
+        at a ``?`` or ``#`` inside them), so they are the key of the decision. Only
+        origins found secure are remembered, at most ``_MAX_SECURE_ORIGINS`` of them;
+        anything else is decided on the whole URL every time.
+        """
+        parts = url.split("/", 3)
+        if len(parts) < 3 or parts[1]:
+            require_secure_url(url, _TOKEN_REQUEST)
+            return
+        origin = (parts[0], parts[2])
+        secure = self._secure_origins
+        if origin in secure:
+            return
+        require_secure_url(url, _TOKEN_REQUEST)
+        if len(secure) >= _MAX_SECURE_ORIGINS:
+            secure.clear()
+        secure[origin] = True
 
     def close(self) -> None:
         """Close the inner adapter, and the manager if this adapter created it."""
@@ -143,6 +175,29 @@ class ClientCredentialsAdapter(BaseAdapter):
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAdapter(inner={type(self.inner).__name__}, manager={self.manager!r})"
+
+
+def _with_authorization(request: requests.PreparedRequest, token: OAuthToken) -> requests.PreparedRequest:
+    """Return a copy of ``request`` that carries ``token``; ``request`` itself is not changed.
+
+    Cheaper than ``PreparedRequest.copy()``, which also copies the cookie jar: the copy
+    shares every attribute but the headers (the body, the hooks, the cookie jar, which
+    the ``Cookie`` header already reflects) and gets headers of its own.
+    """
+    outgoing = requests.PreparedRequest.__new__(requests.PreparedRequest)
+    outgoing.__dict__ = request.__dict__.copy()
+    value = f"Bearer {token.access_token}"
+    headers = request.headers
+    if type(headers) is CaseInsensitiveDict:
+        # CaseInsensitiveDict keeps {lowered name: (name, value)}; the tuples are immutable.
+        copied: CaseInsensitiveDict[str] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+        store = copied._store = headers._store.copy()  # type: ignore[attr-defined]
+        store["authorization"] = ("Authorization", value)
+    else:
+        copied = CaseInsensitiveDict(headers)
+        copied["Authorization"] = value
+    outgoing.headers = copied
+    return outgoing
 
 
 def _discard(response: requests.Response) -> None:
