@@ -16,6 +16,7 @@ from requests.structures import CaseInsensitiveDict
 
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
+from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
@@ -71,6 +72,10 @@ class ClientCredentialsAdapter(BaseAdapter):
     tokens go only over https or loopback http, else :class:`~reqcc.InsecureTransportError`
     before sending; a 401 saying the token is bad retires it and replays the request once
     with a fresh token when the body can be replayed.
+
+    A DPoP token (a manager with ``dpop=True`` or ``dpop_key=``) is sent as
+    ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof for each request, replay and
+    redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
     """
 
     def __init__(
@@ -120,11 +125,7 @@ class ClientCredentialsAdapter(BaseAdapter):
             )
         self._require_secure(request.url or "")
         token = self.manager.get_token()
-        response = self.inner.send(
-            _with_authorization(request, token),
-            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
-        )
-        response.request = request
+        response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
         if response.status_code == 401 and token_rejected(response):
             retired = self.manager.invalidate(token)
             if _rewind(request):
@@ -133,11 +134,9 @@ class ClientCredentialsAdapter(BaseAdapter):
                     token.fingerprint, "" if retired else " (already replaced)",
                 )
                 _discard(response)
-                response = self.inner.send(
-                    _with_authorization(request, self.manager.get_token()),
-                    stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+                response = self._send_with(
+                    self.manager.get_token(), request, stream, timeout, verify, cert, proxies
                 )
-                response.request = request
             else:
                 log.info(
                     "401 for token %s; the body cannot be replayed: returning the 401",
@@ -167,6 +166,59 @@ class ClientCredentialsAdapter(BaseAdapter):
             secure.clear()
         secure[origin] = True
 
+    def _send_with(
+        self,
+        token: OAuthToken,
+        request: requests.PreparedRequest,
+        stream: bool,
+        timeout: Any,
+        verify: bool | str,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
+    ) -> requests.Response:
+        """Send a copy of ``request`` that presents ``token``; return the response to ``request``."""
+        if token.token_type != "Bearer":
+            kwargs = {
+                "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
+            }
+            return self._send_dpop(token, request, _copy(request), kwargs)
+        response = self.inner.send(
+            _copy(request, f"Bearer {token.access_token}"),
+            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+        )
+        response.request = request
+        return response
+
+    def _send_dpop(
+        self,
+        token: OAuthToken,
+        request: requests.PreparedRequest,
+        outgoing: requests.PreparedRequest,
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        """Send with a DPoP token: a fresh proof each time; one replay when asked for a nonce.
+
+        RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
+        request with a proof carrying the nonce of its ``DPoP-Nonce`` header. That is not
+        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered.
+        """
+        manager = self.manager
+        manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
+        response = self.inner.send(outgoing, **kwargs)
+        dpop = manager.dpop
+        if dpop is not None and dpop.update(outgoing.url or "", response.headers) is not None:
+            if resource_demands_nonce(response.status_code, response.headers.get("WWW-Authenticate")) and (
+                _rewind(request)
+            ):
+                log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
+                _discard(response)
+                outgoing = _copy(request)
+                manager.authorize(outgoing, token)
+                response = self.inner.send(outgoing, **kwargs)
+                dpop.update(outgoing.url or "", response.headers)
+        response.request = request
+        return response
+
     def close(self) -> None:
         """Close the inner adapter, and the manager if this adapter created it."""
         self.inner.close()
@@ -177,25 +229,27 @@ class ClientCredentialsAdapter(BaseAdapter):
         return f"ClientCredentialsAdapter(inner={type(self.inner).__name__}, manager={self.manager!r})"
 
 
-def _with_authorization(request: requests.PreparedRequest, token: OAuthToken) -> requests.PreparedRequest:
-    """Return a copy of ``request`` that carries ``token``; ``request`` itself is not changed.
+def _copy(request: requests.PreparedRequest, authorization: str | None = None) -> requests.PreparedRequest:
+    """Return a copy of ``request`` to send in its place, with ``Authorization`` set if given.
 
-    Cheaper than ``PreparedRequest.copy()``, which also copies the cookie jar: the copy
-    shares every attribute but the headers (the body, the hooks, the cookie jar, which
-    the ``Cookie`` header already reflects) and gets headers of its own.
+    ``request`` itself is never changed. Cheaper than ``PreparedRequest.copy()``, which
+    also copies the cookie jar: the copy shares every attribute but the headers (the
+    body, the hooks, the cookie jar, which the ``Cookie`` header already reflects) and
+    gets headers of its own.
     """
     outgoing = requests.PreparedRequest.__new__(requests.PreparedRequest)
     outgoing.__dict__ = request.__dict__.copy()
-    value = f"Bearer {token.access_token}"
     headers = request.headers
     if type(headers) is CaseInsensitiveDict:
         # CaseInsensitiveDict keeps {lowered name: (name, value)}; the tuples are immutable.
         copied: CaseInsensitiveDict[str] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
         store = copied._store = headers._store.copy()  # type: ignore[attr-defined]
-        store["authorization"] = ("Authorization", value)
+        if authorization is not None:
+            store["authorization"] = ("Authorization", authorization)
     else:
         copied = CaseInsensitiveDict(headers)
-        copied["Authorization"] = value
+        if authorization is not None:
+            copied["Authorization"] = authorization
     outgoing.headers = copied
     return outgoing
 
