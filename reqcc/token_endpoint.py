@@ -481,6 +481,9 @@ class TokenEndpoint:
                 f"; sent with auth method {self.client_auth.method!r}: check client_id, the "
                 "credential and auth_method"
             )
+        elif response.status_code in (404, 405):
+            # A wrong path often answers with a JSON error of its own ({"error": "not_found"}).
+            message += "; this does not look like a token endpoint: check token_url"
         raise provider_error_class(code)(
             shown_code,
             shown_description,
