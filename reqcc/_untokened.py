@@ -9,6 +9,7 @@ has no token and what to set.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 
@@ -51,6 +52,7 @@ class UntokenedNotice(BaseAdapter):
         self.tokened = tokened
         self._warned: set[tuple[str, str, int | None]] = set()
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def send(
         self,
@@ -78,6 +80,9 @@ class UntokenedNotice(BaseAdapter):
 
     def _notice(self, url: str) -> None:
         key = origin(url)
+        if self._pid != os.getpid():  # forked: the parent's lock may be held by a thread not here
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
         with self._lock:
             if key in self._warned or len(self._warned) >= MAX_ORIGINS:
                 return

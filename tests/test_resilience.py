@@ -857,6 +857,109 @@ def test_forked_children_do_not_share_the_parents_jitter(
     assert child_draw != manager._random.random()
 
 
+def _in_child_while_held(lock: Any, child: Callable[[], str]) -> str:
+    """Fork while another thread of this process holds ``lock``; run ``child`` in the child.
+
+    Return what ``child`` returned there (or the error it raised, which fails the caller's
+    assertion); a child that hangs, blocked on the inherited lock, is killed and fails.
+    """
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            holding.set()
+            release.wait(JOIN)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert holding.wait(JOIN)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report on the pipe, always leave by os._exit
+            code = 1
+            try:
+                os.close(read_end)
+                os.write(write_end, child().encode())
+                code = 0
+            except BaseException as exc:
+                os.write(write_end, f"error {type(exc).__name__}: {exc}".encode()[:500])
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        exit_code = _wait_for_child(pid)
+        with os.fdopen(read_end, "rb") as pipe:
+            report = pipe.read().decode()
+        assert exit_code == 0, report
+        return report
+    finally:
+        release.set()
+        holder.join(JOIN)
+        assert not holder.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running
+def test_a_forked_child_signs_dpop_proofs_while_the_parent_held_the_nonce_lock() -> None:
+    # The warm DPoP path (a valid token: the manager's own fork check is not on it) reads
+    # the origin's nonce for every proof and stores the one each answer brings.
+    pytest.importorskip("jwt")
+    import requests_mock
+
+    from reqcc import ClientCredentialsAdapter
+
+    api = requests_mock.Adapter()
+    api.register_uri("GET", "https://api.example.com/books", text="ok", headers={"DPoP-Nonce": "n-child"})
+    adapter = ClientCredentialsAdapter(
+        api, token_url="https://auth.example.com/token", client_id="c", client_secret=SECRET,
+        dpop=True, token={"access_token": "warm", "token_type": "DPoP", "expires_in": 3600},
+    )
+    dpop = adapter.manager.dpop
+    assert dpop is not None
+    dpop.nonces.set("https://api.example.com/", "n-parent")
+
+    def child() -> str:
+        prepared = requests.Request("GET", "https://api.example.com/books").prepare()
+        response = adapter.send(prepared)
+        proof = api.last_request.headers["DPoP"]  # type: ignore[union-attr]
+        import jwt
+
+        claims = jwt.decode(proof, options={"verify_signature": False})
+        return f"{response.status_code} {claims['nonce']} {dpop.nonces.get('https://api.example.com/')}"
+
+    # The child kept the parent's nonce, used it, and stored the new one under its own lock.
+    assert _in_child_while_held(dpop.nonces._lock, child) == "200 n-parent n-child"
+    assert dpop.nonces.get("https://api.example.com/") == "n-parent"  # the parent's is its own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_forked_child_warns_about_untokened_http_while_the_parent_held_that_lock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import requests_mock
+
+    from reqcc import _untokened
+
+    session = ClientCredentialsSession(
+        token_url="https://auth.example.com/token", client_id="c", client_secret=SECRET,
+        token={"access_token": "warm", "expires_in": 3600},
+    )
+    notice = session.get_adapter("http://example.com/")
+    assert isinstance(notice, _untokened.UntokenedNotice)
+    plain = requests_mock.Adapter()
+    plain.register_uri("GET", requests_mock.ANY, text="ok")
+    notice.inner = plain
+
+    def child() -> str:
+        status = session.get("http://example.com/books").status_code
+        return f"{status} {len(notice._warned)}"
+
+    with caplog.at_level(logging.WARNING, logger="reqcc"):
+        assert _in_child_while_held(notice._lock, child) == "200 1"
+    session.close()
+
+
 # -- 9. callbacks outside the lock --------------------------------------------------------
 
 
