@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .adapter import ClientCredentialsAdapter
 from .client_auth import ClientAuth
 from .errors import (
@@ -30,8 +31,6 @@ from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope, OAuthScopeClientCredentialsEnum
 from .session import ClientCredentialsSession, mount
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ClientAuth",

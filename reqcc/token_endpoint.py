@@ -33,6 +33,7 @@ from .errors import (
     provider_error_class,
 )
 from .oauth_token import OAuthToken
+from .telemetry import Telemetry
 
 __all__ = ["TokenEndpoint", "DEFAULT_TIMEOUT", "RETRY_STATUSES", "RETRY_ERROR_CODES", "CLIENT_ERROR_CODES"]
 
@@ -128,6 +129,8 @@ class TokenEndpoint:
         more ends the retries (the error carries ``retry_after``).
     :param clock: the wall clock in Unix seconds (expiry of fetched tokens).
     :param sleep: how to wait between retries.
+    :param telemetry: what each HTTP token request is reported to (each attempt, retries
+        included); default: nothing is recorded.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class TokenEndpoint:
         max_retry_wait: float = 10.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.token_url = token_url
         self.client_auth = client_auth
@@ -158,6 +162,7 @@ class TokenEndpoint:
         self._clock = clock
         self._sleep = sleep
         self._random = random.Random()
+        self.telemetry = Telemetry() if telemetry is None else telemetry
 
     def after_fork(self) -> None:
         """Make this endpoint safe to use in a process forked from the one that created it.
@@ -191,7 +196,8 @@ class TokenEndpoint:
         attempt = 0
         while True:
             try:
-                return self._request_once(extra)
+                with self.telemetry.token_request(self.token_url):
+                    return self._request_once(extra)
             except requests.RequestException as exc:
                 wait = self.retry_wait(exc, attempt)
                 if wait is None:
