@@ -66,7 +66,7 @@ def test_a_bad_issuer_is_refused_at_construction(issuer: str, error: type[Except
 
 
 def test_nothing_is_fetched_in_the_constructor(reqcc_server: LocalAuthorizationServer) -> None:
-    manager = ClientCredentialsManager(issuer=reqcc_server.issuer, client_id="bookstore-app", client_secret="x")
+    manager = ClientCredentialsManager(issuer=reqcc_server.issuer, client_id="c", client_secret="x")
     assert reqcc_server.metadata_requests == 0
     assert manager.token_url is None and manager.auth_method is None
     assert manager.issuer == reqcc_server.issuer and manager.metadata is None
@@ -74,7 +74,7 @@ def test_nothing_is_fetched_in_the_constructor(reqcc_server: LocalAuthorizationS
 
 
 def test_with_issuer_credentials_are_still_checked_at_construction() -> None:
-    with pytest.raises(ConfigurationError, match="client_secret= .or private_key="):
+    with pytest.raises(ConfigurationError, match=r"client_secret= \(or private_key=\)"):
         ClientCredentialsManager(issuer=ISSUER, client_id="c")
     with pytest.raises(ConfigurationError, match="assertion_audience is used only with a JWT method"):
         ClientCredentialsManager(issuer=ISSUER, client_id="c", client_secret="s", assertion_audience="x")
@@ -151,7 +151,7 @@ def test_a_metadata_failure_is_backed_off_and_recovered_from(reqcc_server: Local
         with pytest.raises(MetadataError) as first:
             books(session, reqcc_server)
         assert first.value.status_code == 503 and isinstance(first.value, ReqccError)
-        with pytest.raises(MetadataError, match="failed .* ago"):  # in the backoff: the same error again
+        with pytest.raises(MetadataError, match=r"failed .* ago"):  # in the backoff: the same error again
             books(session, reqcc_server)
         assert reqcc_server.metadata_requests == 1 and reqcc_server.token_requests == 0
         assert session.manager.token_url is None
