@@ -70,7 +70,7 @@ def test_a_document_naming_another_issuer_is_refused_before_any_token_request(
     server = start_authlib(ssl_context=tls.server_context())
     server.metadata_overrides["issuer"] = "https://attacker.example"
     with discovering_session(server, tls, client_id="basic-client", client_secret=SPECIAL_SECRET) as session:
-        with pytest.raises(ConfigurationError, match="attacker.example") as info:
+        with pytest.raises(ConfigurationError, match=r"attacker\.example") as info:
             session.get(server.api_url + "books", timeout=10)
         assert server.issuer in str(info.value)
         assert session.manager.token_url is None
