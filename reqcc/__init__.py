@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._version import __version__
 from .adapter import ClientCredentialsAdapter
 from .client_auth import ClientAuth
+from .discovery import AuthorizationServerMetadata, MetadataError
 from .errors import (
     ConfigurationError,
     InsecureTransportError,
@@ -33,6 +34,7 @@ from .scopes import OAuthScope, OAuthScopeClientCredentialsEnum
 from .session import ClientCredentialsSession, mount
 
 __all__ = [
+    "AuthorizationServerMetadata",
     "ClientAuth",
     "ClientCredentialsAdapter",
     "ClientCredentialsManager",
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
+    "MetadataError",
     "OAuthProviderError",
     "OAuthScope",
     "OAuthScopeClientCredentialsEnum",

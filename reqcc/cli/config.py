@@ -73,7 +73,8 @@ def _read_secret(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
             args.secrets_seen.append(secret)
             return secret
     raise CliError(
-        f"no client secret for --auth-method {args.auth_method or 'client_secret_basic'}: set REQCC_CLIENT_SECRET, use "
+        f"no client secret for --auth-method {args.auth_method or 'client_secret_basic'}: "
+        "set REQCC_CLIENT_SECRET, use "
         "--client-secret-file FILE, run in a terminal to be prompted, or use --auth-method none",
         EXIT_CONFIG,
     )
