@@ -21,6 +21,7 @@ from ._urls import require_secure_url
 from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
 from .discovered import DiscoveredEndpoint
 from .discovery import check_issuer
+from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
@@ -42,6 +43,7 @@ __all__ = [
     "TokenProvider",
     "TokenUpdateCallback",
     "check_config",
+    "check_dpop",
     "normalize_scopes",
     "share",
     "store_key",
@@ -92,6 +94,8 @@ class ManagerKeywords(TypedDict, total=False):
     monotonic: Callable[[], float]
     sleep: Callable[[float], None]
     token_store: TokenStore | None
+    dpop: bool | None
+    dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None
     meter_provider: MeterProvider | None
     tracer_provider: TracerProvider | None
 
@@ -123,6 +127,7 @@ class ManagerConfig:
     token_store: TokenStore | None
     shared: SharedTokens | None
     telemetry: Telemetry
+    dpop: DPoPProver | None = None
 
 
 def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
@@ -202,7 +207,31 @@ def store_key(endpoint: TokenEndpoint, scopes: tuple[str, ...]) -> str:
         token_params=endpoint.token_params,
         secrets=endpoint.client_auth.secrets(),
         key_id=getattr(endpoint.client_auth, "key_id", None),
+        dpop_jkt=endpoint.dpop.thumbprint if endpoint.dpop is not None else None,
     )
+
+
+def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> DPoPProver | None:
+    """Return the DPoP prover the ``dpop``/``dpop_key`` keywords ask for, or ``None`` (no DPoP).
+
+    ``dpop=True`` alone generates an EC P-256 key; ``dpop_key`` (PEM, private JWK or a
+    :class:`~reqcc.dpop.DPoPKey`) implies DPoP, and contradicts an explicit ``dpop=False``.
+    Keys made here stamp their proofs with ``clock``; a ``DPoPKey`` keeps its own.
+    """
+    if dpop is not None and not isinstance(dpop, bool):
+        raise ConfigurationError(f"dpop must be True or False, got {type(dpop).__name__}")
+    if dpop_key is None:
+        return DPoPProver(DPoPKey(clock=clock)) if dpop else None
+    if dpop is False:
+        raise ConfigurationError("dpop_key= asks for DPoP, but dpop=False: drop one of the two")
+    if isinstance(dpop_key, DPoPKey):
+        return DPoPProver(dpop_key)
+    if not isinstance(dpop_key, (str, bytes, Mapping)):
+        raise ConfigurationError(
+            "dpop_key must be PEM (str or bytes), a private JWK dict or a DPoPKey, "
+            f"got {type(dpop_key).__name__}"
+        )
+    return DPoPProver(DPoPKey(dpop_key, clock=clock))
 
 
 def check_config(
@@ -233,6 +262,8 @@ def check_config(
     monotonic: Callable[[], float],
     sleep: Callable[[float], None],
     token_store: TokenStore | None,
+    dpop: bool | None,
+    dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None,
     meter_provider: MeterProvider | None,
     tracer_provider: TracerProvider | None,
 ) -> ManagerConfig:
@@ -288,6 +319,7 @@ def check_config(
     failure_backoff = _seconds(failure_backoff, "failure_backoff")
     max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
     normalized_scopes = normalize_scopes(scopes)
+    prover = check_dpop(dpop, dpop_key, clock)
     checked_timeout = None if timeout is None else _check_timeout(timeout)
     retry_backoff = _seconds(retry_backoff, "retry_backoff")
     max_retry_wait = _seconds(max_retry_wait, "max_retry_wait")
@@ -339,6 +371,7 @@ def check_config(
             max_retry_wait=max_retry_wait,
             clock=clock,
             sleep=sleep,
+            dpop=prover,
             telemetry=telemetry,
         )
 
@@ -381,6 +414,7 @@ def check_config(
         token_store=store,
         shared=shared,
         telemetry=telemetry,
+        dpop=prover,
     )
 
 

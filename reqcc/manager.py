@@ -24,7 +24,8 @@ from ._log import log
 from .client_auth import ClientAuth
 from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config, share
 from .discovery import AuthorizationServerMetadata
-from .errors import ConfigurationError
+from .dpop import DPoPKey, DPoPProver
+from .errors import ConfigurationError, TokenProviderError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
@@ -120,6 +121,14 @@ class ClientCredentialsManager:
         to it, so the fleet fetches (and renews ahead) once. ``on_token_update`` fires only
         in the process that obtained the token, not for tokens read from the store. Its
         key includes the token endpoint, so with ``issuer`` discovery comes first.
+    :param dpop: ``True`` to ask for DPoP-bound tokens (RFC 9449) with a new EC P-256 key
+        (ES256) made for this manager. Default: DPoP exactly when ``dpop_key`` is given.
+        Needs ``pip install 'reqcc[dpop]'``.
+    :param dpop_key: the DPoP private key: PEM (``str``/``bytes``), a private JWK dict (EC,
+        RSA or OKP) or a :class:`~reqcc.dpop.DPoPKey`; implies ``dpop=True``. Every token
+        request and every API request then carries a fresh proof signed by it, and only
+        ``DPoP`` tokens are accepted. The key is never stored, logged or shown; the
+        token-store key includes its thumbprint.
     :param meter_provider: the OpenTelemetry ``MeterProvider`` of reqcc's metrics
         (default: the global one). Used only with ``opentelemetry-api`` installed.
     :param tracer_provider: the OpenTelemetry ``TracerProvider`` of reqcc's spans
@@ -156,6 +165,8 @@ class ClientCredentialsManager:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         token_store: TokenStore | None = None,
+        dpop: bool | None = None,
+        dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None = None,
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
@@ -186,6 +197,8 @@ class ClientCredentialsManager:
             monotonic=monotonic,
             sleep=sleep,
             token_store=token_store,
+            dpop=dpop,
+            dpop_key=dpop_key,
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
         )
@@ -206,6 +219,7 @@ class ClientCredentialsManager:
         self._token_params = config.token_params
         self._shared = config.shared
         self._telemetry = config.telemetry
+        self._dpop = config.dpop
         self._random = random.Random()
         self._backoff = FailureBackoff(
             config.failure_backoff, config.max_failure_backoff, monotonic=config.monotonic, rng=self._random
@@ -281,6 +295,35 @@ class ClientCredentialsManager:
         """
         self._check_process()
         return self._token_endpoint().token_url
+
+    @property
+    def dpop(self) -> DPoPProver | None:
+        """The DPoP key and server nonces of this manager, or ``None`` when it asks for Bearer tokens."""
+        return self._dpop
+
+    @property
+    def dpop_thumbprint(self) -> str | None:
+        """The RFC 7638 thumbprint of the DPoP key (the ``jkt`` tokens are bound to), or ``None``."""
+        return self._dpop.thumbprint if self._dpop is not None else None
+
+    def authorize(self, request: requests.PreparedRequest, token: OAuthToken) -> None:
+        """Make ``request`` (a copy the caller owns, about to be sent) present ``token``.
+
+        A Bearer token is set as ``Authorization: Bearer …``; a DPoP token as
+        ``Authorization: DPoP …`` with a fresh ``DPoP`` proof for the request's method and
+        URL, carrying ``ath`` and the origin's latest nonce.
+
+        :raises ConfigurationError: a DPoP token, but this manager has no DPoP key.
+        """
+        if token.token_type != "DPoP":
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
+            return
+        if self._dpop is None:
+            raise ConfigurationError(
+                f"token {token.fingerprint} is a DPoP token, but this manager has no DPoP key "
+                "(pass dpop=True or dpop_key=)"
+            )
+        self._dpop.authorize(request.headers, request.method or "GET", request.url or "", token.access_token)
 
     # -- the token ---------------------------------------------------------------------
 
@@ -493,7 +536,7 @@ class ClientCredentialsManager:
         provider = self.token_provider
         if provider is None:
             return self._token_endpoint().request_token()
-        return call_provider(
+        token = call_provider(
             provider,
             self._last_token,
             self,
@@ -501,6 +544,12 @@ class ClientCredentialsManager:
             clock_skew=self.clock_skew,
             clock=self._clock,
         )
+        if self._dpop is not None and token.token_type != "DPoP":
+            raise TokenProviderError(
+                f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
+                "uses DPoP: return a DPoP token (manager.fetch_token() gets one)"
+            )
+        return token
 
     # -- the shared token store (see reqcc.stores) ----------------------------------------
 
@@ -552,5 +601,6 @@ class ClientCredentialsManager:
         return (
             f"ClientCredentialsManager({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "
-            f"token={token.fingerprint if token is not None else None!r})"
+            f"token={token.fingerprint if token is not None else None!r}"
+            + (f", dpop_thumbprint={self._dpop.thumbprint!r})" if self._dpop is not None else ")")
         )

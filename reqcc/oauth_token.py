@@ -10,10 +10,13 @@ from typing import Any
 
 from ._log import fingerprint
 
-__all__ = ["OAuthToken", "DEFAULT_CLOCK_SKEW"]
+__all__ = ["OAuthToken", "DEFAULT_CLOCK_SKEW", "TOKEN_TYPES"]
 
 #: Seconds subtracted from a token's expiry when judging whether it is still usable.
 DEFAULT_CLOCK_SKEW = 30.0
+
+#: The token types reqcc sends, by their lower-case name (RFC 6750 Bearer, RFC 9449 DPoP).
+TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
 
 _KNOWN_FIELDS = ("access_token", "token_type", "expires_in", "scope", "expiry", "refresh_token")
 
@@ -50,8 +53,10 @@ def _scope_text(value: Any) -> str | None:
 class OAuthToken:
     """An access token and what is known about it.
 
-    :param access_token: the token sent as ``Authorization: Bearer …``.
-    :param token_type: always ``"Bearer"`` for tokens reqcc accepts.
+    :param access_token: the token sent as ``Authorization: Bearer …`` (or ``DPoP …``).
+    :param token_type: ``"Bearer"``, or ``"DPoP"`` for a token bound to a DPoP key (RFC 9449),
+        which is sent with a proof signed by that key. Spelt in these cases whatever the
+        server's case.
     :param expires_in: the lifetime in seconds the server granted, or ``None`` if unknown.
     :param scope: the granted scopes, space-separated, or ``None``.
     :param expiry: absolute expiry time in Unix seconds (UTC), or ``None``: a token without
@@ -70,6 +75,12 @@ class OAuthToken:
     refresh_token: str | None = None
     # Not hashed (a dict cannot be), so that a frozen token can be a set member or dict key.
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # One spelling per type, so that the adapter's scheme check is one comparison.
+        known = TOKEN_TYPES.get(self.token_type.lower()) if isinstance(self.token_type, str) else None
+        if known is not None and known != self.token_type:
+            object.__setattr__(self, "token_type", known)
 
     @classmethod
     def from_response(
@@ -116,9 +127,10 @@ class OAuthToken:
         token_type = data.get("token_type")
         if token_type is None:
             token_type = "Bearer"
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        known = TOKEN_TYPES.get(token_type.lower()) if isinstance(token_type, str) else None
+        if known is None:
             shown = token_type if isinstance(token_type, str) else type(token_type).__name__
-            raise ValueError(f"token_type {str(shown)[:20]!r} is not Bearer")
+            raise ValueError(f"token_type {str(shown)[:20]!r} is not Bearer (or DPoP)")
         refresh_token = data.get("refresh_token")
         if refresh_token is not None and not isinstance(refresh_token, str):
             raise ValueError("refresh_token must be a string")
@@ -132,7 +144,7 @@ class OAuthToken:
         }
         return cls(
             access_token=access_token,
-            token_type="Bearer",
+            token_type=known,
             expires_in=expires_in,
             scope=_scope_text(data.get("scope")),
             expiry=expiry,

@@ -25,6 +25,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE
 from .client_auth import ClientAuth
+from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
     ConfigurationError,
     OAuthProviderError,
@@ -129,8 +130,11 @@ class TokenEndpoint:
         more ends the retries (the error carries ``retry_after``).
     :param clock: the wall clock in Unix seconds (expiry of fetched tokens).
     :param sleep: how to wait between retries.
-    :param telemetry: what each HTTP token request is reported to (each attempt, retries
-        included); default: nothing is recorded.
+    :param dpop: the client's DPoP key and nonces, to ask for DPoP-bound tokens (RFC 9449):
+        every attempt carries a fresh proof, a ``use_dpop_nonce`` answer is retried once with
+        the server's nonce (and fresh client credentials), and only a ``DPoP`` token is accepted.
+    :param telemetry: what each HTTP token request is reported to (each exchange: retries
+        and DPoP nonce replays included); default: nothing is recorded.
     """
 
     def __init__(
@@ -147,9 +151,11 @@ class TokenEndpoint:
         max_retry_wait: float = 10.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        dpop: DPoPProver | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.token_url = token_url
+        self.dpop = dpop
         self.client_auth = client_auth
         self.scope = scope or None
         self.token_params = check_form_fields(token_params or {}, "token_params")
@@ -196,8 +202,7 @@ class TokenEndpoint:
         attempt = 0
         while True:
             try:
-                with self.telemetry.token_request(self.token_url):
-                    return self._request_once(extra)
+                return self._request_once(extra)
             except requests.RequestException as exc:
                 wait = self.retry_wait(exc, attempt)
                 if wait is None:
@@ -244,6 +249,28 @@ class TokenEndpoint:
         return headers, body
 
     def _request_once(self, extra: Mapping[str, str]) -> OAuthToken:
+        try:
+            return self._counted_exchange(extra)
+        except OAuthProviderError as exc:
+            # RFC 9449 §8: the server wants a nonce in the proof; it sent one. Exactly one
+            # more exchange, built afresh (new proof, new client assertion).
+            response = exc.response
+            if (
+                self.dpop is None
+                or response is None
+                or not token_endpoint_demands_nonce(response.status_code, {"error": exc.error})
+                or not is_valid_nonce((response.headers.get(DPOP_NONCE_HEADER) or "").strip())
+            ):
+                raise
+            log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
+            return self._counted_exchange(extra)
+
+    def _counted_exchange(self, extra: Mapping[str, str]) -> OAuthToken:
+        # Telemetry counts HTTP token requests: every exchange, retries and nonce replays too.
+        with self.telemetry.token_request(self.token_url):
+            return self._exchange(extra)
+
+    def _exchange(self, extra: Mapping[str, str]) -> OAuthToken:
         headers, body = self.prepare_body(extra)
         url = self.token_url
         hooks = getattr(self.session, "compliance_hook", None)
@@ -252,6 +279,8 @@ class TokenEndpoint:
                 url, headers, body = hook(url, headers, body)
         auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        if self.dpop is not None:
+            plain_headers[DPOP_HEADER] = self.dpop.proof("POST", url)
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
@@ -269,10 +298,28 @@ class TokenEndpoint:
             # silently drop the CA bundle (or verify=False) configured on token_session.
             verify=self.session.verify,
         )
+        if self.dpop is not None:
+            self.dpop.update(url, response.headers)  # on every answer, success too (RFC 9449 §8.2)
         if hooks:
             for hook in hooks.get("access_token_response", ()):
                 response = hook(response)
-        return self.parse_response(response)
+        return self._check_token_type(self.parse_response(response), response)
+
+    def _check_token_type(self, token: OAuthToken, response: requests.Response) -> OAuthToken:
+        """Accept a DPoP token exactly when one was asked for: no downgrade, no surprise."""
+        expected = "Bearer" if self.dpop is None else "DPoP"
+        if token.token_type == expected:
+            return token
+        if self.dpop is not None:
+            message = (
+                "token endpoint answered a DPoP token request with a Bearer token: refusing the "
+                "downgrade to an unbound token (does the server support DPoP for this client?)"
+            )
+        else:
+            message = (
+                "token endpoint issued a DPoP token, but reqcc did not ask for one: token_type is not Bearer"
+            )
+        raise TokenResponseError(f"{message} [HTTP {response.status_code}]", response=response)
 
     def parse_response(self, response: requests.Response) -> OAuthToken:
         """Turn the token endpoint's answer into an :class:`OAuthToken` or a typed error."""

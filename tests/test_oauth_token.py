@@ -62,7 +62,16 @@ def test_missing_token_type_is_bearer_and_case_is_ignored() -> None:
     assert OAuthToken.from_dict({"access_token": "a", "token_type": "BEARER"}).token_type == "Bearer"
 
 
-@pytest.mark.parametrize("token_type", ["mac", "DPoP", "", 5])
+def test_dpop_token_type_is_recorded_in_one_spelling() -> None:
+    for spelling in ("DPoP", "dpop", "DPOP"):
+        token = OAuthToken.from_dict({"access_token": "a", "token_type": spelling})
+        assert token.token_type == "DPoP"
+        assert OAuthToken.from_dict(token.to_dict()).token_type == "DPoP"
+    assert OAuthToken("a", token_type="dpop").token_type == "DPoP"
+    assert OAuthToken("a", token_type="bearer").token_type == "Bearer"
+
+
+@pytest.mark.parametrize("token_type", ["mac", "N_A", "", 5])
 def test_other_token_types_are_refused(token_type: object) -> None:
     with pytest.raises(ValueError, match="token_type"):
         OAuthToken.from_dict({"access_token": "a", "token_type": token_type})

@@ -239,3 +239,14 @@ def test_no_secret_or_token_in_anything_recorded(
     assert SECRET not in text
     assert token.access_token not in text
     assert session.manager.token is not None and session.manager.token.access_token not in text
+
+
+@pytest.mark.reqcc_server(token_dpop_nonce=True)
+def test_a_dpop_nonce_replay_is_a_request_of_its_own(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    session = session_for(dpop=True)
+    assert get_books(session, reqcc_server) == 200
+    assert reqcc_server.token_requests == 2  # asked for a nonce, then answered
+    assert otel.requests_by() == {("error", "use_dpop_nonce"): 1, ("success", None): 1}
+    assert len(otel.exporter.get_finished_spans()) == 2

@@ -8,6 +8,11 @@ Configuration comes from flags, else from the environment (``REQCC_TOKEN_URL``,
 ``REQCC_CLIENT_ID``, ``REQCC_CLIENT_SECRET``, ``REQCC_SCOPES``). The client secret is read
 from ``REQCC_CLIENT_SECRET``, ``--client-secret-file`` or an interactive prompt, never from a
 plain flag (it would land in the shell history and in ``ps``).
+
+``reqcc request`` writes the response body as received. Only when stdout is a terminal and
+the body does not end with a newline does it add one, so the shell prompt starts on its own
+line; piped or redirected output (``| jq``, ``> image.png``, a checksum) is the body byte for
+byte, whether it is text or binary.
 """
 
 from __future__ import annotations
@@ -100,7 +105,8 @@ def main(
         return EXIT_ERROR
     except Exception as exc:
         message, code = describe(exc, getattr(args, "url", None))
-        stderr.write(f"reqcc: {redact(message, args.secrets_seen)}\n")
+        one_line = " ".join(message.splitlines())  # a server's text may hold line breaks
+        stderr.write(f"reqcc: {redact(one_line, args.secrets_seen)}\n")
         if debug:
             stderr.write(redact("".join(traceback.format_exception(exc)), args.secrets_seen))
         return code

@@ -71,8 +71,45 @@ def _network_reason(exc: BaseException) -> str:
     return f"{kind} ({type(exc).__name__})"
 
 
+_TOKEN_URL_HINT = "check --token-url / REQCC_TOKEN_URL: it must be the token endpoint itself"
+_CLIENT_HINT = (
+    "check --client-id / REQCC_CLIENT_ID, the secret in REQCC_CLIENT_SECRET / --client-secret-file, "
+    "and --auth-method"
+)
+
+
+def _flag_hint(exc: TokenRequestError) -> str:
+    """The flags to check for a token-endpoint failure, judged by the answer, not the message.
+
+    The library's message already says what went wrong and which keyword to check
+    (``token_url``, ``client_id``...); a shell user sets flags and variables, so this names them.
+    """
+    status = exc.status_code
+    response = exc.response
+    content_type = str(response.headers.get("Content-Type", "")) if response is not None else ""
+    if status is not None and (300 <= status < 400 or status in (404, 405) or "html" in content_type.lower()):
+        return _TOKEN_URL_HINT
+    if isinstance(exc, OAuthProviderError):
+        if exc.error in ("invalid_client", "unauthorized_client"):
+            return _CLIENT_HINT
+        if exc.error == "invalid_scope":
+            return "check --scope / REQCC_SCOPES"
+    return ""
+
+
+def _token_failure(exc: TokenRequestError) -> str:
+    """The library's own message (it names the fix), then the command line's flags to check."""
+    hint = _flag_hint(exc)
+    return f"{type(exc).__name__}: {exc}" + (f"; on the command line, {hint}" if hint else "")
+
+
 def describe(exc: BaseException, url: str | None) -> tuple[str, int]:
-    """Return the one-line message and exit code for ``exc``."""
+    """Return the one-line message and exit code for ``exc``.
+
+    A token-endpoint failure shows the library's own message (which names the client, the
+    endpoint and what to check) followed by the flags to check; the message is never replaced
+    by a generic one.
+    """
     if isinstance(exc, CliError):
         return str(exc), exc.code
     if isinstance(exc, ConfigurationError):
@@ -82,9 +119,9 @@ def describe(exc: BaseException, url: str | None) -> tuple[str, int]:
         hint = f" (check {flag})" if flag else ""
         return f"configuration error: {message}{hint}", EXIT_CONFIG
     if isinstance(exc, OAuthProviderError):
-        return f"{type(exc).__name__}: {exc}", EXIT_OAUTH
+        return _token_failure(exc), EXIT_OAUTH
     if isinstance(exc, TokenRequestError):
-        return f"{type(exc).__name__}: {exc}", EXIT_TOKEN_RESPONSE
+        return _token_failure(exc), EXIT_TOKEN_RESPONSE
     if isinstance(exc, ReqccError):
         return f"{type(exc).__name__}: {exc}", EXIT_TOKEN_RESPONSE
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):

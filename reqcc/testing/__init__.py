@@ -41,9 +41,10 @@ endpoints share), :mod:`.clients` (registered clients and client authentication)
 
 from __future__ import annotations
 
-# ClientSpec is not in __all__ (as before) but stays importable from reqcc.testing.
+# ClientSpec and UnknownClientError are not in __all__ but importable from reqcc.testing.
 from .clients import BOOKSTORE_SCOPES, DEFAULT_CLIENT_ID, DEFAULT_CLIENTS, RegisteredClient
 from .clients import ClientSpec as ClientSpec
+from .clients import UnknownClientError as UnknownClientError
 from .records import RecordedTokenRequest
 from .server import LocalAuthorizationServer
 

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_CLIENTS",
     "ClientSpec",
     "RegisteredClient",
+    "UnknownClientError",
     "client_credentials",
     "normalize_clients",
 ]
@@ -38,11 +39,14 @@ class RegisteredClient:
     :param client_id: the client identifier.
     :param secret: its secret, or ``None`` for a public client (``auth_method="none"``).
     :param scopes: the scopes it may be granted. A request without ``scope`` gets all of them.
+    :param dpop: the client must send a DPoP proof with every token request (RFC 9449); it
+        gets DPoP-bound tokens. (Any client that sends a proof gets one.)
     """
 
     client_id: str
     secret: str | None
     scopes: frozenset[str] = BOOKSTORE_SCOPES
+    dpop: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.scopes, str):
@@ -57,8 +61,10 @@ class RegisteredClient:
 
     def __repr__(self) -> str:
         secret = "None" if self.secret is None else "<hidden>"
+        dpop = ", dpop=True" if self.dpop else ""
         return (
-            f"RegisteredClient(client_id={self.client_id!r}, secret={secret}, scopes={sorted(self.scopes)!r})"
+            f"RegisteredClient(client_id={self.client_id!r}, secret={secret}, "
+            f"scopes={sorted(self.scopes)!r}{dpop})"
         )
 
 
@@ -72,6 +78,20 @@ DEFAULT_CLIENTS: Mapping[str, RegisteredClient] = {
         RegisteredClient("bookstore-public", None, frozenset({"books.read"})),
     )
 }
+
+
+class UnknownClientError(KeyError):
+    """:meth:`LocalAuthorizationServer.credentials` cannot tell which registered client is meant.
+
+    Raised for a ``client_id`` that is not registered, or for no ``client_id`` when several
+    clients are registered and none is :data:`DEFAULT_CLIENT_ID`. The message names the
+    registered client ids. A :class:`KeyError`, as an unknown client always raised.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's own str() is the repr of its argument: quotes around a sentence.
+        return str(self.args[0]) if self.args else ""
+
 
 #: How a client may be given to the server: a :class:`RegisteredClient`, or
 #: ``(secret_or_None, scopes)``.

@@ -14,6 +14,10 @@ Configure the server of one test with a marker (the keywords of
     @pytest.mark.reqcc_server(token_ttl=5, narrow_scopes=True)
     def test_short_tokens(reqcc_server): ...
 
+    @pytest.mark.reqcc_server(clients={"my-service": ("its-secret", {"books.read"})})
+    def test_my_service(reqcc_server):
+        reqcc_server.credentials()   # my-service's: the only registered client
+
 or start several, each configured its own way, with ``reqcc_server_factory(**kwargs)``.
 Every server is stopped when the test ends.
 """
@@ -64,7 +68,9 @@ def reqcc_server(
     """A running :class:`~reqcc.testing.LocalAuthorizationServer` on 127.0.0.1, fresh for each test.
 
     Its default clients are :data:`~reqcc.testing.DEFAULT_CLIENTS`; ``credentials()`` gives the
-    keywords for a session. A ``@pytest.mark.reqcc_server(**kwargs)`` marker configures it.
+    keywords for a session (``credentials("client-id")`` for another client; with no argument,
+    the only client when the marker registers just one). A
+    ``@pytest.mark.reqcc_server(**kwargs)`` marker configures it.
     """
     marker = request.node.get_closest_marker("reqcc_server")
     kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
