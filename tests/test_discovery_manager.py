@@ -196,6 +196,15 @@ def test_a_public_client_discovers_too(reqcc_server: LocalAuthorizationServer) -
     assert record is not None and record.auth_method == "none"
 
 
+def test_dpop_with_a_discovered_endpoint(reqcc_server: LocalAuthorizationServer) -> None:
+    with session_for(reqcc_server, dpop=True) as session:
+        assert books(session, reqcc_server) == 200
+        token = session.manager.token
+        assert token is not None and token.token_type == "DPoP"
+    record = reqcc_server.last_token_request
+    assert record is not None and record.header("DPoP") is not None
+
+
 def test_fetch_token_and_discover_read_the_metadata_once(reqcc_server: LocalAuthorizationServer) -> None:
     manager = ClientCredentialsManager(
         issuer=reqcc_server.issuer, client_id="bookstore-app", client_secret="bookstore-secret"
