@@ -11,6 +11,7 @@ from ._version import __version__
 from .adapter import ClientCredentialsAdapter
 from .client_auth import ClientAuth
 from .discovery import AuthorizationServerMetadata, MetadataError
+from .dpop import DPoPKey  # imports nothing optional: cryptography/PyJWT load when a key is made
 from .errors import (
     ConfigurationError,
     InsecureTransportError,
@@ -40,6 +41,7 @@ __all__ = [
     "ClientCredentialsManager",
     "ClientCredentialsSession",
     "ConfigurationError",
+    "DPoPKey",
     "InsecureTransportError",
     "InvalidClient",
     "InvalidGrant",

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
+from ._keywords import passes_keywords
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
 from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
 
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
 
@@ -73,12 +79,13 @@ class ClientCredentialsAdapter(BaseAdapter):
     redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
     """
 
+    @passes_keywords(ClientCredentialsManager)
     def __init__(
         self,
         inner: BaseAdapter | None = None,
         *,
         manager: ClientCredentialsManager | None = None,
-        **manager_kwargs: Any,
+        **manager_kwargs: Unpack[ManagerKeywords],
     ) -> None:
         super().__init__()
         if manager is not None and manager_kwargs:

@@ -10,6 +10,7 @@ turns the keywords' values into a :class:`ManagerConfig` or raises a
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -53,6 +54,9 @@ __all__ = [
 TokenProvider = Callable[[OAuthToken | None, "ClientCredentialsManager"], Any]
 #: ``(token) -> None``
 TokenUpdateCallback = Callable[[OAuthToken], None]
+
+#: What separates the scopes in a single string: spaces and/or commas.
+_SCOPE_SEPARATORS = re.compile(r"[\s,]+")
 
 #: Fraction of a token's lifetime, before the skew margin, in which it is renewed ahead.
 DEFAULT_REFRESH_AHEAD = 0.2
@@ -152,14 +156,19 @@ def _check_timeout(timeout: Any) -> Timeout:
 def normalize_scopes(scopes: Iterable[OAuthScope | str] | str | None) -> tuple[str, ...]:
     """Return the wire values of ``scopes``, in order, without duplicates.
 
-    A single string is taken as a space-separated list.
+    The one reading of scopes, for the Python keyword and the command line alike
+    (``--scope``, ``REQCC_SCOPES``): a single string is a list separated by spaces and/or
+    commas; an item that is exactly the name of an :class:`OAuthScope` member
+    (``"BooksRead"``) means that member's wire value (``"books.read"``); any other string
+    is sent as it is.
 
-    :raises ConfigurationError: an item is neither an :class:`OAuthScope` nor a ``str``.
+    :raises ConfigurationError: an item is neither an :class:`OAuthScope` nor a ``str``,
+        or is not a single scope token (empty, or with whitespace in it).
     """
     if scopes is None:
         return ()
     if isinstance(scopes, str):
-        scopes = scopes.split()
+        scopes = [part for part in _SCOPE_SEPARATORS.split(scopes) if part]
     out: list[str] = []
     try:
         items = list(scopes)
@@ -167,11 +176,12 @@ def normalize_scopes(scopes: Iterable[OAuthScope | str] | str | None) -> tuple[s
         raise ConfigurationError(
             f"scopes must be an iterable of OAuthScope or str, got {type(scopes).__name__}"
         ) from None
+    members = OAuthScope.__members__
     for item in items:
         if isinstance(item, OAuthScope):
             value = item.value
         elif isinstance(item, str):
-            value = item
+            value = members[item].value if item in members else item
         else:
             raise ConfigurationError(
                 f"scopes: {item!r} is neither an OAuthScope nor a str"
@@ -215,7 +225,7 @@ def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> 
     """Return the DPoP prover the ``dpop``/``dpop_key`` keywords ask for, or ``None`` (no DPoP).
 
     ``dpop=True`` alone generates an EC P-256 key; ``dpop_key`` (PEM, private JWK or a
-    :class:`~reqcc.dpop.DPoPKey`) implies DPoP, and contradicts an explicit ``dpop=False``.
+    :class:`~reqcc.DPoPKey`) implies DPoP, and contradicts an explicit ``dpop=False``.
     Keys made here stamp their proofs with ``clock``; a ``DPoPKey`` keeps its own.
     """
     if dpop is not None and not isinstance(dpop, bool):

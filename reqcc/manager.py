@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ._keywords import passes_keywords
 from ._log import log
 from .client_auth import ClientAuth
 from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config, share
@@ -125,7 +126,7 @@ class ClientCredentialsManager:
         (ES256) made for this manager. Default: DPoP exactly when ``dpop_key`` is given.
         Needs ``pip install 'reqcc[dpop]'``.
     :param dpop_key: the DPoP private key: PEM (``str``/``bytes``), a private JWK dict (EC,
-        RSA or OKP) or a :class:`~reqcc.dpop.DPoPKey`; implies ``dpop=True``. Every token
+        RSA or OKP) or a :class:`~reqcc.DPoPKey`; implies ``dpop=True``. Every token
         request and every API request then carries a fresh proof signed by it, and only
         ``DPoP`` tokens are accepted. The key is never stored, logged or shown; the
         token-store key includes its thumbprint.
@@ -135,6 +136,7 @@ class ClientCredentialsManager:
         (default: the global one). See :doc:`/telemetry`.
     """
 
+    @passes_keywords()
     def __init__(
         self,
         *,

@@ -12,7 +12,7 @@ import getpass
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from ..scopes import OAuthScope
+from ..config import normalize_scopes
 from .exit_codes import EXIT_CONFIG
 from .messages import CliError
 
@@ -21,15 +21,9 @@ __all__ = ["manager_config"]
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
 
-def _scopes(values: Sequence[str] | None, environ: Mapping[str, str]) -> list[OAuthScope | str]:
-    raw: list[str] = []
-    if values:
-        for value in values:
-            raw.extend(value.replace(",", " ").split())
-    else:
-        raw = environ.get("REQCC_SCOPES", "").replace(",", " ").split()
-    members = OAuthScope.__members__
-    return [members[item] if item in members else item for item in raw]
+def _scopes(values: Sequence[str] | None, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The scopes of ``--scope`` (repeatable), else of ``REQCC_SCOPES``, read as ``scopes=`` is."""
+    return normalize_scopes(" ".join(values) if values else environ.get("REQCC_SCOPES", ""))
 
 
 def _token_params(values: Sequence[str] | None) -> dict[str, str]:

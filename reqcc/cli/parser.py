@@ -73,7 +73,8 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="SCOPE",
         help="a scope to request: an OAuthScope name (BooksRead, OrdersRead, OrdersWrite) or a raw "
-        "scope string; repeatable [REQCC_SCOPES]",
+        "scope string, as scopes= takes them; repeatable, and one value may hold several separated by "
+        "spaces or commas [REQCC_SCOPES]",
     )
     group.add_argument(
         "--auth-method",

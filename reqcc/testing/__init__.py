@@ -48,6 +48,7 @@ from __future__ import annotations
 from .clients import BOOKSTORE_SCOPES, DEFAULT_CLIENT_ID, DEFAULT_CLIENTS, RegisteredClient
 from .clients import ClientSpec as ClientSpec
 from .clients import UnknownClientError as UnknownClientError
+from .dpop import VerifiedProof
 from .records import RecordedTokenRequest
 from .server import LocalAuthorizationServer
 
@@ -55,6 +56,7 @@ __all__ = [
     "LocalAuthorizationServer",
     "RegisteredClient",
     "RecordedTokenRequest",
+    "VerifiedProof",
     "DEFAULT_CLIENTS",
     "DEFAULT_CLIENT_ID",
     "BOOKSTORE_SCOPES",
