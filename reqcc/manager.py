@@ -357,11 +357,14 @@ class ClientCredentialsManager:
         that needs a token meanwhile waits for that one result. During the failure backoff
         the last error is raised at once, marked as a repeat.
         """
-        self._check_process()
+        # No fork check on the fast path: handing out the token in use is right in a forked
+        # child too. Everything that takes the lock or talks to the token endpoint
+        # (_refresh_ahead, _await_token) checks first.
         current = self._current
         if current is not None:
             now = self._monotonic()
-            if current.usable(now):
+            expire_at = current.expire_at
+            if expire_at is None or now < expire_at:  # current.usable(now), inlined
                 if current.renew_at is not None and now >= current.renew_at:
                     self._refresh_ahead(current, now)
                 return current.token
@@ -486,6 +489,7 @@ class ClientCredentialsManager:
                 log.exception("on_token_update raised; the new token is used anyway")
 
     def _await_token(self) -> OAuthToken:
+        self._check_process()
         with self._lock:
             current = self._current
             now = self._monotonic()
@@ -502,6 +506,7 @@ class ClientCredentialsManager:
             self._telemetry.waited(self._monotonic() - now)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
+        self._check_process()
         # Unlocked first look, so that the fast path stays lock-free while a renewal runs
         # or backs off (the window may last minutes); checked again under the lock.
         flights = self._flights

@@ -118,9 +118,9 @@ class ClientCredentialsSession(requests.Session):
         bearer token. Requests to the token prefix therefore skip the ``.netrc`` lookup.
         """
         if (
-            request.auth is None
+            self.trust_env
+            and request.auth is None
             and self.auth is None
-            and self.trust_env
             and isinstance(request.url, str)
             and request.url.lower().startswith(self._token_prefixes)
         ):
