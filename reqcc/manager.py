@@ -236,6 +236,11 @@ class ClientCredentialsManager:
         return self._scopes
 
     @property
+    def monotonic(self) -> Callable[[], float]:
+        """The monotonic clock this manager reads (its ``monotonic`` keyword)."""
+        return self._monotonic
+
+    @property
     def token_params(self) -> dict[str, str]:
         """The extra form fields sent with every token request (a copy)."""
         return dict(self._endpoint.token_params)

@@ -329,5 +329,6 @@ class SingleFlight:
                 return
             self._expire(flight)
         raise TokenDeadlineError(
-            f"no token within token_deadline ({self.deadline or 0.0:g}s): {self._waiting_for} did not end in time"
+            f"no token within token_deadline ({self.deadline or 0.0:g}s): "
+            f"{self._waiting_for} did not end in time"
         )
