@@ -185,7 +185,9 @@ def test_token_deadline_must_be_a_positive_number_of_seconds(value: Any) -> None
 
 def test_token_deadline_defaults_to_30_seconds() -> None:
     assert manager_for("https://auth.example.com", token_deadline=30).token_deadline == 30.0
-    manager = ClientCredentialsManager(token_url="https://auth.example.com/t", client_id="c")
+    manager = ClientCredentialsManager(
+        token_url="https://auth.example.com/t", client_id="c", auth_method="none"
+    )
     assert manager.token_deadline == 30.0
 
 
