@@ -11,19 +11,30 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from ._body import read_capped
+from ._keywords import passes_keywords
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_no_cleartext_proxy, require_secure_url
 from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
+
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
+
+#: How many origins an adapter remembers as fit to carry a token (then it starts afresh).
+_MAX_SECURE_ORIGINS = 64
+_TOKEN_REQUEST = "a request carrying a bearer token"
 
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
 
@@ -32,7 +43,7 @@ _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECA
 #: the request before it, and that copy shares the same ``hooks`` dict: a hop finds the
 #: URL of the request its chain started with, and gets a token only on that origin.
 #: (requests reads only the ``"response"`` key of that dict.)
-CHAIN_ORIGIN_KEY = "reqcc.chain_url"
+CHAIN_URL_KEY = "reqcc.chain_url"
 #: Seconds an endpoint that rejected a freshly fetched token stays in the 401 cool-down.
 REJECTION_COOLDOWN = 60.0
 #: Endpoints remembered in the 401 cool-down at most (the oldest is forgotten first).
@@ -98,6 +109,7 @@ class RejectionCooldown:
             )
 
 
+
 def token_rejected(response: requests.Response) -> bool:
     """Return whether a 401 says the bearer token itself is bad (RFC 6750 §3.1).
 
@@ -147,12 +159,13 @@ class ClientCredentialsAdapter(BaseAdapter):
     redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
     """
 
+    @passes_keywords(ClientCredentialsManager)
     def __init__(
         self,
         inner: BaseAdapter | None = None,
         *,
         manager: ClientCredentialsManager | None = None,
-        **manager_kwargs: Any,
+        **manager_kwargs: Unpack[ManagerKeywords],
     ) -> None:
         super().__init__()
         if manager is not None and manager_kwargs:
@@ -163,6 +176,8 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
+        # The ("scheme:", "host:port") of the URLs already found fit to carry a token.
+        self._secure_origins: dict[tuple[str, str], bool] = {}
         self.cooldown = RejectionCooldown(self.manager.monotonic)
 
     def send(
@@ -182,20 +197,33 @@ class ClientCredentialsAdapter(BaseAdapter):
         :raises InsecureTransportError: the URL is plain http to a non-loopback host.
         :raises ReqccError: no token could be obtained (the token endpoint's error).
         """
-        kwargs: dict[str, Any] = {
-            "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
-        }
-        if "Authorization" in request.headers or getattr(request, NO_TOKEN_ATTRIBUTE, False):
-            return self.inner.send(request, **kwargs)
+        headers = request.headers
+        if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
+            explicit = "authorization" in headers._store  # type: ignore[attr-defined]
+        else:
+            explicit = "Authorization" in headers
+        if explicit or getattr(request, NO_TOKEN_ATTRIBUTE, False):
+            return self.inner.send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
         url = request.url or ""
-        if not _chain_stays_home(request, url):
-            return self.inner.send(request, **kwargs)  # a redirect hop to another origin
-        require_secure_url(url, "a request carrying a bearer token")
-        require_no_cleartext_proxy(url, proxies, "a request carrying a bearer token")
+        hooks = request.hooks
+        if type(hooks) is dict:  # requests' own: shared by the request and its redirect hops
+            home = hooks.get(CHAIN_URL_KEY)
+            if home is None:
+                hooks[CHAIN_URL_KEY] = url
+            elif home != url and origin(home) != origin(url):
+                log.debug("a redirect hop to another origin goes out without the token")
+                return self.inner.send(
+                    request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+                )
+        self._require_secure(url)
+        if proxies:
+            require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = self.manager.get_token()
-        response = self._send_with(token, request, kwargs)
+        response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
         if response.status_code == 401 and token_rejected(response):
-            response = self._rejected(token, request, response, kwargs)
+            response = self._rejected(token, request, response, (stream, timeout, verify, cert, proxies))
         return response
 
     def _rejected(
@@ -203,9 +231,13 @@ class ClientCredentialsAdapter(BaseAdapter):
         token: OAuthToken,
         request: requests.PreparedRequest,
         response: requests.Response,
-        kwargs: dict[str, Any],
+        options: tuple[Any, Any, Any, Any, Any],
     ) -> requests.Response:
-        """A 401 says ``token`` is bad: retire it and replay once, unless the endpoint is cooling down."""
+        """A 401 says ``token`` is bad: retire it and replay once, unless the endpoint cools down.
+
+        When the replay with a freshly fetched token is refused too, the endpoint enters the
+        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile.
+        """
         endpoint = self.cooldown.key(request)
         if self.cooldown.active(endpoint):
             log.debug("401 from %s, in its cool-down: token %s stays in use", endpoint, token.fingerprint)
@@ -220,23 +252,55 @@ class ClientCredentialsAdapter(BaseAdapter):
         )
         _discard(response)
         fresh = self.manager.get_token()
-        response = self._send_with(fresh, request, kwargs)
-        if (
-            response.status_code == 401
-            and token_rejected(response)
-            and fresh.access_token != token.access_token
+        response = self._send_with(fresh, request, *options)
+        if response.status_code == 401 and token_rejected(response) and (
+            fresh.access_token != token.access_token
         ):
             self.cooldown.start(endpoint)
         return response
 
+    def _require_secure(self, url: str) -> None:
+        """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
+
+        Decided once per origin. In ``scheme://host:port/…`` the parts before the third
+        ``/`` fix the scheme and the host the rule reads (the host ends there, or earlier
+        at a ``?`` or ``#`` inside them), so they are the key of the decision. Only
+        origins found secure are remembered, at most ``_MAX_SECURE_ORIGINS`` of them;
+        anything else is decided on the whole URL every time.
+        """
+        parts = url.split("/", 3)
+        if len(parts) < 3 or parts[1]:
+            require_secure_url(url, _TOKEN_REQUEST)
+            return
+        origin = (parts[0], parts[2])
+        secure = self._secure_origins
+        if origin in secure:
+            return
+        require_secure_url(url, _TOKEN_REQUEST)
+        if len(secure) >= _MAX_SECURE_ORIGINS:
+            secure.clear()
+        secure[origin] = True
+
     def _send_with(
-        self, token: OAuthToken, request: requests.PreparedRequest, kwargs: dict[str, Any]
+        self,
+        token: OAuthToken,
+        request: requests.PreparedRequest,
+        stream: bool,
+        timeout: Any,
+        verify: bool | str,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
     ) -> requests.Response:
-        outgoing = request.copy()
+        """Send a copy of ``request`` that presents ``token``; return the response to ``request``."""
         if token.token_type != "Bearer":
-            return self._send_dpop(token, request, outgoing, kwargs)
-        outgoing.headers["Authorization"] = f"Bearer {token.access_token}"
-        response = self.inner.send(outgoing, **kwargs)
+            kwargs = {
+                "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
+            }
+            return self._send_dpop(token, request, _copy(request), kwargs)
+        response = self.inner.send(
+            _copy(request, f"Bearer {token.access_token}"),
+            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+        )
         response.request = request
         return response
 
@@ -263,7 +327,7 @@ class ClientCredentialsAdapter(BaseAdapter):
             ):
                 log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
                 _discard(response)
-                outgoing = request.copy()
+                outgoing = _copy(request)
                 manager.authorize(outgoing, token)
                 response = self.inner.send(outgoing, **kwargs)
                 dpop.update(outgoing.url or "", response.headers)
@@ -280,25 +344,29 @@ class ClientCredentialsAdapter(BaseAdapter):
         return f"ClientCredentialsAdapter(inner={type(self.inner).__name__}, manager={self.manager!r})"
 
 
-def _chain_stays_home(request: requests.PreparedRequest, url: str) -> bool:
-    """Whether ``request`` may carry a token: not a redirect hop to another origin (DESIGN item 17).
+def _copy(request: requests.PreparedRequest, authorization: str | None = None) -> requests.PreparedRequest:
+    """Return a copy of ``request`` to send in its place, with ``Authorization`` set if given.
 
-    The first time the adapter sees a request chain, its URL is noted in the chain's
-    ``hooks`` dict (shared by every redirect hop requests builds from it); a later request
-    of the chain may carry the token only to that URL's origin. Costs one dict lookup and
-    one store per request; the origins are compared only for a hop to another URL.
+    ``request`` itself is never changed. Cheaper than ``PreparedRequest.copy()``, which
+    also copies the cookie jar: the copy shares every attribute but the headers (the
+    body, the hooks, the cookie jar, which the ``Cookie`` header already reflects) and
+    gets headers of its own.
     """
-    hooks = request.hooks
-    if type(hooks) is not dict:  # not requests' own: no chain to follow
-        return True
-    home = hooks.get(CHAIN_ORIGIN_KEY)
-    if home is None:
-        hooks[CHAIN_ORIGIN_KEY] = url
-        return True
-    if home == url or origin(home) == origin(url):
-        return True
-    log.debug("a redirect hop to another origin goes out without the token")
-    return False
+    outgoing = requests.PreparedRequest.__new__(requests.PreparedRequest)
+    outgoing.__dict__ = request.__dict__.copy()
+    headers = request.headers
+    if type(headers) is CaseInsensitiveDict:
+        # CaseInsensitiveDict keeps {lowered name: (name, value)}; the tuples are immutable.
+        copied: CaseInsensitiveDict[str] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+        store = copied._store = headers._store.copy()  # type: ignore[attr-defined]
+        if authorization is not None:
+            store["authorization"] = ("Authorization", authorization)
+    else:
+        copied = CaseInsensitiveDict(headers)
+        if authorization is not None:
+            copied["Authorization"] = authorization
+    outgoing.headers = copied
+    return outgoing
 
 
 def _discard(response: requests.Response) -> None:
