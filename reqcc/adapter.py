@@ -149,10 +149,13 @@ class ClientCredentialsAdapter(BaseAdapter):
         manager's keywords (``token_url``, ``client_id``, …) and one is created and owned.
 
     Rules: a request that already has an ``Authorization`` header is sent untouched; the
-    caller's ``PreparedRequest`` is never modified (a copy carries the token); bearer
-    tokens go only over https or loopback http, else :class:`~reqcc.InsecureTransportError`
+    caller's ``PreparedRequest`` never gets the token (a copy carries it; the only thing
+    noted on it is its URL, in its ``hooks`` dict, which its redirect hops share: a hop to
+    another origin goes out without the token); bearer tokens go only over https, or
+    loopback http with no proxy applying to it, else :class:`~reqcc.InsecureTransportError`
     before sending; a 401 saying the token is bad retires it and replays the request once
-    with a fresh token when the body can be replayed.
+    with a fresh token when the body can be replayed (its 401 body read capped), unless
+    the endpoint refused a fresh token within the last minute (:class:`RejectionCooldown`).
 
     A DPoP token (a manager with ``dpop=True`` or ``dpop_key=``) is sent as
     ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof for each request, replay and
