@@ -21,7 +21,9 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
+        # Not "*.localhost": RFC 6761 asks resolvers to keep those on this machine, but many
+        # (glibc's among them) send them to DNS, which may answer with a remote address.
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -233,6 +233,8 @@ class ClientCredentialsManager:
         self._monotonic = config.monotonic
         self._sleep = config.sleep
         self._endpoint = config.endpoint
+        if self._endpoint is not None:
+            self._endpoint.known_tokens = self._known_tokens
         self._discovery = config.discovery
         self._client_id = config.client_id
         self._token_params = config.token_params
@@ -640,7 +642,13 @@ class ClientCredentialsManager:
         if endpoint is None:
             assert self._discovery is not None
             endpoint = self._endpoint = self._discovery.resolve()
+            endpoint.known_tokens = self._known_tokens
         return endpoint
+
+    def _known_tokens(self) -> tuple[str, ...]:
+        """The access tokens this manager holds, for the token endpoint's redaction (item 13)."""
+        current, last = self._current, self._last_token
+        return tuple({t.access_token for t in (current.token if current else None, last) if t is not None})
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""

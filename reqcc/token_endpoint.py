@@ -164,6 +164,9 @@ class TokenEndpoint:
         telemetry: Telemetry | None = None,
     ) -> None:
         self.token_url = token_url
+        #: The access tokens the owner holds, redacted from anything this endpoint reports too
+        #: (a failing server may echo the token in use); the manager points it at its tokens.
+        self.known_tokens: Callable[[], Iterable[str]] = tuple
         self.dpop = dpop
         self.client_auth = client_auth
         self.scope = scope or None
@@ -196,8 +199,8 @@ class TokenEndpoint:
             self.session.close()
 
     def secrets(self) -> Iterable[str]:
-        """The values to redact from anything this endpoint reports."""
-        return self.client_auth.secrets()
+        """The values to redact from anything this endpoint reports: credentials and known tokens."""
+        return (*self.client_auth.secrets(), *self.known_tokens())
 
     # -- one token, with retries ------------------------------------------------------
 

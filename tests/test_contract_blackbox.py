@@ -62,12 +62,6 @@ def test_token_endpoint_redirect_is_not_followed(code: int, auth_method: str, ta
     assert [r.url for r in inner.request_history] == [TOKEN_URL]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN item 13: the token endpoint's redaction knows the client's secrets but not "
-    "the manager's current access token, so a server that echoes it in an error page puts it "
-    "in the TokenResponseError message (token_endpoint.py / manager.py)",
-)
 def test_current_token_echoed_by_a_failing_token_endpoint_is_not_in_the_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
