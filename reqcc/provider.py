@@ -9,7 +9,6 @@ naming the problem and the fix, and no request goes out with it.
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import Callable, Mapping
 from typing import Any
 
