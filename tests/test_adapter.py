@@ -487,6 +487,7 @@ def test_one_session_for_api_and_token_calls_does_not_recurse(clock: FakeClock, 
     worker = threading.Thread(target=lambda: outcome.append(session.get(BOOKS).status_code), daemon=True)
     worker.start()
     worker.join(10)  # a hang guard, not a timing assertion: the bug was a self-deadlock
+    assert not worker.is_alive()
     assert outcome == [200]
     token_request, api_request = transport.request_history
     assert token_request.method == "POST"

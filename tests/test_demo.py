@@ -15,6 +15,8 @@ import requests
 from reqcc import cli, demo
 from reqcc.testing import LocalAuthorizationServer
 
+from .threads import join_all, start_daemon
+
 # oauthlib's token generator: 30 characters of [A-Za-z0-9]. None may appear in the output.
 TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{30}(?![A-Za-z0-9])")
 
@@ -72,8 +74,7 @@ def test_demo_verbose_shows_the_log_without_tokens() -> None:
 def test_serve_prints_how_to_use_it_and_serves_until_stopped() -> None:
     out = io.StringIO()
     stop = threading.Event()
-    thread = threading.Thread(target=demo.serve, kwargs={"out": out, "stop": stop})
-    thread.start()
+    thread = start_daemon(demo.serve, out=out, stop=stop)
     try:
         deadline = time.monotonic() + 10
         while "clients:" not in out.getvalue() and time.monotonic() < deadline:
@@ -91,8 +92,7 @@ def test_serve_prints_how_to_use_it_and_serves_until_stopped() -> None:
         assert answer.status_code == 200
     finally:
         stop.set()
-        thread.join(10)
-    assert not thread.is_alive()
+        join_all([thread], 10)
     with pytest.raises(requests.ConnectionError):
         requests.post(token_url.group(1), timeout=5)
 

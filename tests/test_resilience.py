@@ -40,11 +40,10 @@ from reqcc import (
 )
 from reqcc.token_endpoint import DEFAULT_TIMEOUT
 
+from .threads import JOIN, Crowd, join_all
 from .token_server import Failure, TokenServer
 
 THREADS = 64
-#: Seconds a thread (or a forked child) may take before the test calls it a deadlock.
-JOIN = 20.0
 #: A fixed wall-clock time in whole seconds (HTTP dates have a one-second resolution).
 WALL = 1_800_000_000.0
 SECRET = "s3cret-Value-for-tests"
@@ -66,36 +65,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class Crowd:
-    """``n`` threads released together by a barrier, each running ``target(i)``."""
-
-    def __init__(self, n: int, target: Callable[[int], Any]) -> None:
-        self.results: list[Any] = [None] * n
-        barrier = threading.Barrier(n)
-
-        def work(i: int) -> None:
-            barrier.wait(JOIN)
-            try:
-                self.results[i] = target(i)
-            except BaseException as exc:
-                self.results[i] = exc
-
-        self.threads = [
-            threading.Thread(target=work, args=(i,), name=f"crowd-{i}", daemon=True) for i in range(n)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def join(self) -> list[Any]:
-        """Wait for every thread (a deadlock fails here) and return their results or exceptions."""
-        deadline = time.monotonic() + JOIN
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = sum(thread.is_alive() for thread in self.threads)
-        assert stuck == 0, f"{stuck} threads still blocked after {JOIN}s: deadlock"
-        return self.results
 
 
 def wait_until(condition: Callable[[], bool]) -> bool:
@@ -817,8 +786,7 @@ def test_forked_child_starts_with_a_fresh_lock_and_no_inherited_flight(
     with os.fdopen(read_end, "rb") as pipe:
         report = pipe.read().decode()
     release.set()
-    holder.join(JOIN)
-    leader.join(JOIN)
+    join_all([holder, leader])
 
     assert exit_code == 0, report
     child_token, valid = report.split()

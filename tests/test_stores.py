@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from reqcc import (
 )
 from reqcc.stores import FileTokenStore, TokenStore, token_store_key
 from tests.store_workers import CLIENT_SECRET, run_fleet, run_killed_holder
+from tests.threads import run_threads
 from tests.token_server import TokenServer
 
 SECRET = "s3cret:+%/ value"
@@ -331,19 +331,8 @@ def test_threads_of_many_managers_cause_one_fetch(server: TokenServer, tmp_path:
     server.delay = 0.2
     store = FileTokenStore(tmp_path / "t.json")
     managers = [manager(server, store) for _ in range(4)]
-    barrier = threading.Barrier(16)
-    seen: list[str] = []
-
-    def run(m: ClientCredentialsManager) -> None:
-        barrier.wait()
-        seen.append(m.get_token().access_token)
-
-    threads = [threading.Thread(target=run, args=(m,)) for m in managers for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert len(seen) == 16 and len(set(seen)) == 1
+    seen = run_threads(lambda i: managers[i % 4].get_token().access_token, 16)
+    assert isinstance(seen[0], str) and seen == [seen[0]] * 16, seen
     assert server.token_requests == 1
     assert sum(len(updates(m)) for m in managers) == 1
 
