@@ -10,6 +10,7 @@ fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -821,6 +822,65 @@ def test_forked_children_do_not_share_the_parents_jitter(
         child_draw = float(pipe.read().decode())
     # Workers forked from one parent must not back off in lockstep.
     assert child_draw != manager._random.random()
+
+
+def _in_child(work: Callable[[], str]) -> str:
+    """Fork; run ``work`` in the child and return what it returned (its error fails the test)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report on the pipe, always leave by os._exit
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, work().encode())
+            code = 0
+        except BaseException as exc:
+            os.write(write_end, f"error {type(exc).__name__}: {exc}".encode()[:500])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    exit_code = _wait_for_child(pid)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode()
+    assert exit_code == 0, report
+    return report
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_child_retries_with_its_own_jitter(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], sleeps: list[float]
+) -> None:
+    # The token endpoint's retry waits, not the manager's: a child that kept the parent's
+    # generator state would back off in lockstep with the parent and its siblings.
+    server.fail_always = Failure(503)
+    manager = make_manager(max_retries=4)
+
+    def retry_waits() -> str:
+        with pytest.raises(TokenResponseError, match="HTTP 503"):
+            manager.fetch_token()
+        return json.dumps(sleeps)
+
+    child_waits = json.loads(_in_child(retry_waits))
+    parent_waits = json.loads(retry_waits())
+    assert len(child_waits) == len(parent_waits) == 4
+    assert child_waits != parent_waits
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_child_does_not_send_on_the_parents_pooled_connection(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager]
+) -> None:
+    manager = make_manager()
+    manager.get_token()  # the parent's token session now pools a keep-alive connection
+    child_token = _in_child(lambda: manager.fetch_token().access_token)
+    parent_token = manager.fetch_token().access_token
+    assert {child_token, parent_token} == {"tok-2", "tok-3"}
+    first, by_child, by_parent = server.token_peers
+    # The child opened its own connection; the parent's pooled one is still its own.
+    assert by_child != first
+    assert by_parent == first
 
 
 # -- 9. callbacks outside the lock --------------------------------------------------------
