@@ -34,6 +34,7 @@ from reqcc import (
     InvalidRequest,
     InvalidScope,
     OAuthToken,
+    ReqccError,
     ServerError,
     TemporarilyUnavailable,
     TokenProviderError,
@@ -264,6 +265,53 @@ def test_64_threads_all_get_the_one_error_of_the_single_failed_fetch(
         manager.get_token()
     assert is_cached(later.value) and later.value.__cause__.response is first.response
     assert server.token_requests == 1
+
+
+def _interrupting_provider(release: threading.Event, calls: list[str]) -> Any:
+    """A token_provider whose first call raises KeyboardInterrupt once ``release`` is set."""
+
+    def provider(last: OAuthToken | None, mgr: ClientCredentialsManager) -> OAuthToken:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            assert release.wait(JOIN)
+            raise KeyboardInterrupt
+        return mgr.fetch_token()
+
+    return provider
+
+
+def test_keyboard_interrupt_in_the_fetching_thread_reaches_it_and_is_not_a_failure(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager]
+) -> None:
+    release, calls = threading.Event(), []  # type: ignore[var-annotated]
+    release.set()
+    manager = make_manager(token_provider=_interrupting_provider(release, calls))
+    with pytest.raises(KeyboardInterrupt):
+        manager.get_token()
+    # Not recorded as a token-endpoint failure: no backoff, the next call fetches at once.
+    assert manager.get_token().access_token == "tok-1"
+    assert len(calls) == 2 and server.token_requests == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="contract item 21 (issue 10): the waiters still get the leader's KeyboardInterrupt; "
+    "remove this mark when the manager keeps BaseExceptions in their thread",
+)
+def test_keyboard_interrupt_in_the_fetching_thread_is_raised_in_that_thread_only(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], flight_waiters: Any
+) -> None:
+    release, calls = threading.Event(), []  # type: ignore[var-annotated]
+    manager = make_manager(token_provider=_interrupting_provider(release, calls))
+    crowd = Crowd(4, lambda i: manager.get_token())
+    assert wait_until(lambda: len(calls) == 1)
+    assert flight_waiters(3), "the three other threads should wait for the interrupted fetch"
+    release.set()
+    results = crowd.join()
+    assert sum(isinstance(r, KeyboardInterrupt) for r in results) == 1  # the fetching thread's
+    others = [r for r in results if not isinstance(r, KeyboardInterrupt)]
+    # Item 21: the waiters retry (and get a token) or get a ReqccError, never the interrupt.
+    assert all(isinstance(r, (OAuthToken, ReqccError)) for r in others), others
 
 
 # -- 2. refresh ahead ---------------------------------------------------------------------
