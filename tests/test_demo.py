@@ -21,13 +21,18 @@ from .threads import join_all, start_daemon
 TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{30}(?![A-Za-z0-9])")
 
 
-def test_demo_passes_in_a_subprocess_and_prints_no_token() -> None:
-    result = subprocess.run(
+@pytest.fixture(scope="module")
+def tour() -> subprocess.CompletedProcess[str]:
+    """One run of ``python -m reqcc demo`` shared by the tests that read its output (about 1-2 s)."""
+    return subprocess.run(
         [sys.executable, "-m", "reqcc", "demo"], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stderr == ""
-    out = result.stdout
+
+
+def test_demo_passes_in_a_subprocess_and_prints_no_token(tour: subprocess.CompletedProcess[str]) -> None:
+    assert tour.returncode == 0, tour.stdout + tour.stderr
+    assert tour.stderr == ""
+    out = tour.stdout
     steps = re.findall(r"^  (ok  |FAIL) (\d)\. ", out, re.MULTILINE)
     assert [s[0] for s in steps] == ["ok  "] * 7
     assert "7/7 steps ok: every step behaved as stated" in out
@@ -40,10 +45,8 @@ def test_demo_passes_in_a_subprocess_and_prints_no_token() -> None:
     assert len(fingerprints) == 4, fingerprints
 
 
-def test_demo_counts_are_exact() -> None:
-    out = io.StringIO()
-    assert demo.run_demo(out=out) is True
-    text = out.getvalue()
+def test_demo_counts_are_exact(tour: subprocess.CompletedProcess[str]) -> None:
+    text = tour.stdout
     # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage) = 71
     assert re.search(r"^  API requests\s+71\s+1 x 401, 1 x 403$", text, re.MULTILINE), text
     # issued: first, renewal, writer, after revocation, after the outage; failed: 1 attempt + 1 retry
