@@ -248,11 +248,13 @@ def test_unusable_token_response_exit_code(reqcc_server: LocalAuthorizationServe
 
 
 def test_network_error_exit_code() -> None:
-    with LocalAuthorizationServer() as server:
-        token_url = server.token_url  # a port that was free and is closed again below
-    result = run(
-        "token", env={"REQCC_TOKEN_URL": token_url, "REQCC_CLIENT_ID": "x", "REQCC_CLIENT_SECRET": SECRET}
-    )
+    with socket.socket() as refusing:  # bound, not listening (and held: no other test takes it)
+        refusing.bind(("127.0.0.1", 0))
+        token_url = f"http://127.0.0.1:{refusing.getsockname()[1]}/token"
+        result = run(
+            "token",
+            env={"REQCC_TOKEN_URL": token_url, "REQCC_CLIENT_ID": "x", "REQCC_CLIENT_SECRET": SECRET},
+        )
     assert_one_line_error(result, cli.EXIT_NETWORK, "network error", token_url.rsplit("/", 1)[0])
 
 

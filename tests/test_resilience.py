@@ -518,12 +518,12 @@ def test_transient_error_codes_in_a_400_body_are_retried(
 def test_connection_errors_are_retried(
     make_manager: Callable[..., ClientCredentialsManager], sleeps: list[float]
 ) -> None:
-    with socket.socket() as sock:  # a port on 127.0.0.1 that nobody listens on
+    with socket.socket() as sock:  # a port on 127.0.0.1 that nobody listens on (held: no reuse)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=2)
-    with pytest.raises(requests.ConnectionError):
-        manager.get_token()
+        manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=2)
+        with pytest.raises(requests.ConnectionError):
+            manager.get_token()
     assert len(sleeps) == 2
 
 
@@ -637,14 +637,14 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
 def test_cached_error_keeps_the_type_of_a_network_failure(
     make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
 ) -> None:
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # bound, not listening: connections refused
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=0)
-    with pytest.raises(requests.ConnectionError) as first:
-        manager.get_token()
-    with pytest.raises(requests.ConnectionError) as again:
-        manager.get_token()
+        manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=0)
+        with pytest.raises(requests.ConnectionError) as first:
+            manager.get_token()
+        with pytest.raises(requests.ConnectionError) as again:
+            manager.get_token()
     assert type(again.value) is type(first.value)
     assert is_cached(again.value) and same_failure(again.value.__cause__, first.value)
 
