@@ -12,8 +12,9 @@ times, after ``warm`` has obtained the first token the way the library's docs do
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,23 +31,22 @@ CLIENT_SECRET = "bench-secret-not-a-real-one"
 
 
 class StubAdapter(BaseAdapter):
-    """The inner transport of the in-process run: a prebuilt 200 for every request, no network.
+    """The inner transport of the in-process run: a 200 for every request, no network.
 
-    ``POST`` to the token URL gets a prebuilt token response instead (used once, to warm up).
-    The same class, and the same prebuilt objects, serve every library.
+    Every request gets a fresh ``requests.Response`` (as a real transport builds one), so no
+    library profits from state left on a shared object. ``POST`` to the token URL gets a
+    token response instead (used once, to warm up). The same class serves every library.
     """
 
     def __init__(self, token_url: str, body: bytes = b'{"id": 1}') -> None:
         super().__init__()
         self.token_url = token_url
-        self.response = _canned(200, body)
-        self.token_response = _canned(
-            200, b'{"access_token": "stub-token", "token_type": "Bearer", "expires_in": 3600}'
-        )
+        self.body = body
+        self.token_body = b'{"access_token": "stub-token", "token_type": "Bearer", "expires_in": 3600}'
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        """Return the canned response for ``request`` (no I/O)."""
-        response = self.token_response if request.url == self.token_url else self.response
+        """Return a new 200 response for ``request`` (no I/O)."""
+        response = _response(200, self.token_body if request.url == self.token_url else self.body)
         response.request = request
         response.url = request.url or ""
         return response
@@ -55,7 +55,7 @@ class StubAdapter(BaseAdapter):
         """Nothing to release."""
 
 
-def _canned(status: int, body: bytes) -> Response:
+def _response(status: int, body: bytes) -> Response:
     response = Response()
     response.status_code = status
     response.headers = CaseInsensitiveDict(
@@ -91,6 +91,10 @@ def pooled_transport(pool: int = 32) -> Callable[[], BaseAdapter]:
 
 
 def _mount(session: requests.Session, env: Env) -> requests.Session:
+    # No environment look-ups (.netrc, proxy variables, REQUESTS_CA_BUNDLE) on any session:
+    # with trust_env on, a session pays a .netrc look-up per request unless an adapter skips
+    # it, which would measure the environment rather than the library.
+    session.trust_env = False
     session.mount("https://", env.transport())
     session.mount("http://", env.transport())
     return session
@@ -109,10 +113,13 @@ def build_floor(env: Env) -> requests.Session:
 # -- reqcc -------------------------------------------------------------------------------
 
 
-def build_reqcc(env: Env) -> requests.Session:
-    """reqcc's ``ClientCredentialsSession``, the inner transport given as ``adapter=``."""
+def build_reqcc(env: Env, **options: Any) -> requests.Session:
+    """reqcc's ``ClientCredentialsSession``, the inner transport given as ``adapter=``.
+
+    ``options`` are further keywords of the session (the variant rows use them).
+    """
     token_session = _mount(requests.Session(), env)
-    return reqcc.ClientCredentialsSession(
+    session = reqcc.ClientCredentialsSession(
         token_url=env.token_url,
         client_id=env.client_id,
         client_secret=CLIENT_SECRET,
@@ -120,7 +127,33 @@ def build_reqcc(env: Env) -> requests.Session:
         adapter=env.transport(),
         token_session=token_session,
         clock_skew=30.0 * env.margin_scale,  # reqcc's default margin, 30 s
+        **options,
     )
+    session.trust_env = False
+    return session
+
+
+class Unavailable(Exception):
+    """A contender that cannot be built here (a feature not there yet); the message says why."""
+
+
+def build_reqcc_dpop(env: Env) -> requests.Session:
+    """reqcc with DPoP (RFC 9449): a proof signed per request. A row once reqcc has ``dpop=``."""
+    try:
+        return build_reqcc(env, dpop=True)
+    except TypeError as exc:
+        if "dpop" in str(exc):
+            raise Unavailable("reqcc has no dpop= yet (issue 11)") from None
+        raise
+
+
+def build_reqcc_telemetry(env: Env) -> requests.Session:
+    """reqcc with OpenTelemetry metrics recording (issue 12), the fast path's cost with it on.
+
+    To fill in when telemetry lands: install a ``MeterProvider`` (opentelemetry-sdk) with an
+    in-memory reader, then ``return build_reqcc(env)`` (plus whatever switches it on).
+    """
+    raise Unavailable("reqcc has no telemetry yet (issue 12)")
 
 
 # -- requests-oauthlib -------------------------------------------------------------------
@@ -249,6 +282,12 @@ class Contender:
 
 FLOOR = Contender("floor (static header)", "requests", build_floor, renews=False)
 REQCC = Contender("reqcc", "reqcc", build_reqcc, margin=30.0)
+#: reqcc configured otherwise, for the per-request overhead table only (benchmarks/overhead.py).
+#: A row whose build raises :class:`Unavailable` is skipped with its message.
+REQCC_VARIANTS: tuple[Contender, ...] = (
+    Contender("reqcc + DPoP", "reqcc", build_reqcc_dpop, margin=30.0),
+    Contender("reqcc + telemetry on", "reqcc", build_reqcc_telemetry, margin=30.0),
+)
 CONTENDERS: tuple[Contender, ...] = (
     FLOOR,
     REQCC,
@@ -260,3 +299,14 @@ CONTENDERS: tuple[Contender, ...] = (
     Contender("requests-auth", "requests_auth", build_requests_auth, margin=30.0),
     Contender("requests-oauth2client", "requests_oauth2client", build_requests_oauth2client, margin=20.0),
 )
+
+
+@contextlib.contextmanager
+def built(contender: Contender, env: Env) -> Iterator[Any]:
+    """A contender's session, warmed up (first token obtained), closed afterwards."""
+    session = contender.build(env)
+    try:
+        contender.warm(session, env)
+        yield session
+    finally:
+        session.close()

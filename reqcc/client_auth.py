@@ -1,7 +1,10 @@
-"""How the client authenticates to the token endpoint (RFC 6749 §2.3).
+"""How the client authenticates to the token endpoint (RFC 6749 §2.3): the methods and their names.
 
 Each method turns the client's credentials into the headers and form fields of one
-token request. They know nothing of sending it.
+token request. They know nothing of sending it. The secret-based, mutual-TLS and
+``none`` methods are here; the JWT assertions are in :mod:`reqcc.jwt_auth` (optional
+dependency, imported only when one is asked for); both build on :mod:`reqcc.auth_base`.
+:func:`make_client_auth` turns an ``auth_method`` name into a method.
 """
 
 from __future__ import annotations
@@ -9,10 +12,10 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from .auth_base import AuthParts, ClientAuth
 from .errors import ConfigurationError
 
 __all__ = [
@@ -27,39 +30,6 @@ __all__ = [
     "TLS_AUTH_METHODS",
     "make_client_auth",
 ]
-
-
-@dataclass(frozen=True)
-class AuthParts:
-    """What a client authentication method adds to one token request."""
-
-    headers: Mapping[str, str] = field(default_factory=dict)
-    form: Mapping[str, str] = field(default_factory=dict)
-
-
-class ClientAuth:
-    """Base class of the client authentication methods.
-
-    :attr:`method` is the RFC 7591 ``token_endpoint_auth_method`` name. :meth:`prepare`
-    is called once per token request (a method that signs, such as a JWT assertion,
-    signs afresh each time).
-    """
-
-    method: str = ""
-
-    def __init__(self, client_id: str) -> None:
-        self.client_id = client_id
-
-    def prepare(self, token_url: str) -> AuthParts:
-        """Return the headers and form fields that authenticate one request to ``token_url``."""
-        raise NotImplementedError
-
-    def secrets(self) -> tuple[str, ...]:
-        """Return the secret values this method holds, so that error excerpts can redact them."""
-        return ()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(client_id={self.client_id!r})"
 
 
 class ClientSecretBasic(ClientAuth):

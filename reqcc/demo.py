@@ -14,6 +14,7 @@ time plus an offset the tour moves forward. Tokens are shown by fingerprint only
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from .scopes import OAuthScope
 from .session import ClientCredentialsSession
 from .testing import LocalAuthorizationServer
 
-__all__ = ["run_demo", "serve", "DemoClock"]
+__all__ = ["run_demo", "serve", "how_to_call", "DemoClock"]
 
 _TOKEN_TTL = 3600
 _THREADS = 8
@@ -363,28 +364,65 @@ def serve(port: int = 0, *, out: TextIO, stop: threading.Event | None = None) ->
             f"port {port}: cannot listen on 127.0.0.1:{port} ({exc.strerror or type(exc).__name__})"
         ) from None
     with server:
-        write = out.write
-        write(
-            f"reqcc demo server: token endpoint and bookstore API at {server.base_url} (Ctrl-C to stop)\n\n"
-        )
-        write("try, in another shell:\n")
-        write(f"  export REQCC_TOKEN_URL={server.token_url}\n")
-        write("  export REQCC_CLIENT_ID=bookstore-app\n")
-        write(
-            "  export REQCC_CLIENT_SECRET=bookstore-secret  # the demo's built-in client, not a real secret\n"
-        )
-        write("  reqcc token --scope BooksRead --scope OrdersRead\n")
-        write(f"  reqcc request {server.api_url}books --scope BooksRead\n\n")
-        described: list[str] = []
-        for client in server.clients.values():
-            kind = "public" if client.is_public else "secret"
-            described.append(f"{client.client_id} ({kind}: {' '.join(sorted(client.scopes))})")
-        write("clients: " + "; ".join(described) + "\n")
+        out.write(how_to_call(server))
         out.flush()
         waiter = stop if stop is not None else threading.Event()
         try:
             while not waiter.wait(0.5):
                 pass
         except KeyboardInterrupt:
-            write("\nstopped\n")
+            out.write("\nstopped\n")
     return 0
+
+
+def how_to_call(server: LocalAuthorizationServer) -> str:
+    """What ``reqcc demo --serve`` prints: the server's URLs, its clients with their secrets, and
+    ready-to-paste ``reqcc`` and ``curl`` command lines.
+
+    The secrets are shown on purpose: they are the demo's throwaway credentials, valid only on
+    this server on 127.0.0.1 while it runs (a newcomer cannot call the server without them).
+    """
+    q = shlex.quote
+    token_url, books, orders = server.token_url, server.api_url + "books", server.api_url + "orders"
+    clients = sorted(server.clients.values(), key=lambda c: (c.is_public, c.client_id))
+    width = max([len("client id")] + [len(c.client_id) for c in clients])
+    secret_width = max([len("secret")] + [len(c.secret or "(public)") for c in clients])
+    lines = [
+        "reqcc demo server on 127.0.0.1 (Ctrl-C to stop)",
+        f"  token endpoint   {token_url}",
+        f"  bookstore API    {server.api_url}",
+        "                   GET books needs books.read, GET orders orders.read, POST orders orders.write",
+        "",
+        "clients: throwaway demo credentials, valid only on this server while it runs",
+        f"  {'client id':<{width}}  {'secret':<{secret_width}}  {'auth method':<19}  scopes",
+    ]
+    for client in clients:
+        method = "none" if client.is_public else "client_secret_basic"
+        secret = client.secret if client.secret is not None else "(public)"
+        lines.append(
+            f"  {client.client_id:<{width}}  {secret:<{secret_width}}  {method:<19}  "
+            + " ".join(sorted(client.scopes))
+        )
+    app = server.clients.get("bookstore-app") or next((c for c in clients if not c.is_public), None)
+    lines += ["", "try, in another shell (reqcc, or python -m reqcc):"]
+    if app is not None and app.secret is not None:
+        lines += [
+            f"  export REQCC_TOKEN_URL={q(token_url)}",
+            f"  export REQCC_CLIENT_ID={q(app.client_id)}",
+            f"  export REQCC_CLIENT_SECRET={q(app.secret)}",
+            "  reqcc token --scope BooksRead --scope OrdersRead",
+            f"  reqcc request {q(books)} --scope BooksRead",
+            f"  reqcc request --json '{{\"book_id\": 1}}' {q(orders)} --scope OrdersWrite",
+        ]
+        public = next((c for c in clients if c.is_public), None)
+        if public is not None:  # a public client sends its id and no secret
+            lines.append(f"  REQCC_CLIENT_ID={q(public.client_id)} reqcc token --auth-method none")
+        lines += [
+            "",
+            "or with curl:",
+            f"  curl -s -u {q(app.client_id + ':' + app.secret)} -d grant_type=client_credentials "
+            f"-d scope=books.read {q(token_url)}",
+            '  curl -s -H "Authorization: Bearer $(reqcc token --format access-token --scope BooksRead)" '
+            f"{q(books)}",
+        ]
+    return "\n".join(lines) + "\n"

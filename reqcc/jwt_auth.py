@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from .client_auth import AuthParts, ClientAuth
+from .auth_base import AuthParts, ClientAuth
 from .errors import ConfigurationError, ReqccError
 
 try:  # the optional dependency

@@ -1,44 +1,44 @@
-"""The token manager: owns one client's configuration and current token.
+"""The token manager: the life of one client's token.
 
-It decides when a token is usable, fetches one when needed (once for all the threads
-that need it), renews it ahead of expiry in the background, retires it on request, and
-backs off after failures. It knows nothing of transport adapters.
+It decides when the token in use is usable, gets a new one when it is not (one request
+for all the threads that need it: :mod:`reqcc.single_flight`), renews it ahead of expiry
+in the background, retires it when the resource server rejects it, and starts afresh in
+a forked child. Its configuration is checked by :mod:`reqcc.config`, the token request is
+:mod:`reqcc.token_endpoint`'s, the ``token_provider`` rules are :mod:`reqcc.provider`'s
+and sharing through a token store is :mod:`reqcc.stores`'. It knows nothing of
+transport adapters.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from ._log import log
-from ._urls import require_secure_url
-from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
-from .errors import ConfigurationError, ReqccError, TokenProviderError, as_cached_error
+from .client_auth import ClientAuth
+from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config
+from .errors import ConfigurationError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
+from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
-from .stores._shared import SharedTokens
-from .stores.base import TokenStore, check_token_store, token_store_key
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+from .single_flight import FailureBackoff, SingleFlight, _Flight
+from .stores.base import TokenStore
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
-#: ``(last_token, manager) -> OAuthToken`` (a dict is accepted too).
-TokenProvider = Callable[[OAuthToken | None, "ClientCredentialsManager"], Any]
-#: ``(token) -> None``
-TokenUpdateCallback = Callable[[OAuthToken], None]
-
-#: Fraction of a token's lifetime, before the skew margin, in which it is renewed ahead.
-DEFAULT_REFRESH_AHEAD = 0.2
+# Importable from here as they were before the configuration checks and the single
+# flight moved to modules of their own.
+from .config import _check_timeout as _check_timeout
+from .config import _seconds as _seconds
+from .config import normalize_scopes as normalize_scopes
+from .single_flight import _copy_error as _copy_error
 
 
 class _Current:
@@ -53,108 +53,6 @@ class _Current:
 
     def usable(self, now: float) -> bool:
         return self.expire_at is None or now < self.expire_at
-
-
-class _Flight:
-    """One token request in progress; everybody who needs a token meanwhile waits on it."""
-
-    __slots__ = ("done", "error", "leader", "token", "traceback")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.token: OAuthToken | None = None
-        self.error: BaseException | None = None
-        self.traceback: TracebackType | None = None
-        self.leader: int | None = None  # the thread running it (set when it starts)
-
-    def finish(self, token: OAuthToken | None, error: BaseException | None) -> None:
-        self.token, self.error = token, error
-        self.traceback = error.__traceback__ if error is not None else None
-        self.done.set()
-
-    def result(self, *, leader: bool = False) -> OAuthToken:
-        """Wait for the flight; return its token or raise its error.
-
-        The leader (the thread that sent the request) raises the error itself; every
-        other thread raises its own copy (see :func:`_copy_error`).
-        """
-        self.done.wait()
-        if self.error is not None:
-            raise self.error if leader else _copy_error(self.error, self.traceback)
-        assert self.token is not None
-        return self.token
-
-
-def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
-    """Return ``exc`` for a thread that waited on the failed fetch: a copy, own traceback.
-
-    Raising one exception object in many threads makes each raise extend the same
-    ``__traceback__``: every waiter's traceback shows the frames of all the others, and
-    the stored error (``_last_error``) keeps all their frames alive. The copy has the
-    same type, message and attributes (``status_code``, ``response``, …), the same cause
-    and context, and a traceback that ends where the error was really raised.
-    """
-    try:
-        clone = copy.copy(exc)
-    except Exception:  # an exotic exception type that cannot be copied
-        return exc
-    clone.__cause__ = exc.__cause__
-    clone.__context__ = exc.__context__
-    clone.__suppress_context__ = exc.__suppress_context__
-    return clone.with_traceback(traceback)
-
-
-def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigurationError(f"{keyword} must be a number of seconds, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigurationError(f"{keyword} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
-
-
-def _check_timeout(timeout: Any) -> Timeout:
-    if isinstance(timeout, tuple):
-        if len(timeout) != 2:
-            raise ConfigurationError("timeout must be seconds or a (connect, read) pair")
-        return (
-            _seconds(timeout[0], "timeout", allow_zero=False),
-            _seconds(timeout[1], "timeout", allow_zero=False),
-        )
-    return _seconds(timeout, "timeout", allow_zero=False)
-
-
-def normalize_scopes(scopes: Iterable[OAuthScope | str] | str | None) -> tuple[str, ...]:
-    """Return the wire values of ``scopes``, in order, without duplicates.
-
-    A single string is taken as a space-separated list.
-
-    :raises ConfigurationError: an item is neither an :class:`OAuthScope` nor a ``str``.
-    """
-    if scopes is None:
-        return ()
-    if isinstance(scopes, str):
-        scopes = scopes.split()
-    out: list[str] = []
-    try:
-        items = list(scopes)
-    except TypeError:
-        raise ConfigurationError(
-            f"scopes must be an iterable of OAuthScope or str, got {type(scopes).__name__}"
-        ) from None
-    for item in items:
-        if isinstance(item, OAuthScope):
-            value = item.value
-        elif isinstance(item, str):
-            value = item
-        else:
-            raise ConfigurationError(
-                f"scopes: {item!r} is neither an OAuthScope nor a str"
-            )
-        if not value or any(ch.isspace() for ch in value):
-            raise ConfigurationError(f"scopes: {value!r} is not a single scope token")
-        if value not in out:
-            out.append(value)
-    return tuple(out)
 
 
 class ClientCredentialsManager:
@@ -232,91 +130,57 @@ class ClientCredentialsManager:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        token_store: TokenStore | None = None,
-    ) -> None:
-        if token_url is None:
-            raise ConfigurationError("token_url is required (the token endpoint's https URL)")
-        if not isinstance(token_url, str) or "://" not in token_url:
-            raise ConfigurationError(f"token_url must be an absolute URL, got {token_url!r}")
-        if "@" in urlsplit(token_url).netloc:
-            raise ConfigurationError(
-                "token_url must not carry credentials (user:password@host); "
-                "pass client_id= and client_secret= instead"
-            )
-        require_secure_url(token_url, "token_url")
-        if not isinstance(client_id, str) or not client_id:
-            raise ConfigurationError("client_id is required (a non-empty string)")
-        if client_secret is not None and not isinstance(client_secret, str):
-            raise ConfigurationError("client_secret must be a string")
-        if token_provider is not None and not callable(token_provider):
-            raise ConfigurationError("token_provider must be callable: (last_token, manager) -> OAuthToken")
-        if on_token_update is not None and not callable(on_token_update):
-            raise ConfigurationError("on_token_update must be callable: (token) -> None")
-        if token_session is not None and not isinstance(token_session, requests.Session):
-            raise ConfigurationError("token_session must be a requests.Session")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        refresh_ahead = _seconds(refresh_ahead, "refresh_ahead")
-        if refresh_ahead >= 1:
-            raise ConfigurationError(
-                f"refresh_ahead is a fraction of the lifetime in [0, 1), got {refresh_ahead!r}"
-            )
-        for name, value in (("clock", clock), ("monotonic", monotonic), ("sleep", sleep)):
-            if not callable(value):
-                raise ConfigurationError(f"{name} must be callable")
-
-        self.clock_skew = _seconds(clock_skew, "clock_skew")
-        self.refresh_ahead = refresh_ahead
-        self.failure_backoff = _seconds(failure_backoff, "failure_backoff")
-        self.max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
-        self.token_provider = token_provider
-        self.on_token_update = on_token_update
-        self._scopes = normalize_scopes(scopes)
-        self._clock = clock
-        self._monotonic = monotonic
-        client_auth = make_client_auth(
-            auth_method,
-            client_id,
-            client_secret,
+        token_store: TokenStore | None = None,    ) -> None:
+        config = check_config(
+            token_url=token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=scopes,
+            clock_skew=clock_skew,
+            token_provider=token_provider,
+            on_token_update=on_token_update,
+            auth_method=auth_method,
             basic_auth_encoding=basic_auth_encoding,
             private_key=private_key,
             assertion_algorithm=assertion_algorithm,
             assertion_audience=assertion_audience,
-            clock=clock,
-        )
-        if client_auth.method in TLS_AUTH_METHODS and token_session is None:
-            raise ConfigurationError(
-                f"auth_method={client_auth.method!r} authenticates with a client certificate: pass "
-                "token_session=, a requests.Session whose cert (or adapter) presents it"
-            )
-        self._endpoint = TokenEndpoint(
-            token_url,
-            client_auth,
-            scope=" ".join(self._scopes) or None,
             token_params=token_params,
-            timeout=None if timeout is None else _check_timeout(timeout),
-            session=token_session,
+            timeout=timeout,
+            token_session=token_session,
+            refresh_ahead=refresh_ahead,
             max_retries=max_retries,
-            retry_backoff=_seconds(retry_backoff, "retry_backoff"),
-            max_retry_wait=_seconds(max_retry_wait, "max_retry_wait"),
+            retry_backoff=retry_backoff,
+            max_retry_wait=max_retry_wait,
+            failure_backoff=failure_backoff,
+            max_failure_backoff=max_failure_backoff,
             clock=clock,
+            monotonic=monotonic,
             sleep=sleep,
+            token_store=token_store,
         )
-        self.token_store = None if token_store is None else check_token_store(token_store)
-        self._shared = None if self.token_store is None else SharedTokens(
-            self.token_store, self._store_key(), monotonic=monotonic, sleep=sleep
-        )
+        self.clock_skew = config.clock_skew
+        self.refresh_ahead = config.refresh_ahead
+        self.failure_backoff = config.failure_backoff
+        self.max_failure_backoff = config.max_failure_backoff
+        self.token_provider = config.token_provider
+        self.on_token_update = config.on_token_update
+        self.token_store = config.token_store
+        self._scopes = config.scopes
+        self._clock = config.clock
+        self._monotonic = config.monotonic
+        self._endpoint = config.endpoint
+        self._shared = config.shared
         self._random = random.Random()
+        self._backoff = FailureBackoff(
+            config.failure_backoff, config.max_failure_backoff, monotonic=config.monotonic, rng=self._random
+        )
         self._reset_process_state()
         self._current: _Current | None = None
         self._last_token: OAuthToken | None = None
         self._retired: str | None = None
-        self._failures = 0
-        self._retry_at = -math.inf
-        self._last_error: BaseException | None = None
-        self._last_error_at = 0.0
         if token is not None:
-            self.token = self._coerce(token, "token", ConfigurationError)
+            self.token = coerce_token(token, "token", ConfigurationError, self._clock)
+
 
     # -- configuration, read-only -------------------------------------------------------
 
@@ -364,7 +228,7 @@ class ClientCredentialsManager:
             with self._lock:
                 self._current = None
             return
-        self._adopt(self._coerce(value, "token", ConfigurationError), notify=False)
+        self._adopt(coerce_token(value, "token", ConfigurationError, self._clock), notify=False)
 
     def get_token(self) -> OAuthToken:
         """Return a usable token, obtaining one if needed. This is what the adapter calls.
@@ -438,10 +302,16 @@ class ClientCredentialsManager:
 
     # -- internals ---------------------------------------------------------------------
 
+    @property
+    def _flight(self) -> _Flight | None:
+        """The token request in progress, or ``None``."""
+        return self._flights.flight
+
     def _reset_process_state(self) -> None:
-        # The pid last: another thread that sees it match must also see the new lock.
-        self._lock = threading.Lock()
-        self._flight: _Flight | None = None
+        # A new single flight brings a new lock. The pid last: another thread that sees it
+        # match must also see the new lock.
+        self._flights = SingleFlight(self._backoff)
+        self._lock = self._flights.lock
         self._pid = os.getpid()
 
     def _check_process(self) -> None:
@@ -459,16 +329,6 @@ class ClientCredentialsManager:
         self._endpoint.after_fork()
         self._reset_process_state()
         log.debug("manager reset after fork (pid %d)", self._pid)
-
-    def _coerce(self, value: Any, what: str, error: type[ReqccError]) -> OAuthToken:
-        if isinstance(value, OAuthToken):
-            return value
-        if isinstance(value, Mapping):
-            try:
-                return OAuthToken.from_dict(value, now=self._clock())
-            except ValueError as exc:
-                raise error(f"{what} is not a usable token: {exc}") from None
-        raise error(f"{what} must be an OAuthToken or a dict, got {type(value).__name__}")
 
     def _deadlines(self, token: OAuthToken) -> _Current:
         if token.expiry is None:
@@ -490,11 +350,7 @@ class ClientCredentialsManager:
             self._last_token = token
             if token.access_token != self._retired:
                 self._retired = None
-            if flight is not None and self._flight is flight:
-                self._flight = None
-            self._failures = 0
-            self._retry_at = -math.inf
-            self._last_error = None
+            self._flights.landed(flight)
         if flight is not None:
             flight.finish(token, None)
         changed = previous is None or previous.access_token != token.access_token
@@ -512,38 +368,23 @@ class ClientCredentialsManager:
             now = self._monotonic()
             if current is not None and current.usable(now):
                 return current.token
-            flight = self._flight
-            leader = flight is None
-            if flight is not None and flight.leader == threading.get_ident():
-                # The thread running this flight asks for a token again (its token_provider
-                # called get_token() or sent a request through the adapter): waiting would
-                # mean waiting for itself, forever.
-                raise TokenProviderError(
-                    "token_provider asked the manager for a token while the manager was "
-                    "waiting for that provider (get_token() or a request through the reqcc "
-                    "adapter); return manager.fetch_token() instead"
-                )
-            if flight is None:
-                if self._last_error is not None and now < self._retry_at:
-                    raise as_cached_error(
-                        self._last_error,
-                        f"token request failed {now - self._last_error_at:.1f}s ago; "
-                        f"next attempt in {self._retry_at - now:.1f}s",
-                    )
-                flight = self._flight = _Flight()
+            flight, leader = self._flights.join(now)
         if leader:
             self._run(flight, background=False)
-        return flight.result(leader=leader)
+        return self._flights.wait(flight, leader=leader)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
         # Unlocked first look, so that the fast path stays lock-free while a renewal runs
         # or backs off (the window may last minutes); checked again under the lock.
-        if self._flight is not None or now < self._retry_at:
+        flights = self._flights
+        if flights.flight is not None or now < self._backoff.retry_at:
             return
-        with self._lock:
-            if self._flight is not None or self._current is not current or now < self._retry_at:
+        with flights.lock:
+            if self._current is not current:
                 return
-            flight = self._flight = _Flight()
+            flight = flights.start_renewal(now)
+            if flight is None:
+                return
         log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
         try:
             threading.Thread(
@@ -556,83 +397,29 @@ class ClientCredentialsManager:
         except RuntimeError as exc:  # no new threads (interpreter shutdown, thread limit)
             # Never leave a flight nobody runs: callers would wait on it forever once the
             # token expires. The token is still valid; a later request tries again.
-            with self._lock:
-                if self._flight is flight:
-                    self._flight = None
-            flight.finish(None, exc)
+            flights.abandon(flight, exc)
             log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
-        flight.leader = threading.get_ident()
-        try:
-            token, obtained_here = self._obtain_shared()
-        except BaseException as exc:
-            with self._lock:
-                if self._flight is flight:
-                    self._flight = None
-                if isinstance(exc, Exception):
-                    self._record_failure(exc)
-            flight.finish(None, exc)
-            if background:
-                log.warning(
-                    "background token renewal failed (%s); the current token stays in use",
-                    type(exc).__name__ if not isinstance(exc, ReqccError) else exc,
-                )
-            elif not isinstance(exc, Exception):
-                raise
-            return
-        self._adopt(token, notify=obtained_here, flight=flight)
-
-    def _record_failure(self, exc: Exception) -> None:
-        # Called with the lock held.
-        self._failures += 1
-        delay = min(self.max_failure_backoff, self.failure_backoff * 2 ** (self._failures - 1))
-        delay *= 0.5 + self._random.random() / 2
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
-            delay = max(delay, min(float(retry_after), self.max_failure_backoff))
-        now = self._monotonic()
-        self._last_error = exc
-        self._last_error_at = now
-        self._retry_at = now + delay
+        result = self._flights.lead(flight, self._obtain_shared, background=background)
+        if result is not None:
+            token, obtained_here = result
+            self._adopt(token, notify=obtained_here, flight=flight)
 
     def _obtain(self) -> OAuthToken:
         provider = self.token_provider
         if provider is None:
             return self._endpoint.request_token()
-        last = self._last_token
-        try:
-            result = provider(last, self)
-        except requests.RequestException:
-            raise
-        except Exception as exc:
-            raise TokenProviderError(f"token_provider raised {type(exc).__name__}") from exc
-        token = self._coerce(result, "token_provider's result", TokenProviderError)
-        if token.access_token == self._retired:
-            raise TokenProviderError(
-                "token_provider returned the token the resource server just rejected (401); "
-                "check manager.is_valid(stored) before returning a stored token, else return "
-                "manager.fetch_token()"
-            )
-        if token.is_expired(self.clock_skew, self._clock()):
-            raise TokenProviderError(
-                "token_provider returned an expired token; check manager.is_valid(stored) "
-                "before returning a stored token, else return manager.fetch_token()"
-            )
-        return token
+        return call_provider(
+            provider,
+            self._last_token,
+            self,
+            retired=lambda: self._retired,
+            clock_skew=self.clock_skew,
+            clock=self._clock,
+        )
 
     # -- the shared token store (see reqcc.stores) ----------------------------------------
-
-    def _store_key(self) -> str:
-        return token_store_key(
-            token_url=self._endpoint.token_url,
-            client_id=self._endpoint.client_auth.client_id,
-            auth_method=self._endpoint.client_auth.method,
-            scopes=self._scopes,
-            token_params=self._endpoint.token_params,
-            secrets=self._endpoint.client_auth.secrets(),
-            key_id=getattr(self._endpoint.client_auth, "key_id", None),
-        )
 
     def _obtain_shared(self) -> tuple[OAuthToken, bool]:
         """Obtain a token, through the token store if there is one.

@@ -1,73 +1,11 @@
-"""The pytest plugin: a real local token endpoint and bookstore API as fixtures.
+"""The pytest plugin's entry point (``pytest11`` in setup.cfg): see :mod:`reqcc.testing.plugin`.
 
-Installed with reqcc (entry point ``pytest11``), so any test can ask for them::
-
-    def test_my_client(reqcc_server):
-        session = ClientCredentialsSession(**reqcc_server.credentials(), scopes=["books.read"])
-        assert session.get(reqcc_server.api_url + "books").ok
-        assert reqcc_server.token_requests == 1
-
-Configure the server of one test with a marker (the keywords of
-:class:`~reqcc.testing.LocalAuthorizationServer`)::
-
-    @pytest.mark.reqcc_server(token_ttl=5, narrow_scopes=True)
-    def test_short_tokens(reqcc_server): ...
-
-or start several, each configured its own way, with ``reqcc_server_factory(**kwargs)``.
-Every server is stopped when the test ends.
+Kept as the module pytest loads, so ``-p reqcc.pytest_plugin`` and the installed entry
+point keep working; the fixtures live in :mod:`reqcc.testing.plugin`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from .testing.plugin import pytest_configure, reqcc_server, reqcc_server_factory
 
-import pytest
-
-if TYPE_CHECKING:  # imported when a fixture is used, not whenever pytest starts
-    from .testing import LocalAuthorizationServer
-
-__all__ = ["reqcc_server", "reqcc_server_factory"]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``reqcc_server`` marker (so ``--strict-markers`` accepts it)."""
-    config.addinivalue_line(
-        "markers",
-        "reqcc_server(**kwargs): keywords for the reqcc_server fixture's LocalAuthorizationServer",
-    )
-
-
-@pytest.fixture
-def reqcc_server_factory() -> Iterator[Callable[..., LocalAuthorizationServer]]:
-    """A function ``(**kwargs) -> LocalAuthorizationServer`` that starts servers for this test.
-
-    The keywords are :class:`~reqcc.testing.LocalAuthorizationServer`'s. Every server it
-    started is closed when the test ends.
-    """
-    from .testing import LocalAuthorizationServer
-
-    servers: list[LocalAuthorizationServer] = []
-
-    def start(**kwargs: Any) -> LocalAuthorizationServer:
-        server = LocalAuthorizationServer(**kwargs)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-@pytest.fixture
-def reqcc_server(
-    request: pytest.FixtureRequest, reqcc_server_factory: Callable[..., LocalAuthorizationServer]
-) -> LocalAuthorizationServer:
-    """A running :class:`~reqcc.testing.LocalAuthorizationServer` on 127.0.0.1, fresh for each test.
-
-    Its default clients are :data:`~reqcc.testing.DEFAULT_CLIENTS`; ``credentials()`` gives the
-    keywords for a session. A ``@pytest.mark.reqcc_server(**kwargs)`` marker configures it.
-    """
-    marker = request.node.get_closest_marker("reqcc_server")
-    kwargs: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-    return reqcc_server_factory(**kwargs)
+__all__ = ["pytest_configure", "reqcc_server", "reqcc_server_factory"]

@@ -49,3 +49,15 @@ def test_benchmark_script_refuses_to_skip_contenders_silently(tmp_path: Path) ->
     )
     assert proc.returncode == 2
     assert "requests-auth" in proc.stderr and "tox -e bench" in proc.stderr
+
+
+def test_overhead_script_runs_alone_and_says_what_it_skipped(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "overhead.py"), "--quick"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout
+    assert "floor (static header)" in table and "reqcc " in table and "x floor (median)" in table
+    # A row that cannot run here (a variant not built yet, a peer not installed) is named.
+    assert "Skipped:" in table or "reqcc + DPoP" in table

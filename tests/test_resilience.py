@@ -27,6 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 import reqcc.manager as manager_module
+import reqcc.single_flight as single_flight_module
 from reqcc import (
     ClientCredentialsManager,
     ClientCredentialsSession,
@@ -181,14 +182,14 @@ def flight_waiters(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], bool]:
     condition = threading.Condition()
     count = [0]
 
-    class CountingFlight(manager_module._Flight):
+    class CountingFlight(single_flight_module._Flight):
         def result(self, **kwargs: Any) -> OAuthToken:
             with condition:
                 count[0] += 1
                 condition.notify_all()
             return super().result(**kwargs)
 
-    monkeypatch.setattr(manager_module, "_Flight", CountingFlight)
+    monkeypatch.setattr(single_flight_module, "_Flight", CountingFlight)
 
     def wait_for(n: int) -> bool:
         with condition:

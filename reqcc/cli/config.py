@@ -1,0 +1,115 @@
+"""The client configuration of ``reqcc token`` / ``reqcc request``: flags, else the environment.
+
+:func:`manager_config` turns the parsed flags and the environment into the keywords of
+:class:`~reqcc.ClientCredentialsManager`; the secret is read from the environment, a file
+or a prompt, never from a flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from ..scopes import OAuthScope
+from .exit_codes import EXIT_CONFIG
+from .messages import CliError
+
+__all__ = ["manager_config"]
+
+_SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
+
+
+def _scopes(values: Sequence[str] | None, environ: Mapping[str, str]) -> list[OAuthScope | str]:
+    raw: list[str] = []
+    if values:
+        for value in values:
+            raw.extend(value.replace(",", " ").split())
+    else:
+        raw = environ.get("REQCC_SCOPES", "").replace(",", " ").split()
+    members = OAuthScope.__members__
+    return [members[item] if item in members else item for item in raw]
+
+
+def _token_params(values: Sequence[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for value in values or ():
+        name, sep, field_value = value.partition("=")
+        if not sep or not name:
+            raise CliError(f"--token-param expects NAME=VALUE, got {value[:40]!r}", EXIT_CONFIG)
+        params[name] = field_value
+    return params
+
+
+def _read_secret(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO, client_id: str) -> str:
+    path = args.client_secret_file
+    if path:
+        try:
+            if path == "-":
+                text = stdin.read()
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+        except OSError as exc:
+            raise CliError(
+                f"--client-secret-file: cannot read {path!r} ({exc.strerror or type(exc).__name__})",
+                EXIT_CONFIG,
+            ) from None
+        from_file = text.rstrip("\r\n")
+        if not from_file:
+            raise CliError(f"--client-secret-file: {path!r} is empty", EXIT_CONFIG)
+        args.secrets_seen.append(from_file)
+        return from_file
+    from_env = environ.get("REQCC_CLIENT_SECRET")
+    if from_env:
+        return from_env
+    if stdin.isatty():
+        try:
+            secret = getpass.getpass(f"client secret for {client_id}: ")
+        except EOFError:
+            secret = ""
+        if secret:
+            args.secrets_seen.append(secret)
+            return secret
+    raise CliError(
+        f"no client secret for --auth-method {args.auth_method}: set REQCC_CLIENT_SECRET, use "
+        "--client-secret-file FILE, run in a terminal to be prompted, or use --auth-method none",
+        EXIT_CONFIG,
+    )
+
+
+def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> dict[str, Any]:
+    token_url = args.token_url or environ.get("REQCC_TOKEN_URL")
+    if not token_url:
+        raise CliError("missing --token-url (or REQCC_TOKEN_URL)", EXIT_CONFIG)
+    client_id = args.client_id or environ.get("REQCC_CLIENT_ID")
+    if not client_id:
+        raise CliError("missing --client-id (or REQCC_CLIENT_ID)", EXIT_CONFIG)
+    if not args.timeout > 0:
+        raise CliError(f"--timeout must be > 0, got {args.timeout}", EXIT_CONFIG)
+    config: dict[str, Any] = {
+        "token_url": token_url,
+        "client_id": client_id,
+        "scopes": _scopes(args.scope, environ),
+        "auth_method": args.auth_method,
+        "token_params": _token_params(args.token_param),
+        "timeout": args.timeout,
+    }
+    if args.auth_method in _SECRET_METHODS:
+        config["client_secret"] = _read_secret(args, environ, stdin, client_id)
+    if args.auth_method == "private_key_jwt":
+        if not args.private_key_file:
+            raise CliError("--auth-method private_key_jwt needs --private-key-file PEM", EXIT_CONFIG)
+        try:
+            with open(args.private_key_file, "rb") as handle:
+                config["private_key"] = handle.read()
+        except OSError as exc:
+            raise CliError(
+                f"--private-key-file: cannot read {args.private_key_file!r} "
+                f"({exc.strerror or type(exc).__name__})",
+                EXIT_CONFIG,
+            ) from None
+    elif args.private_key_file:
+        raise CliError("--private-key-file is used only with --auth-method private_key_jwt", EXIT_CONFIG)
+    return config

@@ -1,0 +1,196 @@
+"""The ``reqcc`` command line's grammar: :func:`build_parser` and its help texts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from .. import __version__
+from .exit_codes import EXIT_CODES_HELP
+
+__all__ = ["CACHE_MIN_SECONDS", "CLI_AUTH_METHODS", "ENVIRONMENT_HELP", "build_parser"]
+
+ENVIRONMENT_HELP = """\
+environment:
+  REQCC_TOKEN_URL       the token endpoint (--token-url)
+  REQCC_CLIENT_ID       the client identifier (--client-id)
+  REQCC_CLIENT_SECRET   the client secret (there is no flag for it: use this, --client-secret-file,
+                        or answer the prompt)
+  REQCC_SCOPES          scopes, separated by spaces or commas (--scope)
+"""
+
+#: The ``--auth-method`` choices: the methods a command line can configure (the mutual-TLS
+#: methods need a certificate on a token session, which the library API gives).
+CLI_AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "none",
+)
+
+#: ``reqcc token --cache``: a saved token is printed only with at least this many seconds left
+#: (or half its lifetime, for tokens that live less than twice as long).
+CACHE_MIN_SECONDS = 300.0
+
+
+class _RefuseSecretFlag(argparse.Action):
+    """``--client-secret``: refused with a pointer to the safe ways (the value is never echoed)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        parser.error(
+            "--client-secret is not accepted: a secret on the command line lands in the shell "
+            "history and in ps. Set REQCC_CLIENT_SECRET, use --client-secret-file FILE, or answer the prompt."
+        )
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("client configuration (flags override the environment)")
+    group.add_argument("--token-url", metavar="URL", help="the token endpoint [REQCC_TOKEN_URL]")
+    group.add_argument("--client-id", metavar="ID", help="the client identifier [REQCC_CLIENT_ID]")
+    group.add_argument(
+        "--client-secret-file",
+        metavar="FILE",
+        help="read the client secret from FILE ('-' for stdin); else REQCC_CLIENT_SECRET, else a prompt",
+    )
+    group.add_argument("--client-secret", nargs="?", action=_RefuseSecretFlag, help=argparse.SUPPRESS)
+    group.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="a scope to request: an OAuthScope name (BooksRead, OrdersRead, OrdersWrite) or a raw "
+        "scope string; repeatable [REQCC_SCOPES]",
+    )
+    group.add_argument(
+        "--auth-method",
+        choices=CLI_AUTH_METHODS,
+        default="client_secret_basic",
+        help="how the client authenticates (default: %(default)s; the *_jwt methods need reqcc[jwt])",
+    )
+    group.add_argument(
+        "--private-key-file",
+        metavar="PEM",
+        help="the client's private key, for --auth-method private_key_jwt",
+    )
+    group.add_argument(
+        "--token-param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an extra form field of the token request, such as audience=...; repeatable",
+    )
+    group.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log reqcc's steps to stderr and show tracebacks",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``reqcc`` argument parser (``allow_abbrev=False`` everywhere)."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="reqcc",
+        description="OAuth 2.0 client-credentials tokens for requests, from the command line.",
+        epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"reqcc {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="log reqcc's steps to stderr and show tracebacks"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    token = commands.add_parser(
+        "token",
+        help="fetch a token and print it",
+        description="Fetch a token from the token endpoint and print it.",
+        epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    _add_client_options(token)
+    token.add_argument(
+        "--cache",
+        metavar="FILE",
+        help="reuse a token across invocations: print the one saved in FILE while it has at least "
+        f"{CACHE_MIN_SECONDS // 60:.0f} minutes (or half its lifetime) left, else fetch one and save it "
+        "there (a reqcc FileTokenStore: mode 0600, safe for concurrent invocations, shared with "
+        "services that use the same file and client configuration)",
+    )
+    token.add_argument(
+        "--format",
+        choices=("json", "header", "access-token"),
+        default="json",
+        help="json: the token response (default); header: the 'Authorization: Bearer ...' line; "
+        "access-token: the token alone",
+    )
+
+    request = commands.add_parser(
+        "request",
+        help="call an API with the token attached and print the response body",
+        description="Call an API with 'Authorization: Bearer <token>' attached (the token is fetched "
+        "first) and print the response body. Exits non-zero on HTTP >= 400, like curl --fail. On a "
+        "terminal, a body that does not end with a newline gets one (so the prompt starts on its own "
+        "line); piped or redirected, the body is written byte for byte.",
+        epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    _add_client_options(request)
+    request.add_argument("url", metavar="URL", help="the URL to call (https, or http to a loopback host)")
+    request.add_argument(
+        "-X",
+        "--request",
+        dest="method",
+        metavar="METHOD",
+        help="HTTP method (default: GET, or POST with a body)",
+    )
+    request.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header; repeatable",
+    )
+    body = request.add_mutually_exclusive_group()
+    body.add_argument(
+        "-d",
+        "--data",
+        metavar="DATA",
+        help="request body; '@FILE' reads a file, '@-' stdin (form-encoded by default)",
+    )
+    body.add_argument("--json", metavar="JSON", help="a JSON request body (sets Content-Type and Accept)")
+    request.add_argument(
+        "-i", "--include", action="store_true", help="print the status line and response headers first"
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the guided tour against a local authorization server",
+        description="Start a local authorization server and bookstore API on 127.0.0.1 and walk through "
+        "what reqcc does: fetch, reuse, background renewal, on_token_update, scopes, revocation and "
+        "recovery, token endpoint outage. Exits 0 when every step behaved as stated. With --serve, "
+        "only start the server and keep it running for 'reqcc token' / 'reqcc request'.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=formatter,
+        allow_abbrev=False,
+    )
+    demo.add_argument("--serve", action="store_true", help="only run the server until interrupted")
+    demo.add_argument("--port", type=int, default=0, help="port for --serve (default: a free one)")
+    demo.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="log reqcc's steps to stderr"
+    )
+    return parser

@@ -1,0 +1,300 @@
+"""A manager's configuration: the keywords it takes, and how each is checked.
+
+Everything here runs once, in the constructor; nothing here runs per request or per
+token. :class:`ManagerKeywords` is the list of the manager's keywords with their types,
+for the layers that pass them through (session, adapter, ``mount``); :func:`check_config`
+turns the keywords' values into a :class:`ManagerConfig` or raises a
+:class:`~reqcc.ConfigurationError` naming the keyword and what it must be.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import urlsplit
+
+import requests
+
+from ._urls import require_secure_url
+from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
+from .errors import ConfigurationError
+from .oauth_token import OAuthToken
+from .scopes import OAuthScope
+from .stores._shared import SharedTokens
+from .stores.base import TokenStore, check_token_store, token_store_key
+from .token_endpoint import Timeout, TokenEndpoint
+
+if TYPE_CHECKING:  # for the provider's type only: the manager is the layer above
+    from .manager import ClientCredentialsManager
+
+__all__ = [
+    "DEFAULT_REFRESH_AHEAD",
+    "ManagerConfig",
+    "ManagerKeywords",
+    "TokenProvider",
+    "TokenUpdateCallback",
+    "check_config",
+    "normalize_scopes",
+]
+
+#: ``(last_token, manager) -> OAuthToken`` (a dict is accepted too).
+TokenProvider = Callable[[OAuthToken | None, "ClientCredentialsManager"], Any]
+#: ``(token) -> None``
+TokenUpdateCallback = Callable[[OAuthToken], None]
+
+#: Fraction of a token's lifetime, before the skew margin, in which it is renewed ahead.
+DEFAULT_REFRESH_AHEAD = 0.2
+
+
+class ManagerKeywords(TypedDict, total=False):
+    """The keywords of :class:`~reqcc.ClientCredentialsManager`, with their types.
+
+    The one list of them: the session, the adapter and :func:`~reqcc.mount` pass these
+    through to the manager they create. The manager's ``__init__`` signature declares the
+    same names and types, with their defaults (a test keeps the two identical); what each
+    one means is documented there.
+    """
+
+    token_url: str | None
+    client_id: str | None
+    client_secret: str | None
+    scopes: Iterable[OAuthScope | str] | str | None
+    token: OAuthToken | Mapping[str, Any] | None
+    clock_skew: float
+    token_provider: TokenProvider | None
+    on_token_update: TokenUpdateCallback | None
+    auth_method: str | ClientAuth
+    basic_auth_encoding: str
+    private_key: str | bytes | Mapping[str, Any] | None
+    assertion_algorithm: str | None
+    assertion_audience: str | Sequence[str] | None
+    token_params: Mapping[str, str] | None
+    timeout: Timeout | None
+    token_session: requests.Session | None
+    refresh_ahead: float
+    max_retries: int
+    retry_backoff: float
+    max_retry_wait: float
+    failure_backoff: float
+    max_failure_backoff: float
+    clock: Callable[[], float]
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], None]
+    token_store: TokenStore | None
+
+
+@dataclass(frozen=True)
+class ManagerConfig:
+    """A manager's checked configuration (what :func:`check_config` returns).
+
+    The token endpoint is built here, with its client authentication; the token given at
+    construction is not part of it (the manager adopts it).
+    """
+
+    endpoint: TokenEndpoint
+    scopes: tuple[str, ...]
+    clock_skew: float
+    refresh_ahead: float
+    failure_backoff: float
+    max_failure_backoff: float
+    token_provider: TokenProvider | None
+    on_token_update: TokenUpdateCallback | None
+    clock: Callable[[], float]
+    monotonic: Callable[[], float]
+    sleep: Callable[[float], None]
+    token_store: TokenStore | None
+    shared: SharedTokens | None
+
+
+def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{keyword} must be a number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigurationError(f"{keyword} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def _check_timeout(timeout: Any) -> Timeout:
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise ConfigurationError("timeout must be seconds or a (connect, read) pair")
+        return (
+            _seconds(timeout[0], "timeout", allow_zero=False),
+            _seconds(timeout[1], "timeout", allow_zero=False),
+        )
+    return _seconds(timeout, "timeout", allow_zero=False)
+
+
+def normalize_scopes(scopes: Iterable[OAuthScope | str] | str | None) -> tuple[str, ...]:
+    """Return the wire values of ``scopes``, in order, without duplicates.
+
+    A single string is taken as a space-separated list.
+
+    :raises ConfigurationError: an item is neither an :class:`OAuthScope` nor a ``str``.
+    """
+    if scopes is None:
+        return ()
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    out: list[str] = []
+    try:
+        items = list(scopes)
+    except TypeError:
+        raise ConfigurationError(
+            f"scopes must be an iterable of OAuthScope or str, got {type(scopes).__name__}"
+        ) from None
+    for item in items:
+        if isinstance(item, OAuthScope):
+            value = item.value
+        elif isinstance(item, str):
+            value = item
+        else:
+            raise ConfigurationError(
+                f"scopes: {item!r} is neither an OAuthScope nor a str"
+            )
+        if not value or any(ch.isspace() for ch in value):
+            raise ConfigurationError(f"scopes: {value!r} is not a single scope token")
+        if value not in out:
+            out.append(value)
+    return tuple(out)
+
+
+def _check_token_url(token_url: Any) -> str:
+    if token_url is None:
+        raise ConfigurationError("token_url is required (the token endpoint's https URL)")
+    if not isinstance(token_url, str) or "://" not in token_url:
+        raise ConfigurationError(f"token_url must be an absolute URL, got {token_url!r}")
+    if "@" in urlsplit(token_url).netloc:
+        raise ConfigurationError(
+            "token_url must not carry credentials (user:password@host); "
+            "pass client_id= and client_secret= instead"
+        )
+    require_secure_url(token_url, "token_url")
+    return token_url
+
+
+def store_key(endpoint: TokenEndpoint, scopes: tuple[str, ...]) -> str:
+    """Return the token-store key of a manager with this endpoint and these scopes."""
+    return token_store_key(
+        token_url=endpoint.token_url,
+        client_id=endpoint.client_auth.client_id,
+        auth_method=endpoint.client_auth.method,
+        scopes=scopes,
+        token_params=endpoint.token_params,
+        secrets=endpoint.client_auth.secrets(),
+        key_id=getattr(endpoint.client_auth, "key_id", None),
+    )
+
+
+def check_config(
+    *,
+    token_url: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    scopes: Iterable[OAuthScope | str] | str | None,
+    clock_skew: float,
+    token_provider: TokenProvider | None,
+    on_token_update: TokenUpdateCallback | None,
+    auth_method: str | ClientAuth,
+    basic_auth_encoding: str,
+    private_key: str | bytes | Mapping[str, Any] | None,
+    assertion_algorithm: str | None,
+    assertion_audience: str | Sequence[str] | None,
+    token_params: Mapping[str, str] | None,
+    timeout: Timeout | None,
+    token_session: requests.Session | None,
+    refresh_ahead: float,
+    max_retries: int,
+    retry_backoff: float,
+    max_retry_wait: float,
+    failure_backoff: float,
+    max_failure_backoff: float,
+    clock: Callable[[], float],
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], None],
+    token_store: TokenStore | None,
+) -> ManagerConfig:
+    """Check the manager's keywords (all but ``token``) and build its token endpoint.
+
+    Every keyword is required here: the defaults are the manager's, in its signature.
+
+    The checks run in a fixed order, so the first problem reported is always the same.
+
+    :raises ConfigurationError: a keyword is missing, of the wrong type or out of range.
+    :raises InsecureTransportError: ``token_url`` is plain http to a non-loopback host.
+    """
+    token_url = _check_token_url(token_url)
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigurationError("client_id is required (a non-empty string)")
+    if client_secret is not None and not isinstance(client_secret, str):
+        raise ConfigurationError("client_secret must be a string")
+    if token_provider is not None and not callable(token_provider):
+        raise ConfigurationError("token_provider must be callable: (last_token, manager) -> OAuthToken")
+    if on_token_update is not None and not callable(on_token_update):
+        raise ConfigurationError("on_token_update must be callable: (token) -> None")
+    if token_session is not None and not isinstance(token_session, requests.Session):
+        raise ConfigurationError("token_session must be a requests.Session")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+    refresh_ahead = _seconds(refresh_ahead, "refresh_ahead")
+    if refresh_ahead >= 1:
+        raise ConfigurationError(
+            f"refresh_ahead is a fraction of the lifetime in [0, 1), got {refresh_ahead!r}"
+        )
+    for name, value in (("clock", clock), ("monotonic", monotonic), ("sleep", sleep)):
+        if not callable(value):
+            raise ConfigurationError(f"{name} must be callable")
+
+    clock_skew = _seconds(clock_skew, "clock_skew")
+    failure_backoff = _seconds(failure_backoff, "failure_backoff")
+    max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
+    normalized_scopes = normalize_scopes(scopes)
+    client_auth = make_client_auth(
+        auth_method,
+        client_id,
+        client_secret,
+        basic_auth_encoding=basic_auth_encoding,
+        private_key=private_key,
+        assertion_algorithm=assertion_algorithm,
+        assertion_audience=assertion_audience,
+        clock=clock,
+    )
+    if client_auth.method in TLS_AUTH_METHODS and token_session is None:
+        raise ConfigurationError(
+            f"auth_method={client_auth.method!r} authenticates with a client certificate: pass "
+            "token_session=, a requests.Session whose cert (or adapter) presents it"
+        )
+    endpoint = TokenEndpoint(
+        token_url,
+        client_auth,
+        scope=" ".join(normalized_scopes) or None,
+        token_params=token_params,
+        timeout=None if timeout is None else _check_timeout(timeout),
+        session=token_session,
+        max_retries=max_retries,
+        retry_backoff=_seconds(retry_backoff, "retry_backoff"),
+        max_retry_wait=_seconds(max_retry_wait, "max_retry_wait"),
+        clock=clock,
+        sleep=sleep,
+    )
+    store = None if token_store is None else check_token_store(token_store)
+    shared = None if store is None else SharedTokens(
+        store, store_key(endpoint, normalized_scopes), monotonic=monotonic, sleep=sleep
+    )
+    return ManagerConfig(
+        endpoint=endpoint,
+        scopes=normalized_scopes,
+        clock_skew=clock_skew,
+        refresh_ahead=refresh_ahead,
+        failure_backoff=failure_backoff,
+        max_failure_backoff=max_failure_backoff,
+        token_provider=token_provider,
+        on_token_update=on_token_update,
+        clock=clock,
+        monotonic=monotonic,
+        sleep=sleep,
+        token_store=store,
+        shared=shared,
+    )

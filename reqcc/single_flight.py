@@ -1,0 +1,229 @@
+"""The single flight: one token request at a time, every other caller waits for its result.
+
+A manager has one :class:`SingleFlight`. The first thread that needs a token while none
+is being obtained becomes the flight's *leader* and obtains it (or a background renewal
+thread does); every thread that needs a token meanwhile *joins* the flight and waits for
+the same token or the same error. After a failure, :class:`FailureBackoff` answers new
+callers with that error again, marked as a repeat, until its backoff has passed.
+
+The waits: :meth:`SingleFlight.wait` is the one place a joined thread waits for a flight
+(a whole-fetch deadline bounds it there), and :meth:`SingleFlight.lead` the one place a
+leader's outcome is handed to the threads that joined (what they get when the leader
+died of a ``BaseException`` is decided there). This module knows nothing of how a token
+is obtained: the manager passes that in.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+from ._log import log
+from .errors import ReqccError, TokenProviderError, as_cached_error
+from .oauth_token import OAuthToken
+
+__all__ = ["FailureBackoff", "SingleFlight"]
+
+_T = TypeVar("_T")
+
+
+class _Flight:
+    """One token request in progress; everybody who needs a token meanwhile waits on it."""
+
+    __slots__ = ("done", "error", "leader", "token", "traceback")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: OAuthToken | None = None
+        self.error: BaseException | None = None
+        self.traceback: TracebackType | None = None
+        self.leader: int | None = None  # the thread running it (set when it starts)
+
+    def finish(self, token: OAuthToken | None, error: BaseException | None) -> None:
+        self.token, self.error = token, error
+        self.traceback = error.__traceback__ if error is not None else None
+        self.done.set()
+
+    def result(self, *, leader: bool = False) -> OAuthToken:
+        """Wait for the flight; return its token or raise its error.
+
+        The leader (the thread that sent the request) raises the error itself; every
+        other thread raises its own copy (see :func:`_copy_error`).
+        """
+        self.done.wait()
+        if self.error is not None:
+            raise self.error if leader else _copy_error(self.error, self.traceback)
+        assert self.token is not None
+        return self.token
+
+
+def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
+    """Return ``exc`` for a thread that waited on the failed fetch: a copy, own traceback.
+
+    Raising one exception object in many threads makes each raise extend the same
+    ``__traceback__``: every waiter's traceback shows the frames of all the others, and
+    the stored error (``last_error``) keeps all their frames alive. The copy has the
+    same type, message and attributes (``status_code``, ``response``, …), the same cause
+    and context, and a traceback that ends where the error was really raised.
+    """
+    try:
+        clone = copy.copy(exc)
+    except Exception:  # an exotic exception type that cannot be copied
+        return exc
+    clone.__cause__ = exc.__cause__
+    clone.__context__ = exc.__context__
+    clone.__suppress_context__ = exc.__suppress_context__
+    return clone.with_traceback(traceback)
+
+
+class FailureBackoff:
+    """When the next token request may go out after failed ones.
+
+    The first new attempt after a failure waits ``base`` seconds; the wait doubles per
+    consecutive failure up to ``maximum``, jittered to between half and all of it, and is
+    at least a server's ``Retry-After`` (capped at ``maximum`` too). Meanwhile callers get
+    the last error again. Methods that change it are called with the manager's lock held.
+
+    :param rng: the jitter's random generator (the manager reseeds it after a fork).
+    """
+
+    def __init__(
+        self, base: float, maximum: float, *, monotonic: Callable[[], float], rng: random.Random
+    ) -> None:
+        self.base = base
+        self.maximum = maximum
+        self._monotonic = monotonic
+        self._random = rng
+        self.failures = 0
+        #: Monotonic time before which no new attempt is made (``-inf``: no backoff).
+        self.retry_at = -math.inf
+        self.last_error: BaseException | None = None
+        self.last_error_at = 0.0
+
+    def record(self, exc: Exception) -> None:
+        """Count a failed attempt and start its backoff."""
+        self.failures += 1
+        delay = min(self.maximum, self.base * 2 ** (self.failures - 1))
+        delay *= 0.5 + self._random.random() / 2
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)):
+            delay = max(delay, min(float(retry_after), self.maximum))
+        now = self._monotonic()
+        self.last_error = exc
+        self.last_error_at = now
+        self.retry_at = now + delay
+
+    def reset(self) -> None:
+        """Forget the failures: a token was obtained."""
+        self.failures = 0
+        self.retry_at = -math.inf
+        self.last_error = None
+
+    def check(self, now: float) -> None:
+        """Raise the last error again, marked as a repeat, while its backoff lasts."""
+        if self.last_error is not None and now < self.retry_at:
+            raise as_cached_error(
+                self.last_error,
+                f"token request failed {now - self.last_error_at:.1f}s ago; "
+                f"next attempt in {self.retry_at - now:.1f}s",
+            )
+
+
+class SingleFlight:
+    """At most one token request at a time for one manager; the threads that need a token wait on it.
+
+    :attr:`lock` is the manager's lock too: ending a flight and adopting its token happen
+    under it together, so no thread sees one without the other. A forked child gets a new
+    :class:`SingleFlight` (the parent's lock may be held there, its flight has no thread).
+
+    :param backoff: the manager's failure backoff, which outlives a fork.
+    """
+
+    def __init__(self, backoff: FailureBackoff) -> None:
+        self.lock = threading.Lock()
+        self.backoff = backoff
+        #: The flight in progress, or ``None``.
+        self.flight: _Flight | None = None
+
+    def join(self, now: float) -> tuple[_Flight, bool]:
+        """Return the flight to wait for and whether this thread leads it (lock held).
+
+        :raises ReqccError: the last failure, again, while its backoff lasts (no flight).
+        :raises TokenProviderError: the leader itself asks (its provider called back).
+        """
+        flight = self.flight
+        if flight is not None:
+            if flight.leader == threading.get_ident():
+                # The thread running this flight asks for a token again (its token_provider
+                # called get_token() or sent a request through the adapter): waiting would
+                # mean waiting for itself, forever.
+                raise TokenProviderError(
+                    "token_provider asked the manager for a token while the manager was "
+                    "waiting for that provider (get_token() or a request through the reqcc "
+                    "adapter); return manager.fetch_token() instead"
+                )
+            return flight, False
+        self.backoff.check(now)
+        flight = self.flight = _Flight()
+        return flight, True
+
+    def start_renewal(self, now: float) -> _Flight | None:
+        """Return a new flight for a renewal ahead of expiry, or ``None`` (lock held).
+
+        ``None`` when a flight is already in progress or a failure backoff lasts.
+        """
+        if self.flight is not None or now < self.backoff.retry_at:
+            return None
+        flight = self.flight = _Flight()
+        return flight
+
+    def lead(self, flight: _Flight, obtain: Callable[[], _T], *, background: bool) -> _T | None:
+        """Run ``obtain`` as ``flight``'s leader; return its result, or ``None`` if it failed.
+
+        On success the caller adopts the result and then calls :meth:`landed` and
+        ``flight.finish`` (under the lock with the adoption). On failure the flight ends
+        here with the error, which is recorded for the backoff (an ``Exception``) and
+        logged for a background renewal; a ``BaseException`` is raised again in a
+        foreground leader.
+        """
+        flight.leader = threading.get_ident()
+        try:
+            return obtain()
+        except BaseException as exc:
+            with self.lock:
+                if self.flight is flight:
+                    self.flight = None
+                if isinstance(exc, Exception):
+                    self.backoff.record(exc)
+            flight.finish(None, exc)
+            if background:
+                log.warning(
+                    "background token renewal failed (%s); the current token stays in use",
+                    type(exc).__name__ if not isinstance(exc, ReqccError) else exc,
+                )
+            elif not isinstance(exc, Exception):
+                raise
+            return None
+
+    def landed(self, flight: _Flight | None) -> None:
+        """A token was obtained (by ``flight``, or outside any): end it, forget failures (lock held)."""
+        if flight is not None and self.flight is flight:
+            self.flight = None
+        self.backoff.reset()
+
+    def abandon(self, flight: _Flight, error: BaseException) -> None:
+        """End ``flight`` with ``error`` without recording a failure (its leader never ran)."""
+        with self.lock:
+            if self.flight is flight:
+                self.flight = None
+        flight.finish(None, error)
+
+    @staticmethod
+    def wait(flight: _Flight, *, leader: bool) -> OAuthToken:
+        """Wait for ``flight``'s token; raise its error (a copy, for the threads that joined)."""
+        return flight.result(leader=leader)

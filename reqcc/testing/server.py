@@ -1,0 +1,445 @@
+"""The local authorization server: :class:`LocalAuthorizationServer`, what tests and the demo drive.
+
+It puts together the pieces of this package: the shared state (:mod:`.state`), oauthlib's
+server with its validator (:mod:`.validator`), the authorization endpoints
+(:mod:`.authorization`), the bookstore API (:mod:`.api`) and the HTTP plumbing
+(:mod:`.httpd`); it owns the route table (:meth:`LocalAuthorizationServer._register_routes`)
+and the knobs tests turn.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from oauthlib.oauth2 import BackendApplicationServer
+
+from .._log import log
+from .._urls import is_loopback_host
+from .api import API_ROUTES, BookstoreApi
+from .authorization import AuthorizationEndpoints
+from .clients import DEFAULT_CLIENT_ID, ClientSpec, RegisteredClient, UnknownClientError, normalize_clients
+from .failures import Injection, check_times, default_status
+from .httpd import ThreadedWSGIServer
+from .records import Counters, RecordedTokenRequest
+from .responses import Answer, headers_of, json_answer, phrase
+from .state import ServerState
+from .validator import RedactedToken, Validator
+
+__all__ = ["LocalAuthorizationServer"]
+
+# An endpoint: (method, uri, headers, body) -> (status, headers, body).
+_Handler = Callable[[str, str, dict[str, str], bytes], Answer]
+
+
+class LocalAuthorizationServer:
+    """A client-credentials authorization server and bookstore API on ``127.0.0.1``, in a thread.
+
+    Use it as a context manager (or call :meth:`start` and :meth:`close`). The port is
+    chosen and bound at construction, so the URLs are known before it starts.
+
+    :param clients: the registered clients: a mapping of ``client_id`` to
+        ``(secret_or_None, scopes)`` or to a :class:`RegisteredClient`, or an iterable of
+        :class:`RegisteredClient`. Default: :data:`DEFAULT_CLIENTS`.
+    :param token_ttl: the ``expires_in`` of issued tokens, in seconds; ``None`` issues tokens
+        without ``expires_in`` that never expire. Settable later (``server.token_ttl = 5``).
+    :param narrow_scopes: grant the allowed part of a request asking for scopes beyond the
+        client's (the token's ``scope`` says what was granted) instead of answering
+        ``invalid_scope``. Settable later.
+    :param ssl_context: an ``ssl.SSLContext`` with the server certificate loaded, to serve
+        https; URLs then start with ``https://``.
+    :param host: the host name used in URLs (``"127.0.0.1"`` or ``"localhost"``, as the
+        certificate says). The server always listens on 127.0.0.1 only.
+    :param port: the port to listen on (default 0: a free one, chosen by the system).
+    :param token_delay: seconds every token request waits before it is answered (widens races).
+    :param clock: the server's clock in seconds (default ``time.time``), for token expiry.
+    """
+
+    def __init__(
+        self,
+        clients: Mapping[str, ClientSpec] | Iterable[RegisteredClient] | None = None,
+        *,
+        token_ttl: float | None = 3600,
+        narrow_scopes: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token_delay: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if (
+            host.strip("[]") != "127.0.0.1"
+            and host.lower() != "localhost"
+            and not (is_loopback_host(host) and ":" not in host)
+        ):
+            raise ValueError(f"host must name 127.0.0.1 (such as '127.0.0.1' or 'localhost'), got {host!r}")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError("ssl_context must be an ssl.SSLContext")
+        self._state = ServerState(
+            normalize_clients(clients),
+            token_ttl=token_ttl,
+            narrow_scopes=narrow_scopes,
+            token_delay=token_delay,
+            clock=clock,
+        )
+        self._oauth = BackendApplicationServer(
+            Validator(self._state), token_expires_in=self._state.expires_in
+        )
+        self._oauth.credentials_grant.register_token_modifier(RedactedToken)
+        self._routes: dict[str, dict[str, _Handler]] = {}
+        self._register_routes()
+        self._httpd = ThreadedWSGIServer(self.wsgi_app, ssl_context, port)
+        self.port: int = self._httpd.server_address[1]
+        scheme = "https" if ssl_context is not None else "http"
+        self.host = host
+        self.base_url = f"{scheme}://{host}:{self.port}/"
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # -- settings (settable while serving) -------------------------------------------
+
+    @property
+    def token_ttl(self) -> float | None:
+        """The ``expires_in`` of tokens issued from now on (``None``: they never expire)."""
+        return self._state.token_ttl
+
+    @token_ttl.setter
+    def token_ttl(self, value: float | None) -> None:
+        self._state.token_ttl = value
+
+    @property
+    def narrow_scopes(self) -> bool:
+        """Whether a request for scopes beyond the client's gets the allowed part of them."""
+        return self._state.narrow_scopes
+
+    @narrow_scopes.setter
+    def narrow_scopes(self, value: bool) -> None:
+        self._state.narrow_scopes = value
+
+    @property
+    def token_delay(self) -> float:
+        """Seconds every token request waits before it is answered."""
+        return self._state.token_delay
+
+    @token_delay.setter
+    def token_delay(self, value: float) -> None:
+        self._state.token_delay = value
+
+    # -- URLs ------------------------------------------------------------------------
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint (``POST``)."""
+        return self.base_url + "token"
+
+    @property
+    def api_url(self) -> str:
+        """The root of the bookstore API (``api_url + "books"``, ``api_url + "orders"``)."""
+        return self.base_url
+
+    @property
+    def revocation_url(self) -> str:
+        """The RFC 7009 revocation endpoint (``POST token=…``, with client authentication)."""
+        return self.base_url + "revoke"
+
+    @property
+    def introspection_url(self) -> str:
+        """The RFC 7662 introspection endpoint (``POST token=…``, with client authentication)."""
+        return self.base_url + "introspect"
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> LocalAuthorizationServer:
+        """Start serving in a daemon thread (once). Returns the server."""
+        if self._closed:
+            raise RuntimeError("this LocalAuthorizationServer is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"reqcc-local-server-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+            log.debug("local authorization server listening at %s", self.base_url)
+        return self
+
+    def close(self) -> None:
+        """Stop serving, drop open connections and release the port."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(5)
+        self._httpd.drop_connections()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LocalAuthorizationServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- clients ---------------------------------------------------------------------
+
+    @property
+    def clients(self) -> dict[str, RegisteredClient]:
+        """The registered clients (a copy)."""
+        with self._state.lock:
+            return dict(self._state.clients)
+
+    def register_client(self, client_id: str, secret: str | None, scopes: Iterable[str]) -> RegisteredClient:
+        """Register (or replace) a client; ``secret=None`` makes it public. Returns it."""
+        client = RegisteredClient(client_id, secret, frozenset(scopes))
+        with self._state.lock:
+            self._state.clients[client_id] = client
+        return client
+
+    def credentials(self, client_id: str | None = None) -> dict[str, Any]:
+        """Return keywords for :class:`~reqcc.ClientCredentialsSession` for a registered client.
+
+        ``token_url``, ``client_id``, ``base_url``, and ``client_secret`` (or
+        ``auth_method="none"`` for a public client). Add ``scopes=`` yourself.
+
+        :param client_id: the registered client. Default: :data:`DEFAULT_CLIENT_ID` when it is
+            registered, else the only registered client (a server started with one custom
+            client needs no ``client_id``).
+        :raises UnknownClientError: (a :class:`KeyError`) ``client_id`` is not registered, or it
+            was not given and several clients but not :data:`DEFAULT_CLIENT_ID` are; the
+            message names the registered ids.
+        """
+        with self._state.lock:
+            clients = dict(self._state.clients)
+        registered = ", ".join(repr(c) for c in clients)
+        if not clients:
+            raise UnknownClientError("credentials(): no client is registered (see register_client())")
+        if client_id is None:
+            if DEFAULT_CLIENT_ID in clients:
+                client_id = DEFAULT_CLIENT_ID
+            elif len(clients) == 1:
+                (client_id,) = clients
+            else:
+                raise UnknownClientError(
+                    f"credentials(): which client? {len(clients)} are registered ({registered}) and "
+                    f"none is {DEFAULT_CLIENT_ID!r}: pass client_id="
+                )
+        client = clients.get(client_id)
+        if client is None:
+            raise UnknownClientError(f"no registered client {client_id!r} (registered: {registered})")
+        out: dict[str, Any] = {"token_url": self.token_url, "client_id": client_id, "base_url": self.api_url}
+        if client.secret is None:
+            out["auth_method"] = "none"
+        else:
+            out["client_secret"] = client.secret
+        return out
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def revoke(self, token: Any = None) -> int:
+        """Revoke one access token (a string or anything with ``.access_token``), or all.
+
+        Returns how many tokens were newly revoked. The API answers 401 ``invalid_token``
+        for them from now on.
+        """
+        value = getattr(token, "access_token", token)
+        return self._state.revoke(None if value is None else str(value))
+
+    def revoke_all(self) -> int:
+        """Revoke every token issued so far. Returns how many were newly revoked."""
+        return self.revoke(None)
+
+    def is_active(self, token: Any) -> bool:
+        """Return whether the API would accept ``token`` (a string or ``.access_token``) now."""
+        value = getattr(token, "access_token", token)
+        return self._state.check(str(value), []) is None
+
+    # -- failure injection -----------------------------------------------------------
+
+    def fail_token_requests(
+        self,
+        times: int | None = 1,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        description: str | None = None,
+        retry_after: float | str | None = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Make the next ``times`` token requests fail (``None``: all, until :meth:`clear_failures`).
+
+        Without ``error`` the answer is ``status`` (default 503) with a plain-text body; with
+        ``error`` it is a §5.2 JSON error body (``status`` defaults to 401 for
+        ``invalid_client``, 500 for ``server_error``, 503 for ``temporarily_unavailable``,
+        else 400). ``retry_after`` adds a ``Retry-After`` header; ``delay`` waits first.
+        Calls queue up: the next requests take them in order.
+        """
+        if status is None:
+            status = default_status(error)
+        self._state.failures.add(
+            Injection(
+                remaining=check_times(times),
+                status=status,
+                error=error,
+                description=description,
+                retry_after=None if retry_after is None else str(retry_after),
+                delay=float(delay),
+            )
+        )
+
+    def throttle_token_requests(self, times: int | None = 1, *, retry_after: float | str = 1) -> None:
+        """Make the next ``times`` token requests answer 429 with ``Retry-After: retry_after``."""
+        self.fail_token_requests(times, status=429, retry_after=retry_after)
+
+    def delay_token_requests(self, seconds: float, times: int | None = 1) -> None:
+        """Make the next ``times`` token requests wait ``seconds`` before a normal answer."""
+        self._state.failures.add(Injection(remaining=check_times(times), delay=float(seconds)))
+
+    def hold_token_requests(self, times: int | None = 1, *, timeout: float = 60.0) -> threading.Event:
+        """Make the next ``times`` token requests wait until the returned event is set.
+
+        Deterministic where a delay is not: a test can see a fetch in flight
+        (``token_requests`` went up), act meanwhile, then ``event.set()`` to let it answer
+        normally. A held request gives up waiting after ``timeout`` seconds.
+        """
+        gate = threading.Event()
+        self._state.failures.add(Injection(remaining=check_times(times), gate=gate, delay=float(timeout)))
+        return gate
+
+    def clear_failures(self) -> None:
+        """Forget every injected failure, delay and hold not used yet (held requests are released)."""
+        self._state.failures.clear()
+
+    # -- what happened ---------------------------------------------------------------
+
+    @property
+    def token_requests(self) -> int:
+        """Requests the token endpoint received (answered or failed)."""
+        return self._state.counters.token_requests
+
+    @property
+    def tokens_issued(self) -> int:
+        """Tokens the token endpoint issued."""
+        return self._state.counters.tokens_issued
+
+    @property
+    def token_errors(self) -> int:
+        """Token requests answered with an error (injected or real)."""
+        return self._state.counters.token_errors
+
+    @property
+    def api_requests(self) -> int:
+        """Requests to the bookstore API (``/books``, ``/orders``)."""
+        return self._state.counters.api_requests
+
+    @property
+    def api_401s(self) -> int:
+        """API requests answered 401 (missing, unknown, expired or revoked token)."""
+        return self._state.counters.api_401s
+
+    @property
+    def api_403s(self) -> int:
+        """API requests answered 403 ``insufficient_scope``."""
+        return self._state.counters.api_403s
+
+    def stats(self) -> dict[str, int]:
+        """Return a consistent snapshot of every counter."""
+        with self._state.lock:
+            return dict(vars(self._state.counters))
+
+    def reset_counters(self) -> None:
+        """Set every counter to zero and forget the recorded token requests."""
+        with self._state.lock:
+            self._state.counters = Counters()
+            self._state.records.clear()
+
+    @property
+    def token_request_log(self) -> list[RecordedTokenRequest]:
+        """Every token request received so far, oldest first (a copy)."""
+        with self._state.lock:
+            return list(self._state.records)
+
+    @property
+    def last_token_request(self) -> RecordedTokenRequest | None:
+        """The most recent token request, or ``None``."""
+        with self._state.lock:
+            return self._state.records[-1] if self._state.records else None
+
+    @property
+    def orders(self) -> list[dict[str, Any]]:
+        """The orders created through ``POST /orders`` (a copy)."""
+        with self._state.lock:
+            return [dict(o) for o in self._state.orders]
+
+    # -- the WSGI application --------------------------------------------------------
+
+    def _register_routes(self) -> None:
+        """Every endpoint the server serves; a new endpoint is one more ``_add_route``."""
+        endpoints = AuthorizationEndpoints(self._state, self._oauth)
+        self._add_route("/token", "POST", endpoints.token)
+        self._add_route("/revoke", "POST", endpoints.revoke)
+        self._add_route("/introspect", "POST", endpoints.introspect)
+        api = BookstoreApi(self._state, self._oauth)
+        for path, methods in API_ROUTES.items():
+            for method in methods:
+                self._add_route(path, method, functools.partial(api.handle, path))
+        self._add_route("/", "GET", self._index)
+
+    def _add_route(self, path: str, method: str, handler: _Handler) -> None:
+        self._routes.setdefault(path, {})[method] = handler
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """The WSGI application that serves every endpoint (usable in any WSGI server)."""
+        method = environ["REQUEST_METHOD"].upper()
+        path = environ.get("PATH_INFO") or "/"
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = headers_of(environ)
+        uri = f"{environ['wsgi.url_scheme']}://{self.host}:{self.port}{path}"
+        if environ.get("QUERY_STRING"):
+            uri += "?" + environ["QUERY_STRING"]
+        try:
+            status, response_headers, payload = self._route(method, path, uri, headers, body)
+        except Exception:
+            log.exception("local authorization server: unexpected error serving %s %s", method, path)
+            status, response_headers, payload = (
+                500,
+                {"Content-Type": "application/json"},
+                b'{"error": "server_error"}',
+            )
+        start_response(f"{status} {phrase(status)}", list(response_headers.items()))
+        return [payload]
+
+    def _route(self, method: str, path: str, uri: str, headers: dict[str, str], body: bytes) -> Answer:
+        handlers = self._routes.get(path.rstrip("/") or "/")
+        if handlers is None:
+            return json_answer(404, {"error": "not_found", "path": path})
+        handler = handlers.get(method)
+        if handler is None:
+            status, response_headers, payload = json_answer(405, {"error": "method_not_allowed"})
+            response_headers["Allow"] = ", ".join(handlers)
+            return status, response_headers, payload
+        return handler(method, uri, headers, body)
+
+    def _index(self, method: str, uri: str, headers: dict[str, str], body: bytes) -> Answer:
+        return json_answer(
+            200,
+            {
+                "token_endpoint": self.token_url,
+                "revocation_endpoint": self.revocation_url,
+                "introspection_endpoint": self.introspection_url,
+                "api": {
+                    f"{method} {path}": scope
+                    for path, scopes in API_ROUTES.items()
+                    for method, scope in scopes.items()
+                },
+            },
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._thread is not None else "not started")
+        return f"<LocalAuthorizationServer {self.base_url} {state}>"

@@ -1,0 +1,237 @@
+"""The ``reqcc`` command on a newcomer's path (issue 13): the trailing newline rule of
+``reqcc request``, and the messages for a wrong secret or a wrong token URL.
+
+The newline rule: a body that does not end with a newline gets one only when stdout is a
+terminal (for the eyes: the prompt starts on its own line); piped or redirected, the body is
+written byte for byte, text or binary.
+
+The messages: the command shows the library's own message for a token-endpoint failure
+(it is the one that names the client, the endpoint and the fix), then the flags to check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import io
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from reqcc import ClientCredentialsManager, TokenRequestError, cli
+from reqcc.cli.config import manager_config
+from reqcc.testing import DEFAULT_CLIENTS, LocalAuthorizationServer
+
+SECRET = DEFAULT_CLIENTS["bookstore-app"].secret
+assert SECRET is not None
+TOKEN_URL_HINT = "check --token-url / REQCC_TOKEN_URL"
+
+
+def env_for(server: LocalAuthorizationServer, **overrides: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("REQCC_")}
+    environment.update(
+        REQCC_TOKEN_URL=server.token_url, REQCC_CLIENT_ID="bookstore-app", REQCC_CLIENT_SECRET=SECRET
+    )
+    environment.update(overrides)
+    return environment
+
+
+def reqcc_command(
+    *args: str, env: dict[str, str], stdout: int | None = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reqcc", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+    )
+
+
+@contextlib.contextmanager
+def static_server(status: int, content_type: str, body: bytes) -> Iterator[str]:
+    """A loopback HTTP server answering every GET and POST with ``status`` and ``body``; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+        assert not thread.is_alive()
+
+
+# -- the trailing newline ------------------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_final_newline_a_pipe_gets_the_exact_body(
+    reqcc_server: LocalAuthorizationServer,
+) -> None:
+    env = env_for(reqcc_server)
+    url = reqcc_server.api_url + "books"
+    piped = reqcc_command("request", url, "--scope", "BooksRead", env=env)
+    body, err = piped.communicate(timeout=60)
+    assert piped.returncode == 0, err
+    assert body.startswith(b'{"books"') and body.endswith(b"}")  # the API's body has no final newline
+    terminal = _Terminal()
+    code = cli.main(
+        ["request", url, "--scope", "BooksRead"],
+        environ=env,
+        stdin=io.StringIO(),
+        stdout=terminal,
+        stderr=io.StringIO(),
+    )
+    assert code == 0
+    assert terminal.getvalue() == body.decode() + "\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pseudo-terminal semantics of Linux")
+def test_a_real_pseudo_terminal_gets_the_final_newline(reqcc_server: LocalAuthorizationServer) -> None:
+    import pty
+    import termios
+
+    leader, follower = pty.openpty()
+    attributes = termios.tcgetattr(follower)
+    attributes[1] &= ~termios.OPOST  # no "\n" -> "\r\n": see the bytes the command wrote
+    termios.tcsetattr(follower, termios.TCSANOW, attributes)
+    try:
+        process = reqcc_command(
+            "request",
+            reqcc_server.api_url + "books",
+            "--scope",
+            "BooksRead",
+            env=env_for(reqcc_server),
+            stdout=follower,
+        )
+        os.close(follower)
+        follower = -1
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        received = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert received.startswith(b'{"books"') and received.endswith(b"}\n")
+
+
+def test_a_binary_body_is_written_byte_for_byte(reqcc_server: LocalAuthorizationServer) -> None:
+    payload = b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary, no final newline"
+    with static_server(200, "image/png", payload) as api:
+        piped = reqcc_command("request", api + "logo.png", env=env_for(reqcc_server))
+        body, err = piped.communicate(timeout=60)
+    assert piped.returncode == 0, err
+    assert body == payload
+    assert reqcc_server.token_requests == 1
+
+
+# -- messages for the common mistakes ------------------------------------------------------
+
+
+def library_message(environ: dict[str, str], *args: str) -> str:
+    """What the library says when the manager the CLI builds for ``reqcc token ARGS`` fetches."""
+    parsed = cli.build_parser().parse_args(["token", *args])
+    parsed.secrets_seen = []
+    manager = ClientCredentialsManager(**manager_config(parsed, environ, io.StringIO()))
+    try:
+        with pytest.raises(TokenRequestError) as raised:
+            manager.fetch_token()
+    finally:
+        manager.close()
+    return f"{type(raised.value).__name__}: {raised.value}"
+
+
+def cli_error(environ: dict[str, str], *args: str) -> tuple[int, str]:
+    err = io.StringIO()
+    code = cli.main(["token", *args], environ=environ, stdin=io.StringIO(), stdout=io.StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reqcc: "), err.getvalue()
+    return code, lines[0].removeprefix("reqcc: ")
+
+
+def test_a_wrong_secret_shows_the_library_message_and_the_flags(
+    reqcc_server: LocalAuthorizationServer,
+) -> None:
+    env = env_for(reqcc_server, REQCC_CLIENT_SECRET="not-the-secret")
+    code, line = cli_error(env)
+    assert code == cli.EXIT_OAUTH
+    assert line.startswith(library_message(env))  # the library's words, not a generic line
+    assert "invalid_client" in line and "401" in line
+    assert (
+        "--client-id / REQCC_CLIENT_ID" in line and "REQCC_CLIENT_SECRET" in line and "--auth-method" in line
+    )
+    assert "not-the-secret" not in line and TOKEN_URL_HINT not in line
+
+
+def test_a_wrong_scope_points_at_the_scope_flag(reqcc_server: LocalAuthorizationServer) -> None:
+    env = env_for(reqcc_server, REQCC_CLIENT_ID="bookstore-reader", REQCC_CLIENT_SECRET="reader-secret")
+    code, line = cli_error(env, "--scope", "OrdersWrite")
+    assert code == cli.EXIT_OAUTH
+    assert line.startswith(library_message(env, "--scope", "OrdersWrite"))
+    assert "invalid_scope" in line and "check --scope / REQCC_SCOPES" in line
+
+
+@pytest.mark.parametrize("path", ["nope/token", "books", ""], ids=["404", "405-api", "405-root"])
+def test_a_wrong_token_path_says_check_the_token_url(
+    reqcc_server: LocalAuthorizationServer, path: str
+) -> None:
+    env = env_for(reqcc_server, REQCC_TOKEN_URL=reqcc_server.base_url + path)
+    code, line = cli_error(env)
+    assert code in (cli.EXIT_OAUTH, cli.EXIT_TOKEN_RESPONSE)
+    assert line.startswith(library_message(env))
+    assert ("404" if path.startswith("nope") else "405") in line
+    assert TOKEN_URL_HINT in line and "--client-id" not in line
+    assert reqcc_server.tokens_issued == 0
+
+
+@pytest.mark.parametrize("status", [200, 404])
+def test_an_html_answer_says_check_the_token_url(reqcc_server: LocalAuthorizationServer, status: int) -> None:
+    page = b"<!doctype html>\n<html><body>\n<h1>Sign in</h1>\n</body></html>\n"
+    with static_server(status, "text/html; charset=utf-8", page) as site:
+        env = env_for(reqcc_server, REQCC_TOKEN_URL=site + "login")
+        code, line = cli_error(env)
+        expected = library_message(env)
+    assert code == cli.EXIT_TOKEN_RESPONSE
+    assert line.startswith(" ".join(expected.splitlines()))  # on one line, still the library's words
+    assert TOKEN_URL_HINT in line and str(status) in line
+
+
+def test_a_server_error_adds_no_hint(reqcc_server: LocalAuthorizationServer) -> None:
+    reqcc_server.fail_token_requests(status=400)  # a 400 without an OAuth error: nothing to point at
+    code, line = cli_error(env_for(reqcc_server))
+    assert code == cli.EXIT_TOKEN_RESPONSE and "400" in line
+    assert "check --" not in line

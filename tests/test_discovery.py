@@ -1,0 +1,574 @@
+"""Authorization server metadata (RFC 8414 / OpenID Connect Discovery): reqcc.discovery."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+import requests_mock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reqcc import ConfigurationError, InsecureTransportError, ReqccError
+from reqcc._urls import NO_TOKEN_ATTRIBUTE
+from reqcc.discovery import (
+    MAX_METADATA_BYTES,
+    AuthorizationServerMetadata,
+    MetadataError,
+    check_issuer,
+    choose_auth_method,
+    fetch_metadata,
+    parse_metadata,
+    well_known_urls,
+)
+from reqcc.token_endpoint import is_transient
+
+ISSUER = "https://as.example"
+OIDC_URL = "https://as.example/.well-known/openid-configuration"
+OAUTH_URL = "https://as.example/.well-known/oauth-authorization-server"
+
+
+def document(issuer: str = ISSUER, **fields: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"issuer": issuer, "token_endpoint": f"{issuer.rstrip('/')}/token"}
+    doc.update(fields)
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+@pytest.fixture
+def http() -> tuple[requests.Session, requests_mock.Adapter]:
+    adapter = requests_mock.Adapter()
+    session = requests.Session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session, adapter
+
+
+# -- well-known URLs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("issuer", "oidc", "oauth"),
+    [
+        ("https://as.example", OIDC_URL, OAUTH_URL),
+        ("https://as.example/", OIDC_URL, OAUTH_URL),
+        (
+            "https://as.example:8443/tenant/one",
+            "https://as.example:8443/tenant/one/.well-known/openid-configuration",
+            "https://as.example:8443/.well-known/oauth-authorization-server/tenant/one",
+        ),
+        (
+            "https://as.example/tenant/",
+            "https://as.example/tenant/.well-known/openid-configuration",
+            "https://as.example/.well-known/oauth-authorization-server/tenant",
+        ),
+        (
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/.well-known/openid-configuration",
+            "http://127.0.0.1:8080/.well-known/oauth-authorization-server",
+        ),
+    ],
+)
+def test_well_known_urls_oidc_first_then_rfc8414_path_aware(issuer: str, oidc: str, oauth: str) -> None:
+    assert well_known_urls(issuer) == (oidc, oauth)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "error"),
+    [
+        ("http://as.example", InsecureTransportError),
+        ("http://10.0.0.1/tenant", InsecureTransportError),
+        ("https://as.example/?tenant=1", ConfigurationError),
+        ("https://as.example/#x", ConfigurationError),
+        ("https://user:pw@as.example", ConfigurationError),
+        ("as.example", ConfigurationError),
+        ("ftp://as.example", ConfigurationError),
+        ("", ConfigurationError),
+        (None, ConfigurationError),
+    ],
+)
+def test_bad_issuer_is_refused_before_any_request(
+    http: tuple[requests.Session, requests_mock.Adapter], issuer: Any, error: type[Exception]
+) -> None:
+    session, adapter = http
+    with pytest.raises(error, match="issuer"):
+        check_issuer(issuer)
+    with pytest.raises(error):
+        fetch_metadata(issuer, session)
+    assert adapter.call_count == 0
+
+
+def test_loopback_http_issuer_is_accepted() -> None:
+    assert check_issuer("http://localhost:9000/realm") == "http://localhost:9000/realm"
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+def test_reads_the_openid_configuration_first(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, json=document())
+    adapter.register_uri("GET", OAUTH_URL, status_code=500)
+    metadata = fetch_metadata(ISSUER, session)
+    assert metadata.issuer == ISSUER
+    assert metadata.token_endpoint == "https://as.example/token"
+    assert metadata.source_url == OIDC_URL
+    assert [r.url for r in adapter.request_history] == [OIDC_URL]
+
+
+def test_a_404_falls_through_to_the_rfc8414_document(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=404, text="not found")
+    adapter.register_uri("GET", OAUTH_URL, json=document(token_endpoint="https://as.example/oauth/token"))
+    metadata = fetch_metadata(ISSUER, session)
+    assert metadata.token_endpoint == "https://as.example/oauth/token"
+    assert metadata.source_url == OAUTH_URL
+    assert [r.url for r in adapter.request_history] == [OIDC_URL, OAUTH_URL]
+
+
+def test_issuer_with_a_path_uses_the_path_aware_rfc8414_url(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    issuer = "https://as.example/tenants/blue"
+    oidc, oauth = well_known_urls(issuer)
+    adapter.register_uri("GET", oidc, status_code=404)
+    adapter.register_uri("GET", oauth, json=document(issuer))
+    # The plain document at the origin belongs to another issuer and must not be read.
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    metadata = fetch_metadata(issuer, session)
+    assert metadata.issuer == issuer
+    assert metadata.token_endpoint == "https://as.example/tenants/blue/token"
+    assert [r.url for r in adapter.request_history] == [
+        "https://as.example/tenants/blue/.well-known/openid-configuration",
+        "https://as.example/.well-known/oauth-authorization-server/tenants/blue",
+    ]
+
+
+def test_issuer_with_a_path_reads_its_openid_configuration(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    issuer = "https://as.example/realms/x"
+    adapter.register_uri("GET", f"{issuer}/.well-known/openid-configuration", json=document(issuer))
+    assert fetch_metadata(issuer, session).token_endpoint == f"{issuer}/token"
+
+
+def test_no_document_at_either_url_names_both(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=404)
+    adapter.register_uri("GET", OAUTH_URL, status_code=410)
+    with pytest.raises(MetadataError) as info:
+        fetch_metadata(ISSUER, session)
+    message = str(info.value)
+    assert OIDC_URL in message and "404" in message
+    assert OAUTH_URL in message and "410" in message
+    assert info.value.status_code == 410
+    assert not is_transient(info.value)
+
+
+def test_request_is_a_get_for_json_without_credentials(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    session.auth = ("user", "session-password")
+    seen: list[requests.PreparedRequest] = []
+
+    def answer(request: Any, context: Any) -> str:
+        seen.append(request._request)
+        return json.dumps(document())
+
+    adapter.register_uri("GET", OIDC_URL, text=answer)
+    fetch_metadata(ISSUER, session, timeout=3.5)
+    request = adapter.last_request
+    assert request.headers["Accept"] == "application/json"
+    assert "Authorization" not in request.headers
+    assert getattr(seen[0], NO_TOKEN_ATTRIBUTE) is True  # a reqcc adapter on the session adds no token
+    assert request.timeout == 3.5
+
+
+def test_a_document_naming_another_issuer_is_refused(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, json=document("https://evil.example"))
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    with pytest.raises(ConfigurationError) as info:
+        fetch_metadata(ISSUER, session)
+    message = str(info.value)
+    assert "https://evil.example" in message and repr(ISSUER) in message and OIDC_URL in message
+    assert not isinstance(info.value, MetadataError)
+    # The mix-up defence stops here: the other well-known URL is not tried.
+    assert [r.url for r in adapter.request_history] == [OIDC_URL]
+
+
+@pytest.mark.parametrize(
+    ("found", "shown"),
+    [("https://as.example/", "'https://as.example/'"), (None, "no issuer"), (7, "a int as issuer")],
+)
+def test_issuer_must_match_exactly(found: Any, shown: str) -> None:
+    doc = document()
+    doc["issuer"] = found
+    with pytest.raises(ConfigurationError, match="configured issuer") as info:
+        parse_metadata(doc, ISSUER, OIDC_URL)
+    assert shown in str(info.value)
+
+
+def test_missing_token_endpoint(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, json={"issuer": ISSUER})
+    with pytest.raises(MetadataError, match="no token_endpoint") as info:
+        fetch_metadata(ISSUER, session)
+    assert OIDC_URL in str(info.value)
+    assert info.value.url == OIDC_URL
+    assert not is_transient(info.value)
+
+
+@pytest.mark.parametrize(
+    ("token_endpoint", "error"),
+    [
+        ("http://as.example/token", InsecureTransportError),
+        ("/token", MetadataError),
+        (42, MetadataError),
+        ("", MetadataError),
+    ],
+)
+def test_token_endpoint_must_be_a_secure_absolute_url(token_endpoint: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="token_endpoint") as info:
+        parse_metadata(document(token_endpoint=token_endpoint), ISSUER, OIDC_URL)
+    assert OIDC_URL in str(info.value)
+
+
+@pytest.mark.parametrize("body", ["<html>login</html>", "", '["issuer"]', '"text"'])
+def test_a_body_that_is_not_a_json_object(
+    http: tuple[requests.Session, requests_mock.Adapter], body: str
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, text=body)
+    with pytest.raises(MetadataError) as info:
+        fetch_metadata(ISSUER, session)
+    assert OIDC_URL in str(info.value)
+    assert "JSON" in str(info.value)
+    assert not is_transient(info.value)
+
+
+class _EndlessBody(io.RawIOBase):
+    """A body larger than the cap, but bounded, so that a broken reader cannot eat the memory."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = b" " * n
+        self.left -= n
+        self.served += n
+        return n
+
+
+def test_an_oversized_body_is_refused_without_reading_it_all(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    body = _EndlessBody(4 * MAX_METADATA_BYTES)
+    adapter.register_uri("GET", OIDC_URL, body=body)
+    with pytest.raises(MetadataError, match="too large") as info:
+        fetch_metadata(ISSUER, session)
+    assert OIDC_URL in str(info.value)
+    assert body.served <= MAX_METADATA_BYTES + 2 * 65536
+
+
+def test_a_declared_oversized_body_is_refused_unread(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    body = _EndlessBody(4 * MAX_METADATA_BYTES)
+    adapter.register_uri("GET", OIDC_URL, body=body, headers={"Content-Length": str(4 * MAX_METADATA_BYTES)})
+    with pytest.raises(MetadataError, match="too large"):
+        fetch_metadata(ISSUER, session)
+    assert body.served == 0
+
+
+def test_a_body_just_under_the_cap_is_read(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    doc = json.dumps(document(padding="x")).encode()
+    padded = doc[:-1] + b" " * (MAX_METADATA_BYTES - len(doc)) + b"}"
+    assert len(padded) == MAX_METADATA_BYTES
+    adapter.register_uri("GET", OIDC_URL, content=padded)
+    assert fetch_metadata(ISSUER, session).token_endpoint == "https://as.example/token"
+
+
+def test_a_server_error_is_transient_and_keeps_retry_after(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=503, text="busy", headers={"Retry-After": "7"})
+    with pytest.raises(MetadataError, match="HTTP 503") as info:
+        fetch_metadata(ISSUER, session)
+    assert OIDC_URL in str(info.value)
+    assert info.value.status_code == 503
+    assert info.value.retry_after == 7.0
+    assert info.value.response is not None and info.value.response.text == "busy"
+    assert is_transient(info.value)
+    assert adapter.call_count == 1  # a failing server is not a missing document
+
+
+def test_a_network_failure_propagates_as_requests_raised_it(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, exc=requests.ConnectTimeout)
+    with pytest.raises(requests.ConnectTimeout) as info:
+        fetch_metadata(ISSUER, session)
+    assert is_transient(info.value)
+
+
+def test_same_origin_redirect_is_followed(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    moved = "https://as.example/v2/openid-configuration"
+    adapter.register_uri("GET", OIDC_URL, status_code=301, headers={"Location": "/v2/openid-configuration"})
+    adapter.register_uri("GET", moved, json=document())
+    metadata = fetch_metadata(ISSUER, session)
+    assert metadata.source_url == moved
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["https://elsewhere.example/.well-known/openid-configuration", "http://as.example/x", "https://as.example:444/x"],
+)
+def test_redirect_to_another_origin_is_refused(
+    http: tuple[requests.Session, requests_mock.Adapter], location: str
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=302, headers={"Location": location})
+    adapter.register_uri("GET", location, json=document())
+    with pytest.raises(MetadataError, match="another origin") as info:
+        fetch_metadata(ISSUER, session)
+    assert OIDC_URL in str(info.value)
+    assert adapter.call_count == 1
+
+
+def test_redirect_loop_ends(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=302, headers={"Location": OIDC_URL})
+    with pytest.raises(MetadataError, match="too many redirects"):
+        fetch_metadata(ISSUER, session)
+    assert adapter.call_count <= 6
+
+
+# -- the parsed metadata ----------------------------------------------------------------------
+
+
+def test_fields_kept_and_raw_is_a_copy() -> None:
+    doc = document(
+        token_endpoint_auth_methods_supported=["private_key_jwt", "client_secret_post"],
+        mtls_endpoint_aliases={"token_endpoint": "https://mtls.as.example/token", "odd": 3},
+        scopes_supported=["a"],
+    )
+    metadata = parse_metadata(doc, ISSUER, OIDC_URL)
+    doc["scopes_supported"].append("b")
+    doc["issuer"] = "changed"
+    assert metadata.token_endpoint_auth_methods_supported == ("private_key_jwt", "client_secret_post")
+    assert metadata.auth_methods == ("private_key_jwt", "client_secret_post")
+    assert dict(metadata.mtls_endpoint_aliases) == {"token_endpoint": "https://mtls.as.example/token"}
+    assert metadata.raw["scopes_supported"] == ["a"]
+    assert metadata.raw["issuer"] == ISSUER
+    with pytest.raises(TypeError):
+        metadata.raw["issuer"] = "x"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        metadata.token_endpoint = "https://other"  # type: ignore[misc]
+
+
+def test_mtls_alias_is_used_for_the_tls_methods_only() -> None:
+    doc = document(mtls_endpoint_aliases={"token_endpoint": "https://mtls.as.example/token"})
+    metadata = parse_metadata(doc, ISSUER, OIDC_URL)
+    assert metadata.token_endpoint_for("tls_client_auth") == "https://mtls.as.example/token"
+    assert metadata.token_endpoint_for("self_signed_tls_client_auth") == "https://mtls.as.example/token"
+    assert metadata.token_endpoint_for("client_secret_basic") == "https://as.example/token"
+    plain = parse_metadata(document(), ISSUER, OIDC_URL)
+    assert plain.token_endpoint_for("tls_client_auth") == "https://as.example/token"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("mtls_endpoint_aliases", {"token_endpoint": "http://mtls.as.example/token"}, InsecureTransportError),
+        ("mtls_endpoint_aliases", ["https://x"], MetadataError),
+        ("mtls_endpoint_aliases", {"token_endpoint": 5}, MetadataError),
+        ("token_endpoint_auth_methods_supported", "client_secret_basic", MetadataError),
+        ("token_endpoint_auth_methods_supported", ["client_secret_basic", 1], MetadataError),
+    ],
+)
+def test_malformed_optional_fields(field: str, value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match=field) as info:
+        parse_metadata(document(**{field: value}), ISSUER, OIDC_URL)
+    assert OIDC_URL in str(info.value)
+
+
+FIELDS = ["issuer", "token_endpoint", "token_endpoint_auth_methods_supported", "mtls_endpoint_aliases", "x"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(FIELDS),
+            inner,
+            max_size=5,
+        ),
+        max_leaves=12,
+    ),
+    st.booleans(),
+)
+def test_any_json_document_parses_or_raises_a_reqcc_error(doc: Any, seed: bool) -> None:
+    if seed and isinstance(doc, dict):
+        doc.setdefault("issuer", ISSUER)
+        doc.setdefault("token_endpoint", "https://as.example/t")
+    try:
+        metadata = parse_metadata(doc, ISSUER, OIDC_URL)
+    except ReqccError as exc:
+        assert OIDC_URL in str(exc) or "issuer" in str(exc)
+        return
+    assert isinstance(metadata, AuthorizationServerMetadata)
+    assert metadata.issuer == ISSUER
+
+
+# -- choosing an auth method --------------------------------------------------------------------
+
+
+def metadata_listing(methods: list[str] | None) -> AuthorizationServerMetadata:
+    return parse_metadata(document(token_endpoint_auth_methods_supported=methods), ISSUER, OIDC_URL)
+
+
+@pytest.mark.parametrize(
+    ("listed", "secret", "key", "chosen"),
+    [
+        (None, True, False, "client_secret_basic"),  # RFC 8414 §2 default
+        (["client_secret_post", "client_secret_basic"], True, False, "client_secret_basic"),
+        (["private_key_jwt", "client_secret_post"], True, False, "client_secret_post"),
+        (["client_secret_jwt", "tls_client_auth"], True, False, "client_secret_jwt"),
+        (["client_secret_basic", "private_key_jwt"], False, True, "private_key_jwt"),
+        (["client_secret_basic", "private_key_jwt"], True, True, "private_key_jwt"),
+    ],
+)
+def test_choose_auth_method(listed: list[str] | None, secret: bool, key: bool, chosen: str) -> None:
+    metadata = metadata_listing(listed)
+    assert choose_auth_method(metadata, has_client_secret=secret, has_private_key=key) == chosen
+
+
+@pytest.mark.parametrize(
+    ("listed", "secret", "key"),
+    [
+        (["private_key_jwt"], True, False),
+        (["client_secret_basic"], False, True),
+        (None, False, True),
+        ([], True, False),
+        (["client_secret_basic"], False, False),
+    ],
+)
+def test_choose_auth_method_without_a_fit_says_what_the_server_lists(
+    listed: list[str] | None, secret: bool, key: bool
+) -> None:
+    with pytest.raises(ConfigurationError, match="auth_method") as info:
+        choose_auth_method(metadata_listing(listed), has_client_secret=secret, has_private_key=key)
+    for method in listed or []:
+        assert method in str(info.value)
+
+
+# -- over real HTTP on loopback ---------------------------------------------------------------
+
+
+class MetadataServer:
+    """Publishes metadata on 127.0.0.1 at the paths given; everything else is a 404."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, bytes] = {}
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.paths.append(self.path)
+                body = outer.documents.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if body == b"chunked-forever":  # chunked, no Content-Length, larger than the cap
+                    self.send_response(200)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    chunk = b" " * 65536
+                    try:
+                        for _ in range(4 * MAX_METADATA_BYTES // len(chunk)):
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(b"0\r\n\r\n")
+                    except OSError:
+                        pass
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.issuer = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> MetadataServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def server() -> Iterator[MetadataServer]:
+    with MetadataServer() as s:
+        yield s
+
+
+def test_over_http_both_well_known_paths(server: MetadataServer) -> None:
+    issuer = server.issuer + "/tenant"
+    server.documents["/.well-known/oauth-authorization-server/tenant"] = json.dumps(document(issuer)).encode()
+    with requests.Session() as session:
+        metadata = fetch_metadata(issuer, session, timeout=5)
+        assert metadata.token_endpoint == issuer + "/token"
+        assert server.paths == ["/tenant/.well-known/openid-configuration",
+                                "/.well-known/oauth-authorization-server/tenant"]
+        server.documents["/tenant/.well-known/openid-configuration"] = json.dumps(
+            document(issuer, token_endpoint=server.issuer + "/oidc/token")
+        ).encode()
+        assert fetch_metadata(issuer, session, timeout=5).token_endpoint == server.issuer + "/oidc/token"
+
+
+def test_over_http_a_streamed_oversized_body_is_refused(server: MetadataServer) -> None:
+    server.documents["/.well-known/openid-configuration"] = b"chunked-forever"
+    with requests.Session() as session, pytest.raises(MetadataError, match="too large"):
+        fetch_metadata(server.issuer, session, timeout=5)

@@ -1,0 +1,52 @@
+"""The documentation site in docs/: its reference covers the public names, its pytest example runs.
+
+The site itself (warnings as errors, the doctests of its pages) is built by ``tox -e docs``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import reqcc
+import reqcc.stores
+import reqcc.testing
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+pytest_plugins = ["pytester"]
+
+
+def documented_names() -> set[str]:
+    api = (DOCS / "api.rst").read_text(encoding="utf-8")
+    return set(re.findall(r"^\.\. (?:auto\w+|py:\w+):: ([\w.]+)", api, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize(
+    "module", [reqcc, reqcc.stores, reqcc.testing], ids=lambda module: module.__name__
+)
+def test_api_reference_covers_the_public_names(module: object) -> None:
+    """A name added to a public module's ``__all__`` gets a place in the API reference."""
+    internal = {"__version__", "check_token_store", "token_store_key", "DEFAULT_LEASE_TIMEOUT"}
+    public = {f"{module.__name__}.{name}" for name in module.__all__ if name not in internal}  # type: ignore[attr-defined]
+    missing = public - documented_names()
+    assert not missing, f"docs/api.rst does not document {sorted(missing)}"
+
+
+def test_every_page_is_in_the_toctree() -> None:
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^   ([\w-]+)$", index, flags=re.MULTILINE))
+    pages = {path.stem for path in DOCS.glob("*.rst")} - {"index"}
+    assert pages == listed
+
+
+def test_testing_page_pytest_example_runs(pytester: pytest.Pytester) -> None:
+    """The pytest example on the "Testing your code" page passes as written, with the plugin."""
+    page = (DOCS / "testing.rst").read_text(encoding="utf-8")
+    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", page)
+    assert block is not None and "reqcc_server" in block.group(1)
+    pytester.makepyfile(test_example=re.sub(r"^    ", "", block.group(1), flags=re.MULTILINE))
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
