@@ -35,7 +35,8 @@ class StubAdapter(BaseAdapter):
 
     Every request gets a fresh ``requests.Response`` (as a real transport builds one), so no
     library profits from state left on a shared object. ``POST`` to the token URL gets a
-    token response instead (used once, to warm up). The same class serves every library.
+    token response instead (used once, to warm up; ``token_type`` DPoP when the request carries
+    a DPoP proof). The same class serves every library.
     """
 
     def __init__(self, token_url: str, body: bytes = b'{"id": 1}') -> None:
@@ -46,7 +47,13 @@ class StubAdapter(BaseAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         """Return a new 200 response for ``request`` (no I/O)."""
-        response = _response(200, self.token_body if request.url == self.token_url else self.body)
+        if request.url != self.token_url:
+            body = self.body
+        elif "DPoP" in request.headers:  # a DPoP client gets a DPoP token, as a DPoP server answers
+            body = self.token_body.replace(b'"Bearer"', b'"DPoP"')
+        else:
+            body = self.token_body
+        response = _response(200, body)
         response.request = request
         response.url = request.url or ""
         return response

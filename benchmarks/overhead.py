@@ -1,7 +1,8 @@
 """Per-request overhead with a warm token, every library side by side in one process.
 
-    python benchmarks/overhead.py            # about 20 s: the in-process table
-    python benchmarks/overhead.py --quick    # one tiny iteration (figures mean nothing)
+    python benchmarks/overhead.py                 # about 40 s: the in-process table
+    python benchmarks/overhead.py --quick         # one tiny iteration (figures mean nothing)
+    python benchmarks/overhead.py --update-docs   # also rewrite its block in docs/performance.rst
 
 The method (issue 14): every library's session sends through the same stub inner transport
 (:class:`contenders.StubAdapter`, a fresh ``requests.Response`` per request, no I/O), with
@@ -34,7 +35,7 @@ if str(HERE) not in sys.path:  # run as a script from anywhere, or imported
     sys.path.insert(0, str(HERE))
 
 import contenders as cs  # noqa: E402
-from report import rst_table  # noqa: E402
+from report import DOCS_PAGE, OVERHEAD_BLOCK, machine, rst_table, update_docs  # noqa: E402
 
 
 @dataclass
@@ -109,6 +110,22 @@ def table(timings: dict[str, Timing]) -> str:
     )
 
 
+def report(timings: dict[str, Timing], rounds: int, n: int, notes: Sequence[str], header: str) -> str:
+    """The in-process overhead section as reST: ``header`` (when and where), the method, the table."""
+    lines = [
+        header,
+        "",
+        f"In-process overhead per request, warm token, stub transport: {rounds} alternating rounds "
+        f"x {n} requests per library; 'x floor' is the median of the per-round ratios to the floor, "
+        "'IQR' their quartiles and 'min-max' their range.",
+        "",
+        table(timings),
+    ]
+    if notes:
+        lines += ["", "Skipped: " + "; ".join(notes) + "."]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure and print the in-process overhead table; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -117,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--requests", type=int, default=400, help="GETs per library per round (default: %(default)s)"
     )
     parser.add_argument("--quick", action="store_true", help="one tiny iteration (smoke test)")
+    parser.add_argument(
+        "--update-docs", nargs="?", const=DOCS_PAGE, type=Path, metavar="PAGE",
+        help="also rewrite the in-process overhead block of PAGE (default: docs/performance.rst)",
+    )
     args = parser.parse_args(argv)
     rounds, n = (1, 20) if args.quick else (args.rounds, args.requests)
     env = cs.stub_env()
@@ -124,14 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cs.FLOOR not in present:
         print("the floor (requests) cannot be built", file=sys.stderr)
         return 2
+    header = machine()
+    if args.quick:
+        header += "\nQUICK MODE: one tiny iteration; the figures mean nothing."
     timings = time_requests(present, env, n, rounds)
-    print(f"In-process overhead per request, warm token, stub transport: {rounds} alternating rounds "
-          f"x {n} requests per library; 'x floor' is the median of the per-round ratios to the floor.")
-    print()
-    print(table(timings))
-    if notes:
-        print()
-        print("Skipped: " + "; ".join(notes) + ".")
+    text = report(timings, rounds, n, notes, header)
+    print(text)
+    if args.update_docs:
+        update_docs(args.update_docs, OVERHEAD_BLOCK, text)
     return 0
 
 

@@ -1,16 +1,28 @@
-"""Formatting the benchmark's figures: tables, percentiles, the machine, the README block."""
+"""Formatting the benchmark's figures: tables, percentiles, the machine, the docs page's blocks."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib.metadata
+import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-README_START = ".. performance-table-start (written by benchmarks/run.py --update-readme)"
-README_END = ".. performance-table-end"
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "performance.rst"
+# The blocks of docs/performance.rst that the scripts rewrite: each between a start comment
+# and an end comment (reST comments, invisible in the built page).
+OVERHEAD_BLOCK = (
+    ".. overhead-table-start (written by benchmarks/overhead.py or run.py --update-docs)",
+    ".. overhead-table-end",
+)
+PERFORMANCE_BLOCK = (
+    ".. performance-table-start (written by benchmarks/run.py --update-docs)",
+    ".. performance-table-end",
+)
+LIBRARIES = ("reqcc", "requests-oauthlib", "Authlib", "requests-auth", "requests-oauth2client")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -60,11 +72,26 @@ def version(distribution: str) -> str:
         return "not installed"
 
 
-def update_readme(path: Path, report: str) -> None:
-    """Replace the text between the README's performance markers with ``report``."""
+def machine() -> str:
+    """When and where: the first lines of every report (a reST paragraph)."""
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Measured {when} on {cpu_model()} ({os.cpu_count()} cores, Linux {platform.release()}), "
+        f"Python {platform.python_version()}, requests {version('requests')}.\n"
+        "Versions: " + ", ".join(f"{d} {version(d)}" for d in LIBRARIES) + "."
+    )
+
+
+def update_docs(path: Path, markers: tuple[str, str], report: str) -> None:
+    """Replace the text between ``markers`` (start, end comment lines) in ``path`` with ``report``.
+
+    ``report`` must be reST that stands on its own (paragraphs, simple tables, bullet
+    lists): the docs build runs with warnings as errors.
+    """
     text = path.read_text()
-    start, end = text.find(README_START), text.find(README_END)
+    start_marker, end_marker = markers
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise SystemExit(f"{path}: the performance markers are missing")
-    block = "\n\n" + report + "\n"
-    path.write_text(text[: start + len(README_START)] + block + text[end:])
+        raise SystemExit(f"{path}: the markers {start_marker!r} ... {end_marker!r} are missing")
+    block = "\n\n" + report.strip("\n") + "\n\n"
+    path.write_text(text[: start + len(start_marker)] + block + text[end:])

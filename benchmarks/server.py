@@ -76,7 +76,8 @@ async def _answer(
 ) -> bytes:
     if method == b"GET" and path.startswith(b"/api/"):
         auth = headers.get(b"authorization", b"")
-        token = auth[7:].decode() if auth[:7].lower() == b"bearer " else ""
+        scheme, _, value = auth.partition(b" ")
+        token = value.decode() if scheme.lower() in (b"bearer", b"dpop") else ""
         state.api_requests += 1
         if time.monotonic() < state.tokens.get(token, 0.0):
             return _response(200, _API_BODY)
@@ -96,7 +97,8 @@ async def _answer(
         state.issued.append((issued, issued + lifetime))
         state.token_hits.append((received, issued, True))
         expires_in: float | int = int(lifetime) if lifetime == int(lifetime) else lifetime
-        payload = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+        token_type = "DPoP" if b"dpop" in headers else "Bearer"  # proofs are not checked here
+        payload = {"access_token": token, "token_type": token_type, "expires_in": expires_in}
         return _response(200, json.dumps(payload).encode(), b"Cache-Control: no-store\r\n")
     if method == b"POST" and path == b"/_control":
         command = json.loads(body or b"{}")

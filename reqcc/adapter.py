@@ -15,6 +15,7 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
+from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
@@ -66,6 +67,10 @@ class ClientCredentialsAdapter(BaseAdapter):
     tokens go only over https or loopback http, else :class:`~reqcc.InsecureTransportError`
     before sending; a 401 saying the token is bad retires it and replays the request once
     with a fresh token when the body can be replayed.
+
+    A DPoP token (a manager with ``dpop=True`` or ``dpop_key=``) is sent as
+    ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof for each request, replay and
+    redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
     """
 
     def __init__(
@@ -130,8 +135,40 @@ class ClientCredentialsAdapter(BaseAdapter):
         self, token: OAuthToken, request: requests.PreparedRequest, kwargs: dict[str, Any]
     ) -> requests.Response:
         outgoing = request.copy()
+        if token.token_type != "Bearer":
+            return self._send_dpop(token, request, outgoing, kwargs)
         outgoing.headers["Authorization"] = f"Bearer {token.access_token}"
         response = self.inner.send(outgoing, **kwargs)
+        response.request = request
+        return response
+
+    def _send_dpop(
+        self,
+        token: OAuthToken,
+        request: requests.PreparedRequest,
+        outgoing: requests.PreparedRequest,
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        """Send with a DPoP token: a fresh proof each time; one replay when asked for a nonce.
+
+        RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
+        request with a proof carrying the nonce of its ``DPoP-Nonce`` header. That is not
+        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered.
+        """
+        manager = self.manager
+        manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
+        response = self.inner.send(outgoing, **kwargs)
+        dpop = manager.dpop
+        if dpop is not None and dpop.update(outgoing.url or "", response.headers) is not None:
+            if resource_demands_nonce(response.status_code, response.headers.get("WWW-Authenticate")) and (
+                _rewind(request)
+            ):
+                log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
+                _discard(response)
+                outgoing = request.copy()
+                manager.authorize(outgoing, token)
+                response = self.inner.send(outgoing, **kwargs)
+                dpop.update(outgoing.url or "", response.headers)
         response.request = request
         return response
 

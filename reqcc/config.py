@@ -19,6 +19,7 @@ import requests
 
 from ._urls import require_secure_url
 from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
+from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
@@ -36,6 +37,7 @@ __all__ = [
     "TokenProvider",
     "TokenUpdateCallback",
     "check_config",
+    "check_dpop",
     "normalize_scopes",
 ]
 
@@ -83,6 +85,8 @@ class ManagerKeywords(TypedDict, total=False):
     monotonic: Callable[[], float]
     sleep: Callable[[float], None]
     token_store: TokenStore | None
+    dpop: bool | None
+    dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ class ManagerConfig:
     sleep: Callable[[float], None]
     token_store: TokenStore | None
     shared: SharedTokens | None
+    dpop: DPoPProver | None = None
 
 
 def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
@@ -185,7 +190,31 @@ def store_key(endpoint: TokenEndpoint, scopes: tuple[str, ...]) -> str:
         token_params=endpoint.token_params,
         secrets=endpoint.client_auth.secrets(),
         key_id=getattr(endpoint.client_auth, "key_id", None),
+        dpop_jkt=endpoint.dpop.thumbprint if endpoint.dpop is not None else None,
     )
+
+
+def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> DPoPProver | None:
+    """Return the DPoP prover the ``dpop``/``dpop_key`` keywords ask for, or ``None`` (no DPoP).
+
+    ``dpop=True`` alone generates an EC P-256 key; ``dpop_key`` (PEM, private JWK or a
+    :class:`~reqcc.dpop.DPoPKey`) implies DPoP, and contradicts an explicit ``dpop=False``.
+    Keys made here stamp their proofs with ``clock``; a ``DPoPKey`` keeps its own.
+    """
+    if dpop is not None and not isinstance(dpop, bool):
+        raise ConfigurationError(f"dpop must be True or False, got {type(dpop).__name__}")
+    if dpop_key is None:
+        return DPoPProver(DPoPKey(clock=clock)) if dpop else None
+    if dpop is False:
+        raise ConfigurationError("dpop_key= asks for DPoP, but dpop=False: drop one of the two")
+    if isinstance(dpop_key, DPoPKey):
+        return DPoPProver(dpop_key)
+    if not isinstance(dpop_key, (str, bytes, Mapping)):
+        raise ConfigurationError(
+            "dpop_key must be PEM (str or bytes), a private JWK dict or a DPoPKey, "
+            f"got {type(dpop_key).__name__}"
+        )
+    return DPoPProver(DPoPKey(dpop_key, clock=clock))
 
 
 def check_config(
@@ -215,6 +244,8 @@ def check_config(
     monotonic: Callable[[], float],
     sleep: Callable[[float], None],
     token_store: TokenStore | None,
+    dpop: bool | None,
+    dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None,
 ) -> ManagerConfig:
     """Check the manager's keywords (all but ``token``) and build its token endpoint.
 
@@ -251,6 +282,7 @@ def check_config(
     failure_backoff = _seconds(failure_backoff, "failure_backoff")
     max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
     normalized_scopes = normalize_scopes(scopes)
+    prover = check_dpop(dpop, dpop_key, clock)
     client_auth = make_client_auth(
         auth_method,
         client_id,
@@ -278,6 +310,7 @@ def check_config(
         max_retry_wait=_seconds(max_retry_wait, "max_retry_wait"),
         clock=clock,
         sleep=sleep,
+        dpop=prover,
     )
     store = None if token_store is None else check_token_store(token_store)
     shared = None if store is None else SharedTokens(
@@ -297,4 +330,5 @@ def check_config(
         sleep=sleep,
         token_store=store,
         shared=shared,
+        dpop=prover,
     )

@@ -10,7 +10,8 @@ proves possession by sending, with every token request and every API request, a 
 
 :class:`DPoPKey` holds the key and makes proofs; :class:`DPoPNonces` remembers the
 ``DPoP-Nonce`` each origin last sent; :func:`token_endpoint_demands_nonce` and
-:func:`resource_demands_nonce` recognise a server's ``use_dpop_nonce`` answer.
+:func:`resource_demands_nonce` recognise a server's ``use_dpop_nonce`` answer;
+:class:`DPoPProver` is the pair a client uses (its key and the nonces it was given).
 
 Keys need ``cryptography`` and PyJWT (``pip install 'reqcc[dpop]'``). This module imports
 without them; making a key without them raises a :class:`~reqcc.ConfigurationError` that
@@ -28,7 +29,7 @@ import secrets as _secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +46,7 @@ __all__ = [
     "PRIVATE_JWK_MEMBERS",
     "DPoPKey",
     "DPoPNonces",
+    "DPoPProver",
     "access_token_hash",
     "jwk_thumbprint",
     "normalize_htu",
@@ -527,6 +529,44 @@ class DPoPNonces:
 
     def __repr__(self) -> str:
         return f"DPoPNonces(origins={len(self)}, maxsize={self.maxsize})"
+
+
+class DPoPProver:
+    """One DPoP client's key and the nonces its servers gave it: makes each request's proof.
+
+    The token endpoint and the transport adapter of one manager share one prover, so a
+    nonce learnt from either is used by both for that origin.
+
+    :param key: the client's :class:`DPoPKey`.
+    :param nonces: where the latest nonce of each origin is kept (default: a new one).
+    """
+
+    __slots__ = ("key", "nonces")
+
+    def __init__(self, key: DPoPKey, nonces: DPoPNonces | None = None) -> None:
+        self.key = key
+        self.nonces = nonces if nonces is not None else DPoPNonces()
+
+    @property
+    def thumbprint(self) -> str:
+        """The key's RFC 7638 thumbprint (the ``jkt`` the server binds tokens to)."""
+        return self.key.thumbprint
+
+    def proof(self, method: str, url: str, access_token: str | None = None) -> str:
+        """Return a new proof for ``method url``, with the origin's latest nonce (and ``ath``)."""
+        return self.key.proof(method, url, nonce=self.nonces.get(url), access_token=access_token)
+
+    def authorize(self, headers: MutableMapping[str, str], method: str, url: str, access_token: str) -> None:
+        """Set ``Authorization: DPoP <token>`` and a fresh ``DPoP`` proof (with ``ath``) in ``headers``."""
+        headers["Authorization"] = f"DPoP {access_token}"
+        headers[DPOP_HEADER] = self.proof(method, url, access_token)
+
+    def update(self, url: str, headers: Mapping[str, str]) -> str | None:
+        """Remember the ``DPoP-Nonce`` of a response from ``url``; return it, or ``None``."""
+        return self.nonces.update(url, headers)
+
+    def __repr__(self) -> str:
+        return f"DPoPProver({self.key!r})"
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -28,6 +28,7 @@ __all__ = [
     "TemporarilyUnavailable",
     "ServerError",
     "TokenResponseError",
+    "TokenDeadlineError",
     "TokenProviderError",
     "provider_error_class",
     "as_cached_error",
@@ -199,6 +200,14 @@ class TokenResponseError(TokenRequestError):
     A non-2xx status without an OAuth error body, a body that is not a JSON object, a
     missing ``access_token``, a ``token_type`` other than Bearer, or a malformed field.
     The message carries the status and a short, redacted excerpt of the body.
+    """
+
+
+class TokenDeadlineError(TokenRequestError):
+    """A token fetch did not finish within its deadline (``token_deadline``).
+
+    Raised instead of waiting longer on a server that drips its answer a byte at a time,
+    never answers, or keeps failing: the time of every attempt and retry wait counts.
     """
 
 

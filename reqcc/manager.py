@@ -23,7 +23,8 @@ import requests
 from ._log import log
 from .client_auth import ClientAuth
 from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config
-from .errors import ConfigurationError
+from .dpop import DPoPKey, DPoPProver
+from .errors import ConfigurationError, TokenProviderError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
@@ -100,6 +101,14 @@ class ClientCredentialsManager:
         one is fetched or asked of the provider, and what this process obtains is written
         to it, so the fleet fetches (and renews ahead) once. ``on_token_update`` fires only
         in the process that obtained the token, not for tokens read from the store.
+    :param dpop: ``True`` to ask for DPoP-bound tokens (RFC 9449) with a new EC P-256 key
+        (ES256) made for this manager. Default: DPoP exactly when ``dpop_key`` is given.
+        Needs ``pip install 'reqcc[dpop]'``.
+    :param dpop_key: the DPoP private key: PEM (``str``/``bytes``), a private JWK dict (EC,
+        RSA or OKP) or a :class:`~reqcc.dpop.DPoPKey`; implies ``dpop=True``. Every token
+        request and every API request then carries a fresh proof signed by it, and only
+        ``DPoP`` tokens are accepted. The key is never stored, logged or shown; the
+        token-store key includes its thumbprint.
     """
 
     def __init__(
@@ -130,7 +139,10 @@ class ClientCredentialsManager:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        token_store: TokenStore | None = None,    ) -> None:
+        token_store: TokenStore | None = None,
+        dpop: bool | None = None,
+        dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None = None,
+    ) -> None:
         config = check_config(
             token_url=token_url,
             client_id=client_id,
@@ -157,6 +169,8 @@ class ClientCredentialsManager:
             monotonic=monotonic,
             sleep=sleep,
             token_store=token_store,
+            dpop=dpop,
+            dpop_key=dpop_key,
         )
         self.clock_skew = config.clock_skew
         self.refresh_ahead = config.refresh_ahead
@@ -170,6 +184,7 @@ class ClientCredentialsManager:
         self._monotonic = config.monotonic
         self._endpoint = config.endpoint
         self._shared = config.shared
+        self._dpop = config.dpop
         self._random = random.Random()
         self._backoff = FailureBackoff(
             config.failure_backoff, config.max_failure_backoff, monotonic=config.monotonic, rng=self._random
@@ -208,6 +223,35 @@ class ClientCredentialsManager:
     def token_params(self) -> dict[str, str]:
         """The extra form fields sent with every token request (a copy)."""
         return dict(self._endpoint.token_params)
+
+    @property
+    def dpop(self) -> DPoPProver | None:
+        """The DPoP key and server nonces of this manager, or ``None`` when it asks for Bearer tokens."""
+        return self._dpop
+
+    @property
+    def dpop_thumbprint(self) -> str | None:
+        """The RFC 7638 thumbprint of the DPoP key (the ``jkt`` tokens are bound to), or ``None``."""
+        return self._dpop.thumbprint if self._dpop is not None else None
+
+    def authorize(self, request: requests.PreparedRequest, token: OAuthToken) -> None:
+        """Make ``request`` (a copy the caller owns, about to be sent) present ``token``.
+
+        A Bearer token is set as ``Authorization: Bearer …``; a DPoP token as
+        ``Authorization: DPoP …`` with a fresh ``DPoP`` proof for the request's method and
+        URL, carrying ``ath`` and the origin's latest nonce.
+
+        :raises ConfigurationError: a DPoP token, but this manager has no DPoP key.
+        """
+        if token.token_type != "DPoP":
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
+            return
+        if self._dpop is None:
+            raise ConfigurationError(
+                f"token {token.fingerprint} is a DPoP token, but this manager has no DPoP key "
+                "(pass dpop=True or dpop_key=)"
+            )
+        self._dpop.authorize(request.headers, request.method or "GET", request.url or "", token.access_token)
 
     # -- the token ---------------------------------------------------------------------
 
@@ -410,7 +454,7 @@ class ClientCredentialsManager:
         provider = self.token_provider
         if provider is None:
             return self._endpoint.request_token()
-        return call_provider(
+        token = call_provider(
             provider,
             self._last_token,
             self,
@@ -418,6 +462,12 @@ class ClientCredentialsManager:
             clock_skew=self.clock_skew,
             clock=self._clock,
         )
+        if self._dpop is not None and token.token_type != "DPoP":
+            raise TokenProviderError(
+                f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
+                "uses DPoP: return a DPoP token (manager.fetch_token() gets one)"
+            )
+        return token
 
     # -- the shared token store (see reqcc.stores) ----------------------------------------
 
@@ -449,5 +499,6 @@ class ClientCredentialsManager:
         return (
             f"ClientCredentialsManager(token_url={self.token_url!r}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "
-            f"token={token.fingerprint if token is not None else None!r})"
+            f"token={token.fingerprint if token is not None else None!r}"
+            + (f", dpop_thumbprint={self._dpop.thumbprint!r})" if self._dpop is not None else ")")
         )

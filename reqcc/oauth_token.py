@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,12 +11,54 @@ from typing import Any
 
 from ._log import fingerprint
 
-__all__ = ["OAuthToken", "DEFAULT_CLOCK_SKEW"]
+__all__ = ["OAuthToken", "DEFAULT_CLOCK_SKEW", "TOKEN_TYPES", "InvalidTokenValue", "check_access_token"]
 
 #: Seconds subtracted from a token's expiry when judging whether it is still usable.
 DEFAULT_CLOCK_SKEW = 30.0
 
+#: The token types reqcc sends, by their lower-case name (RFC 6750 Bearer, RFC 9449 DPoP).
+TOKEN_TYPES = {"bearer": "Bearer", "dpop": "DPoP"}
+
 _KNOWN_FIELDS = ("access_token", "token_type", "expires_in", "scope", "expiry", "refresh_token")
+
+# What an access token may hold to be sent as ``Authorization: Bearer <token>``: visible ASCII
+# without spaces (RFC 6750's b64token alphabet is stricter, but real servers issue tokens with
+# "!" or ":" in them; nothing in this range can end or split a header line).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+class InvalidTokenValue(ValueError):
+    """A token field is malformed. The message never contains the token."""
+
+
+def check_access_token(value: Any) -> str:
+    """Return ``value`` if it can be sent as a bearer token in an HTTP header.
+
+    :raises InvalidTokenValue: not a non-empty string of visible ASCII without spaces (CR,
+        LF, NUL, control characters, non-ASCII and spaces are refused). The message says
+        what is wrong without echoing the token.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidTokenValue("access_token is missing or not a non-empty string")
+    if _HEADER_SAFE.fullmatch(value) is None:
+        kinds = sorted({_kind(c) for c in value if not 0x21 <= ord(c) <= 0x7E})
+        raise InvalidTokenValue(
+            f"access_token contains {', '.join(kinds)}: it cannot be sent in an HTTP header "
+            "(a token must be visible ASCII without spaces, RFC 6750)"
+        )
+    return value
+
+
+def _kind(c: str) -> str:
+    if c in "\r\n":
+        return "CR/LF"
+    if c == "\0":
+        return "NUL"
+    if c == " ":
+        return "spaces"
+    if ord(c) < 0x80:
+        return "control characters"
+    return "non-ASCII characters"
 
 
 def _number(value: Any, name: str) -> float | None:
@@ -29,11 +72,17 @@ def _number(value: Any, name: str) -> float | None:
             value = float(value.strip())
         except ValueError:
             raise ValueError(f"{name} must be a number of seconds, got {value[:20]!r}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:  # a 400-digit integer
+            raise ValueError(f"{name} is too large a number") from None
+    elif not isinstance(value, float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {type(value).__name__}")
     if value < 0:
         raise ValueError(f"{name} must not be negative")
-    return value
+    number: float = value
+    return number
 
 
 def _scope_text(value: Any) -> str | None:
@@ -50,8 +99,10 @@ def _scope_text(value: Any) -> str | None:
 class OAuthToken:
     """An access token and what is known about it.
 
-    :param access_token: the token sent as ``Authorization: Bearer …``.
-    :param token_type: always ``"Bearer"`` for tokens reqcc accepts.
+    :param access_token: the token sent as ``Authorization: Bearer …`` (or ``DPoP …``).
+    :param token_type: ``"Bearer"``, or ``"DPoP"`` for a token bound to a DPoP key (RFC 9449),
+        which is sent with a proof signed by that key. Spelt in these cases whatever the
+        server's case.
     :param expires_in: the lifetime in seconds the server granted, or ``None`` if unknown.
     :param scope: the granted scopes, space-separated, or ``None``.
     :param expiry: absolute expiry time in Unix seconds (UTC), or ``None``: a token without
@@ -59,7 +110,10 @@ class OAuthToken:
     :param refresh_token: a refresh token, if the server sent one (unusual for this grant).
     :param extra: every other field of the token response, kept as received.
 
-    The ``repr`` shows a fingerprint of the token, never the token itself.
+    The ``repr`` shows a fingerprint of the token, never the token itself. The access token
+    is checked when a token is made, however it is made (a token response, a provider, a
+    store, ``token=``): it must be usable as a header value (visible ASCII without spaces),
+    else :class:`InvalidTokenValue` (a ``ValueError``) is raised, without echoing it.
     """
 
     access_token: str
@@ -70,6 +124,13 @@ class OAuthToken:
     refresh_token: str | None = None
     # Not hashed (a dict cannot be), so that a frozen token can be a set member or dict key.
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        check_access_token(self.access_token)
+        # One spelling per type, so that the adapter's scheme check is one comparison.
+        known = TOKEN_TYPES.get(self.token_type.lower()) if isinstance(self.token_type, str) else None
+        if known is not None and known != self.token_type:
+            object.__setattr__(self, "token_type", known)
 
     @classmethod
     def from_response(
@@ -110,15 +171,14 @@ class OAuthToken:
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"a token must be a mapping, got {type(data).__name__}")
-        access_token = data.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            raise ValueError("access_token is missing or not a non-empty string")
+        access_token = check_access_token(data.get("access_token"))
         token_type = data.get("token_type")
         if token_type is None:
             token_type = "Bearer"
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        known = TOKEN_TYPES.get(token_type.lower()) if isinstance(token_type, str) else None
+        if known is None:
             shown = token_type if isinstance(token_type, str) else type(token_type).__name__
-            raise ValueError(f"token_type {str(shown)[:20]!r} is not Bearer")
+            raise ValueError(f"token_type {str(shown)[:20]!r} is not Bearer (or DPoP)")
         refresh_token = data.get("refresh_token")
         if refresh_token is not None and not isinstance(refresh_token, str):
             raise ValueError("refresh_token must be a string")
@@ -132,7 +192,7 @@ class OAuthToken:
         }
         return cls(
             access_token=access_token,
-            token_type="Bearer",
+            token_type=known,
             expires_in=expires_in,
             scope=_scope_text(data.get("scope")),
             expiry=expiry,

@@ -17,27 +17,35 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from oauthlib.oauth2 import BackendApplicationClient
 
+from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE
 from .client_auth import ClientAuth
+from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
     ConfigurationError,
     OAuthProviderError,
+    TokenDeadlineError,
     TokenRequestError,
     TokenResponseError,
     provider_error_class,
 )
 from .oauth_token import OAuthToken
 
-__all__ = ["TokenEndpoint", "DEFAULT_TIMEOUT", "RETRY_STATUSES", "RETRY_ERROR_CODES", "CLIENT_ERROR_CODES"]
+__all__ = [
+    "TokenEndpoint", "DEFAULT_TIMEOUT", "MAX_RESPONSE_BYTES", "RETRY_STATUSES", "RETRY_ERROR_CODES",
+    "CLIENT_ERROR_CODES",
+]
 
 #: (connect, read) seconds for a token request when no ``timeout`` is given.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
+#: The largest token response read (after decoding): 1 MiB, as Go's x/oauth2.
+MAX_RESPONSE_BYTES = DEFAULT_BODY_LIMIT
 #: HTTP statuses of the token endpoint that are retried.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: §5.2 error codes that are retried.
@@ -128,6 +136,10 @@ class TokenEndpoint:
         more ends the retries (the error carries ``retry_after``).
     :param clock: the wall clock in Unix seconds (expiry of fetched tokens).
     :param sleep: how to wait between retries.
+    :param dpop: the client's DPoP key and nonces, to ask for DPoP-bound tokens (RFC 9449):
+        every attempt carries a fresh proof, a ``use_dpop_nonce`` answer is retried once with
+        the server's nonce (and fresh client credentials), and only a ``DPoP`` token is accepted.
+    :param monotonic: the monotonic clock the ``deadline`` of :meth:`request_token` is read on.
     """
 
     def __init__(
@@ -144,8 +156,11 @@ class TokenEndpoint:
         max_retry_wait: float = 10.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        dpop: DPoPProver | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token_url = token_url
+        self.dpop = dpop
         self.client_auth = client_auth
         self.scope = scope or None
         self.token_params = check_form_fields(token_params or {}, "token_params")
@@ -157,6 +172,7 @@ class TokenEndpoint:
         self.max_retry_wait = max_retry_wait
         self._clock = clock
         self._sleep = sleep
+        self._monotonic = monotonic
         self._random = random.Random()
 
     def after_fork(self) -> None:
@@ -180,28 +196,51 @@ class TokenEndpoint:
 
     # -- one token, with retries ------------------------------------------------------
 
-    def request_token(self, extra_params: Mapping[str, str] | None = None) -> OAuthToken:
+    def request_token(
+        self, extra_params: Mapping[str, str] | None = None, *, deadline: float | None = None
+    ) -> OAuthToken:
         """Request a token, retrying transient failures, and return it.
 
+        :param extra_params: extra form fields for this request only.
+        :param deadline: a ``monotonic`` time by which the whole fetch (every attempt, every
+            retry wait, every byte of the answer) must be over; ``None`` for no deadline.
         :raises OAuthProviderError: the server answered with a §5.2 error body.
         :raises TokenResponseError: the answer is not a usable token response.
+        :raises TokenDeadlineError: the deadline passed.
         :raises requests.RequestException: the network failed (after the retries).
         """
         extra = check_form_fields(extra_params or {}, "fetch_token()") if extra_params else {}
         attempt = 0
         while True:
+            self._check_deadline(deadline, None)
             try:
-                return self._request_once(extra)
+                return self._request_once(extra, deadline)
+            except TokenDeadlineError:
+                raise
             except requests.RequestException as exc:
+                self._check_deadline(deadline, exc)
                 wait = self.retry_wait(exc, attempt)
                 if wait is None:
                     raise
+                if deadline is not None and self._monotonic() + wait >= deadline:
+                    raise  # no time left for another attempt: the real cause, not a timeout
                 attempt += 1
                 log.warning(
                     "token request to %s failed (%s); retry %d of %d in %.2fs",
                     self.token_url, _describe(exc), attempt, self.max_retries, wait,
                 )
                 self._sleep(wait)
+
+    def _check_deadline(self, deadline: float | None, cause: BaseException | None) -> None:
+        if deadline is None or self._monotonic() < deadline:
+            return
+        error = TokenDeadlineError(
+            f"token endpoint {self.where} did not issue a token for client {self._client} "
+            "within the token deadline"
+            + (f" (last failure: {_describe(cause)})" if cause is not None else ""),
+            response=getattr(cause, "response", None),
+        )
+        raise error from cause
 
     def retry_wait(self, exc: BaseException, attempt: int) -> float | None:
         """Return how long to wait before retrying after ``exc``, or ``None`` not to retry."""
@@ -237,7 +276,24 @@ class TokenEndpoint:
         }
         return headers, body
 
-    def _request_once(self, extra: Mapping[str, str]) -> OAuthToken:
+    def _request_once(self, extra: Mapping[str, str], deadline: float | None = None) -> OAuthToken:
+        try:
+            return self._exchange(extra, deadline)
+        except OAuthProviderError as exc:
+            # RFC 9449 §8: the server wants a nonce in the proof; it sent one. Exactly one
+            # more exchange, built afresh (new proof, new client assertion).
+            response = exc.response
+            if (
+                self.dpop is None
+                or response is None
+                or not token_endpoint_demands_nonce(response.status_code, {"error": exc.error})
+                or not is_valid_nonce((response.headers.get(DPOP_NONCE_HEADER) or "").strip())
+            ):
+                raise
+            log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
+            return self._exchange(extra, deadline)
+
+    def _exchange(self, extra: Mapping[str, str], deadline: float | None) -> OAuthToken:
         headers, body = self.prepare_body(extra)
         url = self.token_url
         hooks = getattr(self.session, "compliance_hook", None)
@@ -246,6 +302,8 @@ class TokenEndpoint:
                 url, headers, body = hook(url, headers, body)
         auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+        if self.dpop is not None:
+            plain_headers[DPOP_HEADER] = self.dpop.proof("POST", url)
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
@@ -256,57 +314,119 @@ class TokenEndpoint:
             data=body.encode("utf-8"),
             headers=plain_headers,
             auth=_FormAuth(auth_headers),
-            timeout=self.timeout,
+            timeout=self._attempt_timeout(deadline),
             allow_redirects=False,
             # Explicitly: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a
             # Session.verify it is not handed per request (psf/requests#3829), which would
             # silently drop the CA bundle (or verify=False) configured on token_session.
             verify=self.session.verify,
+            # The answer is read here, streamed and capped (a hostile server's endless or
+            # gzip-bomb body is abandoned at 1 MiB), before any hook or parser sees it.
+            stream=True,
         )
+        if self.dpop is not None:
+            self.dpop.update(url, response.headers)  # on every answer, success too (RFC 9449 §8.2)
+        self._read_body(response, deadline)
         if hooks:
             for hook in hooks.get("access_token_response", ()):
                 response = hook(response)
-        return self.parse_response(response)
+        return self._check_token_type(self.parse_response(response), response)
+
+    def _check_token_type(self, token: OAuthToken, response: requests.Response) -> OAuthToken:
+        """Accept a DPoP token exactly when one was asked for: no downgrade, no surprise."""
+        expected = "Bearer" if self.dpop is None else "DPoP"
+        if token.token_type == expected:
+            return token
+        if self.dpop is not None:
+            message = (
+                "token endpoint answered a DPoP token request with a Bearer token: refusing the "
+                "downgrade to an unbound token (does the server support DPoP for this client?)"
+            )
+        else:
+            message = (
+                "token endpoint issued a DPoP token, but reqcc did not ask for one: token_type is not Bearer"
+            )
+        raise TokenResponseError(f"{message} [HTTP {response.status_code}]", response=response)
+
+    def _attempt_timeout(self, deadline: float | None) -> Timeout:
+        if deadline is None:
+            return self.timeout
+        left = max(0.001, deadline - self._monotonic())
+        if isinstance(self.timeout, tuple):
+            return (min(self.timeout[0], left), min(self.timeout[1], left))
+        return min(self.timeout, left)
+
+    def _read_body(self, response: requests.Response, deadline: float | None) -> bytes:
+        """Read the answer's body, capped at :data:`MAX_RESPONSE_BYTES` after decoding."""
+        try:
+            return read_capped(response, MAX_RESPONSE_BYTES, deadline=deadline, monotonic=self._monotonic)
+        except BodyLimitError as exc:
+            if exc.reason == "deadline":
+                raise TokenDeadlineError(
+                    f"token endpoint {self.where} was still sending its answer (HTTP "
+                    f"{response.status_code}, {exc.received} bytes so far) for client {self._client} "
+                    "at the token deadline; the rest was not read",
+                    response=response,
+                ) from None
+            raise TokenResponseError(
+                f"token endpoint {self.where} answered HTTP {response.status_code} with a body "
+                f"larger than {MAX_RESPONSE_BYTES} bytes (after decoding) for client {self._client}; "
+                "the rest was not read",
+                response=response,
+            ) from None
+
+    @property
+    def where(self) -> str:
+        """The token endpoint as shown in messages: host and path, without the query."""
+        parts = urlsplit(self.token_url)
+        return f"{parts.netloc.rpartition('@')[2]}{parts.path or '/'}"
+
+    @property
+    def _client(self) -> str:
+        return _short_repr(self.client_auth.client_id)
 
     def parse_response(self, response: requests.Response) -> OAuthToken:
-        """Turn the token endpoint's answer into an :class:`OAuthToken` or a typed error."""
+        """Turn the token endpoint's answer into an :class:`OAuthToken` or a typed error.
+
+        Every malformed answer is a :class:`TokenResponseError` (or an
+        :class:`OAuthProviderError` for a §5.2 error body), never a bare exception.
+        """
         status = response.status_code
-        text = response.text
+        raw = self._read_body(response, None)  # no-op when already read
+        text = raw.decode("utf-8", errors="replace")
         secrets = tuple(self.secrets())
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
         try:
-            data: Any = json.loads(text)
-        except ValueError:
+            data: Any = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8/16/32, or nested too deep
             data = None
-        if isinstance(data, dict) and isinstance(data.get("error"), str) and data["error"]:
+        body_excerpt = excerpt(text, secrets) or "<empty>"
+        if isinstance(data, dict) and "error" in data:
             code = data["error"]
-            description = data.get("error_description")
-            uri = data.get("error_uri")
-            error_class = provider_error_class(code)
-            raise error_class(
-                excerpt(code, secrets, 60),
-                excerpt(str(description), secrets) if description is not None else None,
-                str(uri) if uri is not None else None,
+            if isinstance(code, str) and code:
+                self._raise_provider_error(data, code, response, retry_after, secrets)
+            raise TokenResponseError(
+                f"token endpoint {self.where} answered HTTP {status} with an \"error\" that is not "
+                f"a non-empty string, for client {self._client}; body: {body_excerpt}",
                 response=response,
                 retry_after=retry_after,
             )
-        body_excerpt = excerpt(text, secrets) or "<empty>"
         if not 200 <= status < 300:
-            hint = " (token requests do not follow redirects: check token_url)" if 300 <= status < 400 else ""
             raise TokenResponseError(
-                f"token endpoint answered HTTP {status} without an OAuth error{hint}; "
-                f"body: {body_excerpt}",
+                f"token endpoint {self.where} answered HTTP {status} without an OAuth error for client "
+                f"{self._client}{self._status_hint(response, text)}; body: {body_excerpt}",
                 response=response,
                 retry_after=retry_after,
             )
         if data is None:
             raise TokenResponseError(
-                f"token endpoint answered HTTP {status} with a body that is not JSON: {body_excerpt}",
+                f"token endpoint {self.where} answered HTTP {status} with a body that is not JSON"
+                f"{self._status_hint(response, text)}; body: {body_excerpt}",
                 response=response,
             )
         if not isinstance(data, dict):
             raise TokenResponseError(
-                f"token endpoint answered HTTP {status} with JSON that is not an object: "
+                f"token endpoint {self.where} answered HTTP {status} with JSON that is not an object: "
                 f"{body_excerpt}",
                 response=response,
             )
@@ -322,10 +442,14 @@ class TokenEndpoint:
             BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(
                 json.dumps(checked)
             )
-        except (ValueError, TypeError, Warning) as exc:
-            message = excerpt(str(exc), secrets, 120) if isinstance(exc, ValueError) else type(exc).__name__
+        except Exception as exc:  # any failure to read the answer is the answer's fault
+            message = (
+                excerpt(str(exc), secrets, 120)
+                if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError)
+                else type(exc).__name__
+            )
             raise TokenResponseError(
-                f"token endpoint answered HTTP {status} with an unusable token response "
+                f"token endpoint {self.where} answered HTTP {status} with an unusable token response "
                 f"({message}); body: {body_excerpt}",
                 response=response,
             ) from None
@@ -334,6 +458,47 @@ class TokenEndpoint:
                 "token %s was granted scope %r; requested %r", token.fingerprint, token.scope, self.scope
             )
         return token
+
+    def _raise_provider_error(
+        self,
+        data: Mapping[str, Any],
+        code: str,
+        response: requests.Response,
+        retry_after: float | None,
+        secrets: tuple[str, ...],
+    ) -> None:
+        description = data.get("error_description")
+        uri = data.get("error_uri")
+        shown_code = excerpt(code, secrets, 60)
+        shown_description = excerpt(str(description), secrets) if description is not None else None
+        shown_uri = excerpt(str(uri), secrets, 300) if uri is not None else None
+        message = f"token endpoint {self.where} refused client {self._client}: {shown_code}"
+        if shown_description:
+            message += f" ({shown_description})"
+        message += f" [HTTP {response.status_code}]"
+        if code == "invalid_client":
+            message += (
+                f"; sent with auth method {self.client_auth.method!r}: check client_id, the "
+                "credential and auth_method"
+            )
+        raise provider_error_class(code)(
+            shown_code,
+            shown_description,
+            shown_uri,
+            response=response,
+            retry_after=retry_after,
+            message=message,
+        )
+
+    @staticmethod
+    def _status_hint(response: requests.Response, text: str) -> str:
+        status = response.status_code
+        if 300 <= status < 400:
+            return " (token requests do not follow redirects: check token_url)"
+        html = "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<"
+        if status in (404, 405) or html:
+            return " (this does not look like a token endpoint: check token_url)"
+        return ""
 
     def __repr__(self) -> str:
         return f"TokenEndpoint({self.token_url!r}, {self.client_auth!r})"
@@ -352,6 +517,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.SSLError):
         return False
     return isinstance(exc, (requests.ConnectionError, requests.Timeout))
+
+
+def _short_repr(value: str, limit: int = 60) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 2] + "…'"
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
 """An independent DPoP implementation for the tests, written from RFC 9449 with jwcrypto.
 
-It shares no code with reqcc (it must not import ``reqcc.dpop`` or ``reqcc._dpop_server``):
+It shares no code with reqcc (it must not import ``reqcc.dpop`` or ``reqcc.testing.dpop``):
 reqcc's proofs are checked by :func:`verify_proof`, and reqcc's server-side verifier is fed
 proofs made by :func:`sign_proof`, so that neither side is only checked by itself.
 """

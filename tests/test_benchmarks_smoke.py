@@ -2,24 +2,57 @@
 
 Nothing here judges speed: the figures of a quick run mean nothing. Contenders that the
 plain test environment lacks are skipped by ``--allow-missing``; reqcc and the floor always run.
-``tox -e bench`` installs every contender and runs the real thing.
+``tox -e bench`` installs every contender and runs the real thing. ``--update-docs`` is pointed
+at a copy of docs/performance.rst: the blocks it writes must be reST that parses cleanly (the
+docs build runs with warnings as errors) and leave the rest of the page alone.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import docutils.core
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "run.py"
+PAGE = ROOT / "docs" / "performance.rst"
+OVERHEAD = (".. overhead-table-start", ".. overhead-table-end")
+PERFORMANCE = (".. performance-table-start", ".. performance-table-end")
+
+
+def block(text: str, markers: tuple[str, str]) -> str:
+    """The text between a start marker's line and the end marker."""
+    start, end = text.index(markers[0]), text.index(markers[1])
+    return text[text.index("\n", start) + 1 : end]
+
+
+def outside(text: str) -> str:
+    """The page without its two generated blocks."""
+    for markers in (OVERHEAD, PERFORMANCE):
+        text = text.replace(block(text, markers), "")
+    return text
+
+
+def assert_clean_rst(text: str) -> None:
+    warnings = io.StringIO()
+    docutils.core.publish_doctree(
+        text, settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": warnings}
+    )
+    assert warnings.getvalue() == "", warnings.getvalue()
 
 
 def test_benchmark_script_runs_once_quickly(tmp_path: Path) -> None:
     raw = tmp_path / "bench.json"
+    page = tmp_path / "performance.rst"
+    shutil.copy(PAGE, page)
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--allow-missing", "--json", str(raw)],
+        [sys.executable, str(SCRIPT), "--quick", "--allow-missing", "--json", str(raw),
+         "--update-docs", str(page)],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,  # a subprocess: the script sets
     )                                                               # an oauthlib variable for itself
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -33,7 +66,18 @@ def test_benchmark_script_runs_once_quickly(tmp_path: Path) -> None:
     reqcc3 = next(row for row in data["run3"] if row["name"] == "reqcc")
     assert reqcc3["token_requests"] >= 1  # it really talked to the token server
     assert len(data["targets"]) == 7
+    in_process = data["targets"][0]["text"]
+    assert in_process.startswith("in-process overhead at most 1.02x the floor") and "IQR" in in_process
     assert "Skipped" in out or "requests-auth" in out  # a missing contender is said, not hidden
+
+    written = page.read_text()
+    assert outside(written) == outside(PAGE.read_text())
+    figures, detail = block(written, PERFORMANCE), block(written, OVERHEAD)
+    assert "QUICK MODE" in figures and "Targets for reqcc:" in figures and "Run 4b." in figures
+    assert "QUICK MODE" in detail and "x floor (median)" in detail and "min-max" in detail
+    assert "Run 1 in detail" not in figures  # the detail table lives in its own block
+    assert_clean_rst(figures)
+    assert_clean_rst(detail)
 
 
 def test_benchmark_script_refuses_to_skip_contenders_silently(tmp_path: Path) -> None:
@@ -52,8 +96,10 @@ def test_benchmark_script_refuses_to_skip_contenders_silently(tmp_path: Path) ->
 
 
 def test_overhead_script_runs_alone_and_says_what_it_skipped(tmp_path: Path) -> None:
+    page = tmp_path / "performance.rst"
+    shutil.copy(PAGE, page)
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT.parent / "overhead.py"), "--quick"],
+        [sys.executable, str(SCRIPT.parent / "overhead.py"), "--quick", "--update-docs", str(page)],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -61,3 +107,7 @@ def test_overhead_script_runs_alone_and_says_what_it_skipped(tmp_path: Path) -> 
     assert "floor (static header)" in table and "reqcc " in table and "x floor (median)" in table
     # A row that cannot run here (a variant not built yet, a peer not installed) is named.
     assert "Skipped:" in table or "reqcc + DPoP" in table
+    written = page.read_text()
+    assert block(written, OVERHEAD).strip() == table.strip()  # the block is what it printed
+    assert block(written, PERFORMANCE) == block(PAGE.read_text(), PERFORMANCE)  # and only that block
+    assert_clean_rst(block(written, OVERHEAD))

@@ -34,24 +34,25 @@ def test_demo_passes_in_a_subprocess_and_prints_no_token(tour: subprocess.Comple
     assert tour.stderr == ""
     out = tour.stdout
     steps = re.findall(r"^  (ok  |FAIL) (\d)\. ", out, re.MULTILINE)
-    assert [s[0] for s in steps] == ["ok  "] * 7
-    assert "7/7 steps ok: every step behaved as stated" in out
+    assert [s[0] for s in steps] == ["ok  "] * 8
+    assert "8/8 steps ok: every step behaved as stated" in out
     for row in ("API requests", "token requests", "retries", "failures", "errors seen by callers"):
         assert re.search(rf"^  {row}\s+\d+", out, re.MULTILINE), row
     assert not TOKEN_LIKE.search(out)
     assert "bookstore-secret" not in out and "reader-secret" not in out
     fingerprints = set(re.findall(r"\b[0-9a-f]{8}\b", out))
-    # the tour's four tokens: first, renewed ahead, after the revocation, after the outage
-    assert len(fingerprints) == 4, fingerprints
+    # the tour's five tokens: first, renewed ahead, after the revocation, after the outage, DPoP
+    assert len(fingerprints) == 5, fingerprints
 
 
 def test_demo_counts_are_exact(tour: subprocess.CompletedProcess[str]) -> None:
     text = tour.stdout
-    # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage) = 71
-    assert re.search(r"^  API requests\s+71\s+1 x 401, 1 x 403$", text, re.MULTILINE), text
-    # issued: first, renewal, writer, after revocation, after the outage; failed: 1 attempt + 1 retry
-    assert re.search(r"^  token requests\s+7\s+5 tokens issued$", text, re.MULTILINE), text
-    assert re.search(r"^  failures\s+2\s", text, re.MULTILINE), text
+    # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage) + 3 (DPoP) = 74
+    assert re.search(r"^  API requests\s+74\s+1 x 401, 1 x 403$", text, re.MULTILINE), text
+    # issued: first, renewal, writer, after revocation, after the outage, DPoP;
+    # failed: 1 attempt + 1 retry (outage), the DPoP request without the nonce
+    assert re.search(r"^  token requests\s+9\s+6 tokens issued$", text, re.MULTILINE), text
+    assert re.search(r"^  failures\s+3\s", text, re.MULTILINE), text
     assert re.search(r"^  errors seen by callers\s+0\s+none$", text, re.MULTILINE), text
 
 
@@ -63,7 +64,7 @@ def test_demo_fails_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch) -> N
     assert code == cli.EXIT_DEMO
     text = out.getvalue()
     assert re.search(r"^  FAIL 6\. ", text, re.MULTILINE), text
-    assert "6/7 steps ok: 1 step(s) did NOT behave" in text
+    assert "7/8 steps ok: 1 step(s) did NOT behave" in text
 
 
 def test_demo_verbose_shows_the_log_without_tokens() -> None:

@@ -1,4 +1,4 @@
-"""reqcc._dpop_server: the RFC 9449 §4.3 checks the local authorization server applies.
+"""reqcc.testing.dpop: the RFC 9449 §4.3 checks the local authorization server applies.
 
 Proofs are forged with jwcrypto (tests/dpop_reference.py), not with reqcc, so that each
 check is shown to reject what it must and to accept an independent client's proof.
@@ -14,7 +14,8 @@ import pytest
 from jwcrypto import jwk
 
 from reqcc import ConfigurationError, ReqccError
-from reqcc._dpop_server import (
+from reqcc.dpop import DPoPKey, parse_www_authenticate
+from reqcc.testing.dpop import (
     DPoPProofError,
     DPoPProofVerifier,
     ProofCheck,
@@ -22,7 +23,6 @@ from reqcc._dpop_server import (
     VerifiedProof,
     dpop_challenge,
 )
-from reqcc.dpop import DPoPKey, parse_www_authenticate
 from tests.dpop_reference import b64url, reference_ath, sign_proof, unsigned_proof
 
 NOW = 1_700_000_000

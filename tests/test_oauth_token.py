@@ -62,7 +62,16 @@ def test_missing_token_type_is_bearer_and_case_is_ignored() -> None:
     assert OAuthToken.from_dict({"access_token": "a", "token_type": "BEARER"}).token_type == "Bearer"
 
 
-@pytest.mark.parametrize("token_type", ["mac", "DPoP", "", 5])
+def test_dpop_token_type_is_recorded_in_one_spelling() -> None:
+    for spelling in ("DPoP", "dpop", "DPOP"):
+        token = OAuthToken.from_dict({"access_token": "a", "token_type": spelling})
+        assert token.token_type == "DPoP"
+        assert OAuthToken.from_dict(token.to_dict()).token_type == "DPoP"
+    assert OAuthToken("a", token_type="dpop").token_type == "DPoP"
+    assert OAuthToken("a", token_type="bearer").token_type == "Bearer"
+
+
+@pytest.mark.parametrize("token_type", ["mac", "N_A", "", 5])
 def test_other_token_types_are_refused(token_type: object) -> None:
     with pytest.raises(ValueError, match="token_type"):
         OAuthToken.from_dict({"access_token": "a", "token_type": token_type})
@@ -186,3 +195,90 @@ def test_tokens_are_hashable_value_objects() -> None:
     b = OAuthToken.from_dict(a.to_dict())
     assert a == b and hash(a) == hash(b)
     assert len({a, b, OAuthToken(access_token="other")}) == 2
+
+
+# -- item 16: a token must be usable as a header value, however it is made -----------------
+
+UNSAFE = {
+    "crlf": "abc\r\nX-Injected: 1",
+    "lf": "abc\nX",
+    "nul": "abc\x00def",
+    "tab": "abc\tdef",
+    "space": "abc def",
+    "del": "abc\x7fdef",
+    "non-ascii": "abcé",
+    "unicode-line-separator": "abc\u2028def",
+}
+
+
+@pytest.mark.parametrize("value", list(UNSAFE.values()), ids=list(UNSAFE))
+def test_an_unsafe_access_token_is_refused_without_echoing_it(value: str) -> None:
+    from reqcc.oauth_token import InvalidTokenValue
+
+    for build in (
+        lambda: OAuthToken(value),
+        lambda: OAuthToken.from_dict({"access_token": value}),
+        lambda: OAuthToken.from_response({"access_token": value, "expires_in": 60}, now=NOW),
+    ):
+        with pytest.raises(InvalidTokenValue) as caught:
+            build()
+        assert isinstance(caught.value, ValueError)
+        message = str(caught.value)
+        assert "abc" not in message and "X-Injected" not in message
+        assert "cannot be sent in an HTTP header" in message
+
+
+@pytest.mark.parametrize(
+    "value", ["00D5e000000!AQ4AQF.x:y", "eyJ.eyJ.sig", "a+/b==", "~-._", "!\"#$%&'()*,;<>?@[]^`{|}"]
+)
+def test_every_visible_ascii_token_is_accepted(value: str) -> None:
+    # Stricter RFC 6750 b64token checks would refuse real tokens (Salesforce's hold "!").
+    assert OAuthToken(value).access_token == value
+
+
+def test_a_400_digit_expires_in_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="expires_in is too large"):
+        OAuthToken.from_response({"access_token": "abc", "expires_in": 10**400}, now=NOW)
+    with pytest.raises(ValueError, match="expiry is too large"):
+        OAuthToken.from_dict({"access_token": "abc", "expiry": -(10**400)})
+
+
+def test_an_integer_lifetime_stays_an_integer() -> None:
+    token = OAuthToken.from_dict({"access_token": "abc", "expires_in": 60}, now=NOW)
+    assert token.to_dict()["expires_in"] == 60 and isinstance(token.expires_in, int)
+
+
+def test_unsafe_tokens_are_refused_on_every_manager_path() -> None:
+    import requests_mock
+
+    from reqcc import ClientCredentialsManager, ConfigurationError, TokenProviderError
+
+    bad = {"access_token": "abc\r\nX-Injected: 1"}
+    with pytest.raises(ConfigurationError) as caught:
+        ClientCredentialsManager(token_url="https://idp.example/token", client_id="c", client_secret="s",
+                                 token=bad)
+    assert "X-Injected" not in str(caught.value)
+
+    manager = ClientCredentialsManager(
+        token_url="https://idp.example/token", client_id="c", client_secret="s",
+        token_provider=lambda last, m: bad,
+    )
+    with pytest.raises(TokenProviderError) as provided:
+        manager.get_token()
+    assert "X-Injected" not in str(provided.value)
+
+    with pytest.raises(ConfigurationError):
+        manager.token = bad
+    assert manager.token is None
+
+    session = __import__("requests").Session()
+    transport = requests_mock.Adapter()
+    transport.register_uri("POST", "https://idp.example/token", json=bad)
+    session.mount("https://", transport)
+    fetching = ClientCredentialsManager(token_url="https://idp.example/token", client_id="c",
+                                        client_secret="s", token_session=session, max_retries=0)
+    from reqcc import TokenResponseError
+
+    with pytest.raises(TokenResponseError) as fetched:
+        fetching.get_token()
+    assert "X-Injected" not in str(fetched.value)

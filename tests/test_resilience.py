@@ -251,7 +251,8 @@ def test_64_threads_all_get_the_one_error_of_the_single_failed_fetch(
     first = errors[0]
     assert all(type(e) is TemporarilyUnavailable for e in errors)
     assert {str(e) for e in errors} == {
-        "token endpoint refused the request: temporarily_unavailable [HTTP 503]"
+        f"token endpoint 127.0.0.1:{server.port}/token refused client 'client-1': "
+        "temporarily_unavailable [HTTP 503]"
     }
     assert all(e.status_code == 503 and e.response is first.response for e in errors)
     assert not any(is_cached(e) for e in errors)

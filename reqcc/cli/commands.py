@@ -24,12 +24,18 @@ __all__ = ["COMMANDS"]
 
 def _token_document(token: OAuthToken) -> dict[str, Any]:
     document = token.to_dict()
-    document["token_type"] = "Bearer"
+    document["token_type"] = token.token_type
     return document
 
 
 def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO, stdout: TextIO) -> int:
     config = manager_config(args, environ, stdin)
+    if args.cache and config.get("dpop"):
+        raise CliError(
+            "--cache with --dpop needs --dpop-key-file: a token bound to a key made for one run "
+            "is useless to the next",
+            EXIT_CONFIG,
+        )
     if args.cache:
         # Through the store: a saved token is reused, a new one is fetched under the store's
         # lease and saved. The larger skew keeps a token about to expire from being printed
@@ -43,7 +49,7 @@ def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], stdin: Text
     finally:
         manager.close()
     if args.format == "header":
-        stdout.write(f"Authorization: Bearer {token.access_token}\n")
+        stdout.write(f"Authorization: {token.token_type} {token.access_token}\n")
     elif args.format == "access-token":
         stdout.write(token.access_token + "\n")
     else:

@@ -112,4 +112,15 @@ def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: 
             ) from None
     elif args.private_key_file:
         raise CliError("--private-key-file is used only with --auth-method private_key_jwt", EXIT_CONFIG)
+    if args.dpop_key_file:
+        try:
+            with open(args.dpop_key_file, "rb") as handle:
+                config["dpop_key"] = handle.read()
+        except OSError as exc:
+            raise CliError(
+                f"--dpop-key-file: cannot read {args.dpop_key_file!r} ({exc.strerror or type(exc).__name__})",
+                EXIT_CONFIG,
+            ) from None
+    elif args.dpop:
+        config["dpop"] = True
     return config

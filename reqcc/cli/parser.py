@@ -79,6 +79,19 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         help="the client's private key, for --auth-method private_key_jwt",
     )
     group.add_argument(
+        "--dpop",
+        action="store_true",
+        help="ask for a DPoP-bound token (RFC 9449) and send API requests with DPoP proofs. Without "
+        "--dpop-key-file the key is made for this run only and never printed: a token that "
+        "'reqcc token --dpop' prints is then useless to anyone, yourself included (needs reqcc[dpop])",
+    )
+    group.add_argument(
+        "--dpop-key-file",
+        metavar="PEM",
+        help="the DPoP private key (PEM: EC, RSA or Ed25519; implies --dpop), to use a printed token "
+        "later with the same key",
+    )
+    group.add_argument(
         "--token-param",
         action="append",
         metavar="NAME=VALUE",
@@ -133,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("json", "header", "access-token"),
         default="json",
-        help="json: the token response (default); header: the 'Authorization: Bearer ...' line; "
-        "access-token: the token alone",
+        help="json: the token response (default); header: the 'Authorization: Bearer ...' line "
+        "('DPoP ...' with --dpop: each request also needs its own proof); access-token: the token alone",
     )
 
     request = commands.add_parser(

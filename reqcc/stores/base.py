@@ -83,6 +83,7 @@ def token_store_key(
     token_params: Mapping[str, str],
     secrets: Iterable[str],
     key_id: str | None = None,
+    dpop_jkt: str | None = None,
 ) -> str:
     """Return the key under which tokens of this client configuration are shared.
 
@@ -93,6 +94,8 @@ def token_store_key(
     nor the store ever contains the secret. Two clients, or one client after a scope or
     secret change, never share a token. ``key_id`` is the public id of the client's signing
     key (``private_key_jwt``'s ``kid``), so a key rotation that changes it starts a new entry.
+    ``dpop_jkt`` is the RFC 7638 thumbprint of the client's DPoP key: a DPoP-bound token is
+    useless without its key, so processes share one only when they share the key.
     """
     secret_material = "\x00".join(secrets).encode("utf-8")
     secret_tag = (
@@ -108,5 +111,7 @@ def token_store_key(
     }
     if key_id is not None:
         identity["key_id"] = key_id
+    if dpop_jkt is not None:
+        identity["dpop_jkt"] = dpop_jkt
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()

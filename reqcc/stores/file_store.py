@@ -23,8 +23,10 @@ __all__ = ["FileTokenStore"]
 _T = TypeVar("_T")
 _FORMAT = "reqcc_token_store"
 _VERSION = 1
-#: A store file larger than this is not a token store (and is not read whole).
+#: A store file larger than this is not a token store (and is not read whole); none is written.
 _MAX_SIZE = 1 << 20
+#: A token whose JSON is larger than this is not stored (it would crowd out the other clients).
+_MAX_TOKEN_SIZE = 64 * 1024
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -48,6 +50,12 @@ class FileTokenStore:
     empty and is replaced by a private file at the next change. Failing to take the lock
     or to write (a read-only or full disk) raises, so the manager falls back to fetching
     for itself.
+
+    The file never grows past the 1 MiB its readers accept: a token whose JSON exceeds
+    64 KiB is not stored (a WARNING; the process keeps using it), and a change that would
+    make the file larger than 1 MiB raises ``OSError(EFBIG)`` and leaves the file as it
+    was (the other clients' entries are kept). Missing folders on the way to ``path`` are
+    all created with mode 0700, whatever the umask.
 
     :param path: the store file (e.g. ``/run/myapp/tokens.json``; a folder every process of
         the service can write, and that other users cannot).
@@ -92,8 +100,19 @@ class FileTokenStore:
             return None
 
     def write(self, key: str, token: OAuthToken) -> None:
-        """Store ``token`` under ``key`` (atomically; other keys' entries are kept)."""
+        """Store ``token`` under ``key`` (atomically; other keys' entries are kept).
+
+        A token larger than 64 KiB as JSON is not stored: a WARNING is logged instead.
+        """
         data = token.to_dict()
+        size = len(json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        if size > _MAX_TOKEN_SIZE:
+            log.warning(
+                "token store %s: token %s is %d bytes as JSON, more than the %d a stored token may "
+                "take; not stored (this process keeps using it, others fetch their own)",
+                self.path, token.fingerprint, size, _MAX_TOKEN_SIZE,
+            )
+            return
 
         def change(entries: dict[str, Any]) -> tuple[None, bool]:
             entry = entries.get(key)
@@ -194,7 +213,7 @@ class FileTokenStore:
     def _update(self, change: Callable[[dict[str, Any]], tuple[_T, bool]]) -> _T:
         """Apply ``change`` to the entries under the file lock; rewrite the file if it changed."""
         directory = os.path.dirname(self.path)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        _make_private_dirs(directory)
         with self._locked():
             entries = self._load()
             result, changed = change(entries)
@@ -229,12 +248,20 @@ class FileTokenStore:
 
     def _dump(self, directory: str, entries: dict[str, Any]) -> None:
         document = {_FORMAT: _VERSION, "entries": entries}
+        encoded = json.dumps(document, separators=(",", ":")).encode("utf-8")
+        if len(encoded) > _MAX_SIZE:
+            # Written, it would read as corrupt everywhere and be replaced by one entry.
+            raise OSError(
+                errno.EFBIG,
+                f"token store {self.path} would grow to {len(encoded)} bytes, more than the "
+                f"{_MAX_SIZE} its readers accept; left unchanged",
+            )
         fd, temporary = tempfile.mkstemp(  # created with mode 0600
             prefix="." + os.path.basename(self.path) + ".", suffix=".tmp", dir=directory
         )
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(document, file, separators=(",", ":"))
+            with os.fdopen(fd, "wb") as file:
+                file.write(encoded)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, self.path)
@@ -245,3 +272,25 @@ class FileTokenStore:
 
     def __repr__(self) -> str:
         return f"FileTokenStore({self.path!r})"
+
+
+def _make_private_dirs(directory: str) -> None:
+    """Create ``directory`` and every missing parent with mode 0700 (umask-proof).
+
+    ``os.makedirs(mode=0o700)`` applies the mode to the leaf only, and through the umask.
+    Folders that already exist are left as they are.
+    """
+    missing: list[str] = []
+    current = directory
+    while current and not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process: not ours to change
+        os.chmod(folder, 0o700)

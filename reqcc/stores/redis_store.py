@@ -48,6 +48,13 @@ class RedisTokenStore:
     ``rediss://…``, ``unix://…``): a client is then made with short socket timeouts and one
     retry, so an unreachable Redis costs a request at most a few seconds, once per backoff.
 
+    A ``client`` without socket timeouts (``socket_timeout=None``, the default before
+    redis-py 8) would hang every request that needs a token on a Redis that accepts the
+    connection and never answers. For a ``redis.Redis`` on a standard connection pool, reqcc
+    then uses a client of its own with the same settings plus ``socket_timeout`` (and one
+    retry), and logs a WARNING saying so; for other clients (cluster, Sentinel) it logs a
+    WARNING asking for ``socket_timeout``.
+
     :param client: a redis-py client to use.
     :param url: a Redis URL to connect to (instead of ``client``).
     :param prefix: prepended to every key reqcc writes (default ``"reqcc:"``).
@@ -85,6 +92,7 @@ class RedisTokenStore:
             self._where = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}"
         else:
             self._where = type(client).__name__
+            client = _bounded(client, socket_timeout)
         self.client: Any = client
         self._release = client.register_script(_RELEASE_SCRIPT)
 
@@ -129,6 +137,51 @@ class RedisTokenStore:
 
     def __repr__(self) -> str:
         return f"RedisTokenStore({self._where!r}, prefix={self.prefix!r})"
+
+
+def _bounded(client: Any, socket_timeout: float) -> Any:
+    """Return ``client``, or a copy with socket timeouts when it has none (see the class doc)."""
+    pool: Any = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return client  # a cluster client: its nodes' settings are its own business
+    if kwargs.get("socket_timeout") is not None and kwargs.get("socket_connect_timeout") is not None:
+        return client
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        if type(client) is not redis.Redis or type(pool) not in (
+            redis.ConnectionPool, redis.BlockingConnectionPool
+        ):
+            raise TypeError(type(pool).__name__)
+        bounded = {
+            **kwargs,
+            "socket_timeout": kwargs.get("socket_timeout") or socket_timeout,
+            "socket_connect_timeout": kwargs.get("socket_connect_timeout") or socket_timeout,
+            "retry": Retry(NoBackoff(), 1),
+        }
+        for name in ("orig_socket_timeout", "orig_socket_connect_timeout"):  # redis-py 6+
+            if name in kwargs:
+                bounded[name] = bounded[name.replace("orig_", "")]
+        copy = redis.Redis(connection_pool=type(pool)(
+            connection_class=pool.connection_class, max_connections=pool.max_connections, **bounded
+        ))
+    except Exception as exc:  # an unusual client or redis-py version: warn, do not guess
+        log.warning(
+            "RedisTokenStore: the given Redis client has no socket_timeout, so a Redis that stops "
+            "answering would hang every request that needs a token; create it with "
+            "socket_timeout= and socket_connect_timeout= (%s)", type(exc).__name__,
+        )
+        return client
+    log.warning(
+        "RedisTokenStore: the given Redis client has no socket_timeout (a Redis that stops answering "
+        "would hang every request that needs a token); reqcc uses its own connections with the "
+        "same settings and socket_timeout=%gs. Create the client with socket_timeout= to silence this",
+        socket_timeout,
+    )
+    return copy
 
 
 def _client_from_url(url: str, socket_timeout: float) -> Any:

@@ -63,16 +63,23 @@ class AuthorizationEndpoints:
             injected = False
             # Checks of the request beyond client authentication (a proof of possession, say)
             # belong here, before oauthlib issues the token.
-            try:
-                status, response_headers, payload = oauth_answer(
-                    *self._oauth.create_token_response(uri, "POST", text, headers)
-                )
-            except ValueError:  # oauthlib refuses a body that is not form-urlencoded
-                status, response_headers, payload = json_answer(
-                    400, {"error": "invalid_request", "error_description": "the body is not form-urlencoded"}
-                )
-            if status == 200:
-                payload = _finish_token(payload)
+            client = state.client(client_id)
+            jkt, refusal = state.dpop.token_request(uri, headers, client is not None and client.dpop)
+            if refusal is not None:
+                status, response_headers, payload = refusal
+            else:
+                try:
+                    status, response_headers, payload = oauth_answer(
+                        *self._oauth.create_token_response(uri, "POST", text, headers)
+                    )
+                except ValueError:  # oauthlib refuses a body that is not form-urlencoded
+                    status, response_headers, payload = json_answer(
+                        400,
+                        {"error": "invalid_request", "error_description": "the body is not form-urlencoded"},
+                    )
+                if status == 200:
+                    payload = _finish_token(payload, state, jkt)
+            response_headers.update(state.dpop.nonce_headers(at_api=False))
         with state.lock:
             # Found by identity (reset_counters() may have run meanwhile), newest first.
             for index in range(len(state.records) - 1, -1, -1):
@@ -100,10 +107,13 @@ class AuthorizationEndpoints:
         return oauth_answer(*self._oauth.create_introspect_response(uri, "POST", text_of(body), headers))
 
 
-def _finish_token(payload: bytes) -> bytes:
+def _finish_token(payload: bytes, state: ServerState, jkt: str | None) -> bytes:
     data: dict[str, Any] = json.loads(payload)
     if data.get("expires_in") is None:
         data.pop("expires_in", None)
+    if jkt is not None:  # RFC 9449 §5: a token bound to the proof's key
+        state.bind(data["access_token"], jkt)
+        data["token_type"] = "DPoP"
     log.debug("local authorization server issued token %s", fingerprint(data["access_token"]))
     return json.dumps(data).encode()
 

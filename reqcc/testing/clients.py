@@ -39,11 +39,14 @@ class RegisteredClient:
     :param client_id: the client identifier.
     :param secret: its secret, or ``None`` for a public client (``auth_method="none"``).
     :param scopes: the scopes it may be granted. A request without ``scope`` gets all of them.
+    :param dpop: the client must send a DPoP proof with every token request (RFC 9449); it
+        gets DPoP-bound tokens. (Any client that sends a proof gets one.)
     """
 
     client_id: str
     secret: str | None
     scopes: frozenset[str] = BOOKSTORE_SCOPES
+    dpop: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.scopes, str):
@@ -58,8 +61,10 @@ class RegisteredClient:
 
     def __repr__(self) -> str:
         secret = "None" if self.secret is None else "<hidden>"
+        dpop = ", dpop=True" if self.dpop else ""
         return (
-            f"RegisteredClient(client_id={self.client_id!r}, secret={secret}, scopes={sorted(self.scopes)!r})"
+            f"RegisteredClient(client_id={self.client_id!r}, secret={secret}, "
+            f"scopes={sorted(self.scopes)!r}{dpop})"
         )
 
 

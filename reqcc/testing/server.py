@@ -23,6 +23,8 @@ from .._urls import is_loopback_host
 from .api import API_ROUTES, BookstoreApi
 from .authorization import AuthorizationEndpoints
 from .clients import DEFAULT_CLIENT_ID, ClientSpec, RegisteredClient, UnknownClientError, normalize_clients
+from .dpop import VerifiedProof
+from .dpop_policy import DPoPPolicy
 from .failures import Injection, check_times, default_status
 from .httpd import ThreadedWSGIServer
 from .records import Counters, RecordedTokenRequest
@@ -56,7 +58,18 @@ class LocalAuthorizationServer:
         certificate says). The server always listens on 127.0.0.1 only.
     :param port: the port to listen on (default 0: a free one, chosen by the system).
     :param token_delay: seconds every token request waits before it is answered (widens races).
-    :param clock: the server's clock in seconds (default ``time.time``), for token expiry.
+    :param clock: the server's clock in seconds (default ``time.time``), for token expiry
+        and DPoP proof ``iat`` checks.
+    :param require_dpop: every token request must carry a DPoP proof (RFC 9449); without it
+        only clients registered with ``RegisteredClient(..., dpop=True)`` must. A token request
+        with a valid proof always gets a DPoP-bound token (``token_type`` ``DPoP``), which the
+        API accepts only as ``Authorization: DPoP`` with a proof by the same key.
+    :param token_dpop_nonce: the token endpoint demands a server nonce in proofs (``400
+        use_dpop_nonce`` with a ``DPoP-Nonce`` header until the client sends it). Settable later.
+    :param api_dpop_nonce: the API demands a server nonce in proofs (``401`` with
+        ``WWW-Authenticate: DPoP error="use_dpop_nonce"``). Settable later.
+    :param ignore_dpop: behave as a server without DPoP support: proofs are ignored and Bearer
+        tokens issued (a DPoP client must refuse them). Settable later.
     """
 
     def __init__(
@@ -70,6 +83,10 @@ class LocalAuthorizationServer:
         port: int = 0,
         token_delay: float = 0.0,
         clock: Callable[[], float] = time.time,
+        require_dpop: bool = False,
+        token_dpop_nonce: bool = False,
+        api_dpop_nonce: bool = False,
+        ignore_dpop: bool = False,
     ) -> None:
         if (
             host.strip("[]") != "127.0.0.1"
@@ -85,6 +102,13 @@ class LocalAuthorizationServer:
             narrow_scopes=narrow_scopes,
             token_delay=token_delay,
             clock=clock,
+            dpop=DPoPPolicy(
+                require_dpop=require_dpop,
+                token_nonce=token_dpop_nonce,
+                api_nonce=api_dpop_nonce,
+                ignore_dpop=ignore_dpop,
+                clock=clock,
+            ),
         )
         self._oauth = BackendApplicationServer(
             Validator(self._state), token_expires_in=self._state.expires_in
@@ -128,6 +152,60 @@ class LocalAuthorizationServer:
     @token_delay.setter
     def token_delay(self, value: float) -> None:
         self._state.token_delay = value
+
+    @property
+    def require_dpop(self) -> bool:
+        """Whether every token request must carry a DPoP proof."""
+        return self._state.dpop.require_dpop
+
+    @require_dpop.setter
+    def require_dpop(self, value: bool) -> None:
+        self._state.dpop.require_dpop = value
+
+    @property
+    def token_dpop_nonce(self) -> bool:
+        """Whether the token endpoint demands a DPoP nonce."""
+        return self._state.dpop.token_nonce
+
+    @token_dpop_nonce.setter
+    def token_dpop_nonce(self, value: bool) -> None:
+        self._state.dpop.token_nonce = value
+
+    @property
+    def api_dpop_nonce(self) -> bool:
+        """Whether the API demands a DPoP nonce."""
+        return self._state.dpop.api_nonce
+
+    @api_dpop_nonce.setter
+    def api_dpop_nonce(self, value: bool) -> None:
+        self._state.dpop.api_nonce = value
+
+    @property
+    def ignore_dpop(self) -> bool:
+        """Whether the server ignores DPoP proofs and issues Bearer tokens."""
+        return self._state.dpop.ignore_dpop
+
+    @ignore_dpop.setter
+    def ignore_dpop(self, value: bool) -> None:
+        self._state.dpop.ignore_dpop = value
+
+    @property
+    def dpop_nonce(self) -> str:
+        """The DPoP nonce the server hands out now (shared by the token endpoint and the API)."""
+        return self._state.dpop.nonces.current()
+
+    def rotate_dpop_nonce(self) -> str:
+        """Replace the DPoP nonce (the previous one stays valid one more round); return the new one."""
+        return self._state.dpop.nonces.rotate()
+
+    @property
+    def dpop_proofs(self) -> list[VerifiedProof]:
+        """Every DPoP proof the server accepted (token endpoint and API), oldest first (a copy)."""
+        return self._state.dpop.verified()
+
+    def token_binding(self, token: Any) -> str | None:
+        """The DPoP key thumbprint (``cnf.jkt``) ``token`` is bound to, or ``None`` for a Bearer token."""
+        return self._state.bound_key(str(getattr(token, "access_token", token)))
 
     # -- URLs ------------------------------------------------------------------------
 
@@ -193,9 +271,14 @@ class LocalAuthorizationServer:
         with self._state.lock:
             return dict(self._state.clients)
 
-    def register_client(self, client_id: str, secret: str | None, scopes: Iterable[str]) -> RegisteredClient:
-        """Register (or replace) a client; ``secret=None`` makes it public. Returns it."""
-        client = RegisteredClient(client_id, secret, frozenset(scopes))
+    def register_client(
+        self, client_id: str, secret: str | None, scopes: Iterable[str], *, dpop: bool = False
+    ) -> RegisteredClient:
+        """Register (or replace) a client; ``secret=None`` makes it public. Returns it.
+
+        ``dpop=True``: the client must send DPoP proofs with its token requests.
+        """
+        client = RegisteredClient(client_id, secret, frozenset(scopes), dpop)
         with self._state.lock:
             self._state.clients[client_id] = client
         return client
@@ -356,6 +439,7 @@ class LocalAuthorizationServer:
         with self._state.lock:
             self._state.counters = Counters()
             self._state.records.clear()
+        self._state.dpop.forget_verified()
 
     @property
     def token_request_log(self) -> list[RecordedTokenRequest]:

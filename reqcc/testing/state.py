@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .clients import RegisteredClient
+from .dpop_policy import DPoPPolicy
 from .failures import FailureQueue
 from .records import Counters, RecordedTokenRequest
 
@@ -27,6 +28,8 @@ class IssuedToken:
     scopes: frozenset[str]
     expires_at: float | None
     revoked: bool = False
+    #: The thumbprint of the DPoP key the token is bound to (``cnf.jkt``), or ``None`` (Bearer).
+    jkt: str | None = None
 
 
 class ServerState:
@@ -37,6 +40,8 @@ class ServerState:
     :param narrow_scopes: grant the allowed part of a request for too many scopes.
     :param token_delay: seconds every token request waits before it is answered.
     :param clock: the server's clock in seconds, for token expiry.
+    :param dpop: the server's DPoP settings, verifier and nonces (default: DPoP accepted,
+        required of no one, no nonces).
     """
 
     def __init__(
@@ -47,8 +52,10 @@ class ServerState:
         narrow_scopes: bool,
         token_delay: float,
         clock: Callable[[], float],
+        dpop: DPoPPolicy | None = None,
     ) -> None:
         self.lock = threading.Lock()
+        self.dpop = dpop if dpop is not None else DPoPPolicy(clock=clock)
         self.clock = clock
         self.token_ttl = token_ttl
         self.narrow_scopes = narrow_scopes
@@ -78,6 +85,19 @@ class ServerState:
         expires_at = None if expires_in is None else self.clock() + float(expires_in)
         with self.lock:
             self.tokens[token["access_token"]] = IssuedToken(client_id, frozenset(scopes), expires_at)
+
+    def bind(self, token: str, jkt: str) -> None:
+        """Bind the issued ``token`` to the DPoP key whose thumbprint is ``jkt``."""
+        with self.lock:
+            issued = self.tokens.get(token)
+            if issued is not None:
+                issued.jkt = jkt
+
+    def bound_key(self, token: str) -> str | None:
+        """The thumbprint ``token`` is bound to, or ``None`` (a Bearer token, or unknown)."""
+        with self.lock:
+            issued = self.tokens.get(token)
+            return issued.jkt if issued is not None else None
 
     def check(self, token: str | None, scopes: Iterable[str]) -> str | None:
         """Return ``None`` if ``token`` is good for ``scopes``, else the RFC 6750 error code."""
@@ -124,8 +144,10 @@ class ServerState:
         claims: dict[str, Any] = {
             "client_id": issued.client_id,
             "scope": " ".join(sorted(issued.scopes)),
-            "token_type": "Bearer",
+            "token_type": "Bearer" if issued.jkt is None else "DPoP",
         }
+        if issued.jkt is not None:
+            claims["cnf"] = {"jkt": issued.jkt}  # RFC 9449 §6.2
         if issued.expires_at is not None:
             claims["exp"] = int(issued.expires_at)
         return claims

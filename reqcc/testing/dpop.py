@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .dpop import (
+from ..dpop import (
     DPOP_PROOF_TYPE,
     PRIVATE_JWK_MEMBERS,
     DPoPError,
@@ -39,7 +39,7 @@ from .dpop import (
     jwk_thumbprint,
     normalize_htu,
 )
-from .errors import ConfigurationError, ReqccError
+from ..errors import ConfigurationError, ReqccError
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
