@@ -258,6 +258,29 @@ def build_requests_oauth2client(env: Env) -> requests.Session:
     return session
 
 
+def build_requests_oauth2client_dpop(env: Env) -> requests.Session:
+    """requests-oauth2client with DPoP: ``OAuth2Client(..., dpop_bound_access_tokens=True)``.
+
+    As its DPoP docs show: the client generates an ES256 key (its default ``dpop_alg``) for the
+    token request, the token comes back as a ``DPoPToken`` holding that key, and the same
+    ``OAuth2ClientCredentialsAuth`` then signs a proof (with ``ath``) for every request.
+    """
+    from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
+
+    token_session = _mount(requests.Session(), env)
+    client = OAuth2Client(
+        token_endpoint=env.token_url,
+        client_id=env.client_id,
+        client_secret=CLIENT_SECRET,
+        session=token_session,
+        testing=env.token_url.startswith("http://"),
+        dpop_bound_access_tokens=True,
+    )
+    session = _mount(requests.Session(), env)
+    session.auth = OAuth2ClientCredentialsAuth(client, leeway=20.0 * env.margin_scale)  # default 20 s
+    return session
+
+
 # -- the table of contenders -------------------------------------------------------------
 
 
@@ -289,10 +312,14 @@ class Contender:
 
 FLOOR = Contender("floor (static header)", "requests", build_floor, renews=False)
 REQCC = Contender("reqcc", "reqcc", build_reqcc, margin=30.0)
-#: reqcc configured otherwise, for the per-request overhead table only (benchmarks/overhead.py).
+#: reqcc configured otherwise, for the per-request overhead table only (benchmarks/overhead.py),
+#: with the peer's DPoP row beside reqcc's so the two signing paths are compared side by side.
 #: A row whose build raises :class:`Unavailable` is skipped with its message.
 REQCC_VARIANTS: tuple[Contender, ...] = (
     Contender("reqcc + DPoP", "reqcc", build_reqcc_dpop, margin=30.0),
+    Contender(
+        "requests-oauth2client + DPoP", "requests_oauth2client", build_requests_oauth2client_dpop, margin=20.0
+    ),
     Contender("reqcc + telemetry on", "reqcc", build_reqcc_telemetry, margin=30.0),
 )
 CONTENDERS: tuple[Contender, ...] = (

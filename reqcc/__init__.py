@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .adapter import ClientCredentialsAdapter
 from .client_auth import ClientAuth
+from .discovery import AuthorizationServerMetadata, MetadataError
+from .dpop import DPoPKey  # imports nothing optional: cryptography/PyJWT load when a key is made
 from .errors import (
     ConfigurationError,
     InsecureTransportError,
@@ -31,19 +34,20 @@ from .oauth_token import OAuthToken
 from .scopes import OAuthScope, OAuthScopeClientCredentialsEnum
 from .session import ClientCredentialsSession, mount
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "AuthorizationServerMetadata",
     "ClientAuth",
     "ClientCredentialsAdapter",
     "ClientCredentialsManager",
     "ClientCredentialsSession",
     "ConfigurationError",
+    "DPoPKey",
     "InsecureTransportError",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
+    "MetadataError",
     "OAuthProviderError",
     "OAuthScope",
     "OAuthScopeClientCredentialsEnum",

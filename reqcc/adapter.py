@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
+from ._keywords import passes_keywords
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
 from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
+
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
+
+#: How many origins an adapter remembers as fit to carry a token (then it starts afresh).
+_MAX_SECURE_ORIGINS = 64
+_TOKEN_REQUEST = "a request carrying a bearer token"
 
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
 
@@ -73,12 +84,13 @@ class ClientCredentialsAdapter(BaseAdapter):
     redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
     """
 
+    @passes_keywords(ClientCredentialsManager)
     def __init__(
         self,
         inner: BaseAdapter | None = None,
         *,
         manager: ClientCredentialsManager | None = None,
-        **manager_kwargs: Any,
+        **manager_kwargs: Unpack[ManagerKeywords],
     ) -> None:
         super().__init__()
         if manager is not None and manager_kwargs:
@@ -89,6 +101,8 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
+        # The ("scheme:", "host:port") of the URLs already found fit to carry a token.
+        self._secure_origins: dict[tuple[str, str], bool] = {}
 
     def send(
         self,
@@ -107,14 +121,18 @@ class ClientCredentialsAdapter(BaseAdapter):
         :raises InsecureTransportError: the URL is plain http to a non-loopback host.
         :raises ReqccError: no token could be obtained (the token endpoint's error).
         """
-        kwargs: dict[str, Any] = {
-            "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
-        }
-        if "Authorization" in request.headers or getattr(request, NO_TOKEN_ATTRIBUTE, False):
-            return self.inner.send(request, **kwargs)
-        require_secure_url(request.url or "", "a request carrying a bearer token")
+        headers = request.headers
+        if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
+            explicit = "authorization" in headers._store  # type: ignore[attr-defined]
+        else:
+            explicit = "Authorization" in headers
+        if explicit or getattr(request, NO_TOKEN_ATTRIBUTE, False):
+            return self.inner.send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
+        self._require_secure(request.url or "")
         token = self.manager.get_token()
-        response = self._send_with(token, request, kwargs)
+        response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
         if response.status_code == 401 and token_rejected(response):
             retired = self.manager.invalidate(token)
             if _rewind(request):
@@ -123,7 +141,9 @@ class ClientCredentialsAdapter(BaseAdapter):
                     token.fingerprint, "" if retired else " (already replaced)",
                 )
                 _discard(response)
-                response = self._send_with(self.manager.get_token(), request, kwargs)
+                response = self._send_with(
+                    self.manager.get_token(), request, stream, timeout, verify, cert, proxies
+                )
             else:
                 log.info(
                     "401 for token %s; the body cannot be replayed: returning the 401",
@@ -131,14 +151,48 @@ class ClientCredentialsAdapter(BaseAdapter):
                 )
         return response
 
+    def _require_secure(self, url: str) -> None:
+        """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
+
+        Decided once per origin. In ``scheme://host:port/…`` the parts before the third
+        ``/`` fix the scheme and the host the rule reads (the host ends there, or earlier
+        at a ``?`` or ``#`` inside them), so they are the key of the decision. Only
+        origins found secure are remembered, at most ``_MAX_SECURE_ORIGINS`` of them;
+        anything else is decided on the whole URL every time.
+        """
+        parts = url.split("/", 3)
+        if len(parts) < 3 or parts[1]:
+            require_secure_url(url, _TOKEN_REQUEST)
+            return
+        origin = (parts[0], parts[2])
+        secure = self._secure_origins
+        if origin in secure:
+            return
+        require_secure_url(url, _TOKEN_REQUEST)
+        if len(secure) >= _MAX_SECURE_ORIGINS:
+            secure.clear()
+        secure[origin] = True
+
     def _send_with(
-        self, token: OAuthToken, request: requests.PreparedRequest, kwargs: dict[str, Any]
+        self,
+        token: OAuthToken,
+        request: requests.PreparedRequest,
+        stream: bool,
+        timeout: Any,
+        verify: bool | str,
+        cert: Any,
+        proxies: Mapping[str, str] | None,
     ) -> requests.Response:
-        outgoing = request.copy()
+        """Send a copy of ``request`` that presents ``token``; return the response to ``request``."""
         if token.token_type != "Bearer":
-            return self._send_dpop(token, request, outgoing, kwargs)
-        outgoing.headers["Authorization"] = f"Bearer {token.access_token}"
-        response = self.inner.send(outgoing, **kwargs)
+            kwargs = {
+                "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
+            }
+            return self._send_dpop(token, request, _copy(request), kwargs)
+        response = self.inner.send(
+            _copy(request, f"Bearer {token.access_token}"),
+            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+        )
         response.request = request
         return response
 
@@ -165,7 +219,7 @@ class ClientCredentialsAdapter(BaseAdapter):
             ):
                 log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
                 _discard(response)
-                outgoing = request.copy()
+                outgoing = _copy(request)
                 manager.authorize(outgoing, token)
                 response = self.inner.send(outgoing, **kwargs)
                 dpop.update(outgoing.url or "", response.headers)
@@ -180,6 +234,31 @@ class ClientCredentialsAdapter(BaseAdapter):
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAdapter(inner={type(self.inner).__name__}, manager={self.manager!r})"
+
+
+def _copy(request: requests.PreparedRequest, authorization: str | None = None) -> requests.PreparedRequest:
+    """Return a copy of ``request`` to send in its place, with ``Authorization`` set if given.
+
+    ``request`` itself is never changed. Cheaper than ``PreparedRequest.copy()``, which
+    also copies the cookie jar: the copy shares every attribute but the headers (the
+    body, the hooks, the cookie jar, which the ``Cookie`` header already reflects) and
+    gets headers of its own.
+    """
+    outgoing = requests.PreparedRequest.__new__(requests.PreparedRequest)
+    outgoing.__dict__ = request.__dict__.copy()
+    headers = request.headers
+    if type(headers) is CaseInsensitiveDict:
+        # CaseInsensitiveDict keeps {lowered name: (name, value)}; the tuples are immutable.
+        copied: CaseInsensitiveDict[str] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+        store = copied._store = headers._store.copy()  # type: ignore[attr-defined]
+        if authorization is not None:
+            store["authorization"] = ("Authorization", authorization)
+    else:
+        copied = CaseInsensitiveDict(headers)
+        if authorization is not None:
+            copied["Authorization"] = authorization
+    outgoing.headers = copied
+    return outgoing
 
 
 def _discard(response: requests.Response) -> None:

@@ -100,8 +100,13 @@ def _b64_uint(value: int, length: int | None = None) -> str:
     return _b64(value.to_bytes(size, "big"))
 
 
+#: A stateless encoder built once: ``json.dumps`` with non-default arguments builds a new
+#: ``JSONEncoder`` on every call, a sizeable share of a proof's non-signing cost.
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _compact_json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=False).encode("utf-8")
+    return _JSON_ENCODER.encode(value).encode("utf-8")
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:

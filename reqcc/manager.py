@@ -16,13 +16,15 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ._keywords import passes_keywords
 from ._log import log
 from .client_auth import ClientAuth
-from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config
+from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config, share
+from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError, TokenProviderError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
@@ -30,7 +32,11 @@ from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
 from .single_flight import FailureBackoff, SingleFlight, _Flight
 from .stores.base import TokenStore
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+
+if TYPE_CHECKING:  # optional dependency: types only
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
@@ -61,7 +67,17 @@ class ClientCredentialsManager:
 
     Thread-safe: one manager serves any number of threads and sessions.
 
-    :param token_url: the token endpoint (https, or http to a loopback host); required.
+    :param token_url: the token endpoint (https, or http to a loopback host). Give it or
+        ``issuer``, not both.
+    :param issuer: the authorization server's issuer identifier (https, or http to a
+        loopback host), instead of ``token_url``: on first need (never in the constructor)
+        the manager reads its metadata (``{issuer}/.well-known/openid-configuration``, else
+        the RFC 8414 ``/.well-known/oauth-authorization-server{path}``), requires the
+        document's ``issuer`` to equal this one exactly, and uses its ``token_endpoint``
+        (its ``mtls_endpoint_aliases`` one for the mutual-TLS methods) for the manager's
+        life. A failure raises a :class:`~reqcc.discovery.MetadataError` (or a
+        :class:`~reqcc.ConfigurationError` for another issuer) and is retried after the
+        failure backoff, like a token failure. See :doc:`/discovery`.
     :param client_id: the client identifier; required.
     :param client_secret: the client secret (for the ``client_secret_*`` methods).
     :param scopes: :class:`~reqcc.OAuthScope` members or plain strings, sent space-joined.
@@ -72,16 +88,20 @@ class ClientCredentialsManager:
         Called only when there is no usable token; it may call :meth:`fetch_token`.
     :param on_token_update: ``(token) -> None``, called once per new token obtained by a fetch
         or by the provider (not for tokens given by hand).
-    :param auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"``,
+    :param auth_method: ``"client_secret_basic"``, ``"client_secret_post"``,
         ``"client_secret_jwt"``, ``"private_key_jwt"``, ``"tls_client_auth"``,
         ``"self_signed_tls_client_auth"``, ``"none"``, or a
         :class:`~reqcc.client_auth.ClientAuth` instance. The mutual-TLS methods need a
-        ``token_session`` that presents the client certificate.
+        ``token_session`` that presents the client certificate. When not given:
+        with ``token_url``, ``"client_secret_basic"``; with ``issuer``, ``"private_key_jwt"``
+        if a ``private_key`` is given, else the first of ``client_secret_basic``,
+        ``client_secret_post`` and ``client_secret_jwt`` that the server lists.
     :param basic_auth_encoding: ``"form"`` (RFC 6749 §2.3.1, default) or ``"raw"``.
     :param private_key: for ``private_key_jwt``: PEM str, PEM bytes or a JWK dict.
     :param assertion_algorithm: the JWS ``alg`` of a JWT assertion (default ``RS256`` for
         ``private_key_jwt``, ``HS256`` for ``client_secret_jwt``).
-    :param assertion_audience: the ``aud`` of a JWT assertion (default: ``token_url``).
+    :param assertion_audience: the ``aud`` of a JWT assertion (default: the token endpoint,
+        the discovered one with ``issuer``).
     :param token_params: extra form fields sent with every token request (``audience``, …).
     :param timeout: token request timeout, seconds or (connect, read); default (5, 15).
     :param token_session: the ``requests.Session`` token requests go through (proxies, CA
@@ -100,21 +120,28 @@ class ClientCredentialsManager:
         ``RedisTokenStore``) shared with other processes: a token is read from it before
         one is fetched or asked of the provider, and what this process obtains is written
         to it, so the fleet fetches (and renews ahead) once. ``on_token_update`` fires only
-        in the process that obtained the token, not for tokens read from the store.
+        in the process that obtained the token, not for tokens read from the store. Its
+        key includes the token endpoint, so with ``issuer`` discovery comes first.
     :param dpop: ``True`` to ask for DPoP-bound tokens (RFC 9449) with a new EC P-256 key
         (ES256) made for this manager. Default: DPoP exactly when ``dpop_key`` is given.
         Needs ``pip install 'reqcc[dpop]'``.
     :param dpop_key: the DPoP private key: PEM (``str``/``bytes``), a private JWK dict (EC,
-        RSA or OKP) or a :class:`~reqcc.dpop.DPoPKey`; implies ``dpop=True``. Every token
+        RSA or OKP) or a :class:`~reqcc.DPoPKey`; implies ``dpop=True``. Every token
         request and every API request then carries a fresh proof signed by it, and only
         ``DPoP`` tokens are accepted. The key is never stored, logged or shown; the
         token-store key includes its thumbprint.
+    :param meter_provider: the OpenTelemetry ``MeterProvider`` of reqcc's metrics
+        (default: the global one). Used only with ``opentelemetry-api`` installed.
+    :param tracer_provider: the OpenTelemetry ``TracerProvider`` of reqcc's spans
+        (default: the global one). See :doc:`/telemetry`.
     """
 
+    @passes_keywords()
     def __init__(
         self,
         *,
         token_url: str | None = None,
+        issuer: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         scopes: Iterable[OAuthScope | str] | str | None = None,
@@ -122,7 +149,7 @@ class ClientCredentialsManager:
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         token_provider: TokenProvider | None = None,
         on_token_update: TokenUpdateCallback | None = None,
-        auth_method: str | ClientAuth = "client_secret_basic",
+        auth_method: str | ClientAuth | None = None,
         basic_auth_encoding: str = "form",
         private_key: str | bytes | Mapping[str, Any] | None = None,
         assertion_algorithm: str | None = None,
@@ -142,9 +169,12 @@ class ClientCredentialsManager:
         token_store: TokenStore | None = None,
         dpop: bool | None = None,
         dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         config = check_config(
             token_url=token_url,
+            issuer=issuer,
             client_id=client_id,
             client_secret=client_secret,
             scopes=scopes,
@@ -171,6 +201,8 @@ class ClientCredentialsManager:
             token_store=token_store,
             dpop=dpop,
             dpop_key=dpop_key,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
         self.clock_skew = config.clock_skew
         self.refresh_ahead = config.refresh_ahead
@@ -182,8 +214,13 @@ class ClientCredentialsManager:
         self._scopes = config.scopes
         self._clock = config.clock
         self._monotonic = config.monotonic
+        self._sleep = config.sleep
         self._endpoint = config.endpoint
+        self._discovery = config.discovery
+        self._client_id = config.client_id
+        self._token_params = config.token_params
         self._shared = config.shared
+        self._telemetry = config.telemetry
         self._dpop = config.dpop
         self._random = random.Random()
         self._backoff = FailureBackoff(
@@ -200,19 +237,42 @@ class ClientCredentialsManager:
     # -- configuration, read-only -------------------------------------------------------
 
     @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self._endpoint.token_url
+    def token_url(self) -> str | None:
+        """The token endpoint: ``token_url``, or with ``issuer`` the discovered one.
+
+        ``None`` while an ``issuer``'s metadata has not been read yet (it is read on the
+        first token request, or by :meth:`discover`).
+        """
+        endpoint = self._endpoint
+        return endpoint.token_url if endpoint is not None else None
+
+    @property
+    def issuer(self) -> str | None:
+        """The configured issuer, or ``None`` when the manager was given ``token_url``."""
+        return self._discovery.issuer if self._discovery is not None else None
+
+    @property
+    def metadata(self) -> AuthorizationServerMetadata | None:
+        """The issuer's metadata once read (``None`` before, and without ``issuer``)."""
+        return self._discovery.metadata if self._discovery is not None else None
 
     @property
     def client_id(self) -> str:
         """The client identifier."""
-        return self._endpoint.client_auth.client_id
+        return self._client_id
 
     @property
-    def auth_method(self) -> str:
-        """The client authentication method's name."""
-        return self._endpoint.client_auth.method
+    def auth_method(self) -> str | None:
+        """The client authentication method's name.
+
+        ``None`` only with ``issuer`` and no ``auth_method`` before discovery (the method
+        is then one the server lists).
+        """
+        endpoint = self._endpoint
+        if endpoint is not None:
+            return endpoint.client_auth.method
+        assert self._discovery is not None
+        return self._discovery.auth_method
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -222,7 +282,21 @@ class ClientCredentialsManager:
     @property
     def token_params(self) -> dict[str, str]:
         """The extra form fields sent with every token request (a copy)."""
-        return dict(self._endpoint.token_params)
+        return dict(self._token_params)
+
+    def discover(self) -> str:
+        """Read the issuer's metadata now, if not done yet, and return the token endpoint.
+
+        Not needed (the first token request discovers), but useful to check a
+        configuration at start-up. Without ``issuer`` it returns ``token_url``. It does
+        not go through the failure backoff.
+
+        :raises ConfigurationError: the metadata names another issuer, or no method fits.
+        :raises MetadataError: no usable metadata.
+        :raises requests.RequestException: the network failed.
+        """
+        self._check_process()
+        return self._token_endpoint().token_url
 
     @property
     def dpop(self) -> DPoPProver | None:
@@ -283,11 +357,14 @@ class ClientCredentialsManager:
         that needs a token meanwhile waits for that one result. During the failure backoff
         the last error is raised at once, marked as a repeat.
         """
-        self._check_process()
+        # No fork check on the fast path: handing out the token in use is right in a forked
+        # child too. Everything that takes the lock or talks to the token endpoint
+        # (_refresh_ahead, _await_token) checks first.
         current = self._current
         if current is not None:
             now = self._monotonic()
-            if current.usable(now):
+            expire_at = current.expire_at
+            if expire_at is None or now < expire_at:  # current.usable(now), inlined
                 if current.renew_at is not None and now >= current.renew_at:
                     self._refresh_ahead(current, now)
                 return current.token
@@ -301,7 +378,7 @@ class ClientCredentialsManager:
         for nor joins another fetch in progress.
         """
         self._check_process()
-        token = self._endpoint.request_token(extra_params)
+        token = self._token_endpoint().request_token(extra_params)
         self._adopt(token, notify=True)
         return token
 
@@ -338,11 +415,13 @@ class ClientCredentialsManager:
             self._current = None
             self._retired = token.access_token
         log.info("token %s retired after the resource server rejected it", token.fingerprint)
+        self._telemetry.rejection()
         return True
 
     def close(self) -> None:
         """Release the token session if the manager created it."""
-        self._endpoint.close()
+        if self._endpoint is not None:
+            self._endpoint.close()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -370,7 +449,10 @@ class ClientCredentialsManager:
         # random generators are copies of the parent's: reseed them, or every worker
         # forked from one parent jitters its backoff identically (in lockstep).
         self._random.seed()
-        self._endpoint.after_fork()
+        if self._discovery is not None:
+            self._discovery.after_fork()
+        elif self._endpoint is not None:
+            self._endpoint.after_fork()
         self._reset_process_state()
         log.debug("manager reset after fork (pid %d)", self._pid)
 
@@ -407,6 +489,7 @@ class ClientCredentialsManager:
                 log.exception("on_token_update raised; the new token is used anyway")
 
     def _await_token(self) -> OAuthToken:
+        self._check_process()
         with self._lock:
             current = self._current
             now = self._monotonic()
@@ -415,9 +498,15 @@ class ClientCredentialsManager:
             flight, leader = self._flights.join(now)
         if leader:
             self._run(flight, background=False)
-        return self._flights.wait(flight, leader=leader)
+            return self._flights.wait(flight, leader=True)
+        # Another thread is obtaining the token: this caller had to wait.
+        try:
+            return self._flights.wait(flight, leader=False)
+        finally:
+            self._telemetry.waited(self._monotonic() - now)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
+        self._check_process()
         # Unlocked first look, so that the fast path stays lock-free while a renewal runs
         # or backs off (the window may last minutes); checked again under the lock.
         flights = self._flights
@@ -453,7 +542,7 @@ class ClientCredentialsManager:
     def _obtain(self) -> OAuthToken:
         provider = self.token_provider
         if provider is None:
-            return self._endpoint.request_token()
+            return self._token_endpoint().request_token()
         token = call_provider(
             provider,
             self._last_token,
@@ -477,9 +566,26 @@ class ClientCredentialsManager:
         Returns the token and whether this process obtained it (fetch or provider), as
         opposed to reading it from the store.
         """
-        if self._shared is None:
+        if self.token_store is None:
             return self._obtain(), True
-        return self._shared.obtain(self._obtain, self._usable_from_store)
+        shared = self._shared
+        if shared is None:  # the store key names the token endpoint: discover it first
+            shared = self._shared = share(
+                self.token_store,
+                self._token_endpoint(),
+                self._scopes,
+                monotonic=self._monotonic,
+                sleep=self._sleep,
+            )
+        return shared.obtain(self._obtain, self._usable_from_store)
+
+    def _token_endpoint(self) -> TokenEndpoint:
+        """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            assert self._discovery is not None
+            endpoint = self._endpoint = self._discovery.resolve()
+        return endpoint
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""
@@ -496,8 +602,11 @@ class ClientCredentialsManager:
 
     def __repr__(self) -> str:
         token = self.token
+        where = f"token_url={self.token_url!r}"
+        if self._discovery is not None:
+            where = f"issuer={self._discovery.issuer!r}, {where}"
         return (
-            f"ClientCredentialsManager(token_url={self.token_url!r}, client_id={self.client_id!r}, "
+            f"ClientCredentialsManager({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "
             f"token={token.fingerprint if token is not None else None!r}"
             + (f", dpop_thumbprint={self._dpop.thumbprint!r})" if self._dpop is not None else ")")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
 
+from ._keywords import passes_keywords
+from ._untokened import LOOPBACK_PREFIXES, UntokenedNotice
 from ._urls import origin, require_secure_url
 from .adapter import NO_TOKEN_ATTRIBUTE, ClientCredentialsAdapter
 from .errors import ConfigurationError
 from .manager import ClientCredentialsManager
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
 
 __all__ = ["ClientCredentialsSession", "mount"]
 
@@ -35,18 +42,31 @@ def _normalize_prefix(prefix: str, keyword: str) -> str:
     return prefix if parts.path else prefix + "/"
 
 
-def mount(session: requests.Session, prefix: str, **kwargs: Any) -> ClientCredentialsAdapter:
+@passes_keywords(ClientCredentialsManager)
+def mount(
+    session: requests.Session,
+    prefix: str,
+    *,
+    inner: BaseAdapter | None = None,
+    manager: ClientCredentialsManager | None = None,
+    **manager_kwargs: Unpack[ManagerKeywords],
+) -> ClientCredentialsAdapter:
     """Attach client-credentials tokens to ``session``'s requests under ``prefix``.
 
     The adapter that served ``prefix`` until now becomes the inner transport, so its
-    connection pool, retries and TLS settings are kept. ``kwargs`` are the adapter's:
-    ``manager=`` or the manager's keywords. Returns the mounted adapter.
+    connection pool, retries and TLS settings are kept. Returns the mounted adapter.
 
+    :param session: the ``requests.Session`` to attach tokens to.
+    :param prefix: the URL prefix whose requests get a token, e.g. the API's root.
+    :param inner: the adapter that really sends (default: the one that served ``prefix``).
+    :param manager: a :class:`~reqcc.ClientCredentialsManager` to share; otherwise the
+        manager's keywords (``token_url``, ``client_id``, …) configure a new one.
     :raises ConfigurationError: ``prefix`` is not an http(s) URL with a host.
+    :raises TypeError: an unknown keyword (the message names the closest valid ones).
     """
     prefix = _normalize_prefix(prefix, "prefix")
-    inner = kwargs.pop("inner", None) or session.get_adapter(prefix)
-    adapter = ClientCredentialsAdapter(inner, **kwargs)
+    inner = inner or session.get_adapter(prefix)
+    adapter = ClientCredentialsAdapter(inner, manager=manager, **manager_kwargs)
     session.mount(prefix, adapter)
     return adapter
 
@@ -55,21 +75,24 @@ class ClientCredentialsSession(requests.Session):
     """A ``requests.Session`` that fetches, reuses, renews and attaches client-credentials tokens.
 
     :param base_url: the URL prefix whose requests get a token (e.g. the API's root). Without
-        it, every https request of this session gets the token, and redirect hops to another
-        origin are sent without it.
+        it, every https request of this session gets the token, and so does plain http to
+        ``localhost``, ``127.0.0.1`` and ``[::1]``; any other plain-http request goes without
+        it and a WARNING per origin says so. Redirect hops to another origin are sent
+        without it.
     :param adapter: the inner transport adapter (default: a new ``HTTPAdapter``).
     :param manager: a :class:`~reqcc.ClientCredentialsManager` to share between sessions;
         otherwise the remaining keywords (``token_url``, ``client_id``, ``client_secret``,
         ``scopes``, …) configure a new one.
     """
 
+    @passes_keywords(ClientCredentialsManager)
     def __init__(
         self,
         *,
         base_url: str | None = None,
         adapter: BaseAdapter | None = None,
         manager: ClientCredentialsManager | None = None,
-        **manager_kwargs: Any,
+        **manager_kwargs: Unpack[ManagerKeywords],
     ) -> None:
         super().__init__()
         self.base_url = _normalize_prefix(base_url, "base_url") if base_url is not None else None
@@ -77,7 +100,15 @@ class ClientCredentialsSession(requests.Session):
         inner = adapter if adapter is not None else self.get_adapter(prefix)
         self.token_adapter = ClientCredentialsAdapter(inner, manager=manager, **manager_kwargs)
         self.mount(prefix, self.token_adapter)
-        self._token_prefix = prefix
+        prefixes: tuple[str, ...] = (prefix,)
+        if self.base_url is None:
+            # Plain http to this machine gets the token too (as the token request may go
+            # there); any other plain-http request is sent without one, never silently.
+            self.mount("http://", UntokenedNotice(self.get_adapter("http://")))
+            for loopback in LOOPBACK_PREFIXES:
+                self.mount(loopback, self.token_adapter)
+            prefixes += LOOPBACK_PREFIXES
+        self._token_prefixes = tuple(p.lower() for p in prefixes)
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
         """Prepare ``request`` as ``requests.Session`` does, minus ``.netrc`` under the token prefix.
@@ -87,11 +118,11 @@ class ClientCredentialsSession(requests.Session):
         bearer token. Requests to the token prefix therefore skip the ``.netrc`` lookup.
         """
         if (
-            request.auth is None
+            self.trust_env
+            and request.auth is None
             and self.auth is None
-            and self.trust_env
             and isinstance(request.url, str)
-            and request.url.lower().startswith(self._token_prefix.lower())
+            and request.url.lower().startswith(self._token_prefixes)
         ):
             request.auth = _no_auth
         return super().prepare_request(request)

@@ -36,6 +36,7 @@ from .errors import (
     provider_error_class,
 )
 from .oauth_token import OAuthToken
+from .telemetry import Telemetry
 
 __all__ = [
     "TokenEndpoint", "DEFAULT_TIMEOUT", "MAX_RESPONSE_BYTES", "RETRY_STATUSES", "RETRY_ERROR_CODES",
@@ -140,6 +141,8 @@ class TokenEndpoint:
         every attempt carries a fresh proof, a ``use_dpop_nonce`` answer is retried once with
         the server's nonce (and fresh client credentials), and only a ``DPoP`` token is accepted.
     :param monotonic: the monotonic clock the ``deadline`` of :meth:`request_token` is read on.
+    :param telemetry: what each HTTP token request is reported to (each exchange: retries
+        and DPoP nonce replays included); default: nothing is recorded.
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class TokenEndpoint:
         sleep: Callable[[float], None] = time.sleep,
         dpop: DPoPProver | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.token_url = token_url
         self.dpop = dpop
@@ -174,6 +178,7 @@ class TokenEndpoint:
         self._sleep = sleep
         self._monotonic = monotonic
         self._random = random.Random()
+        self.telemetry = Telemetry() if telemetry is None else telemetry
 
     def after_fork(self) -> None:
         """Make this endpoint safe to use in a process forked from the one that created it.
@@ -278,7 +283,7 @@ class TokenEndpoint:
 
     def _request_once(self, extra: Mapping[str, str], deadline: float | None = None) -> OAuthToken:
         try:
-            return self._exchange(extra, deadline)
+            return self._counted_exchange(extra, deadline)
         except OAuthProviderError as exc:
             # RFC 9449 §8: the server wants a nonce in the proof; it sent one. Exactly one
             # more exchange, built afresh (new proof, new client assertion).
@@ -291,6 +296,11 @@ class TokenEndpoint:
             ):
                 raise
             log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
+            return self._counted_exchange(extra, deadline)
+
+    def _counted_exchange(self, extra: Mapping[str, str], deadline: float | None) -> OAuthToken:
+        # Telemetry counts HTTP token requests: every exchange, retries and nonce replays too.
+        with self.telemetry.token_request(self.token_url):
             return self._exchange(extra, deadline)
 
     def _exchange(self, extra: Mapping[str, str], deadline: float | None) -> OAuthToken:
@@ -481,6 +491,9 @@ class TokenEndpoint:
                 f"; sent with auth method {self.client_auth.method!r}: check client_id, the "
                 "credential and auth_method"
             )
+        elif response.status_code in (404, 405):
+            # A wrong path often answers with a JSON error of its own ({"error": "not_found"}).
+            message += "; this does not look like a token endpoint: check token_url"
         raise provider_error_class(code)(
             shown_code,
             shown_description,

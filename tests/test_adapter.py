@@ -269,6 +269,88 @@ def test_plain_http_to_loopback_carries_the_token(clock: FakeClock, url: str) ->
     assert api.request_history[0].headers["Authorization"] == "Bearer tok-1"
 
 
+def _by_hand(url: str) -> requests.PreparedRequest:
+    """A GET to ``url`` exactly as written (requests' own preparation would normalize it)."""
+    prepared = requests.Request("GET", "http://127.0.0.1/").prepare()
+    prepared.url = url
+    return prepared
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1@evil.example/books",  # userinfo: the host is evil.example
+        "http://127.0.0.1:8080@evil.example/books",
+        "http://evil.example?@127.0.0.1/books",  # the host ends at '?'
+        "http://evil.example#@127.0.0.1/books",
+        "http://127.0.0.1.evil.example/books",
+        "http:/127.0.0.1/books",  # no authority at all
+        "http://api.example.com/books",  # the https origin's host, over http
+    ],
+)
+def test_an_origin_found_secure_does_not_vouch_for_look_alikes(clock: FakeClock, url: str) -> None:
+    # The https-or-loopback rule is decided once per origin and remembered: URLs that
+    # share a prefix with a remembered origin but go elsewhere are still refused.
+    api, auth = requests_mock.Adapter(), requests_mock.Adapter()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    api.register_uri(requests_mock.ANY, requests_mock.ANY, text="ok")
+    adapter = ClientCredentialsAdapter(api, **manager_kwargs(clock, auth))
+    for secure in ("http://127.0.0.1/books", "http://127.0.0.1:8080/books", BOOKS):
+        assert adapter.send(_by_hand(secure)).status_code == 200
+        assert adapter.send(_by_hand(secure)).status_code == 200  # remembered this time
+    with pytest.raises(InsecureTransportError):
+        adapter.send(_by_hand(url))
+    with pytest.raises(InsecureTransportError):  # and not remembered as secure either
+        adapter.send(_by_hand(url))
+    assert api.call_count == 6
+
+
+def test_the_remembered_origins_are_bounded(clock: FakeClock) -> None:
+    api, auth = requests_mock.Adapter(), requests_mock.Adapter()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    api.register_uri(requests_mock.ANY, requests_mock.ANY, text="ok")
+    adapter = ClientCredentialsAdapter(api, **manager_kwargs(clock, auth))
+    for port in range(1000, 1300):
+        assert adapter.send(_by_hand(f"http://127.0.0.1:{port}/")).status_code == 200
+    assert 0 < len(adapter._secure_origins) <= 64
+    with pytest.raises(InsecureTransportError):
+        adapter.send(_by_hand("http://evil.example/"))
+
+
+def test_the_copy_sent_shares_nothing_the_inner_transport_could_change_in_the_original(
+    clock: FakeClock,
+) -> None:
+    # The inner transport gets its own headers; the caller's request, headers and cookie
+    # jar are as they were, also when the inner transport changes what it was given.
+    seen: list[requests.PreparedRequest] = []
+
+    class Meddling(requests.adapters.BaseAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            seen.append(request)
+            request.headers["X-Added-Below"] = "1"
+            request.url = "https://rewritten.example/"
+            response = requests.Response()
+            response.status_code = 200
+            return response
+
+        def close(self) -> None:
+            pass
+
+    auth = requests_mock.Adapter()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    adapter = ClientCredentialsAdapter(Meddling(), **manager_kwargs(clock, auth))
+    session = requests.Session()
+    session.cookies.set("c", "1", domain="api.example.com")
+    prepared = session.prepare_request(requests.Request("POST", BOOKS, data=b"x", headers={"X-A": "1"}))
+    before = (prepared.url, dict(prepared.headers), prepared.body, dict(prepared._cookies))  # type: ignore[attr-defined]
+    adapter.send(prepared)
+    assert seen[0] is not prepared and seen[0].headers is not prepared.headers
+    assert seen[0].headers["Authorization"] == "Bearer tok-1"
+    assert seen[0].headers["Cookie"] == "c=1" and seen[0].body == b"x"
+    after = (prepared.url, dict(prepared.headers), prepared.body, dict(prepared._cookies))  # type: ignore[attr-defined]
+    assert after == before
+
+
 # -- item 11: 401 retires the token and replays once when the body allows -------------------
 
 

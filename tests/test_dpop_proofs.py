@@ -10,8 +10,10 @@ import copy
 import json
 import pickle
 import string
+import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -260,6 +262,26 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
             patch.setitem(sys.modules, missing, None)  # importing it now raises ImportError
             with pytest.raises(ConfigurationError, match=r"reqcc\[dpop\]"):
                 DPoPKey()
+
+
+def test_reqcc_and_its_dpop_key_import_without_the_extra() -> None:
+    """``reqcc.DPoPKey`` is exported, yet reqcc imports with neither cryptography nor PyJWT."""
+    code = (
+        "import sys\n"
+        "for name in ('jwt', 'cryptography'): sys.modules[name] = None\n"
+        "import reqcc\n"
+        "assert reqcc.DPoPKey.__module__ == 'reqcc.dpop'\n"
+        "assert not any(m.split('.')[0] in ('cryptography', 'jwt') and sys.modules[m] for m in sys.modules)\n"
+        "try:\n"
+        "    reqcc.ClientCredentialsManager(token_url='https://as.example/token', client_id='c',\n"
+        "                                   client_secret='s', dpop=True)\n"
+        "except reqcc.ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0, result.stderr
+    assert "reqcc[dpop]" in result.stdout
 
 
 # --- secrets ---

@@ -18,7 +18,13 @@ import pytest
 import requests
 
 from reqcc.client_auth import ClientSecretBasic
-from reqcc.errors import InvalidClient, ReqccError, TokenDeadlineError, TokenResponseError
+from reqcc.errors import (
+    InvalidClient,
+    OAuthProviderError,
+    ReqccError,
+    TokenDeadlineError,
+    TokenResponseError,
+)
 from reqcc.token_endpoint import MAX_RESPONSE_BYTES, TokenEndpoint
 
 from .hostile_server import HostileServer, Reply
@@ -227,6 +233,26 @@ def test_a_wrong_token_url_says_check_token_url(
     assert f"127.0.0.1:{server.port}/oauth/token" in message
     assert "tenant" not in message  # no query: it may hold something private
     assert server.token_requests == 1  # a redirect is not followed
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_a_wrong_token_url_with_a_json_error_says_check_token_url(
+    serve: Callable[..., HostileServer], status: int
+) -> None:
+    # The local server (and many frameworks) answer a wrong path with a JSON "error" of their own.
+    server = serve(Reply(status=status, body=b'{"error":"not_found"}'))
+    with pytest.raises(OAuthProviderError) as caught:
+        endpoint(server).request_token()
+    assert caught.value.error == "not_found"
+    assert "check token_url" in str(caught.value)
+    assert f"127.0.0.1:{server.port}/oauth/token" in str(caught.value)
+
+
+def test_an_oauth_error_on_400_gives_no_token_url_hint(serve: Callable[..., HostileServer]) -> None:
+    server = serve(Reply(status=400, body=b'{"error":"invalid_scope"}'))
+    with pytest.raises(OAuthProviderError) as caught:
+        endpoint(server).request_token()
+    assert "check token_url" not in str(caught.value)
 
 
 def test_invalid_client_names_the_client_the_endpoint_and_the_auth_method(

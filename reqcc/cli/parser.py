@@ -13,6 +13,7 @@ __all__ = ["CACHE_MIN_SECONDS", "CLI_AUTH_METHODS", "ENVIRONMENT_HELP", "build_p
 ENVIRONMENT_HELP = """\
 environment:
   REQCC_TOKEN_URL       the token endpoint (--token-url)
+  REQCC_ISSUER          the authorization server's issuer, instead of a token endpoint (--issuer)
   REQCC_CLIENT_ID       the client identifier (--client-id)
   REQCC_CLIENT_SECRET   the client secret (there is no flag for it: use this, --client-secret-file,
                         or answer the prompt)
@@ -53,6 +54,13 @@ class _RefuseSecretFlag(argparse.Action):
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("client configuration (flags override the environment)")
     group.add_argument("--token-url", metavar="URL", help="the token endpoint [REQCC_TOKEN_URL]")
+    group.add_argument(
+        "--issuer",
+        metavar="URL",
+        help="instead of --token-url: the authorization server's issuer; its token endpoint and a "
+        "client authentication method it lists are read from its metadata (RFC 8414 / OpenID "
+        "Connect Discovery) [REQCC_ISSUER]",
+    )
     group.add_argument("--client-id", metavar="ID", help="the client identifier [REQCC_CLIENT_ID]")
     group.add_argument(
         "--client-secret-file",
@@ -65,13 +73,15 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="SCOPE",
         help="a scope to request: an OAuthScope name (BooksRead, OrdersRead, OrdersWrite) or a raw "
-        "scope string; repeatable [REQCC_SCOPES]",
+        "scope string, as scopes= takes them; repeatable, and one value may hold several separated by "
+        "spaces or commas [REQCC_SCOPES]",
     )
     group.add_argument(
         "--auth-method",
         choices=CLI_AUTH_METHODS,
-        default="client_secret_basic",
-        help="how the client authenticates (default: %(default)s; the *_jwt methods need reqcc[jwt])",
+        default=None,
+        help="how the client authenticates (default: client_secret_basic; with --issuer, one the server "
+        "lists, private_key_jwt with --private-key-file; the *_jwt methods need reqcc[jwt])",
     )
     group.add_argument(
         "--private-key-file",
