@@ -24,7 +24,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
-from ._urls import NO_TOKEN_ATTRIBUTE
+from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 from .client_auth import ClientAuth
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
@@ -314,6 +314,9 @@ class TokenEndpoint:
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if self.dpop is not None:
             plain_headers[DPOP_HEADER] = self.dpop.proof("POST", url)
+        if url[:5].lower() == "http:":  # loopback (checked at construction): only without a proxy
+            proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
+            require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
