@@ -295,11 +295,6 @@ def test_keyboard_interrupt_in_the_fetching_thread_reaches_it_and_is_not_a_failu
     assert len(calls) == 2 and server.token_requests == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="contract item 21 (issue 10): the waiters still get the leader's KeyboardInterrupt; "
-    "remove this mark when the manager keeps BaseExceptions in their thread",
-)
 def test_keyboard_interrupt_in_the_fetching_thread_is_raised_in_that_thread_only(
     server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], flight_waiters: Any
 ) -> None:
