@@ -49,6 +49,7 @@ function makeProvider(issuer, jwks) {
     clients: structuredClone(config.clients),
     jwks,
     scopes: SCOPES,
+    enabledJWA: { dPoPSigningAlgValues: ['ES256', 'ES384', 'PS256', 'RS256', 'EdDSA'] },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt'],
     features: {
       devInteractions: { enabled: false },
