@@ -313,7 +313,7 @@ class TokenEndpoint:
         auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if self.dpop is not None:
-            plain_headers[DPOP_HEADER] = self.dpop.proof("POST", url)
+            plain_headers[DPOP_HEADER] = self.dpop.token_proof(url)
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
@@ -335,7 +335,8 @@ class TokenEndpoint:
             stream=True,
         )
         if self.dpop is not None:
-            self.dpop.update(url, response.headers)  # on every answer, success too (RFC 9449 §8.2)
+            # On every answer, success too (RFC 9449 §8.2).
+            self.dpop.update_token_nonce(url, response.headers)
         self._read_body(response, deadline)
         if hooks:
             for hook in hooks.get("access_token_response", ()):
