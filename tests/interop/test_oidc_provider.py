@@ -619,3 +619,24 @@ def test_cli_request_with_dpop_end_to_end(oidc: OidcProvider) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["scheme"] == "DPoP"
+
+
+def test_token_endpoint_and_resource_nonces_on_one_origin_do_not_take_turns(oidc: OidcProvider) -> None:
+    # RFC 9449 §9: an AS nonce and an RS nonce are different things, even on one origin.
+    # With one nonce per origin, every renewal cost a use_dpop_nonce round trip at the token
+    # endpoint and another at the API.
+    session = ClientCredentialsSession(
+        token_url=oidc.token_url,
+        client_id="dpop-client",
+        client_secret=DPOP_SECRET,
+        dpop=True,
+        base_url=oidc.api,
+    )
+    assert session.get(oidc.api + "nonce/books").status_code == 200
+    rec = Recorder(oidc)
+    for _ in range(3):
+        session.manager.fetch_token()
+        response = session.get(oidc.api + "nonce/books")
+        assert response.status_code == 200, response.text
+    assert [e["status"] for e in rec.posts("/token")] == [200] * 3
+    assert [e["status"] for e in rec.api_calls()] == [200] * 3
