@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # for the provider's type only: the manager is the layer abov
 
 __all__ = [
     "DEFAULT_REFRESH_AHEAD",
+    "DEFAULT_TOKEN_DEADLINE",
     "ManagerConfig",
     "ManagerKeywords",
     "TokenProvider",
@@ -60,6 +61,8 @@ _SCOPE_SEPARATORS = re.compile(r"[\s,]+")
 
 #: Fraction of a token's lifetime, before the skew margin, in which it is renewed ahead.
 DEFAULT_REFRESH_AHEAD = 0.2
+#: Seconds one token fetch may take for every thread that needs it (DESIGN item 14).
+DEFAULT_TOKEN_DEADLINE = 30.0
 
 
 class ManagerKeywords(TypedDict, total=False):
@@ -94,6 +97,7 @@ class ManagerKeywords(TypedDict, total=False):
     max_retry_wait: float
     failure_backoff: float
     max_failure_backoff: float
+    token_deadline: float
     clock: Callable[[], float]
     monotonic: Callable[[], float]
     sleep: Callable[[float], None]
@@ -123,6 +127,7 @@ class ManagerConfig:
     refresh_ahead: float
     failure_backoff: float
     max_failure_backoff: float
+    token_deadline: float
     token_provider: TokenProvider | None
     on_token_update: TokenUpdateCallback | None
     clock: Callable[[], float]
@@ -268,6 +273,7 @@ def check_config(
     max_retry_wait: float,
     failure_backoff: float,
     max_failure_backoff: float,
+    token_deadline: float,
     clock: Callable[[], float],
     monotonic: Callable[[], float],
     sleep: Callable[[float], None],
@@ -328,6 +334,7 @@ def check_config(
     clock_skew = _seconds(clock_skew, "clock_skew")
     failure_backoff = _seconds(failure_backoff, "failure_backoff")
     max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
+    token_deadline = _seconds(token_deadline, "token_deadline", allow_zero=False)
     normalized_scopes = normalize_scopes(scopes)
     prover = check_dpop(dpop, dpop_key, clock)
     checked_timeout = None if timeout is None else _check_timeout(timeout)
@@ -383,6 +390,7 @@ def check_config(
             sleep=sleep,
             dpop=prover,
             telemetry=telemetry,
+            monotonic=monotonic,
         )
 
     endpoint: TokenEndpoint | None = None
@@ -416,6 +424,7 @@ def check_config(
         refresh_ahead=refresh_ahead,
         failure_backoff=failure_backoff,
         max_failure_backoff=max_failure_backoff,
+        token_deadline=token_deadline,
         token_provider=token_provider,
         on_token_update=on_token_update,
         clock=clock,

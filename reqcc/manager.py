@@ -23,14 +23,21 @@ import requests
 from ._keywords import passes_keywords
 from ._log import log
 from .client_auth import ClientAuth
-from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config, share
+from .config import (
+    DEFAULT_REFRESH_AHEAD,
+    DEFAULT_TOKEN_DEADLINE,
+    TokenProvider,
+    TokenUpdateCallback,
+    check_config,
+    share,
+)
 from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError, TokenProviderError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
-from .single_flight import FailureBackoff, SingleFlight, _Flight
+from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, SingleFlight, _Flight
 from .stores.base import TokenStore
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
 
@@ -113,6 +120,13 @@ class ClientCredentialsManager:
     :param max_retry_wait: the longest one retry waits (a longer ``Retry-After`` ends retrying).
     :param failure_backoff: seconds before the first new attempt after a failed fetch; doubles
         per consecutive failure, jittered, up to ``max_failure_backoff`` (default 60).
+    :param token_deadline: seconds one token fetch may take, all of it (default 30): every
+        attempt, every retry wait and every byte of the answer, and every thread waiting for
+        it. A token endpoint that never answers or drips its answer, or a ``token_provider``
+        that never returns, ends in a :class:`~reqcc.TokenDeadlineError` for every waiting
+        caller by then (a provider's own thread cannot be interrupted: the others stop
+        waiting for it, and the next caller starts a new fetch). ``timeout`` stays the
+        per-attempt (connect, read) pair.
     :param clock: wall clock in Unix seconds (default ``time.time``), for absolute expiries.
     :param monotonic: monotonic clock (default ``time.monotonic``), for in-process validity.
     :param sleep: how to wait between retries (default ``time.sleep``).
@@ -163,6 +177,7 @@ class ClientCredentialsManager:
         max_retry_wait: float = 10.0,
         failure_backoff: float = 1.0,
         max_failure_backoff: float = 60.0,
+        token_deadline: float = DEFAULT_TOKEN_DEADLINE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -195,6 +210,7 @@ class ClientCredentialsManager:
             max_retry_wait=max_retry_wait,
             failure_backoff=failure_backoff,
             max_failure_backoff=max_failure_backoff,
+            token_deadline=token_deadline,
             clock=clock,
             monotonic=monotonic,
             sleep=sleep,
@@ -208,6 +224,7 @@ class ClientCredentialsManager:
         self.refresh_ahead = config.refresh_ahead
         self.failure_backoff = config.failure_backoff
         self.max_failure_backoff = config.max_failure_backoff
+        self.token_deadline = config.token_deadline
         self.token_provider = config.token_provider
         self.on_token_update = config.on_token_update
         self.token_store = config.token_store
@@ -216,6 +233,8 @@ class ClientCredentialsManager:
         self._monotonic = config.monotonic
         self._sleep = config.sleep
         self._endpoint = config.endpoint
+        if self._endpoint is not None:
+            self._endpoint.known_tokens = self._known_tokens
         self._discovery = config.discovery
         self._client_id = config.client_id
         self._token_params = config.token_params
@@ -278,6 +297,11 @@ class ClientCredentialsManager:
     def scopes(self) -> tuple[str, ...]:
         """The requested scopes' wire values."""
         return self._scopes
+
+    @property
+    def monotonic(self) -> Callable[[], float]:
+        """The monotonic clock this manager reads (its ``monotonic`` keyword)."""
+        return self._monotonic
 
     @property
     def token_params(self) -> dict[str, str]:
@@ -378,7 +402,9 @@ class ClientCredentialsManager:
         for nor joins another fetch in progress.
         """
         self._check_process()
-        token = self._token_endpoint().request_token(extra_params)
+        token = self._token_endpoint().request_token(
+            extra_params, deadline=self._monotonic() + self.token_deadline
+        )
         self._adopt(token, notify=True)
         return token
 
@@ -433,7 +459,18 @@ class ClientCredentialsManager:
     def _reset_process_state(self) -> None:
         # A new single flight brings a new lock. The pid last: another thread that sees it
         # match must also see the new lock.
-        self._flights = SingleFlight(self._backoff)
+        self._flights = SingleFlight(
+            self._backoff,
+            deadline=self.token_deadline,
+            monotonic=self._monotonic,
+            waiting_for=(
+                "the token_provider"
+                if self.token_provider is not None
+                else f"the token request to {self._endpoint.where}"
+                if self._endpoint is not None
+                else "the token request (after reading the issuer's metadata)"
+            ),
+        )
         self._lock = self._flights.lock
         self._pid = os.getpid()
 
@@ -471,12 +508,21 @@ class ClientCredentialsManager:
     def _adopt(self, token: OAuthToken, *, notify: bool, flight: _Flight | None = None) -> None:
         current = self._deadlines(token)
         with self._lock:
-            previous = self._last_token
-            self._current = current
-            self._last_token = token
-            if token.access_token != self._retired:
-                self._retired = None
-            self._flights.landed(flight)
+            stale = flight is not None and self._flights.is_stale(flight)
+            if not stale:
+                previous = self._last_token
+                self._current = current
+                self._last_token = token
+                if token.access_token != self._retired:
+                    self._retired = None
+                self._flights.landed(flight)
+        if stale:
+            # It outlived token_deadline, and a newer token was obtained meanwhile: that one
+            # stays in use. The late leader still gets the token it waited for.
+            assert flight is not None
+            flight.finish(token, None)
+            log.debug("token %s arrived after token_deadline; the newer token stays", token.fingerprint)
+            return
         if flight is not None:
             flight.finish(token, None)
         changed = previous is None or previous.access_token != token.access_token
@@ -490,20 +536,31 @@ class ClientCredentialsManager:
 
     def _await_token(self) -> OAuthToken:
         self._check_process()
-        with self._lock:
-            current = self._current
-            now = self._monotonic()
-            if current is not None and current.usable(now):
-                return current.token
-            flight, leader = self._flights.join(now)
-        if leader:
-            self._run(flight, background=False)
-            return self._flights.wait(flight, leader=True)
-        # Another thread is obtaining the token: this caller had to wait.
-        try:
-            return self._flights.wait(flight, leader=False)
-        finally:
-            self._telemetry.waited(self._monotonic() - now)
+        interrupted = 0
+        while True:
+            with self._lock:
+                current = self._current
+                now = self._monotonic()
+                if current is not None and current.usable(now):
+                    return current.token
+                flight, leader = self._flights.join(now)
+            if leader:
+                self._run(flight, background=False)
+                return self._flights.wait(flight, leader=True)
+            # Another thread is obtaining the token: this caller had to wait.
+            try:
+                return self._flights.wait(flight, leader=False)
+            except LeaderInterrupted:
+                # Item 21: the fetching thread was interrupted; that is its own business.
+                # This one starts over (leads a new fetch, or joins one).
+                interrupted += 1
+                if interrupted >= MAX_INTERRUPTED:
+                    raise
+            finally:
+                self._telemetry.waited(self._monotonic() - now)
+
+    def _obtain_by_deadline(self, deadline: float | None) -> Callable[[], tuple[OAuthToken, bool]]:
+        return lambda: self._obtain_shared(deadline)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
         self._check_process()
@@ -534,15 +591,15 @@ class ClientCredentialsManager:
             log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
-        result = self._flights.lead(flight, self._obtain_shared, background=background)
+        result = self._flights.lead(flight, self._obtain_by_deadline(flight.deadline), background=background)
         if result is not None:
             token, obtained_here = result
             self._adopt(token, notify=obtained_here, flight=flight)
 
-    def _obtain(self) -> OAuthToken:
+    def _obtain(self, deadline: float | None = None) -> OAuthToken:
         provider = self.token_provider
         if provider is None:
-            return self._token_endpoint().request_token()
+            return self._token_endpoint().request_token(deadline=deadline)
         token = call_provider(
             provider,
             self._last_token,
@@ -560,14 +617,14 @@ class ClientCredentialsManager:
 
     # -- the shared token store (see reqcc.stores) ----------------------------------------
 
-    def _obtain_shared(self) -> tuple[OAuthToken, bool]:
+    def _obtain_shared(self, deadline: float | None = None) -> tuple[OAuthToken, bool]:
         """Obtain a token, through the token store if there is one.
 
         Returns the token and whether this process obtained it (fetch or provider), as
         opposed to reading it from the store.
         """
         if self.token_store is None:
-            return self._obtain(), True
+            return self._obtain(deadline), True
         shared = self._shared
         if shared is None:  # the store key names the token endpoint: discover it first
             shared = self._shared = share(
@@ -577,7 +634,7 @@ class ClientCredentialsManager:
                 monotonic=self._monotonic,
                 sleep=self._sleep,
             )
-        return shared.obtain(self._obtain, self._usable_from_store)
+        return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
 
     def _token_endpoint(self) -> TokenEndpoint:
         """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`)."""
@@ -585,7 +642,13 @@ class ClientCredentialsManager:
         if endpoint is None:
             assert self._discovery is not None
             endpoint = self._endpoint = self._discovery.resolve()
+            endpoint.known_tokens = self._known_tokens
         return endpoint
+
+    def _known_tokens(self) -> tuple[str, ...]:
+        """The access tokens this manager holds, for the token endpoint's redaction (item 13)."""
+        current, last = self._current, self._last_token
+        return tuple({t.access_token for t in (current.token if current else None, last) if t is not None})
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""

@@ -24,7 +24,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
-from ._urls import NO_TOKEN_ATTRIBUTE
+from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 from .client_auth import ClientAuth
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
@@ -164,6 +164,9 @@ class TokenEndpoint:
         telemetry: Telemetry | None = None,
     ) -> None:
         self.token_url = token_url
+        #: The access tokens the owner holds, redacted from anything this endpoint reports too
+        #: (a failing server may echo the token in use); the manager points it at its tokens.
+        self.known_tokens: Callable[[], Iterable[str]] = tuple
         self.dpop = dpop
         self.client_auth = client_auth
         self.scope = scope or None
@@ -196,8 +199,8 @@ class TokenEndpoint:
             self.session.close()
 
     def secrets(self) -> Iterable[str]:
-        """The values to redact from anything this endpoint reports."""
-        return self.client_auth.secrets()
+        """The values to redact from anything this endpoint reports: credentials and known tokens."""
+        return (*self.client_auth.secrets(), *self.known_tokens())
 
     # -- one token, with retries ------------------------------------------------------
 
@@ -314,6 +317,9 @@ class TokenEndpoint:
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if self.dpop is not None:
             plain_headers[DPOP_HEADER] = self.dpop.token_proof(url)
+        if url[:5].lower() == "http:":  # loopback (checked at construction): only without a proxy
+            proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
+            require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
