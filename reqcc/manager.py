@@ -98,7 +98,7 @@ class ClientCredentialsManager:
     :param auth_method: ``"client_secret_basic"``, ``"client_secret_post"``,
         ``"client_secret_jwt"``, ``"private_key_jwt"``, ``"tls_client_auth"``,
         ``"self_signed_tls_client_auth"``, ``"none"``, or a
-        :class:`~reqcc.client_auth.ClientAuth` instance. The mutual-TLS methods need a
+        :class:`~reqcc.ClientAuth` instance. The mutual-TLS methods need a
         ``token_session`` that presents the client certificate. When not given:
         with ``token_url``, ``"client_secret_basic"``; with ``issuer``, ``"private_key_jwt"``
         if a ``private_key`` is given, else the first of ``client_secret_basic``,
