@@ -539,18 +539,32 @@ class DPoPNonces:
 class DPoPProver:
     """One DPoP client's key and the nonces its servers gave it: makes each request's proof.
 
-    The token endpoint and the transport adapter of one manager share one prover, so a
-    nonce learnt from either is used by both for that origin.
+    The token endpoint and the transport adapter of one manager share one prover. Nonces
+    are kept apart by role as well as by origin: RFC 9449 §9 says an authorization server's
+    nonces and a resource server's "should not be confused with one another since nonces
+    will be only accepted by the server that issued them", and the two often share an origin
+    (one host behind a gateway). So answers from the token endpoint fill
+    :attr:`token_nonces` and answers from the API fill :attr:`nonces`, and a proof carries
+    its own role's latest nonce for the origin. Neither overwrites the other: a token
+    fetch no longer costs the next API request a ``use_dpop_nonce`` round trip, nor the
+    reverse. Only while a role has no nonce of its own for that origin does its proof carry
+    the other role's, as a first guess (a server that shares its nonces between the token
+    endpoint and its API accepts it; any other answers ``use_dpop_nonce`` once).
 
     :param key: the client's :class:`DPoPKey`.
-    :param nonces: where the latest nonce of each origin is kept (default: a new one).
+    :param nonces: where the latest resource-server nonce of each origin is kept (default: a new one).
+    :param token_nonces: where the latest authorization-server (token endpoint) nonce of
+        each origin is kept (default: a new one).
     """
 
-    __slots__ = ("key", "nonces")
+    __slots__ = ("key", "nonces", "token_nonces")
 
-    def __init__(self, key: DPoPKey, nonces: DPoPNonces | None = None) -> None:
+    def __init__(
+        self, key: DPoPKey, nonces: DPoPNonces | None = None, token_nonces: DPoPNonces | None = None
+    ) -> None:
         self.key = key
         self.nonces = nonces if nonces is not None else DPoPNonces()
+        self.token_nonces = token_nonces if token_nonces is not None else DPoPNonces()
 
     @property
     def thumbprint(self) -> str:
@@ -558,8 +572,9 @@ class DPoPProver:
         return self.key.thumbprint
 
     def proof(self, method: str, url: str, access_token: str | None = None) -> str:
-        """Return a new proof for ``method url``, with the origin's latest nonce (and ``ath``)."""
-        return self.key.proof(method, url, nonce=self.nonces.get(url), access_token=access_token)
+        """Return a new proof for the API request ``method url``, with the origin's latest API nonce."""
+        nonce = self.nonces.get(url) or self.token_nonces.get(url)
+        return self.key.proof(method, url, nonce=nonce, access_token=access_token)
 
     def authorize(self, headers: MutableMapping[str, str], method: str, url: str, access_token: str) -> None:
         """Set ``Authorization: DPoP <token>`` and a fresh ``DPoP`` proof (with ``ath``) in ``headers``."""
@@ -567,8 +582,16 @@ class DPoPProver:
         headers[DPOP_HEADER] = self.proof(method, url, access_token)
 
     def update(self, url: str, headers: Mapping[str, str]) -> str | None:
-        """Remember the ``DPoP-Nonce`` of a response from ``url``; return it, or ``None``."""
+        """Remember the ``DPoP-Nonce`` of an API response from ``url``; return it, or ``None``."""
         return self.nonces.update(url, headers)
+
+    def token_proof(self, url: str) -> str:
+        """Return a new proof for a token request (``POST url``), with the token endpoint's latest nonce."""
+        return self.key.proof("POST", url, nonce=self.token_nonces.get(url) or self.nonces.get(url))
+
+    def update_token_nonce(self, url: str, headers: Mapping[str, str]) -> str | None:
+        """Remember the ``DPoP-Nonce`` of a token endpoint response from ``url``; return it, or ``None``."""
+        return self.token_nonces.update(url, headers)
 
     def __repr__(self) -> str:
         return f"DPoPProver({self.key!r})"

@@ -316,7 +316,7 @@ class TokenEndpoint:
         auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if self.dpop is not None:
-            plain_headers[DPOP_HEADER] = self.dpop.proof("POST", url)
+            plain_headers[DPOP_HEADER] = self.dpop.token_proof(url)
         if url[:5].lower() == "http:":  # loopback (checked at construction): only without a proxy
             proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
             require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
@@ -341,7 +341,8 @@ class TokenEndpoint:
             stream=True,
         )
         if self.dpop is not None:
-            self.dpop.update(url, response.headers)  # on every answer, success too (RFC 9449 §8.2)
+            # On every answer, success too (RFC 9449 §8.2).
+            self.dpop.update_token_nonce(url, response.headers)
         self._read_body(response, deadline)
         if hooks:
             for hook in hooks.get("access_token_response", ()):

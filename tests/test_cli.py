@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -246,12 +248,40 @@ def test_unusable_token_response_exit_code(reqcc_server: LocalAuthorizationServe
 
 
 def test_network_error_exit_code() -> None:
-    with LocalAuthorizationServer() as server:
-        token_url = server.token_url  # a port that was free and is closed again below
-    result = run(
-        "token", env={"REQCC_TOKEN_URL": token_url, "REQCC_CLIENT_ID": "x", "REQCC_CLIENT_SECRET": SECRET}
-    )
+    with socket.socket() as refusing:  # bound, not listening (and held: no other test takes it)
+        refusing.bind(("127.0.0.1", 0))
+        token_url = f"http://127.0.0.1:{refusing.getsockname()[1]}/token"
+        result = run(
+            "token",
+            env={"REQCC_TOKEN_URL": token_url, "REQCC_CLIENT_ID": "x", "REQCC_CLIENT_SECRET": SECRET},
+        )
     assert_one_line_error(result, cli.EXIT_NETWORK, "network error", token_url.rsplit("/", 1)[0])
+
+
+def test_untrusted_certificate_is_a_one_line_tls_error() -> None:
+    trustme = pytest.importorskip("trustme")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("localhost").configure_cert(context)  # a CA nobody trusts
+    with LocalAuthorizationServer(ssl_context=context, host="localhost") as server:
+        result = call("token", env=server_env(server))
+        assert server.token_requests == 0  # refused before a byte of the request was sent
+    host = f"https://localhost:{server.port}"
+    assert_one_line_error(result, cli.EXIT_NETWORK, f"network error talking to {host}: TLS error")
+    assert "certificate verify failed" in result.stderr and SECRET not in result.stderr
+
+
+def test_token_endpoint_that_never_answers_is_a_one_line_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:  # connects, never answers
+        port = silent.getsockname()[1]
+        result = call(
+            "token", "--timeout", "0.05",
+            env={"REQCC_TOKEN_URL": f"http://127.0.0.1:{port}/token", "REQCC_CLIENT_ID": "x",
+                 "REQCC_CLIENT_SECRET": SECRET},
+        )
+    assert_one_line_error(
+        result, cli.EXIT_NETWORK, f"network error talking to http://127.0.0.1:{port}: timed out"
+    )
+    assert SECRET not in result.stderr
 
 
 def test_debug_shows_the_traceback_but_no_secret(reqcc_server: LocalAuthorizationServer) -> None:

@@ -67,12 +67,17 @@ class TokenServer:
         self.api_requests = 0
         self.api_401s = 0
         self.token_forms: list[dict[str, list[str]]] = []
+        #: The client (host, port) of each token request: which connection it came on.
+        self.token_peers: list[tuple[str, int]] = []
         self.valid_tokens: set[str] = set()
         self._counter = itertools.count(1)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body go out in two writes: with Nagle's algorithm the body
+            # waits for the client's delayed ACK, 40 ms per keep-alive request.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # silence stderr
                 pass
@@ -94,6 +99,7 @@ class TokenServer:
                 with server.lock:
                     server.token_requests += 1
                     server.token_forms.append(form)
+                    server.token_peers.append(self.client_address[:2])
                     failure = server.failures.popleft() if server.failures else server.fail_always
                 gate = server.token_gate
                 if gate is not None:
