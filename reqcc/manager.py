@@ -98,7 +98,7 @@ class ClientCredentialsManager:
     :param auth_method: ``"client_secret_basic"``, ``"client_secret_post"``,
         ``"client_secret_jwt"``, ``"private_key_jwt"``, ``"tls_client_auth"``,
         ``"self_signed_tls_client_auth"``, ``"none"``, or a
-        :class:`~reqcc.client_auth.ClientAuth` instance. The mutual-TLS methods need a
+        :class:`~reqcc.ClientAuth` instance. The mutual-TLS methods need a
         ``token_session`` that presents the client certificate. When not given:
         with ``token_url``, ``"client_secret_basic"``; with ``issuer``, ``"private_key_jwt"``
         if a ``private_key`` is given, else the first of ``client_secret_basic``,
@@ -118,8 +118,9 @@ class ClientCredentialsManager:
     :param max_retries: retries of a transient token-endpoint failure (default 2).
     :param retry_backoff: base seconds of the exponential wait between those retries.
     :param max_retry_wait: the longest one retry waits (a longer ``Retry-After`` ends retrying).
-    :param failure_backoff: seconds before the first new attempt after a failed fetch; doubles
-        per consecutive failure, jittered, up to ``max_failure_backoff`` (default 60).
+    :param failure_backoff: seconds before the first new attempt after a failed fetch
+        (default 1); doubles per consecutive failure, jittered, up to ``max_failure_backoff``.
+    :param max_failure_backoff: the longest that wait grows to, in seconds (default 60).
     :param token_deadline: seconds one token fetch may take, all of it (default 30): every
         attempt, every retry wait and every byte of the answer, and every thread waiting for
         it. A token endpoint that never answers or drips its answer, or a ``token_provider``
