@@ -318,22 +318,28 @@ class ClientCredentialsAdapter(BaseAdapter):
 
         RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
         request with a proof carrying the nonce of its ``DPoP-Nonce`` header. That is not
-        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered.
+        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered;
+        the replay signs with the nonce of the 401 itself, not the store's latest (another
+        thread's answer may have put an older or a different one there meanwhile).
         """
         manager = self.manager
         manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
         response = self.inner.send(outgoing, **kwargs)
         dpop = manager.dpop
-        if dpop is not None and dpop.update(outgoing.url or "", response.headers) is not None:
-            if resource_demands_nonce(response.status_code, response.headers.get("WWW-Authenticate")) and (
-                _rewind(request)
-            ):
-                log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
-                _discard(response)
-                outgoing = _copy(request)
-                manager.authorize(outgoing, token)
-                response = self.inner.send(outgoing, **kwargs)
-                dpop.update(outgoing.url or "", response.headers)
+        if dpop is None:
+            response.request = request
+            return response
+        url = outgoing.url or ""
+        nonce = dpop.update(url, response.headers)
+        if nonce is not None and resource_demands_nonce(
+            response.status_code, response.headers.get("WWW-Authenticate")
+        ) and _rewind(request):
+            log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
+            _discard(response)
+            outgoing = _copy(request)
+            dpop.authorize(outgoing.headers, outgoing.method or "GET", url, token.access_token, nonce=nonce)
+            response = self.inner.send(outgoing, **kwargs)
+            dpop.update(url, response.headers)
         response.request = request
         return response
 

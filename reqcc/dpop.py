@@ -545,11 +545,15 @@ class DPoPProver:
     will be only accepted by the server that issued them", and the two often share an origin
     (one host behind a gateway). So answers from the token endpoint fill
     :attr:`token_nonces` and answers from the API fill :attr:`nonces`, and a proof carries
-    its own role's latest nonce for the origin. Neither overwrites the other: a token
-    fetch no longer costs the next API request a ``use_dpop_nonce`` round trip, nor the
-    reverse. Only while a role has no nonce of its own for that origin does its proof carry
-    the other role's, as a first guess (a server that shares its nonces between the token
-    endpoint and its API accepts it; any other answers ``use_dpop_nonce`` once).
+    only its own role's latest nonce for the origin, never the other role's: a resource
+    server that uses no nonces gets proofs without one, however many the token endpoint on
+    its origin hands out. Neither role overwrites the other: a token fetch does not cost the
+    next API request a ``use_dpop_nonce`` round trip, nor the reverse. (A server that shares
+    one nonce between its token endpoint and its API costs the API one ``use_dpop_nonce``
+    round trip on first contact, after which each role knows it.)
+
+    A replay after ``use_dpop_nonce`` signs with the nonce of *that* answer, passed as
+    ``nonce=``: under concurrency the shared store may meanwhile hold another answer's nonce.
 
     :param key: the client's :class:`DPoPKey`.
     :param nonces: where the latest resource-server nonce of each origin is kept (default: a new one).
@@ -571,23 +575,46 @@ class DPoPProver:
         """The key's RFC 7638 thumbprint (the ``jkt`` the server binds tokens to)."""
         return self.key.thumbprint
 
-    def proof(self, method: str, url: str, access_token: str | None = None) -> str:
-        """Return a new proof for the API request ``method url``, with the origin's latest API nonce."""
-        nonce = self.nonces.get(url) or self.token_nonces.get(url)
+    def proof(
+        self, method: str, url: str, access_token: str | None = None, *, nonce: str | None = None
+    ) -> str:
+        """Return a new proof for the API request ``method url``.
+
+        :param nonce: the nonce to sign with; default: the origin's latest API nonce (if any).
+        """
+        if nonce is None:
+            nonce = self.nonces.get(url)
         return self.key.proof(method, url, nonce=nonce, access_token=access_token)
 
-    def authorize(self, headers: MutableMapping[str, str], method: str, url: str, access_token: str) -> None:
-        """Set ``Authorization: DPoP <token>`` and a fresh ``DPoP`` proof (with ``ath``) in ``headers``."""
+    def authorize(
+        self,
+        headers: MutableMapping[str, str],
+        method: str,
+        url: str,
+        access_token: str,
+        *,
+        nonce: str | None = None,
+    ) -> None:
+        """Set ``Authorization: DPoP <token>`` and a fresh ``DPoP`` proof (with ``ath``) in ``headers``.
+
+        :param nonce: the nonce to sign with; default: the origin's latest API nonce (if any).
+        """
         headers["Authorization"] = f"DPoP {access_token}"
-        headers[DPOP_HEADER] = self.proof(method, url, access_token)
+        headers[DPOP_HEADER] = self.proof(method, url, access_token, nonce=nonce)
 
     def update(self, url: str, headers: Mapping[str, str]) -> str | None:
         """Remember the ``DPoP-Nonce`` of an API response from ``url``; return it, or ``None``."""
         return self.nonces.update(url, headers)
 
-    def token_proof(self, url: str) -> str:
-        """Return a new proof for a token request (``POST url``), with the token endpoint's latest nonce."""
-        return self.key.proof("POST", url, nonce=self.token_nonces.get(url) or self.nonces.get(url))
+    def token_proof(self, url: str, nonce: str | None = None) -> str:
+        """Return a new proof for a token request (``POST url``).
+
+        :param nonce: the nonce to sign with; default: the token endpoint's latest nonce for
+            the origin (if any).
+        """
+        if nonce is None:
+            nonce = self.token_nonces.get(url)
+        return self.key.proof("POST", url, nonce=nonce)
 
     def update_token_nonce(self, url: str, headers: Mapping[str, str]) -> str | None:
         """Remember the ``DPoP-Nonce`` of a token endpoint response from ``url``; return it, or ``None``."""

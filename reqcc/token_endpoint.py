@@ -289,24 +289,30 @@ class TokenEndpoint:
             return self._counted_exchange(extra, deadline)
         except OAuthProviderError as exc:
             # RFC 9449 §8: the server wants a nonce in the proof; it sent one. Exactly one
-            # more exchange, built afresh (new proof, new client assertion).
+            # more exchange, built afresh (new proof, new client assertion), signed with the
+            # nonce of that answer: the shared store may meanwhile hold another answer's.
             response = exc.response
+            nonce = (response.headers.get(DPOP_NONCE_HEADER) or "").strip() if response is not None else ""
             if (
                 self.dpop is None
                 or response is None
                 or not token_endpoint_demands_nonce(response.status_code, {"error": exc.error})
-                or not is_valid_nonce((response.headers.get(DPOP_NONCE_HEADER) or "").strip())
+                or not is_valid_nonce(nonce)
             ):
                 raise
             log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
-            return self._counted_exchange(extra, deadline)
+            return self._counted_exchange(extra, deadline, nonce)
 
-    def _counted_exchange(self, extra: Mapping[str, str], deadline: float | None) -> OAuthToken:
+    def _counted_exchange(
+        self, extra: Mapping[str, str], deadline: float | None, nonce: str | None = None
+    ) -> OAuthToken:
         # Telemetry counts HTTP token requests: every exchange, retries and nonce replays too.
         with self.telemetry.token_request(self.token_url):
-            return self._exchange(extra, deadline)
+            return self._exchange(extra, deadline, nonce)
 
-    def _exchange(self, extra: Mapping[str, str], deadline: float | None) -> OAuthToken:
+    def _exchange(
+        self, extra: Mapping[str, str], deadline: float | None, nonce: str | None = None
+    ) -> OAuthToken:
         headers, body = self.prepare_body(extra)
         url = self.token_url
         hooks = getattr(self.session, "compliance_hook", None)
@@ -316,7 +322,7 @@ class TokenEndpoint:
         auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if self.dpop is not None:
-            plain_headers[DPOP_HEADER] = self.dpop.token_proof(url)
+            plain_headers[DPOP_HEADER] = self.dpop.token_proof(url, nonce)
         if url[:5].lower() == "http:":  # loopback (checked at construction): only without a proxy
             proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
             require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")

@@ -17,6 +17,8 @@
 // shares nothing with reqcc:
 //   /api/books        Bearer or DPoP tokens (DPoP proof without a nonce is fine)
 //   /api/nonce/books  DPoP; demands a resource-server nonce (401 use_dpop_nonce first)
+//   /api/strict/books DPoP; uses no nonces and refuses a proof carrying one (a nonce it
+//                     never issued: RFC 9449 §9, nonces are accepted only by their issuer)
 // Opaque tokens are looked up in the provider's store; JWT ones are verified against the
 // provider's JWKS. Every request is recorded; GET /_events returns them.
 //
@@ -122,6 +124,7 @@ async function findToken(providers, value) {
 
 async function api(req, res, url, providers) {
   const requireNonce = url.pathname.startsWith('/api/nonce/');
+  const refuseNonce = url.pathname.startsWith('/api/strict/');
   const authorization = req.headers.authorization || '';
   const [scheme, value] = authorization.split(/ +/, 2);
   if (!value) {
@@ -167,6 +170,9 @@ async function api(req, res, url, providers) {
     return deny(res, 'DPoP', 'invalid_dpop_proof', 'jti replayed');
   }
   seenJti.add(payload.jti);
+  if (refuseNonce && payload.nonce !== undefined) {
+    return deny(res, 'DPoP', 'invalid_dpop_proof', 'this resource server issued no nonce');
+  }
   if (requireNonce && !rsNonces.has(payload.nonce)) {
     const nonce = crypto.randomBytes(16).toString('base64url');
     rsNonces.add(nonce);

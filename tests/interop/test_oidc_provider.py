@@ -640,3 +640,26 @@ def test_token_endpoint_and_resource_nonces_on_one_origin_do_not_take_turns(oidc
         assert response.status_code == 200, response.text
     assert [e["status"] for e in rec.posts("/token")] == [200] * 3
     assert [e["status"] for e in rec.api_calls()] == [200] * 3
+
+
+def test_a_resource_without_nonces_on_the_token_endpoints_origin_gets_no_nonce(oidc: OidcProvider) -> None:
+    # oidc-provider demands nonces at its token endpoint; /api/strict/ on the same origin uses
+    # none and refuses a proof carrying a nonce it never issued (RFC 9449 §9: a nonce is
+    # accepted only by the server that issued it). Offering it the token endpoint's nonce
+    # failed every request with invalid_dpop_proof.
+    session = ClientCredentialsSession(
+        token_url=oidc.token_url,
+        client_id="dpop-client",
+        client_secret=DPOP_SECRET,
+        dpop=True,
+        base_url=oidc.api,
+    )
+    rec = Recorder(oidc)
+    for _ in range(2):
+        response = session.get(oidc.api + "strict/books")
+        assert response.status_code == 200, response.text
+        assert response.json()["nonce"] is None
+        session.manager.fetch_token()  # a renewal with the token endpoint's nonce in between
+    assert session.get(oidc.api + "strict/books").status_code == 200
+    assert [e["status"] for e in rec.api_calls()] == [200] * 3  # each at once, no retry
+    assert [e["status"] for e in rec.posts("/token")] == [400, 200, 200, 200]
