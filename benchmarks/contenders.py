@@ -155,12 +155,19 @@ def build_reqcc_dpop(env: Env) -> requests.Session:
 
 
 def build_reqcc_telemetry(env: Env) -> requests.Session:
-    """reqcc with OpenTelemetry metrics recording (issue 12), the fast path's cost with it on.
-
-    To fill in when telemetry lands: install a ``MeterProvider`` (opentelemetry-sdk) with an
-    in-memory reader, then ``return build_reqcc(env)`` (plus whatever switches it on).
-    """
-    raise Unavailable("reqcc has no telemetry yet (issue 12)")
+    """reqcc with OpenTelemetry on (issue 12): an SDK meter and tracer provider with in-memory
+    readers, given to the session. The warm path records nothing, so this row measures that."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+    except ImportError:
+        raise Unavailable("opentelemetry-sdk is not installed (pip install opentelemetry-sdk)") from None
+    return build_reqcc(
+        env,
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+        tracer_provider=TracerProvider(),
+    )
 
 
 # -- requests-oauthlib -------------------------------------------------------------------

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .adapter import ClientCredentialsAdapter
 from .client_auth import ClientAuth
+from .discovery import AuthorizationServerMetadata, MetadataError
 from .dpop import DPoPKey  # imports nothing optional: cryptography/PyJWT load when a key is made
 from .errors import (
     ConfigurationError,
@@ -21,6 +23,7 @@ from .errors import (
     ReqccError,
     ServerError,
     TemporarilyUnavailable,
+    TokenDeadlineError,
     TokenProviderError,
     TokenRequestError,
     TokenResponseError,
@@ -32,9 +35,8 @@ from .oauth_token import OAuthToken
 from .scopes import OAuthScope, OAuthScopeClientCredentialsEnum
 from .session import ClientCredentialsSession, mount
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "AuthorizationServerMetadata",
     "ClientAuth",
     "ClientCredentialsAdapter",
     "ClientCredentialsManager",
@@ -46,6 +48,7 @@ __all__ = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
+    "MetadataError",
     "OAuthProviderError",
     "OAuthScope",
     "OAuthScopeClientCredentialsEnum",
@@ -53,6 +56,7 @@ __all__ = [
     "ReqccError",
     "ServerError",
     "TemporarilyUnavailable",
+    "TokenDeadlineError",
     "TokenProviderError",
     "TokenRequestError",
     "TokenResponseError",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from requests.utils import select_proxy
 
 from .errors import InsecureTransportError
 
@@ -18,7 +21,9 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
+        # Not "*.localhost": RFC 6761 asks resolvers to keep those on this machine, but many
+        # (glibc's among them) send them to DNS, which may answer with a remote address.
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -39,6 +44,28 @@ def require_secure_url(url: str, what: str) -> None:
         raise InsecureTransportError(
             f"{what} must use https (plain http is allowed only to a loopback host such as "
             f"127.0.0.1 or localhost); refusing {_origin(url)}"
+        )
+
+
+def require_no_cleartext_proxy(url: str, proxies: Mapping[str, str] | None, what: str) -> None:
+    """Raise :class:`InsecureTransportError` if ``url`` is plain http and a proxy applies to it.
+
+    "http to a loopback host" is allowed because such a request never leaves the machine;
+    through a proxy (``HTTP_PROXY`` without a matching ``NO_PROXY``, or the session's
+    ``proxies``) it would reach the proxy, and maybe the network, in cleartext. ``proxies``
+    is what the request will be sent with (requests' environment merged in); the proxy is
+    chosen as requests' ``HTTPAdapter`` chooses it. https through a proxy is a CONNECT
+    tunnel: nothing to check.
+    """
+    if not proxies or url[:5].lower() != "http:":
+        return
+    proxy = select_proxy(url, dict(proxies))
+    if proxy:
+        shown = _origin(proxy if "://" in proxy else "http://" + proxy)  # never its user:password
+        raise InsecureTransportError(
+            f"{what} would travel in cleartext through the proxy {shown} (plain http is "
+            f"allowed only to a loopback host and only without a proxy); refusing {_origin(url)}: "
+            "exempt loopback from the proxy (NO_PROXY=127.0.0.1,localhost) or use https"
         )
 
 

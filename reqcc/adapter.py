@@ -7,16 +7,20 @@ nothing of how tokens are obtained: it asks its manager.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from ._body import read_capped
 from ._keywords import passes_keywords
 from ._log import log
-from ._urls import NO_TOKEN_ATTRIBUTE, require_secure_url
+from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_no_cleartext_proxy, require_secure_url
 from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
@@ -33,6 +37,77 @@ _MAX_SECURE_ORIGINS = 64
 _TOKEN_REQUEST = "a request carrying a bearer token"
 
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
+
+#: Where the adapter notes, in a ``PreparedRequest``'s ``hooks`` dict, the URL of the
+#: request it was first asked to send. requests builds each redirect hop as a copy of
+#: the request before it, and that copy shares the same ``hooks`` dict: a hop finds the
+#: URL of the request its chain started with, and gets a token only on that origin.
+#: (requests reads only the ``"response"`` key of that dict.)
+CHAIN_URL_KEY = "reqcc.chain_url"
+#: Seconds an endpoint that rejected a freshly fetched token stays in the 401 cool-down.
+REJECTION_COOLDOWN = 60.0
+#: Endpoints remembered in the 401 cool-down at most (the oldest is forgotten first).
+REJECTION_COOLDOWN_SIZE = 256
+#: The most bytes of a 401 body read before a replay (a longer one closes the connection).
+DISCARD_LIMIT = 64 * 1024
+#: The longest a 401 body before a replay is read, in seconds (a dripping one is cut off).
+DISCARD_SECONDS = 2.0
+
+
+class RejectionCooldown:
+    """Endpoints whose 401s are not the token's fault (DESIGN item 19).
+
+    When the replay of a rejected request with a freshly fetched token is rejected too,
+    the endpoint (method and URL without query) answers 401 whatever the token: retiring
+    tokens on its 401s would cost a token request per call. It is remembered for
+    ``seconds`` on ``monotonic`` (at most ``size`` endpoints), and its 401s are returned
+    as they are meanwhile. Only 401 answers consult it: the fast path never does.
+    """
+
+    def __init__(
+        self,
+        monotonic: Callable[[], float],
+        seconds: float = REJECTION_COOLDOWN,
+        size: int = REJECTION_COOLDOWN_SIZE,
+    ) -> None:
+        self._monotonic = monotonic
+        self.seconds = seconds
+        self.size = size
+        self._until: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(request: requests.PreparedRequest) -> str:
+        """The endpoint of ``request``: its method and its URL without query and fragment."""
+        url = (request.url or "").partition("#")[0].partition("?")[0]
+        return f"{request.method or 'GET'} {url}"
+
+    def active(self, key: str) -> bool:
+        """Whether ``key`` is cooling down (an expired entry is forgotten)."""
+        with self._lock:
+            until = self._until.get(key)
+            if until is None:
+                return False
+            if self._monotonic() < until:
+                return True
+            del self._until[key]
+            return False
+
+    def start(self, key: str) -> None:
+        """Put ``key`` in the cool-down (a WARNING when it was not in it yet)."""
+        with self._lock:
+            new = key not in self._until
+            self._until[key] = self._monotonic() + self.seconds
+            self._until.move_to_end(key)
+            while len(self._until) > self.size:
+                self._until.popitem(last=False)
+        if new:
+            log.warning(
+                "%s answered 401 to a freshly fetched token too: not the token's fault (a missing "
+                "permission or a broken endpoint?). Its 401s retire no token for the next %gs",
+                key, self.seconds,
+            )
+
 
 
 def token_rejected(response: requests.Response) -> bool:
@@ -74,10 +149,13 @@ class ClientCredentialsAdapter(BaseAdapter):
         manager's keywords (``token_url``, ``client_id``, …) and one is created and owned.
 
     Rules: a request that already has an ``Authorization`` header is sent untouched; the
-    caller's ``PreparedRequest`` is never modified (a copy carries the token); bearer
-    tokens go only over https or loopback http, else :class:`~reqcc.InsecureTransportError`
+    caller's ``PreparedRequest`` never gets the token (a copy carries it; the only thing
+    noted on it is its URL, in its ``hooks`` dict, which its redirect hops share: a hop to
+    another origin goes out without the token); bearer tokens go only over https, or
+    loopback http with no proxy applying to it, else :class:`~reqcc.InsecureTransportError`
     before sending; a 401 saying the token is bad retires it and replays the request once
-    with a fresh token when the body can be replayed.
+    with a fresh token when the body can be replayed (its 401 body read capped), unless
+    the endpoint refused a fresh token within the last minute (:class:`RejectionCooldown`).
 
     A DPoP token (a manager with ``dpop=True`` or ``dpop_key=``) is sent as
     ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof for each request, replay and
@@ -103,6 +181,7 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
         # The "scheme://host:port" of the URLs already found fit to carry a token.
         self._secure_origins: dict[str, bool] = {}
+        self.cooldown = RejectionCooldown(self.manager.monotonic)
 
     def send(
         self,
@@ -131,9 +210,21 @@ class ClientCredentialsAdapter(BaseAdapter):
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
             )
         url = request.url or ""
+        hooks = request.hooks
+        if type(hooks) is dict:  # requests' own: shared by the request and its redirect hops
+            home = hooks.get(CHAIN_URL_KEY)
+            if home is None:
+                hooks[CHAIN_URL_KEY] = url
+            elif home != url and origin(home) != origin(url):
+                log.debug("a redirect hop to another origin goes out without the token")
+                return self.inner.send(
+                    request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+                )
         end = url.find("/", 8)  # the slash after the host of an http(s) URL: see _require_secure
         if end < 0 or url[:end] not in self._secure_origins:
             self._require_secure(url)
+        if proxies:
+            require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = self.manager.get_token()
         if token.token_type == "Bearer":  # the warm path, inlined: one copy, one send
             response = self.inner.send(
@@ -144,21 +235,40 @@ class ClientCredentialsAdapter(BaseAdapter):
         else:
             response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
         if response.status_code == 401 and token_rejected(response):
-            retired = self.manager.invalidate(token)
-            if _rewind(request):
-                log.info(
-                    "401 for token %s%s; replaying the request once with a fresh token",
-                    token.fingerprint, "" if retired else " (already replaced)",
-                )
-                _discard(response)
-                response = self._send_with(
-                    self.manager.get_token(), request, stream, timeout, verify, cert, proxies
-                )
-            else:
-                log.info(
-                    "401 for token %s; the body cannot be replayed: returning the 401",
-                    token.fingerprint,
-                )
+            response = self._rejected(token, request, response, (stream, timeout, verify, cert, proxies))
+        return response
+
+    def _rejected(
+        self,
+        token: OAuthToken,
+        request: requests.PreparedRequest,
+        response: requests.Response,
+        options: tuple[Any, Any, Any, Any, Any],
+    ) -> requests.Response:
+        """A 401 says ``token`` is bad: retire it and replay once, unless the endpoint cools down.
+
+        When the replay with a freshly fetched token is refused too, the endpoint enters the
+        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile.
+        """
+        endpoint = self.cooldown.key(request)
+        if self.cooldown.active(endpoint):
+            log.debug("401 from %s, in its cool-down: token %s stays in use", endpoint, token.fingerprint)
+            return response
+        retired = self.manager.invalidate(token)
+        if not _rewind(request):
+            log.info("401 for token %s; the body cannot be replayed: returning the 401", token.fingerprint)
+            return response
+        log.info(
+            "401 for token %s%s; replaying the request once with a fresh token",
+            token.fingerprint, "" if retired else " (already replaced)",
+        )
+        _discard(response)
+        fresh = self.manager.get_token()
+        response = self._send_with(fresh, request, *options)
+        if response.status_code == 401 and token_rejected(response) and (
+            fresh.access_token != token.access_token
+        ):
+            self.cooldown.start(endpoint)
         return response
 
     def _require_secure(self, url: str) -> None:
@@ -215,22 +325,28 @@ class ClientCredentialsAdapter(BaseAdapter):
 
         RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
         request with a proof carrying the nonce of its ``DPoP-Nonce`` header. That is not
-        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered.
+        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered;
+        the replay signs with the nonce of the 401 itself, not the store's latest (another
+        thread's answer may have put an older or a different one there meanwhile).
         """
         manager = self.manager
         manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
         response = self.inner.send(outgoing, **kwargs)
         dpop = manager.dpop
-        if dpop is not None and dpop.update(outgoing.url or "", response.headers) is not None:
-            if resource_demands_nonce(response.status_code, response.headers.get("WWW-Authenticate")) and (
-                _rewind(request)
-            ):
-                log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
-                _discard(response)
-                outgoing = _copy(request)
-                manager.authorize(outgoing, token)
-                response = self.inner.send(outgoing, **kwargs)
-                dpop.update(outgoing.url or "", response.headers)
+        if dpop is None:
+            response.request = request
+            return response
+        url = outgoing.url or ""
+        nonce = dpop.update(url, response.headers)
+        if nonce is not None and resource_demands_nonce(
+            response.status_code, response.headers.get("WWW-Authenticate")
+        ) and _rewind(request):
+            log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
+            _discard(response)
+            outgoing = _copy(request)
+            dpop.authorize(outgoing.headers, outgoing.method or "GET", url, token.access_token, nonce=nonce)
+            response = self.inner.send(outgoing, **kwargs)
+            dpop.update(url, response.headers)
         response.request = request
         return response
 
@@ -270,8 +386,13 @@ def _copy(request: requests.PreparedRequest, authorization: str | None = None) -
 
 
 def _discard(response: requests.Response) -> None:
+    """Let go of a 401 before its replay: read a small body (to reuse the connection), else close it.
+
+    At most :data:`DISCARD_LIMIT` bytes after decoding, for at most :data:`DISCARD_SECONDS`:
+    a larger, endless, gzip-bomb or dripping body closes the connection instead.
+    """
     try:
-        _ = response.content  # read the (small) 401 body so the connection can be reused
+        read_capped(response, DISCARD_LIMIT, deadline=time.monotonic() + DISCARD_SECONDS)
     except (requests.RequestException, OSError):
         pass
     response.close()

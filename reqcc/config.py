@@ -19,20 +19,27 @@ from urllib.parse import urlsplit
 import requests
 
 from ._urls import require_secure_url
-from .client_auth import TLS_AUTH_METHODS, ClientAuth, make_client_auth
+from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
+from .discovered import DiscoveredEndpoint
+from .discovery import check_issuer
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
 from .stores._shared import SharedTokens
 from .stores.base import TokenStore, check_token_store, token_store_key
-from .token_endpoint import Timeout, TokenEndpoint
+from .telemetry import Telemetry, create_telemetry
+from .token_endpoint import Timeout, TokenEndpoint, check_form_fields
 
 if TYPE_CHECKING:  # for the provider's type only: the manager is the layer above
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
     from .manager import ClientCredentialsManager
 
 __all__ = [
     "DEFAULT_REFRESH_AHEAD",
+    "DEFAULT_TOKEN_DEADLINE",
     "ManagerConfig",
     "ManagerKeywords",
     "TokenProvider",
@@ -40,6 +47,8 @@ __all__ = [
     "check_config",
     "check_dpop",
     "normalize_scopes",
+    "share",
+    "store_key",
 ]
 
 #: ``(last_token, manager) -> OAuthToken`` (a dict is accepted too).
@@ -52,6 +61,8 @@ _SCOPE_SEPARATORS = re.compile(r"[\s,]+")
 
 #: Fraction of a token's lifetime, before the skew margin, in which it is renewed ahead.
 DEFAULT_REFRESH_AHEAD = 0.2
+#: Seconds one token fetch may take for every thread that needs it (DESIGN item 14).
+DEFAULT_TOKEN_DEADLINE = 30.0
 
 
 class ManagerKeywords(TypedDict, total=False):
@@ -64,6 +75,7 @@ class ManagerKeywords(TypedDict, total=False):
     """
 
     token_url: str | None
+    issuer: str | None
     client_id: str | None
     client_secret: str | None
     scopes: Iterable[OAuthScope | str] | str | None
@@ -71,7 +83,7 @@ class ManagerKeywords(TypedDict, total=False):
     clock_skew: float
     token_provider: TokenProvider | None
     on_token_update: TokenUpdateCallback | None
-    auth_method: str | ClientAuth
+    auth_method: str | ClientAuth | None
     basic_auth_encoding: str
     private_key: str | bytes | Mapping[str, Any] | None
     assertion_algorithm: str | None
@@ -85,28 +97,37 @@ class ManagerKeywords(TypedDict, total=False):
     max_retry_wait: float
     failure_backoff: float
     max_failure_backoff: float
+    token_deadline: float
     clock: Callable[[], float]
     monotonic: Callable[[], float]
     sleep: Callable[[float], None]
     token_store: TokenStore | None
     dpop: bool | None
     dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None
+    meter_provider: MeterProvider | None
+    tracer_provider: TracerProvider | None
 
 
 @dataclass(frozen=True)
 class ManagerConfig:
     """A manager's checked configuration (what :func:`check_config` returns).
 
-    The token endpoint is built here, with its client authentication; the token given at
-    construction is not part of it (the manager adopts it).
+    The token endpoint is built here, with its client authentication (with ``issuer=``:
+    ``endpoint`` is ``None`` and ``discovery`` builds it on first need); the token given
+    at construction is not part of it (the manager adopts it). ``shared`` is ``None``
+    until the endpoint is known, as the store key depends on it.
     """
 
-    endpoint: TokenEndpoint
+    endpoint: TokenEndpoint | None
+    discovery: DiscoveredEndpoint | None
+    client_id: str
+    token_params: dict[str, str]
     scopes: tuple[str, ...]
     clock_skew: float
     refresh_ahead: float
     failure_backoff: float
     max_failure_backoff: float
+    token_deadline: float
     token_provider: TokenProvider | None
     on_token_update: TokenUpdateCallback | None
     clock: Callable[[], float]
@@ -114,6 +135,7 @@ class ManagerConfig:
     sleep: Callable[[float], None]
     token_store: TokenStore | None
     shared: SharedTokens | None
+    telemetry: Telemetry
     dpop: DPoPProver | None = None
 
 
@@ -230,13 +252,14 @@ def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> 
 def check_config(
     *,
     token_url: str | None,
+    issuer: str | None,
     client_id: str | None,
     client_secret: str | None,
     scopes: Iterable[OAuthScope | str] | str | None,
     clock_skew: float,
     token_provider: TokenProvider | None,
     on_token_update: TokenUpdateCallback | None,
-    auth_method: str | ClientAuth,
+    auth_method: str | ClientAuth | None,
     basic_auth_encoding: str,
     private_key: str | bytes | Mapping[str, Any] | None,
     assertion_algorithm: str | None,
@@ -250,23 +273,43 @@ def check_config(
     max_retry_wait: float,
     failure_backoff: float,
     max_failure_backoff: float,
+    token_deadline: float,
     clock: Callable[[], float],
     monotonic: Callable[[], float],
     sleep: Callable[[float], None],
     token_store: TokenStore | None,
     dpop: bool | None,
     dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None,
+    meter_provider: MeterProvider | None,
+    tracer_provider: TracerProvider | None,
 ) -> ManagerConfig:
     """Check the manager's keywords (all but ``token``) and build its token endpoint.
 
     Every keyword is required here: the defaults are the manager's, in its signature.
+    With ``issuer=`` the endpoint is not built (nothing is fetched here): what can be
+    checked without the server's metadata is checked now, and ``discovery`` builds the
+    endpoint on first need.
 
     The checks run in a fixed order, so the first problem reported is always the same.
 
     :raises ConfigurationError: a keyword is missing, of the wrong type or out of range.
-    :raises InsecureTransportError: ``token_url`` is plain http to a non-loopback host.
+    :raises InsecureTransportError: ``token_url`` or ``issuer`` is plain http to a
+        non-loopback host.
     """
-    token_url = _check_token_url(token_url)
+    if token_url is None and issuer is None:
+        raise ConfigurationError(
+            "token_url is required (the token endpoint's https URL), or issuer= instead (the "
+            "authorization server's issuer identifier, whose metadata names the token endpoint)"
+        )
+    if token_url is not None and issuer is not None:
+        raise ConfigurationError(
+            "give token_url= or issuer=, not both (with issuer=, the token endpoint is the one "
+            "its metadata names)"
+        )
+    if issuer is not None:
+        issuer = check_issuer(issuer)
+    else:
+        token_url = _check_token_url(token_url)
     if not isinstance(client_id, str) or not client_id:
         raise ConfigurationError("client_id is required (a non-empty string)")
     if client_secret is not None and not isinstance(client_secret, str):
@@ -291,48 +334,97 @@ def check_config(
     clock_skew = _seconds(clock_skew, "clock_skew")
     failure_backoff = _seconds(failure_backoff, "failure_backoff")
     max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
+    token_deadline = _seconds(token_deadline, "token_deadline", allow_zero=False)
     normalized_scopes = normalize_scopes(scopes)
     prover = check_dpop(dpop, dpop_key, clock)
-    client_auth = make_client_auth(
-        auth_method,
-        client_id,
-        client_secret,
-        basic_auth_encoding=basic_auth_encoding,
-        private_key=private_key,
-        assertion_algorithm=assertion_algorithm,
-        assertion_audience=assertion_audience,
-        clock=clock,
-    )
-    if client_auth.method in TLS_AUTH_METHODS and token_session is None:
-        raise ConfigurationError(
-            f"auth_method={client_auth.method!r} authenticates with a client certificate: pass "
-            "token_session=, a requests.Session whose cert (or adapter) presents it"
+    checked_timeout = None if timeout is None else _check_timeout(timeout)
+    retry_backoff = _seconds(retry_backoff, "retry_backoff")
+    max_retry_wait = _seconds(max_retry_wait, "max_retry_wait")
+    telemetry = create_telemetry(client_id, meter_provider=meter_provider, tracer_provider=tracer_provider)
+
+    def build_auth(method: str | ClientAuth) -> ClientAuth:
+        client_auth = make_client_auth(
+            method,
+            client_id,
+            client_secret,
+            basic_auth_encoding=basic_auth_encoding,
+            private_key=private_key,
+            assertion_algorithm=assertion_algorithm,
+            assertion_audience=assertion_audience,
+            clock=clock,
         )
-    endpoint = TokenEndpoint(
-        token_url,
-        client_auth,
-        scope=" ".join(normalized_scopes) or None,
-        token_params=token_params,
-        timeout=None if timeout is None else _check_timeout(timeout),
-        session=token_session,
-        max_retries=max_retries,
-        retry_backoff=_seconds(retry_backoff, "retry_backoff"),
-        max_retry_wait=_seconds(max_retry_wait, "max_retry_wait"),
-        clock=clock,
-        sleep=sleep,
-        dpop=prover,
-    )
+        if client_auth.method in TLS_AUTH_METHODS and token_session is None:
+            raise ConfigurationError(
+                f"auth_method={client_auth.method!r} authenticates with a client certificate: pass "
+                "token_session=, a requests.Session whose cert (or adapter) presents it"
+            )
+        return client_auth
+
+    # Built now whenever the method is known (a bad key or a missing secret fails here):
+    # given, the default of a fixed token_url, or with issuer= implied by a private key.
+    known_auth: ClientAuth | None = None
+    if auth_method is not None:
+        known_auth = build_auth(auth_method)
+    elif issuer is None:
+        known_auth = build_auth("client_secret_basic")
+    elif private_key is not None:
+        known_auth = build_auth("private_key_jwt")
+    else:
+        _check_credentials_for_discovery(
+            client_secret, basic_auth_encoding, assertion_algorithm, assertion_audience
+        )
+
+    def make_endpoint(url: str, method: str) -> TokenEndpoint:
+        client_auth = known_auth if known_auth is not None else build_auth(method)
+        return TokenEndpoint(
+            url,
+            client_auth,
+            scope=" ".join(normalized_scopes) or None,
+            token_params=token_params,
+            timeout=checked_timeout,
+            session=token_session,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            max_retry_wait=max_retry_wait,
+            clock=clock,
+            sleep=sleep,
+            dpop=prover,
+            telemetry=telemetry,
+            monotonic=monotonic,
+        )
+
+    endpoint: TokenEndpoint | None = None
+    discovery: DiscoveredEndpoint | None = None
+    if issuer is not None:
+        discovery = DiscoveredEndpoint(
+            issuer,
+            make_endpoint,
+            auth_method=None if auth_method is None or known_auth is None else known_auth.method,
+            has_client_secret=client_secret is not None,
+            has_private_key=private_key is not None,
+            session=token_session,
+            timeout=checked_timeout,
+            clock=clock,
+        )
+    else:
+        assert token_url is not None and known_auth is not None
+        endpoint = make_endpoint(token_url, known_auth.method)
+    checked_params = check_form_fields(token_params or {}, "token_params")
     store = None if token_store is None else check_token_store(token_store)
-    shared = None if store is None else SharedTokens(
-        store, store_key(endpoint, normalized_scopes), monotonic=monotonic, sleep=sleep
+    shared = None if store is None or endpoint is None else share(
+        store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep
     )
     return ManagerConfig(
         endpoint=endpoint,
+        discovery=discovery,
+        client_id=client_id,
+        token_params=checked_params,
         scopes=normalized_scopes,
         clock_skew=clock_skew,
         refresh_ahead=refresh_ahead,
         failure_backoff=failure_backoff,
         max_failure_backoff=max_failure_backoff,
+        token_deadline=token_deadline,
         token_provider=token_provider,
         on_token_update=on_token_update,
         clock=clock,
@@ -340,5 +432,41 @@ def check_config(
         sleep=sleep,
         token_store=store,
         shared=shared,
+        telemetry=telemetry,
         dpop=prover,
     )
+
+
+def share(
+    store: TokenStore,
+    endpoint: TokenEndpoint,
+    scopes: tuple[str, ...],
+    *,
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> SharedTokens:
+    """Return the store step of a manager with this (known) endpoint and these scopes."""
+    return SharedTokens(store, store_key(endpoint, scopes), monotonic=monotonic, sleep=sleep)
+
+
+def _check_credentials_for_discovery(
+    client_secret: str | None,
+    basic_auth_encoding: str,
+    assertion_algorithm: str | None,
+    assertion_audience: str | Sequence[str] | None,
+) -> None:
+    """With ``issuer=`` and no ``auth_method``: check now what the server's choice will need."""
+    if not client_secret:
+        raise ConfigurationError(
+            "with issuer= and no auth_method=, give client_secret= (or private_key=): reqcc picks a "
+            "method the server lists for it; or pass auth_method= (such as 'none' for a public client)"
+        )
+    if basic_auth_encoding not in ("form", "raw"):
+        raise ConfigurationError(f"basic_auth_encoding must be 'form' or 'raw', got {basic_auth_encoding!r}")
+    jwt_keywords = (("assertion_algorithm", assertion_algorithm), ("assertion_audience", assertion_audience))
+    for name, value in jwt_keywords:
+        if value is not None:
+            raise ConfigurationError(
+                f"{name} is used only with a JWT method: with issuer=, pass "
+                f"auth_method={JWT_AUTH_METHODS[0]!r} (or private_key= for {JWT_AUTH_METHODS[1]!r}) too"
+            )

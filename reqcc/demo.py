@@ -360,6 +360,7 @@ def _dpop(server: LocalAuthorizationServer) -> tuple[bool, str]:
     """One DPoP session (RFC 9449) against a server that demands nonces at both ends."""
     server.token_dpop_nonce = server.api_dpop_nonce = True
     requests_before, proofs_before = server.token_requests, len(server.dpop_proofs)
+    api_401s_before = server.api_401s
     try:
         dpop_session = ClientCredentialsSession(
             **server.credentials("bookstore-reader"), scopes=[OAuthScope.BooksRead], dpop=True
@@ -374,13 +375,19 @@ def _dpop(server: LocalAuthorizationServer) -> tuple[bool, str]:
         dpop_session.close()
         server.token_dpop_nonce = server.api_dpop_nonce = False
     token_requests = server.token_requests - requests_before
+    nonce_401s = server.api_401s - api_401s_before
     proofs = server.dpop_proofs[proofs_before:]
     bound = token is not None and token.token_type == "DPoP" and server.token_binding(token) == thumbprint
-    ok = statuses == [200] * 3 and bound and token_requests == 2 and len({p.jti for p in proofs}) == 4
+    ok = (
+        statuses == [200] * 3 and bound and token_requests == 2 and nonce_401s == 1
+        and len({p.jti for p in proofs}) == 4
+    )
     return ok, (
         f"dpop=True, key {str(thumbprint)[:8]}…: the token endpoint asked for a nonce -> asked once more "
         f"({_plural(token_requests, 'token request')});\n{token.token_type if token else '-'} token "
-        f"{_fp(token)} bound to that key; 3 x GET /books, each with its own proof -> {statuses}"
+        f"{_fp(token)} bound to that key; 3 x GET /books, each with its own proof -> {statuses}\n"
+        f"(the API asked for its own nonce first -> {_plural(nonce_401s, 'replay')}; "
+        "the token endpoint's is not offered to it)"
     )
 
 

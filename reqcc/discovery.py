@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
+from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_secure_url
 from .client_auth import TLS_AUTH_METHODS
@@ -53,7 +54,7 @@ OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
 #: The RFC 8414 well-known segment, inserted between the issuer's host and path.
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 #: The largest metadata document read, in bytes (after content decoding).
-MAX_METADATA_BYTES = 1 << 20
+MAX_METADATA_BYTES = DEFAULT_BODY_LIMIT
 #: ``token_endpoint_auth_methods_supported`` when the document omits it (RFC 8414 §2).
 DEFAULT_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic",)
 
@@ -374,32 +375,13 @@ def _get(
 
 
 def _read_capped_body(response: requests.Response, limit: int, url: str) -> bytes:
-    """Read ``response``'s (decoded) body, refusing more than ``limit`` bytes.
-
-    Private and self-contained on purpose: to be replaced by the package's shared capped
-    reader once there is one.
-    """
-    declared = response.headers.get("Content-Length", "")
-    if declared.strip().isdigit() and int(declared) > limit:
+    """Read ``response``'s decoded body with the shared capped reader (too large: :class:`MetadataError`)."""
+    try:
+        return read_capped(response, limit)
+    except BodyLimitError as exc:
         raise MetadataError(
-            f"authorization server metadata at {url} is too large ({int(declared)} bytes; "
-            f"the limit is {limit})",
-            url=url,
-        )
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=65536):
-        size += len(chunk)
-        if size > limit:
-            raise MetadataError(
-                f"authorization server metadata at {url} is too large (more than {limit} bytes)",
-                url=url,
-            )
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    # What requests itself keeps after a full read, so that an error's .response.text works.
-    response._content = body
-    return body
+            f"authorization server metadata at {url} is too large (more than {limit} bytes)", url=url
+        ) from exc
 
 
 def _url_field(document: Mapping[str, Any], name: str, url: str, *, prefix: str = "") -> str | None:

@@ -552,36 +552,86 @@ class DPoPNonces:
 class DPoPProver:
     """One DPoP client's key and the nonces its servers gave it: makes each request's proof.
 
-    The token endpoint and the transport adapter of one manager share one prover, so a
-    nonce learnt from either is used by both for that origin.
+    The token endpoint and the transport adapter of one manager share one prover. Nonces
+    are kept apart by role as well as by origin: RFC 9449 §9 says an authorization server's
+    nonces and a resource server's "should not be confused with one another since nonces
+    will be only accepted by the server that issued them", and the two often share an origin
+    (one host behind a gateway). So answers from the token endpoint fill
+    :attr:`token_nonces` and answers from the API fill :attr:`nonces`, and a proof carries
+    only its own role's latest nonce for the origin, never the other role's: a resource
+    server that uses no nonces gets proofs without one, however many the token endpoint on
+    its origin hands out. Neither role overwrites the other: a token fetch does not cost the
+    next API request a ``use_dpop_nonce`` round trip, nor the reverse. (A server that shares
+    one nonce between its token endpoint and its API costs the API one ``use_dpop_nonce``
+    round trip on first contact, after which each role knows it.)
+
+    A replay after ``use_dpop_nonce`` signs with the nonce of *that* answer, passed as
+    ``nonce=``: under concurrency the shared store may meanwhile hold another answer's nonce.
 
     :param key: the client's :class:`DPoPKey`.
-    :param nonces: where the latest nonce of each origin is kept (default: a new one).
+    :param nonces: where the latest resource-server nonce of each origin is kept (default: a new one).
+    :param token_nonces: where the latest authorization-server (token endpoint) nonce of
+        each origin is kept (default: a new one).
     """
 
-    __slots__ = ("key", "nonces")
+    __slots__ = ("key", "nonces", "token_nonces")
 
-    def __init__(self, key: DPoPKey, nonces: DPoPNonces | None = None) -> None:
+    def __init__(
+        self, key: DPoPKey, nonces: DPoPNonces | None = None, token_nonces: DPoPNonces | None = None
+    ) -> None:
         self.key = key
         self.nonces = nonces if nonces is not None else DPoPNonces()
+        self.token_nonces = token_nonces if token_nonces is not None else DPoPNonces()
 
     @property
     def thumbprint(self) -> str:
         """The key's RFC 7638 thumbprint (the ``jkt`` the server binds tokens to)."""
         return self.key.thumbprint
 
-    def proof(self, method: str, url: str, access_token: str | None = None) -> str:
-        """Return a new proof for ``method url``, with the origin's latest nonce (and ``ath``)."""
-        return self.key.proof(method, url, nonce=self.nonces.get(url), access_token=access_token)
+    def proof(
+        self, method: str, url: str, access_token: str | None = None, *, nonce: str | None = None
+    ) -> str:
+        """Return a new proof for the API request ``method url``.
 
-    def authorize(self, headers: MutableMapping[str, str], method: str, url: str, access_token: str) -> None:
-        """Set ``Authorization: DPoP <token>`` and a fresh ``DPoP`` proof (with ``ath``) in ``headers``."""
+        :param nonce: the nonce to sign with; default: the origin's latest API nonce (if any).
+        """
+        if nonce is None:
+            nonce = self.nonces.get(url)
+        return self.key.proof(method, url, nonce=nonce, access_token=access_token)
+
+    def authorize(
+        self,
+        headers: MutableMapping[str, str],
+        method: str,
+        url: str,
+        access_token: str,
+        *,
+        nonce: str | None = None,
+    ) -> None:
+        """Set ``Authorization: DPoP <token>`` and a fresh ``DPoP`` proof (with ``ath``) in ``headers``.
+
+        :param nonce: the nonce to sign with; default: the origin's latest API nonce (if any).
+        """
         headers["Authorization"] = f"DPoP {access_token}"
-        headers[DPOP_HEADER] = self.proof(method, url, access_token)
+        headers[DPOP_HEADER] = self.proof(method, url, access_token, nonce=nonce)
 
     def update(self, url: str, headers: Mapping[str, str]) -> str | None:
-        """Remember the ``DPoP-Nonce`` of a response from ``url``; return it, or ``None``."""
+        """Remember the ``DPoP-Nonce`` of an API response from ``url``; return it, or ``None``."""
         return self.nonces.update(url, headers)
+
+    def token_proof(self, url: str, nonce: str | None = None) -> str:
+        """Return a new proof for a token request (``POST url``).
+
+        :param nonce: the nonce to sign with; default: the token endpoint's latest nonce for
+            the origin (if any).
+        """
+        if nonce is None:
+            nonce = self.token_nonces.get(url)
+        return self.key.proof("POST", url, nonce=nonce)
+
+    def update_token_nonce(self, url: str, headers: Mapping[str, str]) -> str | None:
+        """Remember the ``DPoP-Nonce`` of a token endpoint response from ``url``; return it, or ``None``."""
+        return self.token_nonces.update(url, headers)
 
     def __repr__(self) -> str:
         return f"DPoPProver({self.key!r})"

@@ -16,22 +16,34 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from ._keywords import passes_keywords
 from ._log import log
 from .client_auth import ClientAuth
-from .config import DEFAULT_REFRESH_AHEAD, TokenProvider, TokenUpdateCallback, check_config
+from .config import (
+    DEFAULT_REFRESH_AHEAD,
+    DEFAULT_TOKEN_DEADLINE,
+    TokenProvider,
+    TokenUpdateCallback,
+    check_config,
+    share,
+)
+from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError, TokenProviderError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
-from .single_flight import FailureBackoff, SingleFlight, _Flight
+from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, SingleFlight, _Flight
 from .stores.base import TokenStore
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+
+if TYPE_CHECKING:  # optional dependency: types only
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
@@ -62,7 +74,17 @@ class ClientCredentialsManager:
 
     Thread-safe: one manager serves any number of threads and sessions.
 
-    :param token_url: the token endpoint (https, or http to a loopback host); required.
+    :param token_url: the token endpoint (https, or http to a loopback host). Give it or
+        ``issuer``, not both.
+    :param issuer: the authorization server's issuer identifier (https, or http to a
+        loopback host), instead of ``token_url``: on first need (never in the constructor)
+        the manager reads its metadata (``{issuer}/.well-known/openid-configuration``, else
+        the RFC 8414 ``/.well-known/oauth-authorization-server{path}``), requires the
+        document's ``issuer`` to equal this one exactly, and uses its ``token_endpoint``
+        (its ``mtls_endpoint_aliases`` one for the mutual-TLS methods) for the manager's
+        life. A failure raises a :class:`~reqcc.discovery.MetadataError` (or a
+        :class:`~reqcc.ConfigurationError` for another issuer) and is retried after the
+        failure backoff, like a token failure. See :doc:`/discovery`.
     :param client_id: the client identifier; required.
     :param client_secret: the client secret (for the ``client_secret_*`` methods).
     :param scopes: :class:`~reqcc.OAuthScope` members or plain strings, sent space-joined.
@@ -73,16 +95,20 @@ class ClientCredentialsManager:
         Called only when there is no usable token; it may call :meth:`fetch_token`.
     :param on_token_update: ``(token) -> None``, called once per new token obtained by a fetch
         or by the provider (not for tokens given by hand).
-    :param auth_method: ``"client_secret_basic"`` (default), ``"client_secret_post"``,
+    :param auth_method: ``"client_secret_basic"``, ``"client_secret_post"``,
         ``"client_secret_jwt"``, ``"private_key_jwt"``, ``"tls_client_auth"``,
         ``"self_signed_tls_client_auth"``, ``"none"``, or a
-        :class:`~reqcc.client_auth.ClientAuth` instance. The mutual-TLS methods need a
-        ``token_session`` that presents the client certificate.
+        :class:`~reqcc.ClientAuth` instance. The mutual-TLS methods need a
+        ``token_session`` that presents the client certificate. When not given:
+        with ``token_url``, ``"client_secret_basic"``; with ``issuer``, ``"private_key_jwt"``
+        if a ``private_key`` is given, else the first of ``client_secret_basic``,
+        ``client_secret_post`` and ``client_secret_jwt`` that the server lists.
     :param basic_auth_encoding: ``"form"`` (RFC 6749 §2.3.1, default) or ``"raw"``.
     :param private_key: for ``private_key_jwt``: PEM str, PEM bytes or a JWK dict.
     :param assertion_algorithm: the JWS ``alg`` of a JWT assertion (default ``RS256`` for
         ``private_key_jwt``, ``HS256`` for ``client_secret_jwt``).
-    :param assertion_audience: the ``aud`` of a JWT assertion (default: ``token_url``).
+    :param assertion_audience: the ``aud`` of a JWT assertion (default: the token endpoint,
+        the discovered one with ``issuer``).
     :param token_params: extra form fields sent with every token request (``audience``, …).
     :param timeout: token request timeout, seconds or (connect, read); default (5, 15).
     :param token_session: the ``requests.Session`` token requests go through (proxies, CA
@@ -92,8 +118,16 @@ class ClientCredentialsManager:
     :param max_retries: retries of a transient token-endpoint failure (default 2).
     :param retry_backoff: base seconds of the exponential wait between those retries.
     :param max_retry_wait: the longest one retry waits (a longer ``Retry-After`` ends retrying).
-    :param failure_backoff: seconds before the first new attempt after a failed fetch; doubles
-        per consecutive failure, jittered, up to ``max_failure_backoff`` (default 60).
+    :param failure_backoff: seconds before the first new attempt after a failed fetch
+        (default 1); doubles per consecutive failure, jittered, up to ``max_failure_backoff``.
+    :param max_failure_backoff: the longest that wait grows to, in seconds (default 60).
+    :param token_deadline: seconds one token fetch may take, all of it (default 30): every
+        attempt, every retry wait and every byte of the answer, and every thread waiting for
+        it. A token endpoint that never answers or drips its answer, or a ``token_provider``
+        that never returns, ends in a :class:`~reqcc.TokenDeadlineError` for every waiting
+        caller by then (a provider's own thread cannot be interrupted: the others stop
+        waiting for it, and the next caller starts a new fetch). ``timeout`` stays the
+        per-attempt (connect, read) pair.
     :param clock: wall clock in Unix seconds (default ``time.time``), for absolute expiries.
     :param monotonic: monotonic clock (default ``time.monotonic``), for in-process validity.
     :param sleep: how to wait between retries (default ``time.sleep``).
@@ -101,7 +135,8 @@ class ClientCredentialsManager:
         ``RedisTokenStore``) shared with other processes: a token is read from it before
         one is fetched or asked of the provider, and what this process obtains is written
         to it, so the fleet fetches (and renews ahead) once. ``on_token_update`` fires only
-        in the process that obtained the token, not for tokens read from the store.
+        in the process that obtained the token, not for tokens read from the store. Its
+        key includes the token endpoint, so with ``issuer`` discovery comes first.
     :param dpop: ``True`` to ask for DPoP-bound tokens (RFC 9449) with a new EC P-256 key
         (ES256) made for this manager. Default: DPoP exactly when ``dpop_key`` is given.
         Needs ``pip install 'reqcc[dpop]'``.
@@ -110,6 +145,10 @@ class ClientCredentialsManager:
         request and every API request then carries a fresh proof signed by it, and only
         ``DPoP`` tokens are accepted. The key is never stored, logged or shown; the
         token-store key includes its thumbprint.
+    :param meter_provider: the OpenTelemetry ``MeterProvider`` of reqcc's metrics
+        (default: the global one). Used only with ``opentelemetry-api`` installed.
+    :param tracer_provider: the OpenTelemetry ``TracerProvider`` of reqcc's spans
+        (default: the global one). See :doc:`/telemetry`.
     """
 
     @passes_keywords()
@@ -117,6 +156,7 @@ class ClientCredentialsManager:
         self,
         *,
         token_url: str | None = None,
+        issuer: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         scopes: Iterable[OAuthScope | str] | str | None = None,
@@ -124,7 +164,7 @@ class ClientCredentialsManager:
         clock_skew: float = DEFAULT_CLOCK_SKEW,
         token_provider: TokenProvider | None = None,
         on_token_update: TokenUpdateCallback | None = None,
-        auth_method: str | ClientAuth = "client_secret_basic",
+        auth_method: str | ClientAuth | None = None,
         basic_auth_encoding: str = "form",
         private_key: str | bytes | Mapping[str, Any] | None = None,
         assertion_algorithm: str | None = None,
@@ -138,15 +178,19 @@ class ClientCredentialsManager:
         max_retry_wait: float = 10.0,
         failure_backoff: float = 1.0,
         max_failure_backoff: float = 60.0,
+        token_deadline: float = DEFAULT_TOKEN_DEADLINE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         token_store: TokenStore | None = None,
         dpop: bool | None = None,
         dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None = None,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         config = check_config(
             token_url=token_url,
+            issuer=issuer,
             client_id=client_id,
             client_secret=client_secret,
             scopes=scopes,
@@ -167,25 +211,36 @@ class ClientCredentialsManager:
             max_retry_wait=max_retry_wait,
             failure_backoff=failure_backoff,
             max_failure_backoff=max_failure_backoff,
+            token_deadline=token_deadline,
             clock=clock,
             monotonic=monotonic,
             sleep=sleep,
             token_store=token_store,
             dpop=dpop,
             dpop_key=dpop_key,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
         )
         self.clock_skew = config.clock_skew
         self.refresh_ahead = config.refresh_ahead
         self.failure_backoff = config.failure_backoff
         self.max_failure_backoff = config.max_failure_backoff
+        self.token_deadline = config.token_deadline
         self.token_provider = config.token_provider
         self.on_token_update = config.on_token_update
         self.token_store = config.token_store
         self._scopes = config.scopes
         self._clock = config.clock
         self._monotonic = config.monotonic
+        self._sleep = config.sleep
         self._endpoint = config.endpoint
+        if self._endpoint is not None:
+            self._endpoint.known_tokens = self._known_tokens
+        self._discovery = config.discovery
+        self._client_id = config.client_id
+        self._token_params = config.token_params
         self._shared = config.shared
+        self._telemetry = config.telemetry
         self._dpop = config.dpop
         self._random = random.Random()
         self._backoff = FailureBackoff(
@@ -202,19 +257,42 @@ class ClientCredentialsManager:
     # -- configuration, read-only -------------------------------------------------------
 
     @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self._endpoint.token_url
+    def token_url(self) -> str | None:
+        """The token endpoint: ``token_url``, or with ``issuer`` the discovered one.
+
+        ``None`` while an ``issuer``'s metadata has not been read yet (it is read on the
+        first token request, or by :meth:`discover`).
+        """
+        endpoint = self._endpoint
+        return endpoint.token_url if endpoint is not None else None
+
+    @property
+    def issuer(self) -> str | None:
+        """The configured issuer, or ``None`` when the manager was given ``token_url``."""
+        return self._discovery.issuer if self._discovery is not None else None
+
+    @property
+    def metadata(self) -> AuthorizationServerMetadata | None:
+        """The issuer's metadata once read (``None`` before, and without ``issuer``)."""
+        return self._discovery.metadata if self._discovery is not None else None
 
     @property
     def client_id(self) -> str:
         """The client identifier."""
-        return self._endpoint.client_auth.client_id
+        return self._client_id
 
     @property
-    def auth_method(self) -> str:
-        """The client authentication method's name."""
-        return self._endpoint.client_auth.method
+    def auth_method(self) -> str | None:
+        """The client authentication method's name.
+
+        ``None`` only with ``issuer`` and no ``auth_method`` before discovery (the method
+        is then one the server lists).
+        """
+        endpoint = self._endpoint
+        if endpoint is not None:
+            return endpoint.client_auth.method
+        assert self._discovery is not None
+        return self._discovery.auth_method
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -222,9 +300,28 @@ class ClientCredentialsManager:
         return self._scopes
 
     @property
+    def monotonic(self) -> Callable[[], float]:
+        """The monotonic clock this manager reads (its ``monotonic`` keyword)."""
+        return self._monotonic
+
+    @property
     def token_params(self) -> dict[str, str]:
         """The extra form fields sent with every token request (a copy)."""
-        return dict(self._endpoint.token_params)
+        return dict(self._token_params)
+
+    def discover(self) -> str:
+        """Read the issuer's metadata now, if not done yet, and return the token endpoint.
+
+        Not needed (the first token request discovers), but useful to check a
+        configuration at start-up. Without ``issuer`` it returns ``token_url``. It does
+        not go through the failure backoff.
+
+        :raises ConfigurationError: the metadata names another issuer, or no method fits.
+        :raises MetadataError: no usable metadata.
+        :raises requests.RequestException: the network failed.
+        """
+        self._check_process()
+        return self._token_endpoint().token_url
 
     @property
     def dpop(self) -> DPoPProver | None:
@@ -306,7 +403,9 @@ class ClientCredentialsManager:
         for nor joins another fetch in progress.
         """
         self._check_process()
-        token = self._endpoint.request_token(extra_params)
+        token = self._token_endpoint().request_token(
+            extra_params, deadline=self._monotonic() + self.token_deadline
+        )
         self._adopt(token, notify=True)
         return token
 
@@ -343,11 +442,13 @@ class ClientCredentialsManager:
             self._current = None
             self._retired = token.access_token
         log.info("token %s retired after the resource server rejected it", token.fingerprint)
+        self._telemetry.rejection()
         return True
 
     def close(self) -> None:
         """Release the token session if the manager created it."""
-        self._endpoint.close()
+        if self._endpoint is not None:
+            self._endpoint.close()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -359,7 +460,18 @@ class ClientCredentialsManager:
     def _reset_process_state(self) -> None:
         # A new single flight brings a new lock. The pid last: another thread that sees it
         # match must also see the new lock.
-        self._flights = SingleFlight(self._backoff)
+        self._flights = SingleFlight(
+            self._backoff,
+            deadline=self.token_deadline,
+            monotonic=self._monotonic,
+            waiting_for=(
+                "the token_provider"
+                if self.token_provider is not None
+                else f"the token request to {self._endpoint.where}"
+                if self._endpoint is not None
+                else "the token request (after reading the issuer's metadata)"
+            ),
+        )
         self._lock = self._flights.lock
         self._pid = os.getpid()
 
@@ -375,7 +487,10 @@ class ClientCredentialsManager:
         # random generators are copies of the parent's: reseed them, or every worker
         # forked from one parent jitters its backoff identically (in lockstep).
         self._random.seed()
-        self._endpoint.after_fork()
+        if self._discovery is not None:
+            self._discovery.after_fork()
+        elif self._endpoint is not None:
+            self._endpoint.after_fork()
         self._reset_process_state()
         log.debug("manager reset after fork (pid %d)", self._pid)
 
@@ -394,12 +509,21 @@ class ClientCredentialsManager:
     def _adopt(self, token: OAuthToken, *, notify: bool, flight: _Flight | None = None) -> None:
         current = self._deadlines(token)
         with self._lock:
-            previous = self._last_token
-            self._current = current
-            self._last_token = token
-            if token.access_token != self._retired:
-                self._retired = None
-            self._flights.landed(flight)
+            stale = flight is not None and self._flights.is_stale(flight)
+            if not stale:
+                previous = self._last_token
+                self._current = current
+                self._last_token = token
+                if token.access_token != self._retired:
+                    self._retired = None
+                self._flights.landed(flight)
+        if stale:
+            # It outlived token_deadline, and a newer token was obtained meanwhile: that one
+            # stays in use. The late leader still gets the token it waited for.
+            assert flight is not None
+            flight.finish(token, None)
+            log.debug("token %s arrived after token_deadline; the newer token stays", token.fingerprint)
+            return
         if flight is not None:
             flight.finish(token, None)
         changed = previous is None or previous.access_token != token.access_token
@@ -413,15 +537,31 @@ class ClientCredentialsManager:
 
     def _await_token(self) -> OAuthToken:
         self._check_process()
-        with self._lock:
-            current = self._current
-            now = self._monotonic()
-            if current is not None and current.usable(now):
-                return current.token
-            flight, leader = self._flights.join(now)
-        if leader:
-            self._run(flight, background=False)
-        return self._flights.wait(flight, leader=leader)
+        interrupted = 0
+        while True:
+            with self._lock:
+                current = self._current
+                now = self._monotonic()
+                if current is not None and current.usable(now):
+                    return current.token
+                flight, leader = self._flights.join(now)
+            if leader:
+                self._run(flight, background=False)
+                return self._flights.wait(flight, leader=True)
+            # Another thread is obtaining the token: this caller had to wait.
+            try:
+                return self._flights.wait(flight, leader=False)
+            except LeaderInterrupted:
+                # Item 21: the fetching thread was interrupted; that is its own business.
+                # This one starts over (leads a new fetch, or joins one).
+                interrupted += 1
+                if interrupted >= MAX_INTERRUPTED:
+                    raise
+            finally:
+                self._telemetry.waited(self._monotonic() - now)
+
+    def _obtain_by_deadline(self, deadline: float | None) -> Callable[[], tuple[OAuthToken, bool]]:
+        return lambda: self._obtain_shared(deadline)
 
     def _refresh_ahead(self, current: _Current, now: float) -> None:
         self._check_process()
@@ -452,15 +592,15 @@ class ClientCredentialsManager:
             log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
-        result = self._flights.lead(flight, self._obtain_shared, background=background)
+        result = self._flights.lead(flight, self._obtain_by_deadline(flight.deadline), background=background)
         if result is not None:
             token, obtained_here = result
             self._adopt(token, notify=obtained_here, flight=flight)
 
-    def _obtain(self) -> OAuthToken:
+    def _obtain(self, deadline: float | None = None) -> OAuthToken:
         provider = self.token_provider
         if provider is None:
-            return self._endpoint.request_token()
+            return self._token_endpoint().request_token(deadline=deadline)
         token = call_provider(
             provider,
             self._last_token,
@@ -478,15 +618,38 @@ class ClientCredentialsManager:
 
     # -- the shared token store (see reqcc.stores) ----------------------------------------
 
-    def _obtain_shared(self) -> tuple[OAuthToken, bool]:
+    def _obtain_shared(self, deadline: float | None = None) -> tuple[OAuthToken, bool]:
         """Obtain a token, through the token store if there is one.
 
         Returns the token and whether this process obtained it (fetch or provider), as
         opposed to reading it from the store.
         """
-        if self._shared is None:
-            return self._obtain(), True
-        return self._shared.obtain(self._obtain, self._usable_from_store)
+        if self.token_store is None:
+            return self._obtain(deadline), True
+        shared = self._shared
+        if shared is None:  # the store key names the token endpoint: discover it first
+            shared = self._shared = share(
+                self.token_store,
+                self._token_endpoint(),
+                self._scopes,
+                monotonic=self._monotonic,
+                sleep=self._sleep,
+            )
+        return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
+
+    def _token_endpoint(self) -> TokenEndpoint:
+        """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            assert self._discovery is not None
+            endpoint = self._endpoint = self._discovery.resolve()
+            endpoint.known_tokens = self._known_tokens
+        return endpoint
+
+    def _known_tokens(self) -> tuple[str, ...]:
+        """The access tokens this manager holds, for the token endpoint's redaction (item 13)."""
+        current, last = self._current, self._last_token
+        return tuple({t.access_token for t in (current.token if current else None, last) if t is not None})
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""
@@ -503,8 +666,11 @@ class ClientCredentialsManager:
 
     def __repr__(self) -> str:
         token = self.token
+        where = f"token_url={self.token_url!r}"
+        if self._discovery is not None:
+            where = f"issuer={self._discovery.issuer!r}, {where}"
         return (
-            f"ClientCredentialsManager(token_url={self.token_url!r}, client_id={self.client_id!r}, "
+            f"ClientCredentialsManager({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "
             f"token={token.fingerprint if token is not None else None!r}"
             + (f", dpop_thumbprint={self._dpop.thumbprint!r})" if self._dpop is not None else ")")

@@ -8,6 +8,7 @@ naming the problem and the fix, and no request goes out with it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,10 @@ def coerce_token(value: Any, what: str, error: type[ReqccError], clock: Callable
         message names ``what``.
     """
     if isinstance(value, OAuthToken):
+        if value.expiry is None and value.expires_in is not None:
+            # OAuthToken("…", expires_in=3600) built by hand: without an absolute expiry it would
+            # never expire by the clock; take it as received now, as a dict's expires_in is.
+            return dataclasses.replace(value, expiry=clock() + value.expires_in)
         return value
     if isinstance(value, Mapping):
         try:

@@ -24,10 +24,10 @@ from types import TracebackType
 from typing import TypeVar
 
 from ._log import log
-from .errors import ReqccError, TokenProviderError, as_cached_error
+from .errors import ReqccError, TokenDeadlineError, TokenProviderError, as_cached_error
 from .oauth_token import OAuthToken
 
-__all__ = ["FailureBackoff", "SingleFlight"]
+__all__ = ["FailureBackoff", "LeaderInterrupted", "SingleFlight"]
 
 _T = TypeVar("_T")
 
@@ -35,31 +35,72 @@ _T = TypeVar("_T")
 class _Flight:
     """One token request in progress; everybody who needs a token meanwhile waits on it."""
 
-    __slots__ = ("done", "error", "leader", "token", "traceback")
+    __slots__ = ("deadline", "done", "error", "landings", "leader", "overdue", "token", "traceback")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float | None = None) -> None:
         self.done = threading.Event()
         self.token: OAuthToken | None = None
         self.error: BaseException | None = None
         self.traceback: TracebackType | None = None
         self.leader: int | None = None  # the thread running it (set when it starts)
+        #: The ``monotonic`` time by which it must be over (``token_deadline``), or ``None``.
+        self.deadline = deadline
+        #: Its deadline passed before it ended: nobody waits for it any more, and a new
+        #: flight may have started meanwhile (see :meth:`SingleFlight.wait`).
+        self.overdue = False
+        #: :attr:`SingleFlight.landings` when it began.
+        self.landings = 0
 
     def finish(self, token: OAuthToken | None, error: BaseException | None) -> None:
         self.token, self.error = token, error
         self.traceback = error.__traceback__ if error is not None else None
         self.done.set()
 
-    def result(self, *, leader: bool = False) -> OAuthToken:
+    def result(
+        self,
+        *,
+        leader: bool = False,
+        monotonic: Callable[[], float] | None = None,
+        overdue: Callable[[_Flight], None] | None = None,
+    ) -> OAuthToken:
         """Wait for the flight; return its token or raise its error.
 
         The leader (the thread that sent the request) raises the error itself; every
-        other thread raises its own copy (see :func:`_copy_error`).
+        other thread raises its own copy (see :func:`_copy_error`). A thread that joined
+        waits until :attr:`deadline` on ``monotonic`` at most; then ``overdue(self)`` is
+        called, which raises unless the flight ended meanwhile.
         """
-        self.done.wait()
+        deadline = self.deadline
+        if leader or deadline is None or monotonic is None or overdue is None:
+            self.done.wait()
+        else:
+            while not self.done.is_set():
+                left = deadline - monotonic()
+                if left <= 0:
+                    overdue(self)
+                    break
+                self.done.wait(left)
         if self.error is not None:
+            if not leader and not isinstance(self.error, Exception):
+                # DESIGN item 21: a KeyboardInterrupt or SystemExit belongs to the thread it
+                # was raised in; the threads that waited start over (see SingleFlight.wait).
+                raise LeaderInterrupted(type(self.error).__name__)
             raise self.error if leader else _copy_error(self.error, self.traceback)
         assert self.token is not None
         return self.token
+
+
+class LeaderInterrupted(ReqccError):
+    """The thread fetching the token was interrupted (``KeyboardInterrupt``, ``SystemExit``).
+
+    Raised to the threads that waited for that fetch, which try again; a thread that
+    cannot (it tried :data:`MAX_INTERRUPTED` times) lets it propagate: a
+    :class:`~reqcc.ReqccError`, never the other thread's interrupt.
+    """
+
+
+#: How many interrupted fetches in a row a waiting thread tries again after.
+MAX_INTERRUPTED = 3
 
 
 def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseException:
@@ -144,11 +185,57 @@ class SingleFlight:
     :param backoff: the manager's failure backoff, which outlives a fork.
     """
 
-    def __init__(self, backoff: FailureBackoff) -> None:
+    def __init__(
+        self,
+        backoff: FailureBackoff,
+        *,
+        deadline: float | None = None,
+        monotonic: Callable[[], float] | None = None,
+        waiting_for: str = "the token request",
+    ) -> None:
         self.lock = threading.Lock()
         self.backoff = backoff
         #: The flight in progress, or ``None``.
         self.flight: _Flight | None = None
+        #: Seconds one flight may last for the threads waiting on it (``token_deadline``).
+        self.deadline = deadline
+        self._monotonic = monotonic if monotonic is not None else backoff._monotonic
+        self._waiting_for = waiting_for
+        #: Tokens obtained so far (a flight that outlived its deadline yields to a newer one).
+        self.landings = 0
+
+    def _new_flight(self, now: float) -> _Flight:
+        flight = self.flight = _Flight(None if self.deadline is None else now + self.deadline)
+        flight.landings = self.landings
+        return flight
+
+    def _drop_overdue(self, now: float) -> None:
+        """Forget the flight in progress if its deadline has passed (lock held)."""
+        flight = self.flight
+        if flight is not None and flight.deadline is not None and now >= flight.deadline:
+            self._expire(flight)
+
+    def _expire(self, flight: _Flight) -> None:
+        """Mark ``flight`` overdue; nobody waits for it any more (lock held).
+
+        Its leader may still be running (a ``token_provider`` that never returns cannot be
+        interrupted), but the next caller starts a new flight instead of joining it.
+        """
+        flight.overdue = True
+        if self.flight is flight:
+            self.flight = None
+            log.warning(
+                "%s did not end within token_deadline (%gs); the next caller starts a new one",
+                self._waiting_for, self.deadline or 0.0,
+            )
+
+    def is_stale(self, flight: _Flight) -> bool:
+        """Whether ``flight`` outlived its deadline and a token was obtained since it began (lock held).
+
+        Its late token must not replace that newer one, and its late failure is no failure
+        of the manager's any more.
+        """
+        return flight.overdue and flight.landings != self.landings
 
     def join(self, now: float) -> tuple[_Flight, bool]:
         """Return the flight to wait for and whether this thread leads it (lock held).
@@ -156,6 +243,7 @@ class SingleFlight:
         :raises ReqccError: the last failure, again, while its backoff lasts (no flight).
         :raises TokenProviderError: the leader itself asks (its provider called back).
         """
+        self._drop_overdue(now)
         flight = self.flight
         if flight is not None:
             if flight.leader == threading.get_ident():
@@ -169,18 +257,17 @@ class SingleFlight:
                 )
             return flight, False
         self.backoff.check(now)
-        flight = self.flight = _Flight()
-        return flight, True
+        return self._new_flight(now), True
 
     def start_renewal(self, now: float) -> _Flight | None:
         """Return a new flight for a renewal ahead of expiry, or ``None`` (lock held).
 
         ``None`` when a flight is already in progress or a failure backoff lasts.
         """
+        self._drop_overdue(now)
         if self.flight is not None or now < self.backoff.retry_at:
             return None
-        flight = self.flight = _Flight()
-        return flight
+        return self._new_flight(now)
 
     def lead(self, flight: _Flight, obtain: Callable[[], _T], *, background: bool) -> _T | None:
         """Run ``obtain`` as ``flight``'s leader; return its result, or ``None`` if it failed.
@@ -198,7 +285,7 @@ class SingleFlight:
             with self.lock:
                 if self.flight is flight:
                     self.flight = None
-                if isinstance(exc, Exception):
+                if isinstance(exc, Exception) and not self.is_stale(flight):
                     self.backoff.record(exc)
             flight.finish(None, exc)
             if background:
@@ -214,6 +301,7 @@ class SingleFlight:
         """A token was obtained (by ``flight``, or outside any): end it, forget failures (lock held)."""
         if flight is not None and self.flight is flight:
             self.flight = None
+        self.landings += 1
         self.backoff.reset()
 
     def abandon(self, flight: _Flight, error: BaseException) -> None:
@@ -223,7 +311,24 @@ class SingleFlight:
                 self.flight = None
         flight.finish(None, error)
 
-    @staticmethod
-    def wait(flight: _Flight, *, leader: bool) -> OAuthToken:
-        """Wait for ``flight``'s token; raise its error (a copy, for the threads that joined)."""
-        return flight.result(leader=leader)
+    def wait(self, flight: _Flight, *, leader: bool) -> OAuthToken:
+        """Wait for ``flight``'s token; raise its error (a copy, for the threads that joined).
+
+        A thread that joined waits until the flight's deadline at most (``token_deadline``,
+        on the manager's ``monotonic`` clock), then gets a :class:`~reqcc.TokenDeadlineError`
+        and the flight is forgotten (the next caller starts a new one) even if its leader is
+        still running. When that leader was interrupted (``KeyboardInterrupt``, …) it gets
+        :class:`LeaderInterrupted`, to try again.
+        """
+        return flight.result(leader=leader, monotonic=self._monotonic, overdue=self._overdue)
+
+    def _overdue(self, flight: _Flight) -> None:
+        """A waiter saw ``flight``'s deadline pass: raise, unless it ended meanwhile."""
+        with self.lock:
+            if flight.done.is_set():
+                return
+            self._expire(flight)
+        raise TokenDeadlineError(
+            f"no token within token_deadline ({self.deadline or 0.0:g}s): "
+            f"{self._waiting_for} did not end in time"
+        )

@@ -141,7 +141,7 @@ class _OpenTelemetry(Telemetry):
     ) -> None:
         from opentelemetry import metrics, trace
 
-        from . import __version__
+        from ._version import __version__
 
         self._trace = trace
         self._monotonic = monotonic

@@ -24,7 +24,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
-from ._urls import NO_TOKEN_ATTRIBUTE
+from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 from .client_auth import ClientAuth
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
@@ -36,6 +36,7 @@ from .errors import (
     provider_error_class,
 )
 from .oauth_token import OAuthToken
+from .telemetry import Telemetry
 
 __all__ = [
     "TokenEndpoint", "DEFAULT_TIMEOUT", "MAX_RESPONSE_BYTES", "RETRY_STATUSES", "RETRY_ERROR_CODES",
@@ -140,6 +141,8 @@ class TokenEndpoint:
         every attempt carries a fresh proof, a ``use_dpop_nonce`` answer is retried once with
         the server's nonce (and fresh client credentials), and only a ``DPoP`` token is accepted.
     :param monotonic: the monotonic clock the ``deadline`` of :meth:`request_token` is read on.
+    :param telemetry: what each HTTP token request is reported to (each exchange: retries
+        and DPoP nonce replays included); default: nothing is recorded.
     """
 
     def __init__(
@@ -158,8 +161,12 @@ class TokenEndpoint:
         sleep: Callable[[float], None] = time.sleep,
         dpop: DPoPProver | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.token_url = token_url
+        #: The access tokens the owner holds, redacted from anything this endpoint reports too
+        #: (a failing server may echo the token in use); the manager points it at its tokens.
+        self.known_tokens: Callable[[], Iterable[str]] = tuple
         self.dpop = dpop
         self.client_auth = client_auth
         self.scope = scope or None
@@ -174,6 +181,7 @@ class TokenEndpoint:
         self._sleep = sleep
         self._monotonic = monotonic
         self._random = random.Random()
+        self.telemetry = Telemetry() if telemetry is None else telemetry
 
     def after_fork(self) -> None:
         """Make this endpoint safe to use in a process forked from the one that created it.
@@ -191,8 +199,8 @@ class TokenEndpoint:
             self.session.close()
 
     def secrets(self) -> Iterable[str]:
-        """The values to redact from anything this endpoint reports."""
-        return self.client_auth.secrets()
+        """The values to redact from anything this endpoint reports: credentials and known tokens."""
+        return (*self.client_auth.secrets(), *self.known_tokens())
 
     # -- one token, with retries ------------------------------------------------------
 
@@ -278,22 +286,33 @@ class TokenEndpoint:
 
     def _request_once(self, extra: Mapping[str, str], deadline: float | None = None) -> OAuthToken:
         try:
-            return self._exchange(extra, deadline)
+            return self._counted_exchange(extra, deadline)
         except OAuthProviderError as exc:
             # RFC 9449 §8: the server wants a nonce in the proof; it sent one. Exactly one
-            # more exchange, built afresh (new proof, new client assertion).
+            # more exchange, built afresh (new proof, new client assertion), signed with the
+            # nonce of that answer: the shared store may meanwhile hold another answer's.
             response = exc.response
+            nonce = (response.headers.get(DPOP_NONCE_HEADER) or "").strip() if response is not None else ""
             if (
                 self.dpop is None
                 or response is None
                 or not token_endpoint_demands_nonce(response.status_code, {"error": exc.error})
-                or not is_valid_nonce((response.headers.get(DPOP_NONCE_HEADER) or "").strip())
+                or not is_valid_nonce(nonce)
             ):
                 raise
             log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
-            return self._exchange(extra, deadline)
+            return self._counted_exchange(extra, deadline, nonce)
 
-    def _exchange(self, extra: Mapping[str, str], deadline: float | None) -> OAuthToken:
+    def _counted_exchange(
+        self, extra: Mapping[str, str], deadline: float | None, nonce: str | None = None
+    ) -> OAuthToken:
+        # Telemetry counts HTTP token requests: every exchange, retries and nonce replays too.
+        with self.telemetry.token_request(self.token_url):
+            return self._exchange(extra, deadline, nonce)
+
+    def _exchange(
+        self, extra: Mapping[str, str], deadline: float | None, nonce: str | None = None
+    ) -> OAuthToken:
         headers, body = self.prepare_body(extra)
         url = self.token_url
         hooks = getattr(self.session, "compliance_hook", None)
@@ -303,7 +322,10 @@ class TokenEndpoint:
         auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
         plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
         if self.dpop is not None:
-            plain_headers[DPOP_HEADER] = self.dpop.proof("POST", url)
+            plain_headers[DPOP_HEADER] = self.dpop.token_proof(url, nonce)
+        if url[:5].lower() == "http:":  # loopback (checked at construction): only without a proxy
+            proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
+            require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
@@ -325,7 +347,8 @@ class TokenEndpoint:
             stream=True,
         )
         if self.dpop is not None:
-            self.dpop.update(url, response.headers)  # on every answer, success too (RFC 9449 §8.2)
+            # On every answer, success too (RFC 9449 §8.2).
+            self.dpop.update_token_nonce(url, response.headers)
         self._read_body(response, deadline)
         if hooks:
             for hook in hooks.get("access_token_response", ()):

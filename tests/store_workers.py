@@ -147,8 +147,14 @@ def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[l
     ]
     server.delay = 5.0
     try:
+        # Every process is started (and ready) before the holder takes the lease: starting
+        # them is slow on a loaded machine, and the holder's lease (lease_timeout) must not
+        # run out before it is killed, or a waiter takes it over while the holder still lives.
         holder.start()
-        ready.get(timeout=60)
+        for child in children:
+            child.start()
+        for _ in range(waiters + 1):
+            ready.get(timeout=60)
         go_holder.set()
         for _ in range(3000):  # until the holder's token request has reached the server
             if server.token_requests:
@@ -156,10 +162,6 @@ def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[l
             time.sleep(0.01)
         assert server.token_requests == 1, "the lease holder never sent its token request"
         time.sleep(0.2)  # the server handler is now inside its delay
-        for child in children:
-            child.start()
-        for _ in children:
-            ready.get(timeout=60)
         go.set()
         time.sleep(0.1)  # the waiters find the lease taken
         os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]

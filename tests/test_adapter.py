@@ -22,7 +22,7 @@ from reqcc import (
     OAuthToken,
 )
 
-from .conftest import API, Env, FakeClock, TokenIssuer, manager_kwargs
+from .conftest import API, TOKEN_URL, Env, FakeClock, TokenIssuer, manager_kwargs
 
 BOOKS = "https://api.example.com/books"
 OTHER = "https://other.example.com/"
@@ -567,10 +567,25 @@ def test_mount_keeps_an_http_adapters_settings(clock: FakeClock) -> None:
 
 
 def test_mount_with_a_shared_manager(clock: FakeClock) -> None:
-    manager = ClientCredentialsManager(**manager_kwargs(clock, requests_mock.Adapter()))
-    session = requests.Session()
-    adapter = reqcc.mount(session, "https://api.example.com/", manager=manager)
-    assert adapter.manager is manager
+    auth = requests_mock.Adapter()
+    issuer = TokenIssuer()
+    auth.register_uri("POST", TOKEN_URL, text=issuer)
+    manager = ClientCredentialsManager(**manager_kwargs(clock, auth))
+    apis, sessions = [], []
+    for _ in range(2):  # two plain sessions, each with its own transport, one manager
+        api = requests_mock.Adapter()
+        api.register_uri("GET", requests_mock.ANY, text="ok")
+        session = requests.Session()
+        session.mount("https://", api)
+        adapter = reqcc.mount(session, API, manager=manager)
+        assert adapter.manager is manager and adapter.inner is api
+        assert session.get_adapter(BOOKS) is adapter
+        apis.append(api)
+        sessions.append(session)
+    for session in sessions:
+        assert session.get(BOOKS).text == "ok"
+    assert issuer.count == 1  # the manager's one token serves both sessions
+    assert [r.headers["Authorization"] for api in apis for r in api.request_history] == ["Bearer tok-1"] * 2
 
 
 def test_session_properties(make_env: Any) -> None:
@@ -596,6 +611,7 @@ def test_one_session_for_api_and_token_calls_does_not_recurse(clock: FakeClock, 
     worker = threading.Thread(target=lambda: outcome.append(session.get(BOOKS).status_code), daemon=True)
     worker.start()
     worker.join(10)  # a hang guard, not a timing assertion: the bug was a self-deadlock
+    assert not worker.is_alive()
     assert outcome == [200]
     token_request, api_request = transport.request_history
     assert token_request.method == "POST"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -246,12 +248,40 @@ def test_unusable_token_response_exit_code(reqcc_server: LocalAuthorizationServe
 
 
 def test_network_error_exit_code() -> None:
-    with LocalAuthorizationServer() as server:
-        token_url = server.token_url  # a port that was free and is closed again below
-    result = run(
-        "token", env={"REQCC_TOKEN_URL": token_url, "REQCC_CLIENT_ID": "x", "REQCC_CLIENT_SECRET": SECRET}
-    )
+    with socket.socket() as refusing:  # bound, not listening (and held: no other test takes it)
+        refusing.bind(("127.0.0.1", 0))
+        token_url = f"http://127.0.0.1:{refusing.getsockname()[1]}/token"
+        result = run(
+            "token",
+            env={"REQCC_TOKEN_URL": token_url, "REQCC_CLIENT_ID": "x", "REQCC_CLIENT_SECRET": SECRET},
+        )
     assert_one_line_error(result, cli.EXIT_NETWORK, "network error", token_url.rsplit("/", 1)[0])
+
+
+def test_untrusted_certificate_is_a_one_line_tls_error() -> None:
+    trustme = pytest.importorskip("trustme")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("localhost").configure_cert(context)  # a CA nobody trusts
+    with LocalAuthorizationServer(ssl_context=context, host="localhost") as server:
+        result = call("token", env=server_env(server))
+        assert server.token_requests == 0  # refused before a byte of the request was sent
+    host = f"https://localhost:{server.port}"
+    assert_one_line_error(result, cli.EXIT_NETWORK, f"network error talking to {host}: TLS error")
+    assert "certificate verify failed" in result.stderr and SECRET not in result.stderr
+
+
+def test_token_endpoint_that_never_answers_is_a_one_line_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:  # connects, never answers
+        port = silent.getsockname()[1]
+        result = call(
+            "token", "--timeout", "0.05",
+            env={"REQCC_TOKEN_URL": f"http://127.0.0.1:{port}/token", "REQCC_CLIENT_ID": "x",
+                 "REQCC_CLIENT_SECRET": SECRET},
+        )
+    assert_one_line_error(
+        result, cli.EXIT_NETWORK, f"network error talking to http://127.0.0.1:{port}: timed out"
+    )
+    assert SECRET not in result.stderr
 
 
 def test_debug_shows_the_traceback_but_no_secret(reqcc_server: LocalAuthorizationServer) -> None:
@@ -428,3 +458,38 @@ def test_messages_do_not_echo_header_values_or_url_queries(reqcc_server: LocalAu
     assert "404" in query.stderr and "/nothing?…" in query.stderr and "sekrit" not in query.stderr
     both = call("request", "-d", "@-", "--client-secret-file", "-", reqcc_server.api_url + "orders", env=env)
     assert both.returncode == cli.EXIT_CONFIG and "stdin" in both.stderr
+
+
+# -- --issuer (discovery) ------------------------------------------------------------------
+
+
+def test_issuer_instead_of_token_url(reqcc_server: LocalAuthorizationServer) -> None:
+    env = {"REQCC_CLIENT_ID": "bookstore-app", "REQCC_CLIENT_SECRET": SECRET}
+    by_flag = call("token", "--issuer", reqcc_server.issuer, "--format", "access-token", env=env)
+    assert by_flag.returncode == 0, by_flag.stderr
+    by_env = call("token", "--format", "access-token", env={**env, "REQCC_ISSUER": reqcc_server.issuer})
+    assert by_env.returncode == 0, by_env.stderr
+    assert reqcc_server.metadata_requests == 2 and reqcc_server.token_requests == 2
+    record = reqcc_server.last_token_request
+    assert record is not None and record.auth_method == "client_secret_basic"  # the first one listed
+    # a flag wins over the environment, as for every other setting
+    flag_wins = call(
+        "token", "--issuer", reqcc_server.issuer, env={**env, "REQCC_TOKEN_URL": "http://127.0.0.1:1/t"}
+    )
+    assert flag_wins.returncode == 0, flag_wins.stderr
+
+
+def test_issuer_mistakes_are_configuration_errors(reqcc_server: LocalAuthorizationServer) -> None:
+    env = {"REQCC_CLIENT_ID": "bookstore-app", "REQCC_CLIENT_SECRET": SECRET}
+    both = call("token", "--issuer", reqcc_server.issuer, "--token-url", reqcc_server.token_url, env=env)
+    assert_one_line_error(both, cli.EXIT_CONFIG, "--token-url or --issuer, not both")
+    both_env = call(
+        "token", env={**env, "REQCC_ISSUER": reqcc_server.issuer, "REQCC_TOKEN_URL": reqcc_server.token_url}
+    )
+    assert_one_line_error(both_env, cli.EXIT_CONFIG, "REQCC_TOKEN_URL and REQCC_ISSUER")
+    insecure = call("token", "--issuer", "http://example.com", env=env)
+    assert_one_line_error(insecure, cli.EXIT_CONFIG, "https", "--issuer")
+    reqcc_server.set_metadata(issuer="https://other.example")
+    mixed_up = call("token", "--issuer", reqcc_server.issuer, env=env)
+    assert_one_line_error(mixed_up, cli.EXIT_CONFIG, "https://other.example")
+    assert reqcc_server.token_requests == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -52,9 +53,34 @@ def test_scope_enum_wire_values_and_seed_alias() -> None:
     assert OAuthScopeClientCredentialsEnum is OAuthScope
 
 
-@pytest.mark.parametrize("construct", CONSTRUCTORS)
-def test_a_valid_configuration_builds(construct: Any) -> None:
-    construct(**base(scopes=[OAuthScope.BooksRead, "custom:scope"]))
+@pytest.mark.parametrize(
+    ("construct", "built_type"),
+    [
+        pytest.param(c.values[0], t, id=c.id)
+        for c, t in zip(
+            CONSTRUCTORS,
+            [ClientCredentialsManager, ClientCredentialsAdapter, ClientCredentialsSession,
+             ClientCredentialsAdapter],
+            strict=True,
+        )
+    ],
+)
+def test_a_valid_configuration_builds(construct: Any, built_type: type) -> None:
+    auth = requests_mock.Adapter()
+    auth.register_uri("POST", TOKEN_URL, json={"access_token": "tok-1", "token_type": "Bearer"})
+    token_session = requests.Session()
+    token_session.mount("https://", auth)
+    built = construct(**base(scopes=[OAuthScope.BooksRead, "custom:scope"], token_session=token_session))
+    assert type(built) is built_type
+    manager = built if isinstance(built, ClientCredentialsManager) else built.manager
+    assert isinstance(manager, ClientCredentialsManager)
+    assert (manager.token_url, manager.client_id, manager.token) == (TOKEN_URL, CLIENT_ID, None)
+    assert auth.call_count == 0  # nothing is fetched at construction
+    assert manager.get_token().access_token == "tok-1"
+    [request] = auth.request_history
+    assert request.headers["Authorization"].startswith("Basic ")
+    form = parse_qs(request.text)
+    assert form == {"grant_type": ["client_credentials"], "scope": ["books.read custom:scope"]}
 
 
 @pytest.mark.parametrize("construct", CONSTRUCTORS)
@@ -100,6 +126,7 @@ def test_token_url_with_credentials_is_refused_without_echoing_them(construct: A
         "http://auth.example.com/oauth/token",
         "http://10.0.0.1/token",
         "http://127.0.0.1.nip.io/token",
+        "http://api.localhost/token",  # may resolve through DNS: not taken for loopback
         "ftp://auth.example.com/token",
     ],
 )

@@ -15,17 +15,24 @@ import requests
 from reqcc import cli, demo
 from reqcc.testing import LocalAuthorizationServer
 
+from .threads import join_all, start_daemon
+
 # oauthlib's token generator: 30 characters of [A-Za-z0-9]. None may appear in the output.
 TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{30}(?![A-Za-z0-9])")
 
 
-def test_demo_passes_in_a_subprocess_and_prints_no_token() -> None:
-    result = subprocess.run(
+@pytest.fixture(scope="module")
+def tour() -> subprocess.CompletedProcess[str]:
+    """One run of ``python -m reqcc demo`` shared by the tests that read its output (about 1-2 s)."""
+    return subprocess.run(
         [sys.executable, "-m", "reqcc", "demo"], capture_output=True, text=True, timeout=60
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stderr == ""
-    out = result.stdout
+
+
+def test_demo_passes_in_a_subprocess_and_prints_no_token(tour: subprocess.CompletedProcess[str]) -> None:
+    assert tour.returncode == 0, tour.stdout + tour.stderr
+    assert tour.stderr == ""
+    out = tour.stdout
     steps = re.findall(r"^  (ok  |FAIL) (\d)\. ", out, re.MULTILINE)
     assert [s[0] for s in steps] == ["ok  "] * 8
     assert "8/8 steps ok: every step behaved as stated" in out
@@ -38,12 +45,13 @@ def test_demo_passes_in_a_subprocess_and_prints_no_token() -> None:
     assert len(fingerprints) == 5, fingerprints
 
 
-def test_demo_counts_are_exact() -> None:
-    out = io.StringIO()
-    assert demo.run_demo(out=out) is True
-    text = out.getvalue()
-    # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage) + 3 (DPoP) = 74
-    assert re.search(r"^  API requests\s+74\s+1 x 401, 1 x 403$", text, re.MULTILINE), text
+def test_demo_counts_are_exact(tour: subprocess.CompletedProcess[str]) -> None:
+    text = tour.stdout
+    # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage)
+    # + 3 (DPoP) + 1 (the API's use_dpop_nonce 401 before the first DPoP GET's replay) = 75
+    assert re.search(r"^  API requests\s+75\s+2 x 401, 1 x 403$", text, re.MULTILINE), text
+    retries = r"^  retries\s+3\s+1 token-request retry, 2 replays after 401$"
+    assert re.search(retries, text, re.MULTILINE), text
     # issued: first, renewal, writer, after revocation, after the outage, DPoP;
     # failed: 1 attempt + 1 retry (outage), the DPoP request without the nonce
     assert re.search(r"^  token requests\s+9\s+6 tokens issued$", text, re.MULTILINE), text
@@ -73,8 +81,7 @@ def test_demo_verbose_shows_the_log_without_tokens() -> None:
 def test_serve_prints_how_to_use_it_and_serves_until_stopped() -> None:
     out = io.StringIO()
     stop = threading.Event()
-    thread = threading.Thread(target=demo.serve, kwargs={"out": out, "stop": stop})
-    thread.start()
+    thread = start_daemon(demo.serve, out=out, stop=stop)
     try:
         deadline = time.monotonic() + 10
         while "clients:" not in out.getvalue() and time.monotonic() < deadline:
@@ -92,8 +99,7 @@ def test_serve_prints_how_to_use_it_and_serves_until_stopped() -> None:
         assert answer.status_code == 200
     finally:
         stop.set()
-        thread.join(10)
-    assert not thread.is_alive()
+        join_all([thread], 10)
     with pytest.raises(requests.ConnectionError):
         requests.post(token_url.group(1), timeout=5)
 

@@ -260,7 +260,11 @@ def test_a_body_that_is_not_a_json_object(
 
 
 class _EndlessBody(io.RawIOBase):
-    """A body larger than the cap, but bounded, so that a broken reader cannot eat the memory."""
+    """A body larger than the cap, but bounded, so that a broken reader cannot eat the memory.
+
+    Served buffered (``io.BufferedReader``), as a socket's body is: the capped reader reads
+    with ``read1``.
+    """
 
     def __init__(self, total: int) -> None:
         self.left = total
@@ -282,7 +286,7 @@ def test_an_oversized_body_is_refused_without_reading_it_all(
 ) -> None:
     session, adapter = http
     body = _EndlessBody(4 * MAX_METADATA_BYTES)
-    adapter.register_uri("GET", OIDC_URL, body=body)
+    adapter.register_uri("GET", OIDC_URL, body=io.BufferedReader(body))
     with pytest.raises(MetadataError, match="too large") as info:
         fetch_metadata(ISSUER, session)
     assert OIDC_URL in str(info.value)
@@ -294,7 +298,9 @@ def test_a_declared_oversized_body_is_refused_unread(
 ) -> None:
     session, adapter = http
     body = _EndlessBody(4 * MAX_METADATA_BYTES)
-    adapter.register_uri("GET", OIDC_URL, body=body, headers={"Content-Length": str(4 * MAX_METADATA_BYTES)})
+    adapter.register_uri(
+        "GET", OIDC_URL, body=io.BufferedReader(body), headers={"Content-Length": str(4 * MAX_METADATA_BYTES)}
+    )
     with pytest.raises(MetadataError, match="too large"):
         fetch_metadata(ISSUER, session)
     assert body.served == 0

@@ -5,6 +5,7 @@ The site itself (warnings as errors, the doctests of its pages) is built by ``to
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -50,3 +51,33 @@ def test_testing_page_pytest_example_runs(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_example=re.sub(r"^    ", "", block.group(1), flags=re.MULTILINE))
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+def test_configuration_page_describes_every_manager_keyword() -> None:
+    """Every keyword of the manager is described in one place: the configuration page.
+
+    The page embeds the manager's docstring (``autoclass``), so the docstring must have a
+    ``:param:`` for every parameter, and the page's own overview must name each one too.
+    """
+    page = (DOCS / "configuration.rst").read_text(encoding="utf-8")
+    assert re.search(r"^\.\. autoclass:: reqcc\.ClientCredentialsManager$", page, flags=re.MULTILINE)
+    keywords = [name for name in inspect.signature(reqcc.ClientCredentialsManager).parameters]
+    assert "token_deadline" in keywords and "dpop_key" in keywords
+    docstring = inspect.getdoc(reqcc.ClientCredentialsManager) or ""
+    undocumented = [name for name in keywords if f":param {name}:" not in docstring]
+    assert not undocumented, f"ClientCredentialsManager's docstring has no :param: for {undocumented}"
+    unnamed = [name for name in keywords if f"``{name}``" not in page]
+    assert not unnamed, f"docs/configuration.rst does not name {unnamed}"
+
+
+def test_architecture_page_follows_the_layers() -> None:
+    """docs/architecture.rst lists every module once, top to bottom as LAYERS orders them."""
+    from .test_structure import _layer, _modules
+
+    page = (DOCS / "architecture.rst").read_text(encoding="utf-8")
+    section = page[page.index(".. layers-start") : page.index(".. layers-end")]
+    listed = re.findall(r"^\s*(?:- )?``(reqcc(?:\.\w+)*)``", section, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(set(listed)), "a module is listed twice"
+    assert set(listed) == set(_modules()), "the page and the package list different modules"
+    layers = [_layer(module) for module in listed]
+    assert layers == sorted(layers, reverse=True), "the page is not in LAYERS order, top to bottom"

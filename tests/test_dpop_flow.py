@@ -343,7 +343,7 @@ def test_nonce_retry_sends_a_fresh_client_assertion_and_a_fresh_proof() -> None:
     assert "nonce" not in claims_of(first.headers["DPoP"])
     assert claims_of(second.headers["DPoP"])["nonce"] == "nonce-A"
     # The nonce of the successful answer is remembered for the next request.
-    assert manager.dpop is not None and manager.dpop.nonces.get("https://auth.example/") == "nonce-B"
+    assert manager.dpop is not None and manager.dpop.token_nonces.get("https://auth.example/") == "nonce-B"
 
 
 def test_a_dpop_token_to_a_client_that_did_not_ask_is_refused() -> None:

@@ -363,3 +363,32 @@ def test_is_valid_is_expired_and_invalidate(make_env: Any, clock: FakeClock) -> 
     assert manager.token is None
     assert manager.is_valid(token) is False
     assert manager.invalidate(other) is False
+
+
+def test_a_provider_token_built_with_only_expires_in_expires_by_the_clock(
+    make_env: Any, clock: FakeClock
+) -> None:
+    calls: list[OAuthToken | None] = []
+
+    def provider(last: OAuthToken | None, manager: ClientCredentialsManager) -> OAuthToken:
+        calls.append(last)
+        return OAuthToken(f"p-{len(calls)}", expires_in=600)  # no absolute expiry given
+
+    env: Env = make_env(token_provider=provider)
+    env.session.get(BOOKS)
+    assert env.manager.token is not None and env.manager.token.expiry == clock() + 600
+    clock.advance(600 - 30)  # expired (30 s skew): taken as received when the provider returned it
+    env.session.get(BOOKS)
+    assert len(calls) == 2
+    assert env.bearers() == ["Bearer p-1", "Bearer p-2"]
+
+
+def test_a_token_set_by_hand_with_only_expires_in_expires_by_the_clock(clock: FakeClock) -> None:
+    manager = ClientCredentialsManager(
+        token_url="https://auth.example.com/token", client_id="c", client_secret="s",
+        clock=clock, monotonic=clock,
+    )
+    manager.token = OAuthToken("by-hand", expires_in=100)
+    assert manager.is_valid(manager.token)
+    clock.advance(100)
+    assert manager.token is not None and not manager.is_valid(manager.token)

@@ -10,6 +10,7 @@ fails the test instead of hanging it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from reqcc import (
     InvalidRequest,
     InvalidScope,
     OAuthToken,
+    ReqccError,
     ServerError,
     TemporarilyUnavailable,
     TokenProviderError,
@@ -41,11 +43,10 @@ from reqcc import (
 )
 from reqcc.token_endpoint import DEFAULT_TIMEOUT
 
+from .threads import JOIN, Crowd, join_all
 from .token_server import Failure, TokenServer
 
 THREADS = 64
-#: Seconds a thread (or a forked child) may take before the test calls it a deadlock.
-JOIN = 20.0
 #: A fixed wall-clock time in whole seconds (HTTP dates have a one-second resolution).
 WALL = 1_800_000_000.0
 SECRET = "s3cret-Value-for-tests"
@@ -67,36 +68,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class Crowd:
-    """``n`` threads released together by a barrier, each running ``target(i)``."""
-
-    def __init__(self, n: int, target: Callable[[int], Any]) -> None:
-        self.results: list[Any] = [None] * n
-        barrier = threading.Barrier(n)
-
-        def work(i: int) -> None:
-            barrier.wait(JOIN)
-            try:
-                self.results[i] = target(i)
-            except BaseException as exc:
-                self.results[i] = exc
-
-        self.threads = [
-            threading.Thread(target=work, args=(i,), name=f"crowd-{i}", daemon=True) for i in range(n)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def join(self) -> list[Any]:
-        """Wait for every thread (a deadlock fails here) and return their results or exceptions."""
-        deadline = time.monotonic() + JOIN
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = sum(thread.is_alive() for thread in self.threads)
-        assert stuck == 0, f"{stuck} threads still blocked after {JOIN}s: deadlock"
-        return self.results
 
 
 def wait_until(condition: Callable[[], bool]) -> bool:
@@ -296,6 +267,48 @@ def test_64_threads_all_get_the_one_error_of_the_single_failed_fetch(
         manager.get_token()
     assert is_cached(later.value) and later.value.__cause__.response is first.response
     assert server.token_requests == 1
+
+
+def _interrupting_provider(release: threading.Event, calls: list[str]) -> Any:
+    """A token_provider whose first call raises KeyboardInterrupt once ``release`` is set."""
+
+    def provider(last: OAuthToken | None, mgr: ClientCredentialsManager) -> OAuthToken:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            assert release.wait(JOIN)
+            raise KeyboardInterrupt
+        return mgr.fetch_token()
+
+    return provider
+
+
+def test_keyboard_interrupt_in_the_fetching_thread_reaches_it_and_is_not_a_failure(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager]
+) -> None:
+    release, calls = threading.Event(), []  # type: ignore[var-annotated]
+    release.set()
+    manager = make_manager(token_provider=_interrupting_provider(release, calls))
+    with pytest.raises(KeyboardInterrupt):
+        manager.get_token()
+    # Not recorded as a token-endpoint failure: no backoff, the next call fetches at once.
+    assert manager.get_token().access_token == "tok-1"
+    assert len(calls) == 2 and server.token_requests == 1
+
+
+def test_keyboard_interrupt_in_the_fetching_thread_is_raised_in_that_thread_only(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], flight_waiters: Any
+) -> None:
+    release, calls = threading.Event(), []  # type: ignore[var-annotated]
+    manager = make_manager(token_provider=_interrupting_provider(release, calls))
+    crowd = Crowd(4, lambda i: manager.get_token())
+    assert wait_until(lambda: len(calls) == 1)
+    assert flight_waiters(3), "the three other threads should wait for the interrupted fetch"
+    release.set()
+    results = crowd.join()
+    assert sum(isinstance(r, KeyboardInterrupt) for r in results) == 1  # the fetching thread's
+    others = [r for r in results if not isinstance(r, KeyboardInterrupt)]
+    # Item 21: the waiters retry (and get a token) or get a ReqccError, never the interrupt.
+    assert all(isinstance(r, (OAuthToken, ReqccError)) for r in others), others
 
 
 # -- 2. refresh ahead ---------------------------------------------------------------------
@@ -502,12 +515,12 @@ def test_transient_error_codes_in_a_400_body_are_retried(
 def test_connection_errors_are_retried(
     make_manager: Callable[..., ClientCredentialsManager], sleeps: list[float]
 ) -> None:
-    with socket.socket() as sock:  # a port on 127.0.0.1 that nobody listens on
+    with socket.socket() as sock:  # a port on 127.0.0.1 that nobody listens on (held: no reuse)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=2)
-    with pytest.raises(requests.ConnectionError):
-        manager.get_token()
+        manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=2)
+        with pytest.raises(requests.ConnectionError):
+            manager.get_token()
     assert len(sleeps) == 2
 
 
@@ -556,22 +569,22 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
     start = mono.now
     fresh: list[BaseException] = []
     cached: list[BaseException] = []
-    for i in range(1000):  # 1000 API calls over one simulated minute
-        mono.now = start + i * 0.06
+    for i in range(100):  # 100 API calls over one simulated minute
+        mono.now = start + i * 0.6
         with pytest.raises(TokenResponseError) as info:
             manager.get_token()
         (cached if is_cached(info.value) else fresh).append(info.value)
 
     attempts = len(fresh)
     print(
-        f"\n[observed] dead endpoint, 1000 calls in a minute: {attempts} fetches, "
+        f"\n[observed] dead endpoint, 100 calls in a minute: {attempts} fetches, "
         f"{server.token_requests} token requests, {len(cached)} cached errors"
     )
     # Backoffs 1, 2, 4, 8, 16, 32 s, each jittered to [0.5, 1] of itself: 6 or 7 fetches
-    # fit in 60 s, each one request plus 2 retries.
+    # fit in 60 s (each starting at most 0.6 s after its backoff), each one request plus 2 retries.
     assert 6 <= attempts <= 7
     assert server.token_requests == 3 * attempts
-    assert len(cached) == 1000 - attempts
+    assert len(cached) == 100 - attempts
     assert all(type(e) is TokenResponseError and "next attempt in" in str(e) for e in cached)
     # ... each the repeat of one of the failed fetches (its very response).
     assert all(any(e.__cause__.response is f.response for f in fresh) for e in cached)
@@ -580,8 +593,8 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
     per_minute = []
     for minute in range(1, 10):
         before = len(fresh)
-        for i in range(600):
-            mono.now = start + minute * 60 + i * 0.1
+        for i in range(60):
+            mono.now = start + minute * 60 + i
             with pytest.raises(TokenResponseError) as info:
                 manager.get_token()
             if not is_cached(info.value):
@@ -621,14 +634,14 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
 def test_cached_error_keeps_the_type_of_a_network_failure(
     make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
 ) -> None:
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # bound, not listening: connections refused
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=0)
-    with pytest.raises(requests.ConnectionError) as first:
-        manager.get_token()
-    with pytest.raises(requests.ConnectionError) as again:
-        manager.get_token()
+        manager = make_manager(token_url=f"http://127.0.0.1:{port}/token", max_retries=0)
+        with pytest.raises(requests.ConnectionError) as first:
+            manager.get_token()
+        with pytest.raises(requests.ConnectionError) as again:
+            manager.get_token()
     assert type(again.value) is type(first.value)
     assert is_cached(again.value) and same_failure(again.value.__cause__, first.value)
 
@@ -819,8 +832,7 @@ def test_forked_child_starts_with_a_fresh_lock_and_no_inherited_flight(
     with os.fdopen(read_end, "rb") as pipe:
         report = pipe.read().decode()
     release.set()
-    holder.join(JOIN)
-    leader.join(JOIN)
+    join_all([holder, leader])
 
     assert exit_code == 0, report
     child_token, valid = report.split()
@@ -857,11 +869,33 @@ def test_forked_children_do_not_share_the_parents_jitter(
     assert child_draw != manager._random.random()
 
 
-def _in_child_while_held(lock: Any, child: Callable[[], str]) -> str:
-    """Fork while another thread of this process holds ``lock``; run ``child`` in the child.
+def _in_child(work: Callable[[], str]) -> str:
+    """Fork; run ``work`` in the child and return what it returned (its error fails the test)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report on the pipe, always leave by os._exit
+        code = 1
+        try:
+            os.close(read_end)
+            os.write(write_end, work().encode())
+            code = 0
+        except BaseException as exc:
+            os.write(write_end, f"error {type(exc).__name__}: {exc}".encode()[:500])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    exit_code = _wait_for_child(pid)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode()
+    assert exit_code == 0, report
+    return report
 
-    Return what ``child`` returned there (or the error it raised, which fails the caller's
-    assertion); a child that hangs, blocked on the inherited lock, is killed and fails.
+
+def _in_child_while_held(lock: Any, work: Callable[[], str]) -> str:
+    """Fork while another thread of this process holds ``lock``; run ``work`` in the child.
+
+    Return what ``work`` returned there; a child that hangs, blocked on the inherited
+    lock, is killed and fails the test.
     """
     holding, release = threading.Event(), threading.Event()
 
@@ -874,24 +908,7 @@ def _in_child_while_held(lock: Any, child: Callable[[], str]) -> str:
     holder.start()
     try:
         assert holding.wait(JOIN)
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report on the pipe, always leave by os._exit
-            code = 1
-            try:
-                os.close(read_end)
-                os.write(write_end, child().encode())
-                code = 0
-            except BaseException as exc:
-                os.write(write_end, f"error {type(exc).__name__}: {exc}".encode()[:500])
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        exit_code = _wait_for_child(pid)
-        with os.fdopen(read_end, "rb") as pipe:
-            report = pipe.read().decode()
-        assert exit_code == 0, report
-        return report
+        return _in_child(work)
     finally:
         release.set()
         holder.join(JOIN)
@@ -930,6 +947,45 @@ def test_a_forked_child_signs_dpop_proofs_while_the_parent_held_the_nonce_lock()
     # The child kept the parent's nonce, used it, and stored the new one under its own lock.
     assert _in_child_while_held(dpop.nonces._lock, child) == "200 n-parent n-child"
     assert dpop.nonces.get("https://api.example.com/") == "n-parent"  # the parent's is its own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_child_retries_with_its_own_jitter(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], sleeps: list[float]
+) -> None:
+    # The token endpoint's retry waits, not the manager's: a child that kept the parent's
+    # generator state would back off in lockstep with the parent and its siblings.
+    server.fail_always = Failure(503)
+    manager = make_manager(max_retries=4)
+
+    def retry_waits() -> str:
+        with pytest.raises(TokenResponseError, match="HTTP 503"):
+            manager.fetch_token()
+        return json.dumps(sleeps)
+
+    child_waits = json.loads(_in_child(retry_waits))
+    parent_waits = json.loads(retry_waits())
+    assert len(child_waits) == len(parent_waits) == 4
+    assert child_waits != parent_waits
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_child_does_not_send_on_the_parents_pooled_connection(
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager]
+) -> None:
+    manager = make_manager()
+    manager.get_token()  # the parent's token session now pools a keep-alive connection
+    child_token = _in_child(lambda: manager.fetch_token().access_token)
+    parent_token = manager.fetch_token().access_token
+    assert {child_token, parent_token} == {"tok-2", "tok-3"}
+    first, by_child, by_parent = server.token_peers
+    # The child opened its own connection; the parent's pooled one is still its own.
+    assert by_child != first
+    assert by_parent == first
+
+
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")

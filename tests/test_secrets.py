@@ -22,8 +22,11 @@ import requests_mock
 from reqcc import (
     ClientCredentialsManager,
     ClientCredentialsSession,
+    ConfigurationError,
+    InsecureTransportError,
     OAuthToken,
     ReqccError,
+    TokenProviderError,
 )
 
 from .conftest import CLIENT_ID, TOKEN_URL, Env, FakeClock, TokenIssuer
@@ -49,9 +52,9 @@ class Leaks:
             self.texts.append(str(obj))
 
     def raised(
-        self, action: Callable[[], object], expected: type[BaseException] = Exception
+        self, action: Callable[[], object], expected: type[BaseException], match: str | None = None
     ) -> BaseException:
-        with pytest.raises(expected) as info:
+        with pytest.raises(expected, match=match) as info:
             action()
         exc: BaseException | None = info.value
         self.errors.append(info.value)
@@ -216,27 +219,49 @@ def test_provider_failures(make_env: Any, leaks: Leaks, clock: FakeClock) -> Non
         return results.pop(0)
 
     env = env_with_secret(make_env, token_provider=provider, failure_backoff=0)
-    for _ in range(4):
-        leaks.raised(lambda: env.session.get(BOOKS), ReqccError)
+    for problem in ("not Bearer", "expired", "must be an OAuthToken or a dict", "expires_in"):
+        leaks.raised(lambda: env.session.get(BOOKS), TokenProviderError, problem)
     leaks.check()
 
 
 def test_configuration_errors(leaks: Leaks) -> None:
     base = {"client_id": CLIENT_ID, "client_secret": SECRET}
-    leaks.raised(lambda: ClientCredentialsManager(token_url=f"http://id:{SECRET}@auth.example.com/t", **base))
+    # The raw secret's "/" ends the URL's authority: refused as plain http to "id".
+    leaks.raised(
+        lambda: ClientCredentialsManager(token_url=f"http://id:{SECRET}@auth.example.com/t", **base),
+        InsecureTransportError,
+        "token_url must use https",
+    )
+    leaks.raised(
+        lambda: ClientCredentialsManager(
+            token_url=f"https://id:{quote(SECRET, safe='')}@auth.example.com/t", **base
+        ),
+        ConfigurationError,
+        "token_url must not carry credentials",
+    )
     leaks.raised(
         lambda: ClientCredentialsSession(
             token_url=TOKEN_URL, base_url=f"http://u:{SECRET}@api.example.com/", **base
-        )
+        ),
+        InsecureTransportError,
+        "base_url must use https",
     )
     leaks.raised(
-        lambda: ClientCredentialsManager(token_url=TOKEN_URL, client_id=CLIENT_ID, client_secret=b"x")
+        lambda: ClientCredentialsManager(token_url=TOKEN_URL, client_id=CLIENT_ID, client_secret=b"x"),
+        ConfigurationError,
+        "client_secret must be a string",
     )
-    leaks.raised(lambda: ClientCredentialsManager(token_url=TOKEN_URL, clock_skew=-1, **base))
+    leaks.raised(
+        lambda: ClientCredentialsManager(token_url=TOKEN_URL, clock_skew=-1, **base),
+        ConfigurationError,
+        "clock_skew must be >= 0",
+    )
     leaks.raised(
         lambda: ClientCredentialsManager(
             token_url=TOKEN_URL, token={"access_token": f"{TOKEN_PREFIX}x", "token_type": "mac"}, **base
-        )
+        ),
+        ConfigurationError,
+        "token is not a usable token",
     )
     logging.getLogger("reqcc").debug("configuration checks done")
     leaks.check()
@@ -260,7 +285,15 @@ def test_insecure_request_error(leaks: Leaks, clock: FakeClock) -> None:
     )
     session.mount("http://", session.token_adapter)
     session.get("https://api.example.com/")  # a token is current
-    leaks.raised(lambda: session.get(f"http://x:{SECRET}@api.example.com/?access_token=abc"))
+    # The raw secret (with its space) is an invalid URL to requests itself (an encoded one
+    # would make requests send Basic credentials, which reqcc leaves alone).
+    leaks.raised(
+        lambda: session.get(f"http://x:{SECRET}@api.example.com/?access_token=abc"),
+        requests.exceptions.InvalidURL,
+    )
+    leaks.raised(
+        lambda: session.get("http://api.example.com/books?access_token=abc"), InsecureTransportError
+    )
     leaks.see(session)
     leaks.check([session.manager.token.access_token])  # type: ignore[union-attr]
 

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,11 +21,13 @@ from reqcc import (
     ClientCredentialsManager,
     ClientCredentialsSession,
     ConfigurationError,
+    InvalidClient,
     OAuthToken,
     TokenProviderError,
 )
 from reqcc.stores import FileTokenStore, TokenStore, token_store_key
 from tests.store_workers import CLIENT_SECRET, run_fleet, run_killed_holder
+from tests.threads import run_threads
 from tests.token_server import TokenServer
 
 SECRET = "s3cret:+%/ value"
@@ -263,6 +264,26 @@ def test_file_open_to_other_users_is_not_trusted_and_is_replaced_private(
     assert store.read("k") == OAuthToken("def")
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file owners")
+def test_file_of_another_user_is_not_trusted_and_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "t.json"
+    store = FileTokenStore(path)
+    store.write("k", OAuthToken("abc"))
+    owner = path.stat().st_uid
+    # Another user planted the file (mode 0600, right format): seen as another user's, as
+    # a non-root user cannot chown a file to someone else.
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        assert store.read("k") is None
+        store.write("mine", OAuthToken("def"))  # replaces the file, not merges into it
+    assert f"belongs to another user (uid {owner})" in caplog.text and "abc" not in caplog.text
+    monkeypatch.undo()
+    assert store.read("k") is None
+    assert store.read("mine") == OAuthToken("def")
+
+
 def test_unreadable_file_is_logged_and_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -331,19 +352,8 @@ def test_threads_of_many_managers_cause_one_fetch(server: TokenServer, tmp_path:
     server.delay = 0.2
     store = FileTokenStore(tmp_path / "t.json")
     managers = [manager(server, store) for _ in range(4)]
-    barrier = threading.Barrier(16)
-    seen: list[str] = []
-
-    def run(m: ClientCredentialsManager) -> None:
-        barrier.wait()
-        seen.append(m.get_token().access_token)
-
-    threads = [threading.Thread(target=run, args=(m,)) for m in managers for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert len(seen) == 16 and len(set(seen)) == 1
+    seen = run_threads(lambda i: managers[i % 4].get_token().access_token, 16)
+    assert isinstance(seen[0], str) and seen == [seen[0]] * 16, seen
     assert server.token_requests == 1
     assert sum(len(updates(m)) for m in managers) == 1
 
@@ -412,35 +422,55 @@ def test_manager_does_not_use_a_token_from_a_file_open_to_others(server: TokenSe
 
 
 class FlakyStore:
-    """A FileTokenStore that fails (like a full disk) while ``broken`` is set, and counts calls."""
+    """A FileTokenStore that fails like a full disk, on demand, and logs every call.
+
+    A call fails while ``broken`` is set, when its method is in ``failing``, or when more
+    than ``fail_after`` calls have been made.
+    """
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.inner = FileTokenStore(path, clock=clock.time)
         self.lease_timeout = self.inner.lease_timeout
         self.poll_interval = self.inner.poll_interval
         self.broken = False
-        self.calls = 0
+        self.failing: set[str] = set()
+        self.fail_after: int | None = None
+        self.calls: list[str] = []
+        self.keys: set[str] = set()
 
-    def _check(self) -> None:
-        self.calls += 1
-        if self.broken:
+    def _check(self, method: str, key: str) -> None:
+        self.calls.append(method)
+        self.keys.add(key)
+        if (
+            self.broken
+            or method in self.failing
+            or (self.fail_after is not None and len(self.calls) > self.fail_after)
+        ):
             raise OSError(28, "No space left on device")
 
+    @property
+    def key(self) -> str:
+        [key] = self.keys
+        return key
+
     def read(self, key: str) -> OAuthToken | None:
-        self._check()
+        self._check("read", key)
         return self.inner.read(key)
 
     def write(self, key: str, token: OAuthToken) -> None:
-        self._check()
+        self._check("write", key)
         self.inner.write(key, token)
 
     def acquire_lease(self, key: str) -> str | None:
-        self._check()
+        self._check("acquire_lease", key)
         return self.inner.acquire_lease(key)
 
     def release_lease(self, key: str, holder: str) -> None:
-        self._check()
+        self._check("release_lease", key)
         self.inner.release_lease(key, holder)
+
+
+LEAD = ["read", "acquire_lease", "read", "write", "release_lease"]
 
 
 def test_broken_store_falls_back_to_fetching_and_is_retried_after_a_backoff(
@@ -452,19 +482,19 @@ def test_broken_store_falls_back_to_fetching_and_is_retried_after_a_backoff(
     m = manager(server, store, clock)
     with caplog.at_level(logging.INFO, "reqcc"):
         first = m.get_token()
-        assert server.token_requests == 1 and store.calls == 1
+        assert server.token_requests == 1 and store.calls == ["read"]
         assert "No space left on device" in caplog.text and "fetching tokens in this process" in caplog.text
         assert updates(m) == [first]
         # Within the backoff the store is left alone.
         m.invalidate(first)
         second = m.get_token()
-        assert server.token_requests == 2 and store.calls == 1
+        assert server.token_requests == 2 and store.calls == ["read"]
         # After it, the store is used again.
         store.broken = False
         clock.advance(1.5)
         m.invalidate(second)
         third = m.get_token()
-        assert server.token_requests == 3 and store.calls == 1 + 5  # read, lease, read, write, release
+        assert server.token_requests == 3 and store.calls == ["read", *LEAD]
         assert "works again" in caplog.text
     assert manager(server, store, clock).get_token() == third
     assert server.token_requests == 3
@@ -489,15 +519,55 @@ def test_store_on_a_broken_path_never_fails_a_request(
     assert "token store" in caplog.text and "NotADirectoryError" in caplog.text
 
 
+def test_store_write_failure_costs_no_second_fetch(
+    server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    store = FlakyStore(tmp_path / "t.json", clock)
+    store.failing = {"write"}
+    m = manager(server, store, clock)
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        token = m.get_token()
+    assert server.token_requests == 1  # the token fetched is used, not fetched again
+    assert updates(m) == [token]
+    assert store.calls == LEAD
+    assert "No space left on device" in caplog.text and token.access_token not in caplog.text
+    assert store.inner.read(store.key) is None  # not stored...
+    assert store.inner.acquire_lease(store.key) is not None  # ...and the lease released
+
+
+def test_store_failing_in_the_middle_of_a_lead_costs_one_fetch_and_one_warning(
+    server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    store = FlakyStore(tmp_path / "t.json", clock)
+    store.fail_after = 2  # the first read and the lease work; the disk fills up after them
+    m = manager(server, store, clock)
+    with caplog.at_level(logging.DEBUG, "reqcc"):
+        token = m.get_token()
+    assert server.token_requests == 1 and updates(m) == [token]
+    assert store.calls == LEAD  # the failed read is followed by a fetch, a write and a release
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "fetching tokens in this process" in warnings[0].getMessage()
+    assert caplog.text.count("failed again (OSError)") == 2  # the write and the release
+    assert m.get_token() == token and server.token_requests == 1
+    # The lease could not be released: it runs out by itself.
+    assert store.inner.acquire_lease(store.key) is None
+    clock.advance(store.lease_timeout + 1)
+    assert store.inner.acquire_lease(store.key) is not None
+
+
 def test_failed_fetch_releases_the_lease_and_is_not_stored(server: TokenServer, tmp_path: Path) -> None:
     from tests.token_server import Failure
 
-    store = FileTokenStore(tmp_path / "t.json")
+    store = FlakyStore(tmp_path / "t.json", Clock())
     server.failures.append(Failure(status=400, error="invalid_client"))
     m = manager(server, store)
-    with pytest.raises(Exception, match="invalid_client"):
+    with pytest.raises(InvalidClient, match="invalid_client"):
         m.get_token()
-    assert store.acquire_lease(m._shared.key) is not None  # type: ignore[union-attr]
+    assert store.calls == ["read", "acquire_lease", "read", "release_lease"]  # no write
+    assert store.inner.read(store.key) is None
+    assert store.inner.acquire_lease(store.key) is not None
 
 
 def test_rejected_token_in_the_store_is_replaced_once(server: TokenServer, tmp_path: Path) -> None:

@@ -40,8 +40,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
             "redis-server is not installed: apt-get install redis-server (Debian/Ubuntu) "
             "to run the Redis token store tests"
         )
-    server = RedisServer(executable, tmp_path)
-    server.start()
+    for attempt in range(3):  # its free port may be taken by another test's server meanwhile
+        server = RedisServer(executable, tmp_path)
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            server.stop()
+            if attempt == 2:
+                raise
     try:
         yield server
     finally:

@@ -23,12 +23,14 @@ PACKAGE = Path(reqcc.__file__).parent
 #: listed belongs to the nearest listed package above it (``reqcc.stores.base`` →
 #: ``reqcc.stores``); a new top-level module needs a line here.
 LAYERS: list[set[str]] = [
-    {"reqcc._log", "reqcc.errors", "reqcc.scopes", "reqcc._keywords"},
-    {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body"},
+    {"reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords"},
+    {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry"},
     {"reqcc.auth_base"},
     {"reqcc.jwt_auth"},
     {"reqcc.client_auth"},
     {"reqcc.token_endpoint", "reqcc.stores"},
+    {"reqcc.discovery"},
+    {"reqcc.discovered"},
     {"reqcc.config", "reqcc.single_flight", "reqcc.provider"},
     {"reqcc.manager"},
     {"reqcc.adapter", "reqcc._untokened"},

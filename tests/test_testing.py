@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
-import threading
 import time
 from urllib.parse import unquote_plus
 
@@ -22,6 +21,8 @@ from reqcc import (
     TokenResponseError,
 )
 from reqcc.testing import DEFAULT_CLIENTS, LocalAuthorizationServer, RegisteredClient
+
+from .threads import join_all, run_threads, start_daemon
 
 SECRET = DEFAULT_CLIENTS["bookstore-app"].secret
 assert SECRET is not None
@@ -374,23 +375,12 @@ def test_nothing_secret_in_any_log(
 def test_counters_are_exact_under_threads(reqcc_server: LocalAuthorizationServer) -> None:
     reqcc_server.delay_token_requests(0.2)  # keep the one fetch in flight while all threads ask
     session = _session(reqcc_server, scopes=["books.read"])
-    barrier = threading.Barrier(16)
-    statuses: list[int] = []
-    lock = threading.Lock()
 
-    def worker() -> None:
-        barrier.wait()
-        for _ in range(5):
-            status = session.get(reqcc_server.api_url + "books").status_code
-            with lock:
-                statuses.append(status)
+    def worker(i: int) -> list[int]:
+        return [session.get(reqcc_server.api_url + "books").status_code for _ in range(5)]
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert statuses == [200] * 80
+    results = run_threads(worker, 16)
+    assert results == [[200] * 5] * 16
     assert reqcc_server.token_requests == 1
     assert reqcc_server.api_requests == 80
 
@@ -450,17 +440,14 @@ def test_hold_keeps_a_fetch_in_flight_until_released(reqcc_server: LocalAuthoriz
     gate = reqcc_server.hold_token_requests()
     session = _session(reqcc_server, scopes=["books.read"])
     results: list[int] = []
-    thread = threading.Thread(
-        target=lambda: results.append(session.get(reqcc_server.api_url + "books").status_code)
-    )
-    thread.start()
+    thread = start_daemon(lambda: results.append(session.get(reqcc_server.api_url + "books").status_code))
     for _ in range(500):  # wait (bounded) until the fetch is held at the server
         if reqcc_server.token_requests == 1:
             break
         time.sleep(0.01)
     assert reqcc_server.token_requests == 1 and reqcc_server.tokens_issued == 0 and results == []
     gate.set()
-    thread.join(10)
+    join_all([thread])
     assert results == [200] and reqcc_server.tokens_issued == 1
 
 

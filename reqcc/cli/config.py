@@ -67,32 +67,54 @@ def _read_secret(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
             args.secrets_seen.append(secret)
             return secret
     raise CliError(
-        f"no client secret for --auth-method {args.auth_method}: set REQCC_CLIENT_SECRET, use "
+        f"no client secret for --auth-method {args.auth_method or 'client_secret_basic'}: "
+        "set REQCC_CLIENT_SECRET, use "
         "--client-secret-file FILE, run in a terminal to be prompted, or use --auth-method none",
         EXIT_CONFIG,
     )
 
 
+def _endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """``{"token_url": …}`` or ``{"issuer": …}``: a flag wins over the environment."""
+    if args.token_url and args.issuer:
+        raise CliError("give --token-url or --issuer, not both", EXIT_CONFIG)
+    if args.token_url:
+        return {"token_url": args.token_url}
+    if args.issuer:
+        return {"issuer": args.issuer}
+    token_url, issuer = environ.get("REQCC_TOKEN_URL"), environ.get("REQCC_ISSUER")
+    if token_url and issuer:
+        raise CliError("REQCC_TOKEN_URL and REQCC_ISSUER are both set: unset one", EXIT_CONFIG)
+    if token_url:
+        return {"token_url": token_url}
+    if issuer:
+        return {"issuer": issuer}
+    raise CliError("missing --token-url or --issuer (or REQCC_TOKEN_URL / REQCC_ISSUER)", EXIT_CONFIG)
+
+
 def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> dict[str, Any]:
-    token_url = args.token_url or environ.get("REQCC_TOKEN_URL")
-    if not token_url:
-        raise CliError("missing --token-url (or REQCC_TOKEN_URL)", EXIT_CONFIG)
+    endpoint = _endpoint(args, environ)
+    discover = "issuer" in endpoint
+    auth_method = args.auth_method if args.auth_method or discover else "client_secret_basic"
+    # With --issuer and no --auth-method (None here): a key makes it private_key_jwt, else
+    # the manager picks one of the secret methods the server lists.
+    method = auth_method or ("private_key_jwt" if args.private_key_file else "client_secret_basic")
     client_id = args.client_id or environ.get("REQCC_CLIENT_ID")
     if not client_id:
         raise CliError("missing --client-id (or REQCC_CLIENT_ID)", EXIT_CONFIG)
     if not args.timeout > 0:
         raise CliError(f"--timeout must be > 0, got {args.timeout}", EXIT_CONFIG)
     config: dict[str, Any] = {
-        "token_url": token_url,
+        **endpoint,
         "client_id": client_id,
         "scopes": _scopes(args.scope, environ),
-        "auth_method": args.auth_method,
+        "auth_method": auth_method,
         "token_params": _token_params(args.token_param),
         "timeout": args.timeout,
     }
-    if args.auth_method in _SECRET_METHODS:
+    if method in _SECRET_METHODS:
         config["client_secret"] = _read_secret(args, environ, stdin, client_id)
-    if args.auth_method == "private_key_jwt":
+    if method == "private_key_jwt":
         if not args.private_key_file:
             raise CliError("--auth-method private_key_jwt needs --private-key-file PEM", EXIT_CONFIG)
         try:

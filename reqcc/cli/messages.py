@@ -21,6 +21,7 @@ __all__ = ["CliError", "describe", "shown_url"]
 _FLAG_OF_KEYWORD = {
     "private_key": "--private-key-file",
     "token_url": "--token-url",
+    "issuer": "--issuer",
     "client_id": "--client-id",
     "client_secret": "REQCC_CLIENT_SECRET / --client-secret-file",
     "scopes": "--scope",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
@@ -13,6 +16,7 @@ __all__ = ["CACHE_MIN_SECONDS", "CLI_AUTH_METHODS", "ENVIRONMENT_HELP", "build_p
 ENVIRONMENT_HELP = """\
 environment:
   REQCC_TOKEN_URL       the token endpoint (--token-url)
+  REQCC_ISSUER          the authorization server's issuer, instead of a token endpoint (--issuer)
   REQCC_CLIENT_ID       the client identifier (--client-id)
   REQCC_CLIENT_SECRET   the client secret (there is no flag for it: use this, --client-secret-file,
                         or answer the prompt)
@@ -34,6 +38,49 @@ CLI_AUTH_METHODS = (
 CACHE_MIN_SECONDS = 300.0
 
 
+_SECRET_ADVICE = (
+    "a secret on the command line lands in the shell history and in ps. Set REQCC_CLIENT_SECRET, "
+    "use --client-secret-file FILE, or answer the prompt."
+)
+_SECRET_WORDS = ("secret", "password", "passwd")
+_SHOWABLE_FLAG = re.compile(r"-{1,2}[A-Za-z][A-Za-z_-]{0,40}")
+
+
+def refused_secret_flag(args: Sequence[str]) -> str | None:
+    """Return the message refusing a secret-like flag in ``args``, or ``None``.
+
+    argparse echoes what it does not understand (``unrecognized arguments: --client_secret
+    X``, ``invalid choice: 'X'`` when the flag stands before the command): any flag that
+    names a secret (``--client_secret``, ``--secret``, ``--client-secret`` in any place),
+    other than ``--client-secret-file``, is refused here first, naming the flag only.
+    """
+    for arg in args:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            continue
+        name = arg.partition("=")[0]
+        words = name.lstrip("-").lower().replace("_", "").replace("-", "")
+        if name == "--client-secret-file" or not any(word in words for word in _SECRET_WORDS):
+            continue
+        shown = name if _SHOWABLE_FLAG.fullmatch(name) else "a flag naming a secret"
+        hint = " (did you mean --client-secret-file?)" if "file" in words else ""
+        return f"{shown} is not accepted{hint}, and its value is not shown: {_SECRET_ADVICE}"
+    return None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that refuses a secret-like flag before argparse can echo its value."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        message = refused_secret_flag(sys.argv[1:] if args is None else args)
+        if message is not None:
+            self.error(message)
+        return super().parse_known_args(args, namespace)
+
+
 class _RefuseSecretFlag(argparse.Action):
     """``--client-secret``: refused with a pointer to the safe ways (the value is never echoed)."""
 
@@ -44,15 +91,19 @@ class _RefuseSecretFlag(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> NoReturn:
-        parser.error(
-            "--client-secret is not accepted: a secret on the command line lands in the shell "
-            "history and in ps. Set REQCC_CLIENT_SECRET, use --client-secret-file FILE, or answer the prompt."
-        )
+        parser.error(f"--client-secret is not accepted: {_SECRET_ADVICE}")
 
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("client configuration (flags override the environment)")
     group.add_argument("--token-url", metavar="URL", help="the token endpoint [REQCC_TOKEN_URL]")
+    group.add_argument(
+        "--issuer",
+        metavar="URL",
+        help="instead of --token-url: the authorization server's issuer; its token endpoint and a "
+        "client authentication method it lists are read from its metadata (RFC 8414 / OpenID "
+        "Connect Discovery) [REQCC_ISSUER]",
+    )
     group.add_argument("--client-id", metavar="ID", help="the client identifier [REQCC_CLIENT_ID]")
     group.add_argument(
         "--client-secret-file",
@@ -71,8 +122,9 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--auth-method",
         choices=CLI_AUTH_METHODS,
-        default="client_secret_basic",
-        help="how the client authenticates (default: %(default)s; the *_jwt methods need reqcc[jwt])",
+        default=None,
+        help="how the client authenticates (default: client_secret_basic; with --issuer, one the server "
+        "lists, private_key_jwt with --private-key-file; the *_jwt methods need reqcc[jwt])",
     )
     group.add_argument(
         "--private-key-file",
@@ -112,7 +164,7 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``reqcc`` argument parser (``allow_abbrev=False`` everywhere)."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="reqcc",
         description="OAuth 2.0 client-credentials tokens for requests, from the command line.",
         epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,

@@ -8,6 +8,8 @@ loopback port that serves:
   ``client_secret_basic`` (RFC 6749 §2.3.1: the id and secret form-urlencoded, then
   Base64), ``client_secret_post`` or, for public clients, ``none``.
 - ``POST /revoke`` (RFC 7009) and ``POST /introspect`` (RFC 7662), with client authentication.
+- ``GET`` of its metadata (RFC 8414 / OpenID Connect Discovery) at both well-known URLs of
+  its ``issuer`` (which may have a path: ``issuer_path=``), for clients given ``issuer=``.
 - The protected bookstore API, checked by oauthlib's ``ResourceEndpoint``:
   ``GET /books`` needs ``books.read``, ``GET /orders`` needs ``orders.read``,
   ``POST /orders`` needs ``orders.write``. A missing, unknown, expired or revoked token gets
@@ -31,7 +33,8 @@ and thread-safe counters.
 Only the standard library and oauthlib are used; the server binds 127.0.0.1 only.
 
 The package, one job per module: :mod:`.server` (the class above and its route table),
-:mod:`.authorization` (token, revocation and introspection endpoints), :mod:`.api` (the
+:mod:`.authorization` (token, revocation and introspection endpoints), :mod:`.metadata`
+(the metadata documents), :mod:`.api` (the
 bookstore API), :mod:`.validator` (oauthlib's ``RequestValidator``), :mod:`.state` (what the
 endpoints share), :mod:`.clients` (registered clients and client authentication),
 :mod:`.failures` (failure injection), :mod:`.records` (the request log and counters),

@@ -22,11 +22,19 @@ from .._log import log
 from .._urls import is_loopback_host
 from .api import API_ROUTES, BookstoreApi
 from .authorization import AuthorizationEndpoints
-from .clients import DEFAULT_CLIENT_ID, ClientSpec, RegisteredClient, UnknownClientError, normalize_clients
+from .clients import (
+    BOOKSTORE_SCOPES,
+    DEFAULT_CLIENT_ID,
+    ClientSpec,
+    RegisteredClient,
+    UnknownClientError,
+    normalize_clients,
+)
 from .dpop import VerifiedProof
 from .dpop_policy import DPoPPolicy
 from .failures import Injection, check_times, default_status
 from .httpd import ThreadedWSGIServer
+from .metadata import AUTH_METHODS_SUPPORTED, WELL_KNOWN_DOCUMENTS, MetadataEndpoint, check_issuer_path
 from .records import Counters, RecordedTokenRequest
 from .responses import Answer, headers_of, json_answer, phrase
 from .state import ServerState
@@ -70,6 +78,10 @@ class LocalAuthorizationServer:
         ``WWW-Authenticate: DPoP error="use_dpop_nonce"``). Settable later.
     :param ignore_dpop: behave as a server without DPoP support: proofs are ignored and Bearer
         tokens issued (a DPoP client must refuse them). Settable later.
+    :param issuer_path: a path after the origin in the server's issuer identifier, such as
+        ``"/tenant-a"`` (default: none, the issuer is the origin). See :attr:`issuer`.
+    :param well_known: the metadata documents published (default both):
+        ``"openid-configuration"`` and ``"oauth-authorization-server"``.
     """
 
     def __init__(
@@ -87,7 +99,10 @@ class LocalAuthorizationServer:
         token_dpop_nonce: bool = False,
         api_dpop_nonce: bool = False,
         ignore_dpop: bool = False,
+        issuer_path: str = "",
+        well_known: Iterable[str] = WELL_KNOWN_DOCUMENTS,
     ) -> None:
+        issuer_path = check_issuer_path(issuer_path)
         if (
             host.strip("[]") != "127.0.0.1"
             and host.lower() != "localhost"
@@ -115,12 +130,15 @@ class LocalAuthorizationServer:
         )
         self._oauth.credentials_grant.register_token_modifier(RedactedToken)
         self._routes: dict[str, dict[str, _Handler]] = {}
-        self._register_routes()
         self._httpd = ThreadedWSGIServer(self.wsgi_app, ssl_context, port)
         self.port: int = self._httpd.server_address[1]
         scheme = "https" if ssl_context is not None else "http"
         self.host = host
         self.base_url = f"{scheme}://{host}:{self.port}/"
+        self._metadata = MetadataEndpoint(
+            f"{scheme}://{host}:{self.port}{issuer_path}", self._metadata_document, served=well_known
+        )
+        self._register_routes()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -229,6 +247,21 @@ class LocalAuthorizationServer:
         """The RFC 7662 introspection endpoint (``POST token=…``, with client authentication)."""
         return self.base_url + "introspect"
 
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier: ``base_url`` without its trailing ``/``, plus ``issuer_path``.
+
+        Give it to reqcc as ``issuer=``: the server publishes its metadata at
+        :attr:`metadata_urls`.
+        """
+        return self._metadata.issuer
+
+    @property
+    def metadata_urls(self) -> dict[str, str]:
+        """The URL of each published metadata document, by its well-known name."""
+        origin = self.base_url.rstrip("/")
+        return {name: origin + path for name, path in self._metadata.paths().items()}
+
     # -- life cycle ------------------------------------------------------------------
 
     def start(self) -> LocalAuthorizationServer:
@@ -283,11 +316,12 @@ class LocalAuthorizationServer:
             self._state.clients[client_id] = client
         return client
 
-    def credentials(self, client_id: str | None = None) -> dict[str, Any]:
+    def credentials(self, client_id: str | None = None, *, discover: bool = False) -> dict[str, Any]:
         """Return keywords for :class:`~reqcc.ClientCredentialsSession` for a registered client.
 
-        ``token_url``, ``client_id``, ``base_url``, and ``client_secret`` (or
-        ``auth_method="none"`` for a public client). Add ``scopes=`` yourself.
+        ``token_url`` (with ``discover=True``: ``issuer`` instead), ``client_id``,
+        ``base_url``, and ``client_secret`` (or ``auth_method="none"`` for a public
+        client). Add ``scopes=`` yourself.
 
         :param client_id: the registered client. Default: :data:`DEFAULT_CLIENT_ID` when it is
             registered, else the only registered client (a server started with one custom
@@ -314,7 +348,8 @@ class LocalAuthorizationServer:
         client = clients.get(client_id)
         if client is None:
             raise UnknownClientError(f"no registered client {client_id!r} (registered: {registered})")
-        out: dict[str, Any] = {"token_url": self.token_url, "client_id": client_id, "base_url": self.api_url}
+        where = {"issuer": self.issuer} if discover else {"token_url": self.token_url}
+        out: dict[str, Any] = {**where, "client_id": client_id, "base_url": self.api_url}
         if client.secret is None:
             out["auth_method"] = "none"
         else:
@@ -393,6 +428,18 @@ class LocalAuthorizationServer:
         self._state.failures.add(Injection(remaining=check_times(times), gate=gate, delay=float(timeout)))
         return gate
 
+    def set_metadata(self, **fields: Any) -> None:
+        """Publish these fields in the metadata document over its own (``None`` removes one).
+
+        ``server.set_metadata(issuer="https://other.example")`` makes the server speak for
+        another issuer, which reqcc must refuse.
+        """
+        self._metadata.set_fields(fields)
+
+    def fail_metadata_requests(self, times: int = 1, *, status: int = 503) -> None:
+        """Make the next ``times`` metadata requests answer ``status`` (plain text)."""
+        self._metadata.fail(check_times(times) or 0, status)
+
     def clear_failures(self) -> None:
         """Forget every injected failure, delay and hold not used yet (held requests are released)."""
         self._state.failures.clear()
@@ -413,6 +460,11 @@ class LocalAuthorizationServer:
     def token_errors(self) -> int:
         """Token requests answered with an error (injected or real)."""
         return self._state.counters.token_errors
+
+    @property
+    def metadata_requests(self) -> int:
+        """Requests for a published metadata document (answered or failed; not the 404s)."""
+        return self._metadata.requests
 
     @property
     def api_requests(self) -> int:
@@ -467,6 +519,8 @@ class LocalAuthorizationServer:
         self._add_route("/token", "POST", endpoints.token)
         self._add_route("/revoke", "POST", endpoints.revoke)
         self._add_route("/introspect", "POST", endpoints.introspect)
+        for path in self._metadata.paths().values():
+            self._add_route(path, "GET", self._metadata.handle)
         api = BookstoreApi(self._state, self._oauth)
         for path, methods in API_ROUTES.items():
             for method in methods:
@@ -508,6 +562,24 @@ class LocalAuthorizationServer:
             response_headers["Allow"] = ", ".join(handlers)
             return status, response_headers, payload
         return handler(method, uri, headers, body)
+
+    def _metadata_document(self) -> dict[str, Any]:
+        """The RFC 8414 §2 document of this server (what :meth:`set_metadata` overrides)."""
+        scopes = set(BOOKSTORE_SCOPES)
+        for client in self.clients.values():
+            scopes |= client.scopes
+        return {
+            "issuer": self.issuer,
+            "token_endpoint": self.token_url,
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "scopes_supported": sorted(scopes),
+            "revocation_endpoint": self.revocation_url,
+            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "introspection_endpoint": self.introspection_url,
+            "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+        }
 
     def _index(self, method: str, uri: str, headers: dict[str, str], body: bytes) -> Answer:
         return json_answer(

@@ -9,7 +9,11 @@ A Flask app served by werkzeug in a thread, with:
   must match the client's registration);
 - ``POST /revoke``: Authlib's RFC 7009 ``RevocationEndpoint``;
 - ``GET /api/<name>``: protected by Authlib's ``ResourceProtector`` with a Bearer validator
-  that needs the scope ``books.read`` and honours expiry and revocation.
+  that needs the scope ``books.read`` and honours expiry and revocation;
+- ``GET /.well-known/oauth-authorization-server``: RFC 8414 metadata built and validated
+  with Authlib's own ``authlib.oauth2.rfc8414.AuthorizationServerMetadata`` (its
+  ``validate()`` wants an https issuer: serve with ``ssl_context`` for it). Nothing at the
+  OpenID Connect path: Flask answers 404 there.
 
 The server judges expiry on an injectable clock, so tests advance time instead of sleeping.
 Every token request's form is recorded (secrets and assertions included: the tests check
@@ -31,6 +35,7 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata, get_well_known_url
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from flask import Flask, jsonify, request
@@ -182,6 +187,9 @@ class AuthlibServer:
     api_statuses: list[int] = field(default_factory=list)
     seen_jti: set[str] = field(default_factory=set)
     base_url: str = ""
+    #: Fields published over the metadata's own (``issuer`` of another server, say).
+    metadata_overrides: dict[str, Any] = field(default_factory=dict)
+    metadata_requests: int = 0
 
     def __post_init__(self) -> None:
         self.app = self._build_app()
@@ -241,6 +249,12 @@ class AuthlibServer:
 
             return protected()
 
+        @app.get(get_well_known_url("https://placeholder.invalid"))
+        def metadata() -> Any:
+            with self.lock:
+                self.metadata_requests += 1
+            return jsonify(self.metadata())
+
         @app.after_request
         def record(response: Any) -> Any:
             if request.path.startswith("/api/"):
@@ -274,7 +288,33 @@ class AuthlibServer:
         names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
         return client if client.tls_subject_cn in names else None
 
+    def metadata(self) -> dict[str, Any]:
+        """This server's RFC 8414 metadata, validated by Authlib, with the overrides applied."""
+        document = AuthorizationServerMetadata(
+            {
+                "issuer": self.issuer,
+                "token_endpoint": self.token_url,
+                "token_endpoint_auth_methods_supported": _ClientCredentials.TOKEN_ENDPOINT_AUTH_METHODS,
+                "token_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256"],
+                "grant_types_supported": ["client_credentials"],
+                "response_types_supported": ["none"],  # required by RFC 8414; no authorization endpoint
+                "scopes_supported": list(ALL_SCOPES),
+                "revocation_endpoint": self.revoke_url,
+                "revocation_endpoint_auth_methods_supported": _ClientCredentials.TOKEN_ENDPOINT_AUTH_METHODS,
+                "revocation_endpoint_auth_signing_alg_values_supported": ["HS256", "RS256"],
+            }
+        )
+        if self.ssl_context is not None:
+            document.validate()
+        document.update(self.metadata_overrides)
+        return dict(document)
+
     # -- running -----------------------------------------------------------------------
+
+    @property
+    def issuer(self) -> str:
+        """The issuer identifier (the base URL: its metadata is at the RFC 8414 well-known path)."""
+        return self.base_url
 
     @property
     def token_url(self) -> str:

@@ -1,0 +1,120 @@
+"""The token endpoint of a manager configured with ``issuer=``: discovered on first need, once.
+
+A manager given ``issuer=`` instead of ``token_url=`` does not know its token endpoint
+when it is constructed, and nothing is fetched in a constructor. The first time it needs
+the endpoint (inside its single flight, so N threads cause one metadata request) it asks
+:meth:`DiscoveredEndpoint.resolve`, which reads the issuer's metadata
+(:func:`reqcc.discovery.fetch_metadata`), picks the client authentication method when
+none was configured (:func:`reqcc.discovery.choose_auth_method`), and builds the
+:class:`~reqcc.token_endpoint.TokenEndpoint`, kept for the manager's life. A failure
+raises (typed) and is tried again on the next call; the manager's failure backoff spaces
+those calls out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from ._log import log
+from .discovery import AuthorizationServerMetadata, choose_auth_method, fetch_metadata
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+
+__all__ = ["DiscoveredEndpoint", "EndpointFactory"]
+
+#: ``(token_url, auth_method) -> TokenEndpoint``: builds the endpoint once its URL and the
+#: client authentication method's name are known.
+EndpointFactory = Callable[[str, str], TokenEndpoint]
+
+
+class DiscoveredEndpoint:
+    """Finds and keeps the token endpoint of ``issuer``.
+
+    :param issuer: the configured issuer (checked already).
+    :param make_endpoint: builds the token endpoint for a URL and an ``auth_method``.
+    :param auth_method: the configured method's name, or ``None`` to use one the server lists.
+    :param has_client_secret: whether a client secret is configured (for the choice).
+    :param has_private_key: whether a private key is configured (for the choice).
+    :param session: the token session, which metadata requests go through too; ``None``:
+        a short-lived session of their own.
+    :param timeout: (connect, read) seconds of a metadata request.
+    :param clock: the wall clock (an HTTP-date ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        issuer: str,
+        make_endpoint: EndpointFactory,
+        *,
+        auth_method: str | None,
+        has_client_secret: bool,
+        has_private_key: bool,
+        session: requests.Session | None = None,
+        timeout: Timeout | None = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.auth_method = auth_method
+        self._make_endpoint = make_endpoint
+        self._has_client_secret = has_client_secret
+        self._has_private_key = has_private_key
+        self._session = session
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: The metadata read, once discovery has succeeded.
+        self.metadata: AuthorizationServerMetadata | None = None
+        #: The token endpoint, once discovery has succeeded.
+        self.endpoint: TokenEndpoint | None = None
+
+    def resolve(self) -> TokenEndpoint:
+        """Return the token endpoint, reading the issuer's metadata the first time.
+
+        Concurrent first calls send one metadata request; a failure is not kept (the next
+        call reads again).
+
+        :raises ConfigurationError: the metadata names another issuer, or lists no client
+            authentication method the configured credentials can use.
+        :raises MetadataError: no usable metadata document.
+        :raises requests.RequestException: the network failed.
+        """
+        endpoint = self.endpoint
+        if endpoint is not None:
+            return endpoint
+        with self._lock:
+            if self.endpoint is None:
+                self.metadata, self.endpoint = self._discover()
+            return self.endpoint
+
+    def _discover(self) -> tuple[AuthorizationServerMetadata, TokenEndpoint]:
+        if self._session is not None:
+            metadata = fetch_metadata(self.issuer, self._session, timeout=self._timeout, clock=self._clock)
+        else:
+            with requests.Session() as session:
+                metadata = fetch_metadata(self.issuer, session, timeout=self._timeout, clock=self._clock)
+        name = self.auth_method
+        if name is None:
+            name = choose_auth_method(
+                metadata, has_client_secret=self._has_client_secret, has_private_key=self._has_private_key
+            )
+        elif name not in metadata.auth_methods:
+            log.warning(
+                "the token endpoint of %s does not list auth_method %r (it lists: %s); using it anyway",
+                self.issuer, name, ", ".join(metadata.auth_methods) or "nothing",
+            )
+        endpoint = self._make_endpoint(metadata.token_endpoint_for(name), name)
+        log.info("issuer %s: token endpoint %s, auth method %s", self.issuer, endpoint.token_url, name)
+        return metadata, endpoint
+
+    def after_fork(self) -> None:
+        """Make this safe in a forked child: a new lock (the parent's may be held there)."""
+        self._lock = threading.Lock()
+        if self.endpoint is not None:
+            self.endpoint.after_fork()
+
+    def __repr__(self) -> str:
+        found = self.endpoint.token_url if self.endpoint is not None else None
+        return f"DiscoveredEndpoint({self.issuer!r}, token_url={found!r})"

@@ -1,0 +1,252 @@
+"""Telemetry wired into the manager (DESIGN item 26), counted against what the local server saw.
+
+Each test passes SDK providers with in-memory readers as ``meter_provider=`` /
+``tracer_provider=``; the global providers are never set.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from reqcc import ClientCredentialsSession, InvalidClient, TokenResponseError
+from reqcc.telemetry import SPAN_NAME
+from reqcc.testing import LocalAuthorizationServer
+
+SECRET = "bookstore-secret"
+
+
+class Otel:
+    def __init__(self) -> None:
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def points(self, name: str) -> list[Any]:
+        data = self.reader.get_metrics_data()
+        return [
+            point
+            for resource in (data.resource_metrics if data else ())
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+    def requests_by(self) -> dict[tuple[str, str | None], int]:
+        """``reqcc.token.requests`` by (outcome, error.type)."""
+        return {
+            (p.attributes["outcome"], p.attributes.get("error.type")): p.value
+            for p in self.points("reqcc.token.requests")
+            if p.value
+        }
+
+    def total(self, name: str) -> int:
+        return sum(getattr(p, "value", None) or getattr(p, "count", 0) for p in self.points(name))
+
+    def recorded_text(self) -> str:
+        data = self.reader.get_metrics_data()
+        parts = [data.to_json() if data else ""]
+        for span in self.exporter.get_finished_spans():
+            parts += [span.name, repr(dict(span.attributes or {})), repr(span.status.description)]
+            parts += [repr(dict(e.attributes or {})) for e in span.events]
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    o = Otel()
+    yield o
+    o.meter_provider.shutdown()
+    o.tracer_provider.shutdown()
+
+
+@pytest.fixture
+def session_for(
+    reqcc_server: LocalAuthorizationServer, otel: Otel
+) -> Iterator[Callable[..., ClientCredentialsSession]]:
+    sessions: list[ClientCredentialsSession] = []
+
+    def build(**kwargs: Any) -> ClientCredentialsSession:
+        kwargs.setdefault("scopes", ["books.read"])
+        kwargs.setdefault("refresh_ahead", 0)
+        session = ClientCredentialsSession(
+            **reqcc_server.credentials(),
+            meter_provider=otel.meter_provider,
+            tracer_provider=otel.tracer_provider,
+            **kwargs,
+        )
+        sessions.append(session)
+        return session
+
+    yield build
+    for session in sessions:
+        session.close()
+
+
+def get_books(session: ClientCredentialsSession, server: LocalAuthorizationServer) -> int:
+    return session.get(server.api_url + "books", timeout=10).status_code
+
+
+def test_one_request_per_token_request_and_nothing_on_the_warm_path(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    session = session_for()
+    for _ in range(5):
+        assert get_books(session, reqcc_server) == 200
+    assert reqcc_server.token_requests == 1
+    assert otel.requests_by() == {("success", None): 1}
+    assert otel.total("reqcc.token.request.duration") == 1
+    [span] = otel.exporter.get_finished_spans()
+    assert span.name == SPAN_NAME and span.status.status_code is StatusCode.UNSET
+    assert dict(span.attributes or {}) == {
+        "reqcc.client_id": "bookstore-app",
+        "server.address": "127.0.0.1",
+        "server.port": reqcc_server.port,
+    }
+    assert otel.points("reqcc.token.wait.duration") == []  # nobody had to wait
+    assert otel.points("reqcc.token.rejections") == []
+
+
+def test_a_failure_carries_its_error_type(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    reqcc_server.fail_token_requests(error="invalid_client", description=f"bad secret {SECRET}")
+    session = session_for(failure_backoff=0)
+    with pytest.raises(InvalidClient):
+        get_books(session, reqcc_server)
+    assert get_books(session, reqcc_server) == 200
+    assert reqcc_server.token_requests == 2
+    assert otel.requests_by() == {("error", "invalid_client"): 1, ("success", None): 1}
+    statuses = [s.status.status_code for s in otel.exporter.get_finished_spans()]
+    assert statuses == [StatusCode.ERROR, StatusCode.UNSET]
+
+
+def test_each_retry_is_a_request_of_its_own(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    reqcc_server.fail_token_requests(2, status=503)
+    session = session_for(max_retries=2, sleep=lambda seconds: None)
+    assert get_books(session, reqcc_server) == 200
+    assert reqcc_server.token_requests == 3
+    assert otel.requests_by() == {("error", "TokenResponseError"): 2, ("success", None): 1}
+    assert otel.total("reqcc.token.request.duration") == 3
+    assert len(otel.exporter.get_finished_spans()) == 3
+
+
+def test_retries_that_all_fail(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    reqcc_server.fail_token_requests(2, status=503)
+    session = session_for(max_retries=1, sleep=lambda seconds: None)
+    with pytest.raises(TokenResponseError):
+        get_books(session, reqcc_server)
+    assert reqcc_server.token_requests == 2
+    assert otel.requests_by() == {("error", "TokenResponseError"): 2}
+
+
+def test_a_401_rejection_is_counted_once(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    session = session_for()
+    assert get_books(session, reqcc_server) == 200
+    token = session.manager.token
+    assert token is not None
+    reqcc_server.revoke_all()
+    assert get_books(session, reqcc_server) == 200  # retired, refetched, replayed
+    assert session.manager.invalidate(token) is False  # not current any more: not a rejection
+    assert reqcc_server.token_requests == 2 and reqcc_server.api_401s == 1
+    [rejections] = otel.points("reqcc.token.rejections")
+    assert rejections.value == 1 and dict(rejections.attributes) == {"reqcc.client_id": "bookstore-app"}
+    assert otel.requests_by() == {("success", None): 2}
+
+
+def test_waiting_threads_record_their_wait_and_the_leader_does_not(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    session = session_for()
+    manager = session.manager
+    flights = manager._flights
+    entered = threading.Semaphore(0)
+    original_wait = flights.wait
+
+    def counting_wait(flight: Any, *, leader: bool) -> Any:
+        if not leader:
+            entered.release()
+        return original_wait(flight, leader=leader)
+
+    flights.wait = counting_wait  # type: ignore[method-assign]
+    gate = reqcc_server.hold_token_requests(timeout=10)
+    statuses: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: statuses.append(get_books(session, reqcc_server)), daemon=True)
+        for _ in range(5)
+    ]
+    for t in threads:
+        t.start()
+    for _ in range(4):  # every thread but the leader is waiting on the leader's flight
+        assert entered.acquire(timeout=10)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert statuses == [200] * 5
+    assert reqcc_server.token_requests == 1
+    assert otel.requests_by() == {("success", None): 1}
+    [waits] = otel.points("reqcc.token.wait.duration")
+    assert waits.count == 4 and waits.sum >= 0
+    assert dict(waits.attributes) == {"reqcc.client_id": "bookstore-app"}
+
+
+def test_discovery_is_not_a_token_request(
+    reqcc_server: LocalAuthorizationServer, otel: Otel
+) -> None:
+    with ClientCredentialsSession(
+        **reqcc_server.credentials(discover=True),
+        meter_provider=otel.meter_provider,
+        tracer_provider=otel.tracer_provider,
+    ) as session:
+        assert get_books(session, reqcc_server) == 200
+    assert reqcc_server.metadata_requests == 1 and reqcc_server.token_requests == 1
+    assert otel.requests_by() == {("success", None): 1}
+
+
+def test_no_secret_or_token_in_anything_recorded(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    reqcc_server.fail_token_requests(error="invalid_client", description=f"secret {SECRET} refused")
+    session = session_for(failure_backoff=0)
+    with pytest.raises(InvalidClient):
+        get_books(session, reqcc_server)
+    assert get_books(session, reqcc_server) == 200
+    token = session.manager.token
+    assert token is not None
+    reqcc_server.revoke_all()
+    assert get_books(session, reqcc_server) == 200
+    text = otel.recorded_text()
+    assert "bookstore-app" in text and "invalid_client" in text  # it reads what was recorded
+    assert SECRET not in text
+    assert token.access_token not in text
+    assert session.manager.token is not None and session.manager.token.access_token not in text
+
+
+@pytest.mark.reqcc_server(token_dpop_nonce=True)
+def test_a_dpop_nonce_replay_is_a_request_of_its_own(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    session = session_for(dpop=True)
+    assert get_books(session, reqcc_server) == 200
+    assert reqcc_server.token_requests == 2  # asked for a nonce, then answered
+    assert otel.requests_by() == {("error", "use_dpop_nonce"): 1, ("success", None): 1}
+    assert len(otel.exporter.get_finished_spans()) == 2
