@@ -21,6 +21,8 @@ import requests_mock
 
 from reqcc import ClientCredentialsManager, ClientCredentialsSession
 
+from .hostile_server import HostileServer, Reply
+
 TOKEN_URL = "https://auth.example.com/oauth/token"
 API = "https://api.example.com/"
 CLIENT_ID = "bookstore-client"
@@ -143,6 +145,21 @@ def manager_kwargs(fake: FakeClock, auth: requests_mock.Adapter, /, **overrides:
     }
     kwargs.update(overrides)
     return kwargs
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., HostileServer]]:
+    """``serve(*replies, **kwargs)`` starts a raw-socket :class:`HostileServer`, closed after the test."""
+    servers: list[HostileServer] = []
+
+    def start(*replies: Reply, **kwargs: Any) -> HostileServer:
+        server = HostileServer(*replies, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture

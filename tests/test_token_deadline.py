@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,20 +46,6 @@ def crowd(n: int, call: Callable[[], Any]) -> list[Any]:
         t.join(JOIN)
     assert not any(t.is_alive() for t in threads)
     return results
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HostileServer]]:
-    servers: list[HostileServer] = []
-
-    def start(*replies: Reply) -> HostileServer:
-        server = HostileServer(*replies)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def manager_for(url: str, **kwargs: Any) -> ClientCredentialsManager:
