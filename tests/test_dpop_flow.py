@@ -37,6 +37,7 @@ from reqcc.dpop import DPoPKey
 from reqcc.stores import FileTokenStore
 from reqcc.testing import LocalAuthorizationServer, RegisteredClient
 from tests.dpop_reference import b64url_decode, reference_thumbprint, verify_proof
+from tests.threads import run_threads
 
 SCOPES = ["books.read"]
 
@@ -234,25 +235,14 @@ def _manager_credentials(server: LocalAuthorizationServer) -> dict[str, Any]:
 def test_every_proof_is_unique_over_32_threads(reqcc_server: LocalAuthorizationServer) -> None:
     session, recorder = session_for(reqcc_server, dpop_key=None)
     per_thread = 4
-    statuses: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(32)
 
-    def worker() -> None:
-        start.wait(10)
-        for _ in range(per_thread):
-            status = session.get(reqcc_server.api_url + "books", timeout=10).status_code
-            with lock:
-                statuses.append(status)
+    def worker(_: int) -> list[int]:
+        url = reqcc_server.api_url + "books"
+        return [session.get(url, timeout=10).status_code for _ in range(per_thread)]
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-        assert not thread.is_alive()
+    results = run_threads(worker, 32, timeout=30)
     session.close()
-    assert statuses == [200] * 32 * per_thread
+    assert results == [[200] * per_thread] * 32
     assert reqcc_server.token_requests == 1
     jtis = [claims_of(h["DPoP"])["jti"] for _, _, h in recorder.sent]
     assert len(jtis) == len(set(jtis)) == 32 * per_thread

@@ -37,6 +37,7 @@ from reqcc import (
     OAuthScope,
 )
 from reqcc.errors import InvalidClient, InvalidGrant, InvalidScope, OAuthProviderError
+from tests.threads import run_threads
 
 HERE = Path(__file__).resolve().parent
 RESOURCE = "https://api.example.test/"
@@ -518,24 +519,11 @@ def test_concurrent_dpop_requests_share_one_token_and_never_repeat_a_jti(oidc: O
     # nonce dance at the token endpoint.
     session = _dpop_session(oidc)
     rec = Recorder(oidc)
-    statuses: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(16)
 
-    def work() -> None:
-        start.wait(10)
-        for _ in range(4):
-            status = session.get(oidc.api + "books").status_code
-            with lock:
-                statuses.append(status)
+    def work(_: int) -> list[int]:
+        return [session.get(oidc.api + "books").status_code for _ in range(4)]
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive()
-    assert statuses == [200] * 64
+    assert run_threads(work, 16, timeout=60) == [[200] * 4] * 16
     assert [e["status"] for e in rec.posts("/token")] == [400, 200]
 
 
