@@ -37,6 +37,7 @@ from reqcc import (
     OAuthScope,
 )
 from reqcc.errors import InvalidClient, InvalidGrant, InvalidScope, OAuthProviderError
+from tests.dpop_reference import unverified_claims
 from tests.threads import run_threads
 
 HERE = Path(__file__).resolve().parent
@@ -376,12 +377,6 @@ def _dpop_session(oidc: OidcProvider, **extra: Any) -> ClientCredentialsSession:
     )
 
 
-def _jwt_claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    result: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return result
-
-
 def test_dpop_token_request_does_the_nonce_dance_once(oidc: OidcProvider) -> None:
     rec = Recorder(oidc)
     manager = ClientCredentialsManager(
@@ -459,7 +454,7 @@ def test_a_dpop_jwt_access_token_carries_our_thumbprint(oidc: OidcProvider) -> N
     assert response.status_code == 200, response.text
     token = session.manager.token
     assert token is not None
-    claims = _jwt_claims(token.access_token)
+    claims = unverified_claims(token.access_token)
     assert claims["cnf"] == {"jkt": session.manager.dpop_thumbprint}
     assert claims["aud"] == RESOURCE
     assert response.json()["format"] == "jwt"
