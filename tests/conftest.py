@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -22,6 +22,9 @@ import requests_mock
 from reqcc import ClientCredentialsManager, ClientCredentialsSession
 
 from .hostile_server import HostileServer, Reply
+
+if TYPE_CHECKING:
+    from .otel_sdk import Otel
 
 TOKEN_URL = "https://auth.example.com/oauth/token"
 API = "https://api.example.com/"
@@ -160,6 +163,16 @@ def serve() -> Iterator[Callable[..., HostileServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    """OpenTelemetry SDK providers recording in memory (tests/otel_sdk.py), shut down after the test."""
+    from .otel_sdk import Otel  # the SDK is imported only by the tests that use it
+
+    o = Otel()
+    yield o
+    o.shutdown()
 
 
 @pytest.fixture
