@@ -12,6 +12,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -173,6 +174,15 @@ def otel() -> Iterator[Otel]:
     o = Otel()
     yield o
     o.shutdown()
+
+
+@pytest.fixture
+def netrc_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A netrc file (``NETRC=``) with a default login, which requests turns into Basic auth."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
 
 
 @pytest.fixture
