@@ -12,7 +12,8 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -20,6 +21,11 @@ import requests
 import requests_mock
 
 from reqcc import ClientCredentialsManager, ClientCredentialsSession
+
+from .hostile_server import HostileServer, Reply
+
+if TYPE_CHECKING:
+    from .otel_sdk import Otel
 
 TOKEN_URL = "https://auth.example.com/oauth/token"
 API = "https://api.example.com/"
@@ -143,6 +149,40 @@ def manager_kwargs(fake: FakeClock, auth: requests_mock.Adapter, /, **overrides:
     }
     kwargs.update(overrides)
     return kwargs
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., HostileServer]]:
+    """``serve(*replies, **kwargs)`` starts a raw-socket :class:`HostileServer`, closed after the test."""
+    servers: list[HostileServer] = []
+
+    def start(*replies: Reply, **kwargs: Any) -> HostileServer:
+        server = HostileServer(*replies, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    """OpenTelemetry SDK providers recording in memory (tests/otel_sdk.py), shut down after the test."""
+    from .otel_sdk import Otel  # the SDK is imported only by the tests that use it
+
+    o = Otel()
+    yield o
+    o.shutdown()
+
+
+@pytest.fixture
+def netrc_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A netrc file (``NETRC=``) with a default login, which requests turns into Basic auth."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
 
 
 @pytest.fixture

@@ -42,6 +42,16 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header of a compact JWS (a proof, a JWT), decoded without any check: to look, not to trust."""
+    return dict(json.loads(b64url_decode(token.split(".")[0])))
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a compact JWS (a proof, a JWT), decoded without any check: to look, not to trust."""
+    return dict(json.loads(b64url_decode(token.split(".")[1])))
+
+
 def reference_htu(url: str) -> str:
     """The target URI of RFC 9110 §7.1 without query and fragment, normalized per RFC 3986 §6.2.2-6.2.3."""
     match = _URI.match(url)

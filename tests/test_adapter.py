@@ -630,15 +630,9 @@ def test_send_options_reach_the_inner_transport(make_env: Any) -> None:
     assert sent.proxies == {"https": "p:1"}
 
 
-def test_netrc_credentials_do_not_displace_the_bearer_token(
-    make_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_netrc_credentials_do_not_displace_the_bearer_token(make_env: Any, netrc_login: None) -> None:
     # requests adds Basic auth from ~/.netrc to requests without auth; the adapter would take
     # that for the caller's explicit header and send no token.
-    netrc = tmp_path / "netrc"
-    netrc.write_text("default login someone password netrc-pass\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
     env: Env = make_env()
     env.session.get(BOOKS)
     assert env.bearers() == ["Bearer tok-1"]

@@ -36,7 +36,8 @@ from reqcc import (
 from reqcc.dpop import DPoPKey
 from reqcc.stores import FileTokenStore
 from reqcc.testing import LocalAuthorizationServer, RegisteredClient
-from tests.dpop_reference import b64url_decode, reference_thumbprint, verify_proof
+from tests.dpop_reference import reference_thumbprint, unverified_claims, verify_proof
+from tests.threads import run_threads
 
 SCOPES = ["books.read"]
 
@@ -53,10 +54,6 @@ class Recorder(HTTPAdapter):
         with self._lock:
             self.sent.append((request.method or "", request.url or "", dict(request.headers)))
         return super().send(request, *args, **kwargs)
-
-
-def claims_of(proof: str) -> dict[str, Any]:
-    return dict(json.loads(b64url_decode(proof.split(".")[1])))
 
 
 def session_for(server: LocalAuthorizationServer, **kwargs: Any) -> tuple[ClientCredentialsSession, Recorder]:
@@ -156,11 +153,11 @@ def test_token_endpoint_nonce_costs_one_more_request_the_first_time_only() -> No
             assert server.token_requests == 2 and server.tokens_issued == 1
             first, second = server.token_request_log
             assert first.status == 400 and second.status == 200
-            assert "nonce" not in claims_of(first.header("DPoP") or "")
+            assert "nonce" not in unverified_claims(first.header("DPoP") or "")
             nonce = server.dpop_nonce
             claims = verify_proof(second.header("DPoP") or "", method="POST", url=server.token_url,
                                   now=time.time(), nonce=nonce)
-            assert claims["jti"] != claims_of(first.header("DPoP") or "")["jti"]
+            assert claims["jti"] != unverified_claims(first.header("DPoP") or "")["jti"]
             # The nonce is remembered: the next token request is accepted at once.
             session.manager.fetch_token()
             assert server.token_requests == 3 and server.tokens_issued == 2
@@ -196,9 +193,9 @@ def test_resource_server_nonce_replays_once_without_a_new_token() -> None:
             assert server.api_requests == 5 and server.api_401s == 2
             assert session.manager.token is token and server.token_requests == 1
         assert token is not None
-        nonces = [claims_of(h["DPoP"]).get("nonce") for _, _, h in recorder.sent]
+        nonces = [unverified_claims(h["DPoP"]).get("nonce") for _, _, h in recorder.sent]
         assert nonces[0] is None and nonces[1] is not None and nonces[3] == nonces[1] != nonces[4]
-        assert len({claims_of(h["DPoP"])["jti"] for _, _, h in recorder.sent}) == len(recorder.sent)
+        assert len({unverified_claims(h["DPoP"])["jti"] for _, _, h in recorder.sent}) == len(recorder.sent)
 
 
 def test_revoked_dpop_token_is_retired_and_the_request_replayed_with_a_new_one(
@@ -213,7 +210,7 @@ def test_revoked_dpop_token_is_retired_and_the_request_replayed_with_a_new_one(
         second = session.manager.token
     assert first is not None and second is not None and first.access_token != second.access_token
     assert reqcc_server.token_requests == 2 and reqcc_server.api_401s == 1
-    athed = [(h["Authorization"], claims_of(h["DPoP"])) for _, _, h in recorder.sent]
+    athed = [(h["Authorization"], unverified_claims(h["DPoP"])) for _, _, h in recorder.sent]
     assert [a for a, _ in athed] == [f"DPoP {first.access_token}"] * 2 + [f"DPoP {second.access_token}"]
     check_api_proofs(Recorder_of(recorder.sent[2:]), second)
 
@@ -234,27 +231,16 @@ def _manager_credentials(server: LocalAuthorizationServer) -> dict[str, Any]:
 def test_every_proof_is_unique_over_32_threads(reqcc_server: LocalAuthorizationServer) -> None:
     session, recorder = session_for(reqcc_server, dpop_key=None)
     per_thread = 4
-    statuses: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(32)
 
-    def worker() -> None:
-        start.wait(10)
-        for _ in range(per_thread):
-            status = session.get(reqcc_server.api_url + "books", timeout=10).status_code
-            with lock:
-                statuses.append(status)
+    def worker(_: int) -> list[int]:
+        url = reqcc_server.api_url + "books"
+        return [session.get(url, timeout=10).status_code for _ in range(per_thread)]
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-        assert not thread.is_alive()
+    results = run_threads(worker, 32, timeout=30)
     session.close()
-    assert statuses == [200] * 32 * per_thread
+    assert results == [[200] * per_thread] * 32
     assert reqcc_server.token_requests == 1
-    jtis = [claims_of(h["DPoP"])["jti"] for _, _, h in recorder.sent]
+    jtis = [unverified_claims(h["DPoP"])["jti"] for _, _, h in recorder.sent]
     assert len(jtis) == len(set(jtis)) == 32 * per_thread
     token = session.manager.token
     assert token is not None
@@ -338,10 +324,10 @@ def test_nonce_retry_sends_a_fresh_client_assertion_and_a_fresh_proof() -> None:
     first, second = auth.request_history
     assertions = [parse_qs(r.text)["client_assertion"][0] for r in (first, second)]
     assert assertions[0] != assertions[1]
-    jti = [claims_of(a)["jti"] for a in assertions]
+    jti = [unverified_claims(a)["jti"] for a in assertions]
     assert jti[0] != jti[1]
-    assert "nonce" not in claims_of(first.headers["DPoP"])
-    assert claims_of(second.headers["DPoP"])["nonce"] == "nonce-A"
+    assert "nonce" not in unverified_claims(first.headers["DPoP"])
+    assert unverified_claims(second.headers["DPoP"])["nonce"] == "nonce-A"
     # The nonce of the successful answer is remembered for the next request.
     assert manager.dpop is not None and manager.dpop.token_nonces.get("https://auth.example/") == "nonce-B"
 

@@ -17,7 +17,6 @@ the shared store meanwhile.
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,7 @@ import requests
 import requests_mock
 
 from reqcc import ClientCredentialsSession
-from tests.dpop_reference import b64url_decode
+from tests.dpop_reference import unverified_claims
 from tests.threads import JOIN, run_threads
 
 ORIGIN = "https://example.test"
@@ -35,8 +34,7 @@ API = ORIGIN + "/api/books"
 
 
 def nonce_of(request: Any) -> str | None:
-    claims = json.loads(b64url_decode(request.headers["DPoP"].split(".")[1]))
-    nonce = claims.get("nonce")
+    nonce = unverified_claims(request.headers["DPoP"]).get("nonce")
     assert nonce is None or isinstance(nonce, str)
     return nonce
 
@@ -153,23 +151,18 @@ def test_the_prover_never_lends_one_sides_nonce_to_the_other() -> None:
 
     prover = DPoPProver(DPoPKey())
     prover.update_token_nonce(TOKEN_URL, {"DPoP-Nonce": "as-only"})
-    assert "nonce" not in _claims(prover.proof("GET", API, "tok"))
-    assert _claims(prover.token_proof(TOKEN_URL))["nonce"] == "as-only"
+    assert "nonce" not in unverified_claims(prover.proof("GET", API, "tok"))
+    assert unverified_claims(prover.token_proof(TOKEN_URL))["nonce"] == "as-only"
     prover.token_nonces.clear()
     prover.update(API, {"DPoP-Nonce": "rs-only"})
-    assert "nonce" not in _claims(prover.token_proof(TOKEN_URL))
-    assert _claims(prover.proof("GET", API, "tok"))["nonce"] == "rs-only"
+    assert "nonce" not in unverified_claims(prover.token_proof(TOKEN_URL))
+    assert unverified_claims(prover.proof("GET", API, "tok"))["nonce"] == "rs-only"
     # An explicit nonce (the one of the answer being replayed) wins over the store's.
-    assert _claims(prover.proof("GET", API, "tok", nonce="given"))["nonce"] == "given"
-    assert _claims(prover.token_proof(TOKEN_URL, "given"))["nonce"] == "given"
+    assert unverified_claims(prover.proof("GET", API, "tok", nonce="given"))["nonce"] == "given"
+    assert unverified_claims(prover.token_proof(TOKEN_URL, "given"))["nonce"] == "given"
     headers: dict[str, str] = {}
     prover.authorize(headers, "GET", API, "tok", nonce="given")
-    assert _claims(headers["DPoP"])["nonce"] == "given" and headers["Authorization"] == "DPoP tok"
-
-
-def _claims(proof: str) -> dict[str, Any]:
-    claims: dict[str, Any] = json.loads(b64url_decode(proof.split(".")[1]))
-    return claims
+    assert unverified_claims(headers["DPoP"])["nonce"] == "given" and headers["Authorization"] == "DPoP tok"
 
 
 class _Body(io.BytesIO):

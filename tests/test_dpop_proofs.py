@@ -7,7 +7,6 @@ reqcc makes here must pass it.
 from __future__ import annotations
 
 import copy
-import json
 import pickle
 import string
 import subprocess
@@ -46,6 +45,8 @@ from tests.dpop_reference import (
     reference_ath,
     reference_htu,
     reference_thumbprint,
+    unverified_claims,
+    unverified_header,
     verify_proof,
 )
 
@@ -55,10 +56,6 @@ API = "https://api.example.com/books"
 
 def clock() -> float:
     return NOW + 0.9
-
-
-def header_of(proof: str) -> dict[str, Any]:
-    return dict(json.loads(b64url_decode(proof.split(".")[0])))
 
 
 # --- keys of every supported type, from cryptography (so not made by the code under test) ---
@@ -192,7 +189,7 @@ def test_public_jwk_has_no_private_member_and_is_a_copy() -> None:
         dpop = DPoPKey(crypto_key(kind))
         public = dpop.public_jwk
         assert not PRIVATE_JWK_MEMBERS & set(public)
-        assert not PRIVATE_JWK_MEMBERS & set(header_of(dpop.proof("GET", API))["jwk"])
+        assert not PRIVATE_JWK_MEMBERS & set(unverified_header(dpop.proof("GET", API))["jwk"])
         public["d"] = "x"
         assert "d" not in dpop.public_jwk
 
@@ -318,7 +315,7 @@ def test_key_errors_do_not_echo_the_key() -> None:
 def test_proof_claims_and_header() -> None:
     dpop = DPoPKey(clock=clock)
     proof = dpop.proof("POST", "https://as.example.com/token?x=1#frag")
-    header = header_of(proof)
+    header = unverified_header(proof)
     assert header == {"typ": "dpop+jwt", "alg": "ES256", "jwk": dpop.public_jwk}
     claims = verify_proof(proof, method="POST", url="https://as.example.com/token", now=NOW)
     assert set(claims) == {"jti", "htm", "htu", "iat", "jkt", "header"}  # no nonce, no ath
@@ -393,10 +390,10 @@ def test_jti_is_unique_across_threads() -> None:
         assert not thread.is_alive()
     flat = [proof for out in proofs for proof in out]
     assert len(flat) == threads_n * per_thread
-    jtis = {json.loads(b64url_decode(p.split(".")[1]))["jti"] for p in flat}
+    jtis = {unverified_claims(p)["jti"] for p in flat}
     assert len(jtis) == len(flat)
     for proof in flat[:: per_thread * 4]:  # a sample through the reference, ath included
-        claims = json.loads(b64url_decode(proof.split(".")[1]))
+        claims = unverified_claims(proof)
         token = next(t for t in ("tok0", "tok1", "tok2") if reference_ath(t) == claims["ath"])
         verify_proof(proof, method="GET", url=API, now=NOW, access_token=token)
 

@@ -7,7 +7,6 @@ check is shown to reject what it must and to accept an independent client's proo
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from reqcc.testing.dpop import (
     dpop_challenge,
 )
 from tests.dpop_reference import b64url, reference_ath, sign_proof, unsigned_proof
+from tests.threads import run_threads
 
 NOW = 1_700_000_000
 URL = "https://rs.example.com/books"
@@ -360,23 +360,16 @@ def test_replay_cache_is_bounded_and_expires() -> None:
 def test_concurrent_replays_pass_once() -> None:
     v = verifier()
     proof = forge()
-    results: list[bool] = []
-    barrier = threading.Barrier(16)
 
-    def attempt() -> None:
-        barrier.wait(timeout=10)
+    def attempt(_: int) -> bool:
         try:
             v.verify(proof, method="GET", url=URL)
-            results.append(True)
         except DPoPProofError:
-            results.append(False)
+            return False
+        return True
 
-    threads = [threading.Thread(target=attempt, daemon=True) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-        assert not thread.is_alive()
+    results = run_threads(attempt, 16, timeout=30)
+    assert all(isinstance(r, bool) for r in results), results  # no other exception
     assert sorted(results) == [False] * 15 + [True]
 
 

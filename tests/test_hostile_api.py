@@ -10,7 +10,7 @@ bodies with raw-socket servers that count what they received and sent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,20 +32,6 @@ from .hostile_server import HostileServer, Reply
 MiB = 1 << 20
 BOOKS = API + "books"
 TOKEN_JSON = b'{"access_token":"tok-proxy","token_type":"Bearer","expires_in":3600}'
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HostileServer]]:
-    servers: list[HostileServer] = []
-
-    def start(*replies: Reply) -> HostileServer:
-        server = HostileServer(*replies)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def wide_session(

@@ -11,7 +11,7 @@ import gzip
 import time
 import tracemalloc
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -56,20 +56,6 @@ def measured(call: Callable[[], T]) -> tuple[BaseException | T, float, int]:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return outcome, elapsed, peak
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HostileServer]]:
-    servers: list[HostileServer] = []
-
-    def start(*replies: Reply, **kwargs: Any) -> HostileServer:
-        server = HostileServer(*replies, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 # -- item 15: bodies capped at 1 MiB after decoding ---------------------------------------

@@ -9,17 +9,10 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from typing import Any
 from unittest import mock
 
 import pytest
 import requests
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from reqcc.errors import InvalidClient, OAuthProviderError, TokenResponseError
@@ -31,56 +24,10 @@ from reqcc.telemetry import (
     create_telemetry,
     error_type,
 )
+from tests.otel_sdk import Otel
 
 SECRET = "s3cr3t-client-secret"
 TOKEN = "tok-abcdef-123456"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Otel:
-    def __init__(self) -> None:
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.clock = Clock()
-
-    def telemetry(self, client_id: str = "client-1") -> Telemetry:
-        return create_telemetry(
-            client_id,
-            meter_provider=self.meter_provider,
-            tracer_provider=self.tracer_provider,
-            monotonic=self.clock,
-        )
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        found: list[Any] = []
-        for resource in data.resource_metrics if data else ():
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    if metric.name == name:
-                        found.extend(metric.data.data_points)
-        return found
-
-    def spans(self) -> list[ReadableSpan]:
-        return list(self.exporter.get_finished_spans())
-
-
-@pytest.fixture
-def otel() -> Iterator[Otel]:
-    o = Otel()
-    yield o
-    o.meter_provider.shutdown()
-    o.tracer_provider.shutdown()
 
 
 def test_a_successful_token_request(otel: Otel) -> None:

@@ -11,65 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from reqcc import ClientCredentialsSession, InvalidClient, TokenResponseError
 from reqcc.telemetry import SPAN_NAME
 from reqcc.testing import LocalAuthorizationServer
+from tests.otel_sdk import Otel
 
 SECRET = "bookstore-secret"
-
-
-class Otel:
-    def __init__(self) -> None:
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        return [
-            point
-            for resource in (data.resource_metrics if data else ())
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-        ]
-
-    def requests_by(self) -> dict[tuple[str, str | None], int]:
-        """``reqcc.token.requests`` by (outcome, error.type)."""
-        return {
-            (p.attributes["outcome"], p.attributes.get("error.type")): p.value
-            for p in self.points("reqcc.token.requests")
-            if p.value
-        }
-
-    def total(self, name: str) -> int:
-        return sum(getattr(p, "value", None) or getattr(p, "count", 0) for p in self.points(name))
-
-    def recorded_text(self) -> str:
-        data = self.reader.get_metrics_data()
-        parts = [data.to_json() if data else ""]
-        for span in self.exporter.get_finished_spans():
-            parts += [span.name, repr(dict(span.attributes or {})), repr(span.status.description)]
-            parts += [repr(dict(e.attributes or {})) for e in span.events]
-        return "\n".join(parts)
-
-
-@pytest.fixture
-def otel() -> Iterator[Otel]:
-    o = Otel()
-    yield o
-    o.meter_provider.shutdown()
-    o.tracer_provider.shutdown()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,47 +19,17 @@ from reqcc import ClientCredentialsManager, ConfigurationError, OAuthToken, Reqc
 from reqcc.errors import TokenDeadlineError
 
 from .hostile_server import HostileServer, Reply
+from .threads import JOIN, run_threads
 
 THREADS = 4
 DEADLINE = 0.5
 #: A generous bound for "released by the deadline" (0.1 waits 150 s, or forever).
 PROMPT = 5.0
-JOIN = 20.0
 
 
 def crowd(n: int, call: Callable[[], Any]) -> list[Any]:
-    """Run ``call`` in ``n`` daemon threads at once; return each one's result or exception."""
-    results: list[Any] = [None] * n
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(JOIN)
-            results[i] = call()
-        except BaseException as exc:  # KeyboardInterrupt included: it is a result here
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(JOIN)
-    assert not any(t.is_alive() for t in threads)
-    return results
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HostileServer]]:
-    servers: list[HostileServer] = []
-
-    def start(*replies: Reply) -> HostileServer:
-        server = HostileServer(*replies)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+    """Run ``call`` in ``n`` daemon threads at once; return each one's result or exception (any)."""
+    return run_threads(lambda _: call(), n)
 
 
 def manager_for(url: str, **kwargs: Any) -> ClientCredentialsManager:

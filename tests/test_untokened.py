@@ -124,13 +124,7 @@ def test_with_base_url_the_choice_is_the_users(make_env: Any, caplog: pytest.Log
     assert env.session.get_adapter("http://127.0.0.1/") is not env.session.token_adapter
 
 
-def test_netrc_does_not_displace_the_token_on_loopback(
-    make_env: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    netrc = tmp_path / "netrc"
-    netrc.write_text("default login someone password netrc-pass\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
+def test_netrc_does_not_displace_the_token_on_loopback(make_env: Any, netrc_login: None) -> None:
     env, _ = _env(make_env)
     env.session.get("http://127.0.0.1:8080/books")
     assert env.bearers() == ["Bearer tok-1"]

@@ -37,6 +37,8 @@ from reqcc import (
     OAuthScope,
 )
 from reqcc.errors import InvalidClient, InvalidGrant, InvalidScope, OAuthProviderError
+from tests.dpop_reference import unverified_claims
+from tests.threads import run_threads
 
 HERE = Path(__file__).resolve().parent
 RESOURCE = "https://api.example.test/"
@@ -363,10 +365,16 @@ def test_a_revoked_token_is_retired_and_the_request_replayed(oidc: OidcProvider)
 # -- DPoP (RFC 9449) ----------------------------------------------------------------------
 
 
-def _jwt_claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    result: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return result
+def _dpop_session(oidc: OidcProvider, **extra: Any) -> ClientCredentialsSession:
+    """A session for ``dpop-client`` with a generated DPoP key, its API at ``oidc.api``."""
+    return ClientCredentialsSession(
+        token_url=oidc.token_url,
+        client_id="dpop-client",
+        client_secret=DPOP_SECRET,
+        dpop=True,
+        base_url=oidc.api,
+        **extra,
+    )
 
 
 def test_dpop_token_request_does_the_nonce_dance_once(oidc: OidcProvider) -> None:
@@ -431,13 +439,7 @@ def test_a_dpop_bound_token_is_accepted_at_the_resource(oidc: OidcProvider, key:
 
 
 def test_a_resource_server_nonce_is_answered_without_a_new_token(oidc: OidcProvider) -> None:
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc)
     rec = Recorder(oidc)
     response = session.get(oidc.api + "nonce/books")
     assert response.status_code == 200, response.text
@@ -447,19 +449,12 @@ def test_a_resource_server_nonce_is_answered_without_a_new_token(oidc: OidcProvi
 
 
 def test_a_dpop_jwt_access_token_carries_our_thumbprint(oidc: OidcProvider) -> None:
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        token_params={"resource": RESOURCE},
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc, token_params={"resource": RESOURCE})
     response = session.get(oidc.api + "books")
     assert response.status_code == 200, response.text
     token = session.manager.token
     assert token is not None
-    claims = _jwt_claims(token.access_token)
+    claims = unverified_claims(token.access_token)
     assert claims["cnf"] == {"jkt": session.manager.dpop_thumbprint}
     assert claims["aud"] == RESOURCE
     assert response.json()["format"] == "jwt"
@@ -494,13 +489,7 @@ def test_a_dpop_bound_client_without_dpop_is_refused_by_the_server(oidc: OidcPro
 
 
 def test_a_revoked_dpop_token_is_retired_and_replayed_with_fresh_proofs(oidc: OidcProvider) -> None:
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc)
     assert session.get(oidc.api + "books").status_code == 200
     first = session.manager.token
     assert first is not None
@@ -513,13 +502,7 @@ def test_a_revoked_dpop_token_is_retired_and_replayed_with_fresh_proofs(oidc: Oi
 
 
 def test_a_resource_server_nonce_replays_a_post_body(oidc: OidcProvider) -> None:
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc)
     rec = Recorder(oidc)
     response = session.post(oidc.api + "nonce/orders", json={"book": 1})
     assert response.status_code == 200, response.text
@@ -529,32 +512,13 @@ def test_a_resource_server_nonce_replays_a_post_body(oidc: OidcProvider) -> None
 def test_concurrent_dpop_requests_share_one_token_and_never_repeat_a_jti(oidc: OidcProvider) -> None:
     # The resource refuses a replayed jti; 16 threads x 4 requests all succeed, after one
     # nonce dance at the token endpoint.
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc)
     rec = Recorder(oidc)
-    statuses: list[int] = []
-    lock = threading.Lock()
-    start = threading.Barrier(16)
 
-    def work() -> None:
-        start.wait(10)
-        for _ in range(4):
-            status = session.get(oidc.api + "books").status_code
-            with lock:
-                statuses.append(status)
+    def work(_: int) -> list[int]:
+        return [session.get(oidc.api + "books").status_code for _ in range(4)]
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-        assert not t.is_alive()
-    assert statuses == [200] * 64
+    assert run_threads(work, 16, timeout=60) == [[200] * 4] * 16
     assert [e["status"] for e in rec.posts("/token")] == [400, 200]
 
 
@@ -625,13 +589,7 @@ def test_token_endpoint_and_resource_nonces_on_one_origin_do_not_take_turns(oidc
     # RFC 9449 §9: an AS nonce and an RS nonce are different things, even on one origin.
     # With one nonce per origin, every renewal cost a use_dpop_nonce round trip at the token
     # endpoint and another at the API.
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc)
     assert session.get(oidc.api + "nonce/books").status_code == 200
     rec = Recorder(oidc)
     for _ in range(3):
@@ -647,13 +605,7 @@ def test_a_resource_without_nonces_on_the_token_endpoints_origin_gets_no_nonce(o
     # none and refuses a proof carrying a nonce it never issued (RFC 9449 §9: a nonce is
     # accepted only by the server that issued it). Offering it the token endpoint's nonce
     # failed every request with invalid_dpop_proof.
-    session = ClientCredentialsSession(
-        token_url=oidc.token_url,
-        client_id="dpop-client",
-        client_secret=DPOP_SECRET,
-        dpop=True,
-        base_url=oidc.api,
-    )
+    session = _dpop_session(oidc)
     rec = Recorder(oidc)
     for _ in range(2):
         response = session.get(oidc.api + "strict/books")
