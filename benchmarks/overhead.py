@@ -8,7 +8,11 @@ The method (issue 14): every library's session sends through the same stub inner
 (:class:`contenders.StubAdapter`, a fresh ``requests.Response`` per request, no I/O), with
 ``trust_env = False`` on every session, after one warm-up request that obtained the token.
 Each round times ``requests`` sequential GETs per library, the libraries in a rotating order,
-so drift of a shared machine's speed hits all alike. The ratio to the floor (a plain
+so drift of a shared machine's speed hits all alike. In process the time is the measuring
+thread's CPU time (:func:`time.thread_time`): no I/O is involved, and on a loaded machine
+the time the thread spends waiting for a core would otherwise land on whichever library
+happened to be running; over loopback HTTP (run.py's run 2) it is wall time, waiting for the
+server being part of the cost. The ratio to the floor (a plain
 ``requests.Session`` with a static ``Authorization`` header) is taken within each round; the
 table shows the median of the per-round ratios with their spread (quartiles and min–max),
 and the median µs per request.
@@ -26,7 +30,7 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +52,17 @@ class Timing:
     ratio_range: tuple[float, float]  # the smallest and largest per-round ratio
 
 
-def time_requests(contenders: Sequence[cs.Contender], env: cs.Env, n: int, rounds: int) -> dict[str, Timing]:
-    """Time ``n`` sequential GETs per library, in ``rounds`` interleaved rounds.
+#: The clock of the in-process run: this thread's CPU time (no I/O to wait for there).
+CPU_CLOCK: Callable[[], float] = time.thread_time
+#: The clock of the loopback run: wall time (waiting for the server is part of the cost).
+WALL_CLOCK: Callable[[], float] = time.perf_counter
+
+
+def time_requests(
+    contenders: Sequence[cs.Contender], env: cs.Env, n: int, rounds: int,
+    clock: Callable[[], float] = WALL_CLOCK,
+) -> dict[str, Timing]:
+    """Time ``n`` sequential GETs per library, in ``rounds`` interleaved rounds, on ``clock``.
 
     Every round times every library once (in a rotating order), so slow drift of a shared
     machine's speed hits all of them alike; ratios are taken within a round, against the
@@ -68,10 +81,10 @@ def time_requests(contenders: Sequence[cs.Contender], env: cs.Env, n: int, round
             for name in names[shift:] + names[:shift]:
                 get = sessions[name].get
                 gc.collect()
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(n):
                     get(url)
-                samples[name].append((time.perf_counter() - start) / n * 1e6)
+                samples[name].append((clock() - start) / n * 1e6)
     floor = samples[cs.FLOOR.name]
     result = {}
     for name, values in samples.items():
@@ -116,8 +129,8 @@ def report(timings: dict[str, Timing], rounds: int, n: int, notes: Sequence[str]
         header,
         "",
         f"In-process overhead per request, warm token, stub transport: {rounds} alternating rounds "
-        f"x {n} requests per library; 'x floor' is the median of the per-round ratios to the floor, "
-        "'IQR' their quartiles and 'min-max' their range.",
+        f"x {n} requests per library, timed in CPU time of the measuring thread; 'x floor' is the "
+        "median of the per-round ratios to the floor, 'IQR' their quartiles and 'min-max' their range.",
         "",
         table(timings),
     ]
@@ -148,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = machine()
     if args.quick:
         header += "\nQUICK MODE: one tiny iteration; the figures mean nothing."
-    timings = time_requests(present, env, n, rounds)
+    timings = time_requests(present, env, n, rounds, CPU_CLOCK)
     text = report(timings, rounds, n, notes, header)
     print(text)
     if args.update_docs:

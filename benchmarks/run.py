@@ -9,7 +9,7 @@ What is measured (ISSUE 6):
 
 1. per-request overhead with a warm token and no network: every library's session sends
    through the same stub transport, which builds a fresh 200 per request (overhead.py;
-   ``trust_env`` off on every session);
+   ``trust_env`` off on every session; CPU time of the measuring thread);
 2. the same over real HTTP/1.1 keep-alive to one local server (in its own process);
 3. 32 threads x 200 requests spanning 3.5 token lifetimes against a counting token server
    that takes 75 ms per token: token requests, failed/401 requests, latency near token
@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("... run 1: in-process, stub transport", file=sys.stderr, flush=True)
     variants, variant_notes = overhead.buildable(cs.REQCC_VARIANTS, cs.stub_env())
     inproc = overhead.time_requests(
-        present + variants, cs.stub_env(), settings.inproc_requests, settings.inproc_repeats
+        present + variants, cs.stub_env(), settings.inproc_requests, settings.inproc_repeats,
+        overhead.CPU_CLOCK,
     )
     server = ServerProcess()
     try:
@@ -164,10 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
 
     say("Runs 1, 2 and 5. Time per request with a warm token: in-process through a stub transport "
-        f"({settings.inproc_repeats} rounds x {settings.inproc_requests} requests) and over loopback "
-        f"HTTP keep-alive ({settings.loop_repeats} rounds x {settings.loop_requests}); µs is the "
-        "median of the rounds, 'x floor' the median of the per-round ratios to the floor, with "
-        "their quartiles (the noise). Memory: tracemalloc, per warmed-up session. Import: "
+        f"({settings.inproc_repeats} rounds x {settings.inproc_requests} requests, CPU time) and over "
+        f"loopback HTTP keep-alive ({settings.loop_repeats} rounds x {settings.loop_requests}, wall "
+        "time); µs is the median of the rounds, 'x floor' the median of the per-round ratios to "
+        "the floor, with their quartiles (the noise). Memory: tracemalloc, per warmed-up session. Import: "
         "``python -X importtime``, ms for ``import requests`` plus the package, and the part "
         "over requests alone.")
     say()

@@ -1,13 +1,15 @@
 """Never silent: say when a session's request goes out without the bearer token it may expect.
 
 A :class:`~reqcc.ClientCredentialsSession` without ``base_url`` attaches tokens to https
-URLs and to plain http on ``localhost``, ``127.0.0.1`` and ``[::1]``. Any other plain-http
-request of that session goes through :class:`UntokenedNotice`, which sends it as it is and
-logs a WARNING, once per origin, saying why it has no token and what to set.
+URLs and to plain http on ``localhost``, ``127.0.0.1`` and ``[::1]``. Its plain-http
+requests go through :class:`UntokenedNotice`, which hands those to this machine to the token
+adapter and sends any other as it is, logging a WARNING, once per origin, saying why it
+has no token and what to set.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 
@@ -38,13 +40,19 @@ class UntokenedNotice(BaseAdapter):
     the token on purpose) is sent without a warning.
 
     :param inner: the adapter that really sends.
+    :param tokened: the adapter that sends the requests under :data:`LOOPBACK_PREFIXES`
+        (the session's token adapter). One ``http://`` mount that hands those on costs
+        less than six more mounts, which ``requests`` would try, longest first, for every
+        https request of the session too.
     """
 
-    def __init__(self, inner: BaseAdapter) -> None:
+    def __init__(self, inner: BaseAdapter, tokened: BaseAdapter | None = None) -> None:
         super().__init__()
         self.inner = inner
+        self.tokened = tokened
         self._warned: set[tuple[str, str, int | None]] = set()
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def send(
         self,
@@ -55,7 +63,15 @@ class UntokenedNotice(BaseAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """Send ``request`` through the inner adapter, after the warning if it is due."""
+        """Send ``request`` through the inner adapter, after the warning if it is due.
+
+        A request under :data:`LOOPBACK_PREFIXES` (matched as ``requests`` matches a mount
+        prefix) goes to ``tokened`` instead, if given.
+        """
+        if self.tokened is not None and (request.url or "").lower().startswith(LOOPBACK_PREFIXES):
+            return self.tokened.send(
+                request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
         if "Authorization" not in request.headers and not getattr(request, NO_TOKEN_ATTRIBUTE, False):
             self._notice(request.url or "")
         return self.inner.send(
@@ -64,6 +80,9 @@ class UntokenedNotice(BaseAdapter):
 
     def _notice(self, url: str) -> None:
         key = origin(url)
+        if self._pid != os.getpid():  # forked: the parent's lock may be held by a thread not here
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
         with self._lock:
             if key in self._warned or len(self._warned) >= MAX_ORIGINS:
                 return
@@ -85,7 +104,7 @@ class UntokenedNotice(BaseAdapter):
         )
 
     def close(self) -> None:
-        """Close the inner adapter."""
+        """Close the inner adapter (``tokened`` is closed by its own mount)."""
         self.inner.close()
 
     def __repr__(self) -> str:

@@ -179,8 +179,8 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
-        # The ("scheme:", "host:port") of the URLs already found fit to carry a token.
-        self._secure_origins: dict[tuple[str, str], bool] = {}
+        # The "scheme://host:port" of the URLs already found fit to carry a token.
+        self._secure_origins: dict[str, bool] = {}
         self.cooldown = RejectionCooldown(self.manager.monotonic)
 
     def send(
@@ -220,11 +220,20 @@ class ClientCredentialsAdapter(BaseAdapter):
                 return self.inner.send(
                     request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
                 )
-        self._require_secure(url)
+        end = url.find("/", 8)  # the slash after the host of an http(s) URL: see _require_secure
+        if end < 0 or url[:end] not in self._secure_origins:
+            self._require_secure(url)
         if proxies:
             require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = self.manager.get_token()
-        response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
+        if token.token_type == "Bearer":  # the warm path, inlined: one copy, one send
+            response = self.inner.send(
+                _copy(request, f"Bearer {token.access_token}"),
+                stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+            )
+            response.request = request
+        else:
+            response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
         if response.status_code == 401 and token_rejected(response):
             response = self._rejected(token, request, response, (stream, timeout, verify, cert, proxies))
         return response
@@ -265,24 +274,22 @@ class ClientCredentialsAdapter(BaseAdapter):
     def _require_secure(self, url: str) -> None:
         """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
 
-        Decided once per origin. In ``scheme://host:port/…`` the parts before the third
-        ``/`` fix the scheme and the host the rule reads (the host ends there, or earlier
-        at a ``?`` or ``#`` inside them), so they are the key of the decision. Only
-        origins found secure are remembered, at most ``_MAX_SECURE_ORIGINS`` of them;
-        anything else is decided on the whole URL every time.
+        Decided once per origin. In a URL that starts with ``http://`` or ``https://``
+        (as every URL requests prepares does) the first ``/`` from index 8 on ends the
+        host, or comes after a ``?`` or ``#`` that ended it earlier: the text before that
+        slash fixes the scheme and the host the rule reads, and is the key of the
+        decision. Only such origins found secure are remembered, at most
+        ``_MAX_SECURE_ORIGINS`` of them; anything else is decided on the whole URL every
+        time. ``send`` looks the key up itself and calls this only when it is not remembered.
         """
-        parts = url.split("/", 3)
-        if len(parts) < 3 or parts[1]:
-            require_secure_url(url, _TOKEN_REQUEST)
-            return
-        origin = (parts[0], parts[2])
-        secure = self._secure_origins
-        if origin in secure:
-            return
         require_secure_url(url, _TOKEN_REQUEST)
+        end = url.find("/", 8)
+        if end < 0 or not url.startswith(("https://", "http://")):
+            return
+        secure = self._secure_origins
         if len(secure) >= _MAX_SECURE_ORIGINS:
             secure.clear()
-        secure[origin] = True
+        secure[url[:end]] = True
 
     def _send_with(
         self,

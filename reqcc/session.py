@@ -104,9 +104,7 @@ class ClientCredentialsSession(requests.Session):
         if self.base_url is None:
             # Plain http to this machine gets the token too (as the token request may go
             # there); any other plain-http request is sent without one, never silently.
-            self.mount("http://", UntokenedNotice(self.get_adapter("http://")))
-            for loopback in LOOPBACK_PREFIXES:
-                self.mount(loopback, self.token_adapter)
+            self.mount("http://", UntokenedNotice(self.get_adapter("http://"), tokened=self.token_adapter))
             prefixes += LOOPBACK_PREFIXES
         self._token_prefixes = tuple(p.lower() for p in prefixes)
 

@@ -305,6 +305,33 @@ def test_an_origin_found_secure_does_not_vouch_for_look_alikes(clock: FakeClock,
     assert api.call_count == 6
 
 
+@pytest.mark.parametrize(
+    ("secure", "insecure"),
+    [
+        ("http:\t\t//127.0.0.1/books", "http:\t\t//evil.example/books"),  # urlsplit drops tabs
+        ("    http://127.0.0.1/books", "    http://evil.example/books"),  # and leading spaces
+        ("\x01\x01\x01\x01http://127.0.0.1/books", "\x01\x01\x01\x01http://evil.example/books"),
+        ("HTTP://127.0.0.1/books", "HTTP://evil.example/books"),
+    ],
+)
+def test_a_url_not_written_as_requests_writes_it_is_never_remembered_by_a_short_key(
+    clock: FakeClock, secure: str, insecure: str
+) -> None:
+    # The remembered key is the text before the first '/' from index 8 on; that fixes the
+    # host only when the URL starts with 'http://' or 'https://'. Anything else must not
+    # leave a key behind that a URL to another host shares.
+    api, auth = requests_mock.Adapter(), requests_mock.Adapter()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    api.register_uri(requests_mock.ANY, requests_mock.ANY, text="ok")
+    adapter = ClientCredentialsAdapter(api, **manager_kwargs(clock, auth))
+    try:
+        adapter.send(_by_hand(secure))
+    except (requests.RequestException, ValueError):
+        pass  # the inner transport may refuse it; the rule has been decided by then
+    with pytest.raises(InsecureTransportError):
+        adapter.send(_by_hand(insecure))
+
+
 def test_the_remembered_origins_are_bounded(clock: FakeClock) -> None:
     api, auth = requests_mock.Adapter(), requests_mock.Adapter()
     auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())

@@ -891,6 +891,64 @@ def _in_child(work: Callable[[], str]) -> str:
     return report
 
 
+def _in_child_while_held(lock: Any, work: Callable[[], str]) -> str:
+    """Fork while another thread of this process holds ``lock``; run ``work`` in the child.
+
+    Return what ``work`` returned there; a child that hangs, blocked on the inherited
+    lock, is killed and fails the test.
+    """
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            holding.set()
+            release.wait(JOIN)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert holding.wait(JOIN)
+        return _in_child(work)
+    finally:
+        release.set()
+        holder.join(JOIN)
+        assert not holder.is_alive()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running
+def test_a_forked_child_signs_dpop_proofs_while_the_parent_held_the_nonce_lock() -> None:
+    # The warm DPoP path (a valid token: the manager's own fork check is not on it) reads
+    # the origin's nonce for every proof and stores the one each answer brings.
+    pytest.importorskip("jwt")
+    import requests_mock
+
+    from reqcc import ClientCredentialsAdapter
+
+    api = requests_mock.Adapter()
+    api.register_uri("GET", "https://api.example.com/books", text="ok", headers={"DPoP-Nonce": "n-child"})
+    adapter = ClientCredentialsAdapter(
+        api, token_url="https://auth.example.com/token", client_id="c", client_secret=SECRET,
+        dpop=True, token={"access_token": "warm", "token_type": "DPoP", "expires_in": 3600},
+    )
+    dpop = adapter.manager.dpop
+    assert dpop is not None
+    dpop.nonces.set("https://api.example.com/", "n-parent")
+
+    def child() -> str:
+        prepared = requests.Request("GET", "https://api.example.com/books").prepare()
+        response = adapter.send(prepared)
+        proof = api.last_request.headers["DPoP"]  # type: ignore[union-attr]
+        import jwt
+
+        claims = jwt.decode(proof, options={"verify_signature": False})
+        return f"{response.status_code} {claims['nonce']} {dpop.nonces.get('https://api.example.com/')}"
+
+    # The child kept the parent's nonce, used it, and stored the new one under its own lock.
+    assert _in_child_while_held(dpop.nonces._lock, child) == "200 n-parent n-child"
+    assert dpop.nonces.get("https://api.example.com/") == "n-parent"  # the parent's is its own
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_forked_child_retries_with_its_own_jitter(
@@ -926,6 +984,36 @@ def test_forked_child_does_not_send_on_the_parents_pooled_connection(
     # The child opened its own connection; the parent's pooled one is still its own.
     assert by_child != first
     assert by_parent == first
+
+
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_forked_child_warns_about_untokened_http_while_the_parent_held_that_lock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import requests_mock
+
+    from reqcc import _untokened
+
+    session = ClientCredentialsSession(
+        token_url="https://auth.example.com/token", client_id="c", client_secret=SECRET,
+        token={"access_token": "warm", "expires_in": 3600},
+    )
+    notice = session.get_adapter("http://example.com/")
+    assert isinstance(notice, _untokened.UntokenedNotice)
+    plain = requests_mock.Adapter()
+    plain.register_uri("GET", requests_mock.ANY, text="ok")
+    notice.inner = plain
+
+    def child() -> str:
+        status = session.get("http://example.com/books").status_code
+        return f"{status} {len(notice._warned)}"
+
+    with caplog.at_level(logging.WARNING, logger="reqcc"):
+        assert _in_child_while_held(notice._lock, child) == "200 1"
+    session.close()
 
 
 # -- 9. callbacks outside the lock --------------------------------------------------------
