@@ -65,7 +65,15 @@ def cpu_model() -> str:
 
 
 def version(distribution: str) -> str:
-    """An installed distribution's version, or "not installed"."""
+    """An installed distribution's version, or "not installed".
+
+    reqcc's is the imported code's own ``__version__``: an editable install's metadata keeps
+    the version it was installed at.
+    """
+    if distribution == "reqcc":
+        import reqcc
+
+        return reqcc.__version__
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
