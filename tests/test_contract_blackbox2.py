@@ -164,7 +164,7 @@ def test_a_misspelt_secret_flag_is_refused_without_echoing_its_value(argv: list[
 def test_an_unknown_flag_is_still_named() -> None:
     """The refusal stays useful: the unknown flag itself is named (only values are hidden)."""
     done = subprocess.run(
-        [sys.executable, "-m", "reqcc", "token", "--no-such-flag", "value"],
+        [sys.executable, "-m", "reqcc", "token", "--no-such-flag", "XVALUEX"],
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
@@ -172,7 +172,7 @@ def test_an_unknown_flag_is_still_named() -> None:
     )
     assert done.returncode == 2
     assert b"--no-such-flag" in done.stderr
-    assert b"value" not in done.stderr.split(b"--no-such-flag", 1)[1].split(b"\n")[0]
+    assert b"XVALUEX" not in done.stderr
 
 
 def test_requests_exceptions_stay_requests_exceptions() -> None:
