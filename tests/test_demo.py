@@ -29,6 +29,23 @@ def tour() -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_without_the_dpop_extra_the_dpop_step_is_skipped_not_counted_as_ok() -> None:
+    # A plain `pip install .` has no PyJWT/cryptography: the tour still passes, and says the
+    # DPoP step was skipped (and why) instead of counting it as a step that behaved.
+    code = (
+        "import sys\n"
+        "for name in ('jwt', 'cryptography'): sys.modules[name] = None\n"
+        "from reqcc.cli import main\n"
+        "sys.exit(main(['demo']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"^  skip 8\. DPoP", run.stdout, re.MULTILINE)
+    assert "pip install 'reqcc[dpop]'" in run.stdout
+    assert "7/7 steps ok, 1 skipped: every step behaved as stated" in run.stdout
+    assert "(injected outage)" in run.stdout  # no DPoP nonce failure claimed
+
+
 def test_demo_passes_in_a_subprocess_and_prints_no_token(tour: subprocess.CompletedProcess[str]) -> None:
     assert tour.returncode == 0, tour.stdout + tour.stderr
     assert tour.stderr == ""
