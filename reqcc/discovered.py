@@ -70,8 +70,13 @@ class DiscoveredEndpoint:
         #: The token endpoint, once discovery has succeeded.
         self.endpoint: TokenEndpoint | None = None
 
-    def resolve(self) -> TokenEndpoint:
+    def resolve(
+        self, deadline: float | None = None, monotonic: Callable[[], float] = time.monotonic
+    ) -> TokenEndpoint:
         """Return the token endpoint, reading the issuer's metadata the first time.
+
+        ``deadline`` (a ``monotonic()`` time) bounds the metadata read: the fetch's
+        ``token_deadline`` covers discovery too.
 
         Concurrent first calls send one metadata request; a failure is not kept (the next
         call reads again).
@@ -79,6 +84,7 @@ class DiscoveredEndpoint:
         :raises ConfigurationError: the metadata names another issuer, or lists no client
             authentication method the configured credentials can use.
         :raises MetadataError: no usable metadata document.
+        :raises TokenDeadlineError: ``deadline`` passed while reading it.
         :raises requests.RequestException: the network failed.
         """
         endpoint = self.endpoint
@@ -86,15 +92,23 @@ class DiscoveredEndpoint:
             return endpoint
         with self._lock:
             if self.endpoint is None:
-                self.metadata, self.endpoint = self._discover()
+                self.metadata, self.endpoint = self._discover(deadline, monotonic)
             return self.endpoint
 
-    def _discover(self) -> tuple[AuthorizationServerMetadata, TokenEndpoint]:
+    def _discover(
+        self, deadline: float | None, monotonic: Callable[[], float]
+    ) -> tuple[AuthorizationServerMetadata, TokenEndpoint]:
+        def fetch(session: requests.Session) -> AuthorizationServerMetadata:
+            return fetch_metadata(
+                self.issuer, session, timeout=self._timeout, clock=self._clock, deadline=deadline,
+                monotonic=monotonic,
+            )
+
         if self._session is not None:
-            metadata = fetch_metadata(self.issuer, self._session, timeout=self._timeout, clock=self._clock)
+            metadata = fetch(self._session)
         else:
             with requests.Session() as session:
-                metadata = fetch_metadata(self.issuer, session, timeout=self._timeout, clock=self._clock)
+                metadata = fetch(session)
         name = self.auth_method
         if name is None:
             name = choose_auth_method(

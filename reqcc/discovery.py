@@ -32,7 +32,7 @@ from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_secure_url
 from .client_auth import TLS_AUTH_METHODS
-from .errors import ConfigurationError, TokenRequestError
+from .errors import ConfigurationError, TokenDeadlineError, TokenRequestError
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout, parse_retry_after
 
 __all__ = [
@@ -172,6 +172,8 @@ def fetch_metadata(
     *,
     timeout: Timeout | None = DEFAULT_TIMEOUT,
     clock: Callable[[], float] = time.time,
+    deadline: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> AuthorizationServerMetadata:
     """Read ``issuer``'s metadata document and return what reqcc uses of it.
 
@@ -184,7 +186,12 @@ def fetch_metadata(
     :param session: the ``requests.Session`` that sends (reqcc's token session).
     :param timeout: (connect, read) seconds, or one number for both.
     :param clock: the wall clock in Unix seconds (to read an HTTP-date ``Retry-After``).
+    :param deadline: a ``monotonic()`` time by which the whole read (every request, every
+        byte of every answer) must be over (the token fetch's ``token_deadline``); ``None``
+        for none. Each request's timeout is cut to what is left.
+    :param monotonic: the clock ``deadline`` is read on.
     :raises ConfigurationError: the document names another issuer.
+    :raises TokenDeadlineError: the deadline passed (a server that drips its document).
     :raises InsecureTransportError: the ``token_endpoint`` is plain http to a non-loopback host.
     :raises MetadataError: no document, an error status, a body that is not a JSON object
         or is too large, a missing or malformed ``token_endpoint``.
@@ -195,14 +202,15 @@ def fetch_metadata(
     misses: list[str] = []
     response: requests.Response | None = None
     final_url = ""
+    clipped = _Clipped(timeout, deadline, monotonic, issuer)
     for url in well_known_urls(issuer):
-        response, final_url = _get(session, url, issuer, timeout)
+        response, final_url = _get(session, url, issuer, clipped)
         try:
             if response.status_code in _NOT_HERE:
                 log.debug("no authorization server metadata at %s (HTTP %d)", url, response.status_code)
                 misses.append(f"{final_url} answered HTTP {response.status_code}")
                 continue
-            body = _read_capped_body(response, MAX_METADATA_BYTES, final_url)
+            body = _read_capped_body(response, MAX_METADATA_BYTES, final_url, clipped)
         finally:
             response.close()
         if not 200 <= response.status_code < 300:
@@ -340,12 +348,44 @@ class _NoCredentials(requests.auth.AuthBase):
         return r
 
 
+class _Clipped:
+    """The per-request timeout of a metadata read, cut to what is left of its deadline."""
+
+    def __init__(
+        self, timeout: Timeout, deadline: float | None, monotonic: Callable[[], float], issuer: str
+    ) -> None:
+        self.timeout = timeout
+        self.deadline = deadline
+        self.monotonic = monotonic
+        self.issuer = issuer
+
+    def expired(self, url: str, received: int | None = None) -> TokenDeadlineError:
+        """The error for a metadata read still going at the deadline."""
+        so_far = "" if received is None else f" (still sending its document, {received} bytes so far)"
+        return TokenDeadlineError(
+            f"authorization server metadata at {url}{so_far} was not read within the token deadline; "
+            "no token request was sent"
+        )
+
+    def left(self, url: str) -> Timeout:
+        """The timeout of the next request (raises once the deadline has passed)."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - self.monotonic()
+        if left <= 0:
+            raise self.expired(url)
+        if isinstance(self.timeout, tuple):
+            return (min(self.timeout[0], left), min(self.timeout[1], left))
+        return min(self.timeout, left)
+
+
 def _get(
-    session: requests.Session, url: str, issuer: str, timeout: Timeout
+    session: requests.Session, url: str, issuer: str, clipped: _Clipped
 ) -> tuple[requests.Response, str]:
     """GET ``url`` following same-origin redirects; return the final response (unread) and URL."""
     home = origin(issuer)
     for _ in range(_MAX_REDIRECTS + 1):
+        timeout = clipped.left(url)
         log.debug("reading authorization server metadata from %s", url)
         # requests.Session.request, not an override (OAuth2Session's adds a token of its own).
         response = requests.Session.request(
@@ -374,11 +414,13 @@ def _get(
     raise MetadataError(f"authorization server metadata at {url}: too many redirects", url=url)
 
 
-def _read_capped_body(response: requests.Response, limit: int, url: str) -> bytes:
+def _read_capped_body(response: requests.Response, limit: int, url: str, clipped: _Clipped) -> bytes:
     """Read ``response``'s decoded body with the shared capped reader (too large: :class:`MetadataError`)."""
     try:
-        return read_capped(response, limit)
+        return read_capped(response, limit, deadline=clipped.deadline, monotonic=clipped.monotonic)
     except BodyLimitError as exc:
+        if exc.reason == "deadline":
+            raise clipped.expired(url, exc.received) from None
         raise MetadataError(
             f"authorization server metadata at {url} is too large (more than {limit} bytes)", url=url
         ) from exc

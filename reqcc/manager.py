@@ -318,10 +318,11 @@ class ClientCredentialsManager:
 
         :raises ConfigurationError: the metadata names another issuer, or no method fits.
         :raises MetadataError: no usable metadata.
+        :raises TokenDeadlineError: the metadata was not read within ``token_deadline``.
         :raises requests.RequestException: the network failed.
         """
         self._check_process()
-        return self._token_endpoint().token_url
+        return self._token_endpoint(self._monotonic() + self.token_deadline).token_url
 
     @property
     def dpop(self) -> DPoPProver | None:
@@ -403,9 +404,8 @@ class ClientCredentialsManager:
         for nor joins another fetch in progress.
         """
         self._check_process()
-        token = self._token_endpoint().request_token(
-            extra_params, deadline=self._monotonic() + self.token_deadline
-        )
+        deadline = self._monotonic() + self.token_deadline
+        token = self._token_endpoint(deadline).request_token(extra_params, deadline=deadline)
         self._adopt(token, notify=True)
         return token
 
@@ -600,7 +600,7 @@ class ClientCredentialsManager:
     def _obtain(self, deadline: float | None = None) -> OAuthToken:
         provider = self.token_provider
         if provider is None:
-            return self._token_endpoint().request_token(deadline=deadline)
+            return self._token_endpoint(deadline).request_token(deadline=deadline)
         token = call_provider(
             provider,
             self._last_token,
@@ -630,19 +630,22 @@ class ClientCredentialsManager:
         if shared is None:  # the store key names the token endpoint: discover it first
             shared = self._shared = share(
                 self.token_store,
-                self._token_endpoint(),
+                self._token_endpoint(deadline),
                 self._scopes,
                 monotonic=self._monotonic,
                 sleep=self._sleep,
             )
         return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
 
-    def _token_endpoint(self) -> TokenEndpoint:
-        """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`)."""
+    def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint:
+        """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`).
+
+        ``deadline`` (monotonic) bounds that discovery: it is part of the fetch (item 14).
+        """
         endpoint = self._endpoint
         if endpoint is None:
             assert self._discovery is not None
-            endpoint = self._endpoint = self._discovery.resolve()
+            endpoint = self._endpoint = self._discovery.resolve(deadline, self._monotonic)
             endpoint.known_tokens = self._known_tokens
         return endpoint
 

@@ -75,10 +75,62 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        message = refused_secret_flag(sys.argv[1:] if args is None else args)
+        argv = list(sys.argv[1:] if args is None else args)
+        message = refused_secret_flag(argv)
+        if message is None:
+            message = self._unknown_flag_before_command(argv)
         if message is not None:
             self.error(message)
-        return super().parse_known_args(args, namespace)
+        return super().parse_known_args(argv, namespace)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Parse ``args``; what is not understood is named without its values (:func:`unknown_arguments`)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(unknown_arguments(extras))
+        return parsed
+
+    def _unknown_flag_before_command(self, argv: Sequence[str]) -> str | None:
+        """The refusal of ``reqcc --misspelt-flag VALUE token``, which argparse reports as
+        ``invalid choice: 'VALUE'``; ``None`` when ``argv`` is not that."""
+        commands = next(
+            (a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
+        )
+        if not commands:
+            return None
+        known = {option for action in self._actions for option in action.option_strings}
+        unknown: list[str] = []
+        for arg in argv:
+            if arg == "--" or arg in commands:
+                return None
+            if arg.startswith("-") and arg.partition("=")[0] not in known:
+                unknown.append(arg)
+            elif not arg.startswith("-"):
+                return unknown_arguments([*unknown, arg]) if unknown else None
+        return None
+
+
+def unknown_arguments(extras: Sequence[str]) -> str:
+    """The message for arguments argparse did not understand, naming the flags only.
+
+    argparse would print every one (``unrecognized arguments: --client-secre X``): a
+    misspelt secret flag would show its secret. Values are counted, not shown.
+    """
+    flags: list[str] = []
+    values = 0
+    for arg in extras:
+        name, equals, _ = arg.partition("=")
+        if arg.startswith("-") and len(arg) > 1:
+            flags.append(name if _SHOWABLE_FLAG.fullmatch(name) else "a flag")
+            values += bool(equals)
+        else:
+            values += 1
+    hidden = f"{values} value{'s' if values != 1 else ''} not shown" if values else ""
+    if not flags:
+        return f"unrecognized arguments ({hidden})"
+    return f"unrecognized arguments: {', '.join(flags)}" + (f" ({hidden})" if hidden else "")
 
 
 class _RefuseSecretFlag(argparse.Action):
