@@ -166,11 +166,15 @@ def test_retry_waits_never_outlast_the_deadline(serve: Callable[..., HostileServ
 
     ep = endpoint(server, max_retries=10, retry_backoff=1.0, max_retry_wait=100.0,
                   sleep=sleep, monotonic=lambda: now[0])
+    # No jitter (the top of its 50-100 % range): waits of 1, 2, 4, ... s. Jitter would let the
+    # fake clock end a hair before the deadline, and the last attempt's real socket read
+    # would then get the few milliseconds left as its timeout (a flaky ReadTimeout under load).
+    ep._random = type("NoJitter", (), {"random": lambda self: 1.0})()
     with pytest.raises(TokenResponseError) as caught:
         ep.request_token(deadline=5.0)
-    # waits of about 1, 2, 4, ... seconds (jittered to 50-100 %): no wait ends past 5 s.
-    assert sum(slept) < 5.0
-    assert server.token_requests == len(slept) + 1 <= 4
+    # 1 + 2 s waited; the next wait (4 s) would end past the 5 s deadline, so none is taken.
+    assert slept == [1.0, 2.0]
+    assert server.token_requests == 3
     assert caught.value.status_code == 503
 
 
