@@ -244,11 +244,12 @@ def build_requests_auth(env: Env) -> requests.Session:
 # -- requests-oauth2client ---------------------------------------------------------------
 
 
-def build_requests_oauth2client(env: Env) -> requests.Session:
+def build_requests_oauth2client(env: Env, **options: Any) -> requests.Session:
     """A plain session with ``auth=OAuth2ClientCredentialsAuth(OAuth2Client(...))``.
 
     ``testing=True`` only lets its ``OAuth2Client`` accept the loopback ``http://`` token
-    endpoint of the local runs (it insists on https otherwise).
+    endpoint of the local runs (it insists on https otherwise); ``options`` are further
+    keywords of that ``OAuth2Client`` (the DPoP row uses them).
     """
     from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
 
@@ -259,6 +260,7 @@ def build_requests_oauth2client(env: Env) -> requests.Session:
         client_secret=CLIENT_SECRET,
         session=token_session,
         testing=env.token_url.startswith("http://"),
+        **options,
     )
     session = _mount(requests.Session(), env)
     session.auth = OAuth2ClientCredentialsAuth(client, leeway=20.0 * env.margin_scale)  # default 20 s
@@ -272,20 +274,7 @@ def build_requests_oauth2client_dpop(env: Env) -> requests.Session:
     token request, the token comes back as a ``DPoPToken`` holding that key, and the same
     ``OAuth2ClientCredentialsAuth`` then signs a proof (with ``ath``) for every request.
     """
-    from requests_oauth2client import OAuth2Client, OAuth2ClientCredentialsAuth
-
-    token_session = _mount(requests.Session(), env)
-    client = OAuth2Client(
-        token_endpoint=env.token_url,
-        client_id=env.client_id,
-        client_secret=CLIENT_SECRET,
-        session=token_session,
-        testing=env.token_url.startswith("http://"),
-        dpop_bound_access_tokens=True,
-    )
-    session = _mount(requests.Session(), env)
-    session.auth = OAuth2ClientCredentialsAuth(client, leeway=20.0 * env.margin_scale)  # default 20 s
-    return session
+    return build_requests_oauth2client(env, dpop_bound_access_tokens=True)
 
 
 # -- the table of contenders -------------------------------------------------------------
