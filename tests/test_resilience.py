@@ -850,21 +850,12 @@ def test_forked_children_do_not_share_the_parents_jitter(
     make_manager: Callable[..., ClientCredentialsManager],
 ) -> None:
     manager = make_manager()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.close(read_end)
-            manager.token = None  # any use of the manager in the child
-            os.write(write_end, repr(manager._random.random()).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    assert _wait_for_child(pid) == 0
-    with os.fdopen(read_end, "rb") as pipe:
-        child_draw = float(pipe.read().decode())
+
+    def draw() -> str:
+        manager.token = None  # any use of the manager in the child
+        return repr(manager._random.random())
+
+    child_draw = float(_in_child(draw))
     # Workers forked from one parent must not back off in lockstep.
     assert child_draw != manager._random.random()
 
