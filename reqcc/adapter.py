@@ -36,6 +36,7 @@ __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
 #: How many origins an adapter remembers as fit to carry a token (then it starts afresh).
 _MAX_SECURE_ORIGINS = 64
 _TOKEN_REQUEST = "a request carrying a bearer token"
+_PreparedRequest = requests.PreparedRequest  # a global: one look-up less on the warm path
 
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
 
@@ -122,6 +123,8 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
         # The "scheme://host:port" of the URLs already found fit to carry a token.
         self._secure_origins: dict[str, bool] = {}
+        # The last of them to be used, with the "/" after it: the one send() checks first.
+        self._secure_prefix: tuple[str, ...] = ()
 
     def send(
         self,
@@ -142,34 +145,41 @@ class ClientCredentialsAdapter(BaseAdapter):
         """
         headers = request.headers
         if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
-            explicit = "authorization" in headers._store  # type: ignore[attr-defined]
+            store = headers._store  # type: ignore[attr-defined]
+            explicit = "authorization" in store
         else:
+            store = None
             explicit = "Authorization" in headers
-        if explicit or getattr(request, NO_TOKEN_ATTRIBUTE, False):
+        state = request.__dict__
+        if explicit or state.get(NO_TOKEN_ATTRIBUTE):
             return self.inner.send(
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
             )
         url = request.url or ""
         hooks = request.hooks
         if type(hooks) is dict:  # requests' own: shared by the request and its redirect hops
-            home = hooks.get(CHAIN_URL_KEY)
-            if home is None:
-                hooks[CHAIN_URL_KEY] = url
-            elif home != url and origin(home) != origin(url):
+            home = hooks.setdefault(CHAIN_URL_KEY, url)
+            if home is not url and home != url and origin(home) != origin(url):
                 log.debug("a redirect hop to another origin goes out without the token")
                 return self.inner.send(
                     request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
                 )
-        end = url.find("/", 8)  # the slash after the host of an http(s) URL: see _require_secure
-        if end < 0 or url[:end] not in self._secure_origins:
+        if not url.startswith(self._secure_prefix):  # see _require_secure
             self._require_secure(url)
         if proxies:
             require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = self.manager.get_token()
-        if token.token_type == "Bearer":  # the warm path, inlined: one copy, one send
+        if token.token_type == "Bearer" and store is not None:
+            # The warm path, _copy inlined: a copy sharing all but the header store, sent
+            # in the caller's request's place.
+            outgoing = _PreparedRequest.__new__(_PreparedRequest)
+            outgoing.__dict__ = copied = state.copy()
+            outgoing_headers = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+            outgoing_store = outgoing_headers._store = store.copy()  # type: ignore[attr-defined]
+            outgoing_store["authorization"] = ("Authorization", "Bearer " + token.access_token)
+            copied["headers"] = outgoing_headers
             response = self.inner.send(
-                _copy(request, f"Bearer {token.access_token}"),
-                stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+                outgoing, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
             )
             response.request = request
         else:
@@ -222,16 +232,22 @@ class ClientCredentialsAdapter(BaseAdapter):
         slash fixes the scheme and the host the rule reads, and is the key of the
         decision. Only such origins found secure are remembered, at most
         ``_MAX_SECURE_ORIGINS`` of them; anything else is decided on the whole URL every
-        time. ``send`` looks the key up itself and calls this only when it is not remembered.
+        time. The last remembered origin used, with its ``/``, is ``_secure_prefix``:
+        ``send`` calls this only for a URL that does not start with it. (A URL starts
+        with ``key + "/"`` exactly when its first ``/`` from index 8 on ends ``key``,
+        since a key holds no ``/`` from index 8 on.)
         """
-        require_secure_url(url, _TOKEN_REQUEST)
         end = url.find("/", 8)
-        if end < 0 or not url.startswith(("https://", "http://")):
-            return
+        key = url[:end] if end >= 0 and url.startswith(("https://", "http://")) else None
         secure = self._secure_origins
-        if len(secure) >= _MAX_SECURE_ORIGINS:
-            secure.clear()
-        secure[url[:end]] = True
+        if key is None or key not in secure:
+            require_secure_url(url, _TOKEN_REQUEST)
+            if key is None:
+                return
+            if len(secure) >= _MAX_SECURE_ORIGINS:
+                secure.clear()
+            secure[key] = True
+        self._secure_prefix = (key + "/",)
 
     def _send_with(
         self,

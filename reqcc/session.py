@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["ClientCredentialsSession", "mount"]
 
 
+#: ``requests.Session.prepare_request``, called directly: cheaper than ``super()`` per request.
+_prepare_request = requests.Session.prepare_request
+
+
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """An auth hook that adds nothing (it stops requests from reading ``.netrc``)."""
     return request
@@ -123,7 +127,7 @@ class ClientCredentialsSession(requests.Session):
             and request.url.lower().startswith(self._token_prefixes)
         ):
             request.auth = _no_auth
-        return super().prepare_request(request)
+        return _prepare_request(self, request)
 
     @property
     def manager(self) -> ClientCredentialsManager:

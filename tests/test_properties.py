@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reqcc._log import redact
@@ -145,3 +145,59 @@ def test_an_echoed_secret_never_survives_redaction(secret: str) -> None:
     redacted = redact(text, [secret])
     for echo in echoes:
         assert echo not in redacted
+
+
+# -- the adapter's memoised https-or-loopback decision -------------------------------------
+
+_url_schemes = st.one_of(
+    st.sampled_from(["https://", "http://"]),
+    st.sampled_from(["https://", "http://", "HTTP://", "https:/", "http:\t//", " http://", ""]),
+)
+_url_hosts = st.sampled_from([
+    "api.example.com", "api.example.com.evil.example", "127.0.0.1", "127.0.0.1.evil.example",
+    "localhost", "evil.example", "[::1]", "user@127.0.0.1", "evil.example#@127.0.0.1",
+    "127.0.0.1@evil.example", "",
+])
+_url_rests = st.one_of(
+    st.sampled_from(["/", "/books", ":8080/", ".evil.example/", "?next=/", "#/"]),
+    st.text(alphabet="/?#@:.0123456789abx%", max_size=12),
+)
+_urls = st.builds(lambda s, h, r: s + h + r, _url_schemes, _url_hosts, _url_rests)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(urls=st.lists(_urls, min_size=1, max_size=12))
+@example(urls=["http://127.0.0.1/books", "http://127.0.0.1.evil.example/books"])
+@example(urls=["http://127.0.0.1/books", "http://127.0.0.1?@evil.example/books"])
+def test_the_adapters_remembered_decision_is_the_rule_on_the_whole_url(urls: list[str]) -> None:
+    # The adapter decides the https-or-loopback rule once per origin and checks the last
+    # origin used by a prefix: in any order of any URLs, what it lets through (or refuses)
+    # must be exactly what the rule says about each whole URL.
+    import requests_mock
+
+    from reqcc import ClientCredentialsAdapter, InsecureTransportError
+    from reqcc._urls import require_secure_url
+    from reqcc.oauth_token import OAuthToken as Token
+
+    api = requests_mock.Adapter()
+    api.register_uri(requests_mock.ANY, requests_mock.ANY, text="ok")
+    adapter = ClientCredentialsAdapter(
+        api, token_url="https://auth.example.com/token", client_id="c", client_secret="s",
+        token_provider=lambda: Token("tok-1", expires_in=3600),
+    )
+    for url in urls:
+        try:
+            require_secure_url(url, "a token")
+            expected_secure = True
+        except InsecureTransportError:
+            expected_secure = False
+        prepared = requests.Request("GET", "http://127.0.0.1/").prepare()
+        prepared.url = url
+        try:
+            adapter.send(prepared)
+            sent = True
+        except InsecureTransportError:
+            sent = False
+        except (requests.RequestException, ValueError):
+            sent = True  # got past the rule; the mock transport refused the URL itself
+        assert sent == expected_secure, url
