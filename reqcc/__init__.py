@@ -31,7 +31,7 @@ from .errors import (
     UnsupportedGrantType,
 )
 from .manager import ClientCredentialsManager
-from .oauth_token import OAuthToken
+from .oauth_token import InvalidTokenValue, OAuthToken
 from .scopes import OAuthScope, OAuthScopeClientCredentialsEnum
 from .session import ClientCredentialsSession, mount
 
@@ -48,6 +48,7 @@ __all__ = [
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
+    "InvalidTokenValue",
     "MetadataError",
     "OAuthProviderError",
     "OAuthScope",

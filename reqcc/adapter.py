@@ -7,10 +7,8 @@ nothing of how tokens are obtained: it asks its manager.
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -21,6 +19,9 @@ from ._body import read_capped
 from ._keywords import passes_keywords
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_no_cleartext_proxy, require_secure_url
+from .cooldown import REJECTION_COOLDOWN as REJECTION_COOLDOWN
+from .cooldown import REJECTION_COOLDOWN_SIZE as REJECTION_COOLDOWN_SIZE
+from .cooldown import RejectionCooldown as RejectionCooldown
 from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
@@ -45,70 +46,10 @@ _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECA
 #: URL of the request its chain started with, and gets a token only on that origin.
 #: (requests reads only the ``"response"`` key of that dict.)
 CHAIN_URL_KEY = "reqcc.chain_url"
-#: Seconds an endpoint that rejected a freshly fetched token stays in the 401 cool-down.
-REJECTION_COOLDOWN = 60.0
-#: Endpoints remembered in the 401 cool-down at most (the oldest is forgotten first).
-REJECTION_COOLDOWN_SIZE = 256
 #: The most bytes of a 401 body read before a replay (a longer one closes the connection).
 DISCARD_LIMIT = 64 * 1024
 #: The longest a 401 body before a replay is read, in seconds (a dripping one is cut off).
 DISCARD_SECONDS = 2.0
-
-
-class RejectionCooldown:
-    """Endpoints whose 401s are not the token's fault (DESIGN item 19).
-
-    When the replay of a rejected request with a freshly fetched token is rejected too,
-    the endpoint (method and URL without query) answers 401 whatever the token: retiring
-    tokens on its 401s would cost a token request per call. It is remembered for
-    ``seconds`` on ``monotonic`` (at most ``size`` endpoints), and its 401s are returned
-    as they are meanwhile. Only 401 answers consult it: the fast path never does.
-    """
-
-    def __init__(
-        self,
-        monotonic: Callable[[], float],
-        seconds: float = REJECTION_COOLDOWN,
-        size: int = REJECTION_COOLDOWN_SIZE,
-    ) -> None:
-        self._monotonic = monotonic
-        self.seconds = seconds
-        self.size = size
-        self._until: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(request: requests.PreparedRequest) -> str:
-        """The endpoint of ``request``: its method and its URL without query and fragment."""
-        url = (request.url or "").partition("#")[0].partition("?")[0]
-        return f"{request.method or 'GET'} {url}"
-
-    def active(self, key: str) -> bool:
-        """Whether ``key`` is cooling down (an expired entry is forgotten)."""
-        with self._lock:
-            until = self._until.get(key)
-            if until is None:
-                return False
-            if self._monotonic() < until:
-                return True
-            del self._until[key]
-            return False
-
-    def start(self, key: str) -> None:
-        """Put ``key`` in the cool-down (a WARNING when it was not in it yet)."""
-        with self._lock:
-            new = key not in self._until
-            self._until[key] = self._monotonic() + self.seconds
-            self._until.move_to_end(key)
-            while len(self._until) > self.size:
-                self._until.popitem(last=False)
-        if new:
-            log.warning(
-                "%s answered 401 to a freshly fetched token too: not the token's fault (a missing "
-                "permission or a broken endpoint?). Its 401s retire no token for the next %gs",
-                key, self.seconds,
-            )
-
 
 
 def token_rejected(response: requests.Response) -> bool:
@@ -184,7 +125,6 @@ class ClientCredentialsAdapter(BaseAdapter):
         self._secure_origins: dict[str, bool] = {}
         # The last of them to be used, with the "/" after it: the one send() checks first.
         self._secure_prefix: tuple[str, ...] = ()
-        self.cooldown = RejectionCooldown(self.manager.monotonic)
 
     def send(
         self,
@@ -258,10 +198,12 @@ class ClientCredentialsAdapter(BaseAdapter):
         """A 401 says ``token`` is bad: retire it and replay once, unless the endpoint cools down.
 
         When the replay with a freshly fetched token is refused too, the endpoint enters the
-        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile.
+        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile. The
+        cool-down is the manager's, shared by every adapter that uses it.
         """
-        endpoint = self.cooldown.key(request)
-        if self.cooldown.active(endpoint):
+        cooldown = self.manager.rejection_cooldown
+        endpoint = cooldown.key(request)
+        if cooldown.active(endpoint):
             log.debug("401 from %s, in its cool-down: token %s stays in use", endpoint, token.fingerprint)
             return response
         retired = self.manager.invalidate(token)
@@ -278,7 +220,7 @@ class ClientCredentialsAdapter(BaseAdapter):
         if response.status_code == 401 and token_rejected(response) and (
             fresh.access_token != token.access_token
         ):
-            self.cooldown.start(endpoint)
+            cooldown.start(endpoint)
         return response
 
     def _require_secure(self, url: str) -> None:

@@ -31,6 +31,7 @@ from .config import (
     check_config,
     share,
 )
+from .cooldown import RejectionCooldown
 from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError, TokenProviderError
@@ -246,6 +247,7 @@ class ClientCredentialsManager:
         self._backoff = FailureBackoff(
             config.failure_backoff, config.max_failure_backoff, monotonic=config.monotonic, rng=self._random
         )
+        self._rejection_cooldown = RejectionCooldown(config.monotonic)
         self._reset_process_state()
         self._current: _Current | None = None
         self._last_token: OAuthToken | None = None
@@ -303,6 +305,18 @@ class ClientCredentialsManager:
     def monotonic(self) -> Callable[[], float]:
         """The monotonic clock this manager reads (its ``monotonic`` keyword)."""
         return self._monotonic
+
+    @property
+    def rejection_cooldown(self) -> RejectionCooldown:
+        """The endpoints whose 401s are not the token's fault, for now (DESIGN item 19).
+
+        An endpoint that refused a freshly fetched token too is remembered here for a
+        minute, and its 401s retire no token meanwhile. One per manager: every adapter and
+        session sharing this manager shares it, so such an endpoint costs two token
+        requests in all.
+        """
+        self._check_process()
+        return self._rejection_cooldown
 
     @property
     def token_params(self) -> dict[str, str]:
@@ -491,6 +505,7 @@ class ClientCredentialsManager:
             self._discovery.after_fork()
         elif self._endpoint is not None:
             self._endpoint.after_fork()
+        self._rejection_cooldown.after_fork()
         self._reset_process_state()
         log.debug("manager reset after fork (pid %d)", self._pid)
 

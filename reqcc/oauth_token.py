@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._log import fingerprint
+from .errors import ConfigurationError
 
 __all__ = ["OAuthToken", "DEFAULT_CLOCK_SKEW", "TOKEN_TYPES", "InvalidTokenValue", "check_access_token"]
 
@@ -27,8 +28,16 @@ _KNOWN_FIELDS = ("access_token", "token_type", "expires_in", "scope", "expiry", 
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
 
-class InvalidTokenValue(ValueError):
-    """A token field is malformed. The message never contains the token."""
+class InvalidTokenValue(ConfigurationError):
+    """An access token that cannot be sent in an HTTP header. The message never contains it.
+
+    Raised when an :class:`OAuthToken` is made with such a token by hand (``OAuthToken(…)``,
+    ``OAuthToken.from_dict(…)``). A :class:`~reqcc.ConfigurationError`, so a
+    :class:`~reqcc.ReqccError` and a ``ValueError``. Where reqcc receives the token itself
+    (the token endpoint, a ``token_provider``, ``token=``) it reports it as that source's
+    error instead (:class:`~reqcc.TokenResponseError`, :class:`~reqcc.TokenProviderError`,
+    :class:`~reqcc.ConfigurationError`).
+    """
 
 
 def check_access_token(value: Any) -> str:
@@ -113,7 +122,8 @@ class OAuthToken:
     The ``repr`` shows a fingerprint of the token, never the token itself. The access token
     is checked when a token is made, however it is made (a token response, a provider, a
     store, ``token=``): it must be usable as a header value (visible ASCII without spaces),
-    else :class:`InvalidTokenValue` (a ``ValueError``) is raised, without echoing it.
+    else :class:`~reqcc.InvalidTokenValue` (a :class:`~reqcc.ConfigurationError`, so a
+    ``ValueError`` too) is raised, without echoing it.
     """
 
     access_token: str

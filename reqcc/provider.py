@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from .errors import ReqccError, TokenProviderError
-from .oauth_token import OAuthToken
+from .oauth_token import InvalidTokenValue, OAuthToken
 
 __all__ = ["call_provider", "coerce_token"]
 
@@ -58,6 +58,8 @@ def call_provider(
     """
     try:
         result = provider(last, manager)
+    except InvalidTokenValue as exc:  # a ReqccError, but the provider's own fault: it built that token
+        raise TokenProviderError(f"token_provider raised {type(exc).__name__}: {exc}") from exc
     except requests.RequestException:
         raise
     except Exception as exc:

@@ -53,6 +53,50 @@ def test_the_secret_file_flag_is_not_refused(capsys: pytest.CaptureFixture[str])
     assert "is not accepted" not in capsys.readouterr().err
 
 
+def _parse_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    code = cli.main(argv, environ={}, stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+    assert code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "advice"),
+    [
+        (
+            ["token", "--scope", "-x"],
+            "(-x starts with '-' and was taken for a flag: write --scope=-x if it is the value)",
+        ),
+        (["token", "--scope", "books.read", "--scope", "-x", "--format", "json"], "write --scope=-x"),
+        (["request", "-X", "-zz", "https://api.example.com/"], "write --request=-zz if it is the value"),
+        (["token", "--token-param", "-a:b=1"], "(it starts with '-' and was taken for a flag: write "
+         "--token-param=VALUE if it is the value)"),
+    ],
+)
+def test_a_value_starting_with_a_dash_gets_the_way_to_write_it(
+    argv: list[str], advice: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse takes "-x" for a flag: "expected one argument" alone leaves the user stuck.
+    message = _parse_error(argv, capsys)
+    assert "expected one argument" in message and advice in message
+    assert "a:b" not in message  # only a value shaped like a flag is shown
+
+
+@pytest.mark.parametrize(
+    "argv", [["token", "--scope"], ["token", "--scope", "--cache", "f"], ["token", "--scope", "-h"]]
+)
+def test_a_forgotten_value_gets_no_such_advice(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Followed by nothing, or by one of the command's own flags: the value was forgotten.
+    message = _parse_error(argv, capsys)
+    assert message.endswith("argument --scope: expected one argument")
+
+
+def test_the_advised_spelling_works() -> None:
+    from reqcc.cli.parser import build_parser
+
+    args = build_parser().parse_args(["token", "--scope=-x", "--scope", "books.read"])
+    assert args.scope == ["-x", "books.read"]
+
+
 # -- item 16: the header format prints header-safe tokens only ------------------------------
 
 

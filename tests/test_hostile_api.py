@@ -23,6 +23,7 @@ from reqcc import (
     ClientCredentialsSession,
     InsecureTransportError,
     OAuthToken,
+    mount,
 )
 from reqcc.adapter import REJECTION_COOLDOWN, RejectionCooldown
 
@@ -240,6 +241,49 @@ def test_the_cool_down_is_bounded() -> None:
     assert [cooldown.active(k) for k in ("GET a", "GET b", "GET c")] == [False, True, True]
     now[0] = 60.0
     assert not cooldown.active("GET b")
+
+
+def test_the_cool_down_names_still_import_from_the_adapter_module() -> None:
+    import reqcc.adapter
+    import reqcc.cooldown
+
+    for name in ("RejectionCooldown", "REJECTION_COOLDOWN", "REJECTION_COOLDOWN_SIZE"):
+        assert getattr(reqcc.adapter, name) is getattr(reqcc.cooldown, name)
+
+
+def test_sessions_sharing_a_manager_share_its_cool_down(clock: FakeClock) -> None:
+    # The cool-down is the manager's: a second session (and an adapter mount()ed on a plain
+    # session) with the same manager does not pay its own two token requests to learn it.
+    auth, issuer, api = requests_mock.Adapter(), TokenIssuer(), requests_mock.Adapter()
+    auth.register_uri("POST", TOKEN_URL, text=issuer)
+    api.register_uri("GET", API + "forbidden", status_code=401)
+    manager = ClientCredentialsManager(**manager_kwargs(clock, auth))
+    first = ClientCredentialsSession(base_url=API, adapter=api, manager=manager)
+    second = ClientCredentialsSession(base_url=API, adapter=api, manager=manager)
+    plain = requests.Session()
+    mounted = mount(plain, API, inner=api, manager=manager)
+    try:
+        for session in (first, second, plain, first, second, plain):
+            assert session.get(API + "forbidden").status_code == 401
+        assert issuer.count == 2  # not 2 per session
+        assert api.call_count == 7  # one replay, then each 401 returned as it is
+        assert mounted.manager.rejection_cooldown is manager.rejection_cooldown
+        assert manager.rejection_cooldown.active("GET " + API + "forbidden")
+    finally:
+        for session in (first, second, plain):
+            session.close()
+        manager.close()
+
+
+def test_managers_not_shared_each_learn_the_cool_down_for_themselves(make_env: Any) -> None:
+    first: Env = make_env()
+    second: Env = make_env()
+    for env in (first, second):
+        env.api.register_uri("GET", API + "forbidden", status_code=401)
+    for env in (first, second, first, second):
+        assert env.session.get(API + "forbidden").status_code == 401
+    assert (first.issuer.count, second.issuer.count) == (2, 2)
+    assert first.manager.rejection_cooldown is not second.manager.rejection_cooldown
 
 
 # -- item 15: a 401 body before a replay is read capped -------------------------------------

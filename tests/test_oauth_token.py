@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -226,6 +227,22 @@ def test_an_unsafe_access_token_is_refused_without_echoing_it(value: str) -> Non
         message = str(caught.value)
         assert "abc" not in message and "X-Injected" not in message
         assert "cannot be sent in an HTTP header" in message
+
+
+@pytest.mark.parametrize("value", [*UNSAFE.values(), "", None, 42], ids=[*UNSAFE, "empty", "none", "int"])
+def test_an_unsafe_access_token_is_a_reqcc_error_and_still_a_value_error(value: Any) -> None:
+    # Bad input gets a typed reqcc error; ``except ValueError`` keeps catching it too.
+    import reqcc
+
+    with pytest.raises(reqcc.ReqccError) as caught:
+        OAuthToken(access_token=value)
+    assert type(caught.value) is reqcc.InvalidTokenValue
+    assert isinstance(caught.value, reqcc.ConfigurationError)
+    with pytest.raises(ValueError):
+        OAuthToken.from_dict({"access_token": value})
+    if isinstance(value, str) and value:
+        assert value not in str(caught.value) and value not in repr(caught.value)
+        assert "abc" not in str(caught.value) + repr(caught.value)
 
 
 @pytest.mark.parametrize(

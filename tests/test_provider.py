@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import requests
 
-from reqcc import ClientCredentialsManager, OAuthToken, ReqccError, TokenProviderError
+from reqcc import (
+    ClientCredentialsManager,
+    InvalidTokenValue,
+    OAuthToken,
+    ReqccError,
+    TokenProviderError,
+)
 
 from .conftest import START, Env, FakeClock
 
@@ -195,6 +201,20 @@ def test_provider_raising_is_a_chained_token_provider_error(make_env: Any) -> No
         env.session.get(BOOKS)
     assert isinstance(info.value.__cause__, KeyError)
     assert isinstance(info.value, requests.RequestException)
+    assert env.sent() == 0
+
+
+def test_provider_building_an_unsendable_token_is_a_token_provider_error(make_env: Any) -> None:
+    # OAuthToken(bad) raises InvalidTokenValue, a ReqccError (so a RequestException): it is
+    # still the provider's fault, reported as such, not passed through as a requests error.
+    def provider(last: OAuthToken | None, manager: ClientCredentialsManager) -> OAuthToken:
+        return OAuthToken("leaked\r\nX-Injected: 1", expires_in=3600)
+
+    env: Env = make_env(token_provider=provider)
+    with pytest.raises(TokenProviderError, match="InvalidTokenValue: access_token contains") as info:
+        env.session.get(BOOKS)
+    assert isinstance(info.value.__cause__, InvalidTokenValue)
+    assert "leaked" not in str(info.value) and "X-Injected" not in str(info.value)
     assert env.sent() == 0
 
 

@@ -941,6 +941,34 @@ def test_a_forked_child_signs_dpop_proofs_while_the_parent_held_the_nonce_lock()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running
+def test_a_forked_child_keeps_the_401_cool_down_while_the_parent_held_its_lock() -> None:
+    # The cool-down is the manager's and is reset with it after a fork: a 401 in the child,
+    # its first call (the warm token needs no fork check), reads it under a lock of its own.
+    import requests_mock
+
+    from reqcc import ClientCredentialsAdapter
+
+    url = "https://api.example.com/forbidden"
+    api = requests_mock.Adapter()
+    api.register_uri("GET", url, status_code=401)
+    adapter = ClientCredentialsAdapter(
+        api, token_url="https://auth.example.com/token", client_id="c", client_secret=SECRET,
+        token={"access_token": "warm", "expires_in": 3600},
+    )
+    cooldown = adapter.manager.rejection_cooldown
+    cooldown.start(f"GET {url}")
+
+    def child() -> str:
+        response = adapter.send(requests.Request("GET", url).prepare())
+        token = adapter.manager.token
+        return f"{response.status_code} {token.access_token if token else None}"
+
+    # The child still knew the endpoint: the 401 retired no token and was not replayed.
+    assert _in_child_while_held(cooldown._lock, child) == "401 warm"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_forked_child_retries_with_its_own_jitter(
     server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], sleeps: list[float]

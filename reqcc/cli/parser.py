@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,8 @@ _SECRET_ADVICE = (
 )
 _SECRET_WORDS = ("secret", "password", "passwd")
 _SHOWABLE_FLAG = re.compile(r"-{1,2}[A-Za-z][A-Za-z_-]{0,40}")
+# argparse's message for a flag whose value is missing, or starts with "-" (taken for a flag).
+_EXPECTED_ONE = re.compile(r"argument (?:\S+/)?(-{1,2}[\w-]+): expected one argument")
 
 
 def refused_secret_flag(args: Sequence[str]) -> str | None:
@@ -76,6 +79,7 @@ class _Parser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         argv = list(sys.argv[1:] if args is None else args)
+        self._argv = argv
         message = refused_secret_flag(argv)
         if message is None:
             message = self._unknown_flag_before_command(argv)
@@ -91,6 +95,52 @@ class _Parser(argparse.ArgumentParser):
         if extras:
             self.error(unknown_arguments(extras))
         return parsed
+
+    def error(self, message: str) -> NoReturn:
+        """Exit with ``message``; a value that argparse took for a flag gets the way to write it.
+
+        ``--scope -x`` is ``expected one argument`` to argparse: ``-x`` looks like a flag. The
+        message then says to write ``--scope=-x`` (the value shown only when it looks like a
+        flag, as :func:`unknown_arguments` shows those; else ``--scope=VALUE``).
+        """
+        match = _EXPECTED_ONE.fullmatch(message)
+        if match is not None:
+            value = self._dash_value_after(match.group(1))
+            if value is not None:
+                flag = next(
+                    (
+                        option
+                        for action in self._actions
+                        if match.group(1) in action.option_strings
+                        for option in action.option_strings
+                        if option.startswith("--")
+                    ),
+                    match.group(1),
+                )
+                shown = value if _SHOWABLE_FLAG.fullmatch(value) else "VALUE"
+                message += (
+                    f" ({'it' if shown == 'VALUE' else shown} starts with '-' and was taken for a "
+                    f"flag: write {flag}={shown} if it is the value)"
+                )
+        super().error(message)
+
+    def _dash_value_after(self, flag: str) -> str | None:
+        """The argument after ``flag`` (any of its spellings) when it starts with ``-`` and is
+        not one of this parser's flags (then the value was more likely forgotten), else ``None``."""
+        spellings = next((a.option_strings for a in self._actions if flag in a.option_strings), [flag])
+        known = {option for action in self._actions for option in action.option_strings}
+        argv: list[str] = getattr(self, "_argv", [])
+        for arg, following in itertools.pairwise(argv):
+            if arg == "--":
+                break
+            if (
+                arg in spellings
+                and following.startswith("-")
+                and following != "--"
+                and following.partition("=")[0] not in known
+            ):
+                return following
+        return None
 
     def _unknown_flag_before_command(self, argv: Sequence[str]) -> str | None:
         """The refusal of ``reqcc --misspelt-flag VALUE token``, which argparse reports as
