@@ -194,6 +194,59 @@ def test_adapter_send_directly_does_not_mutate(clock: FakeClock) -> None:
     assert api.request_history[0].headers["Authorization"] == "Bearer tok-1"
 
 
+class _Recording(requests.adapters.BaseAdapter):
+    """An inner transport that keeps the requests it is given and answers 200."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self.sent.append(request)
+        response = requests.Response()
+        response.status_code = 200
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+class _TaggedRequest(requests.PreparedRequest):
+    pass
+
+
+@pytest.mark.parametrize("kind", [requests.PreparedRequest, _TaggedRequest])
+def test_the_request_sent_is_a_copy_with_the_token_and_the_callers_state_unchanged(
+    clock: FakeClock, kind: type[requests.PreparedRequest]
+) -> None:
+    # What the inner transport gets is what PreparedRequest.copy() would give (for a
+    # subclass: every attribute), plus the token; the caller's request keeps its attribute
+    # storage, headers and hooks' "response" list as they were.
+    auth, inner = requests_mock.Adapter(), _Recording()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    adapter = ClientCredentialsAdapter(inner, **manager_kwargs(clock, auth))
+    prepared = kind()
+    prepared.prepare(method="PUT", url=BOOKS, headers={"X-A": "1"}, data=b"body", cookies={"c": "v"})
+    if kind is _TaggedRequest:
+        prepared.tag = "kept"  # type: ignore[attr-defined]
+    names = ("method", "url", "body", "_cookies", "_body_position")
+    before = {name: getattr(prepared, name) for name in names}
+    headers_before = list(prepared.headers.items())
+    response = adapter.send(prepared)
+    (sent,) = inner.sent
+    assert sent is not prepared and response.request is prepared
+    assert list(sent.headers.items()) == [*headers_before, ("Authorization", "Bearer tok-1")]
+    for name, value in before.items():
+        assert getattr(sent, name) is value
+    assert sent.hooks is prepared.hooks
+    assert list(prepared.headers.items()) == headers_before
+    assert {name: getattr(prepared, name) for name in names} == before
+    assert prepared.hooks["response"] == []
+    if kind is _TaggedRequest:
+        assert sent.tag == "kept"  # type: ignore[attr-defined]
+
+
 # -- item 10: the token stays at its origin, over https or loopback http -------------------
 
 
