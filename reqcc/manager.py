@@ -41,6 +41,8 @@ from .scopes import OAuthScope
 from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, SingleFlight, _Flight
 from .stores.base import TokenStore
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+from .validity import HeldToken as _Current
+from .validity import hold
 
 if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.metrics import MeterProvider
@@ -54,20 +56,6 @@ from .config import _check_timeout as _check_timeout
 from .config import _seconds as _seconds
 from .config import normalize_scopes as normalize_scopes
 from .single_flight import _copy_error as _copy_error
-
-
-class _Current:
-    """The token in use and its deadlines on the monotonic clock (derived at adoption)."""
-
-    __slots__ = ("expire_at", "renew_at", "token")
-
-    def __init__(self, token: OAuthToken, expire_at: float | None, renew_at: float | None) -> None:
-        self.token = token
-        self.expire_at = expire_at
-        self.renew_at = renew_at
-
-    def usable(self, now: float) -> bool:
-        return self.expire_at is None or now < self.expire_at
 
 
 class ClientCredentialsManager:
@@ -510,16 +498,12 @@ class ClientCredentialsManager:
         log.debug("manager reset after fork (pid %d)", self._pid)
 
     def _deadlines(self, token: OAuthToken) -> _Current:
-        if token.expiry is None:
-            return _Current(token, None, None)
-        now = self._monotonic()
-        remaining = token.expiry - self._clock()
-        expire_at = now + remaining - token.effective_skew(self.clock_skew)
-        renew_at = None
-        if self.refresh_ahead > 0 and self.token_provider is None:
-            lifetime = token.expires_in if token.expires_in is not None else max(remaining, 0.0)
-            renew_at = expire_at - self.refresh_ahead * lifetime
-        return _Current(token, expire_at, renew_at)
+        # A token_provider's token is not renewed ahead: the provider decides when to fetch.
+        refresh_ahead = self.refresh_ahead if self.token_provider is None else 0.0
+        return hold(
+            token, clock_skew=self.clock_skew, refresh_ahead=refresh_ahead,
+            clock=self._clock, monotonic=self._monotonic,
+        )
 
     def _adopt(self, token: OAuthToken, *, notify: bool, flight: _Flight | None = None) -> None:
         current = self._deadlines(token)

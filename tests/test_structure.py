@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"reqcc.token_endpoint", "reqcc.stores"},
     {"reqcc.discovery"},
     {"reqcc.discovered"},
-    {"reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown"},
+    {"reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown", "reqcc.validity"},
     {"reqcc.manager"},
     {"reqcc.adapter", "reqcc._untokened"},
     {"reqcc.session"},
