@@ -11,7 +11,6 @@ transport adapters.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -35,10 +34,11 @@ from .cooldown import RejectionCooldown
 from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError, TokenProviderError
+from .fork_safety import ForkSafetyMixin
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import call_provider, coerce_token
 from .scopes import OAuthScope
-from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, SingleFlight, _Flight
+from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, _Flight
 from .stores.base import TokenStore
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
 from .validity import HeldToken as _Current
@@ -50,15 +50,18 @@ if TYPE_CHECKING:  # optional dependency: types only
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
-# Importable from here as they were before the configuration checks and the single
-# flight moved to modules of their own.
+# Importable from here as they were before the configuration checks, the single flight
+# and the manager's other jobs moved to modules of their own.
+import os as os
+
 from .config import _check_timeout as _check_timeout
 from .config import _seconds as _seconds
 from .config import normalize_scopes as normalize_scopes
+from .single_flight import SingleFlight as SingleFlight
 from .single_flight import _copy_error as _copy_error
 
 
-class ClientCredentialsManager:
+class ClientCredentialsManager(ForkSafetyMixin):
     """Obtains, caches and renews client-credentials tokens for one client.
 
     Thread-safe: one manager serves any number of threads and sessions.
@@ -453,49 +456,6 @@ class ClientCredentialsManager:
             self._endpoint.close()
 
     # -- internals ---------------------------------------------------------------------
-
-    @property
-    def _flight(self) -> _Flight | None:
-        """The token request in progress, or ``None``."""
-        return self._flights.flight
-
-    def _reset_process_state(self) -> None:
-        # A new single flight brings a new lock. The pid last: another thread that sees it
-        # match must also see the new lock.
-        self._flights = SingleFlight(
-            self._backoff,
-            deadline=self.token_deadline,
-            monotonic=self._monotonic,
-            waiting_for=(
-                "the token_provider"
-                if self.token_provider is not None
-                else f"the token request to {self._endpoint.where}"
-                if self._endpoint is not None
-                else "the token request (after reading the issuer's metadata)"
-            ),
-        )
-        self._lock = self._flights.lock
-        self._pid = os.getpid()
-
-    def _check_process(self) -> None:
-        # Every public method that takes the lock starts here, not only get_token():
-        # fetch_token(), invalidate() or the token setter may be a child's first call.
-        if self._pid != os.getpid():
-            self._after_fork()
-
-    def _after_fork(self) -> None:
-        # A forked child inherits locks that may be held and flights whose threads do not
-        # exist here, and the token session's sockets are shared with the parent. Its
-        # random generators are copies of the parent's: reseed them, or every worker
-        # forked from one parent jitters its backoff identically (in lockstep).
-        self._random.seed()
-        if self._discovery is not None:
-            self._discovery.after_fork()
-        elif self._endpoint is not None:
-            self._endpoint.after_fork()
-        self._rejection_cooldown.after_fork()
-        self._reset_process_state()
-        log.debug("manager reset after fork (pid %d)", self._pid)
 
     def _deadlines(self, token: OAuthToken) -> _Current:
         # A token_provider's token is not renewed ahead: the provider decides when to fetch.

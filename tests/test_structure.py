@@ -31,7 +31,10 @@ LAYERS: list[set[str]] = [
     {"reqcc.token_endpoint", "reqcc.stores"},
     {"reqcc.discovery"},
     {"reqcc.discovered"},
-    {"reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown", "reqcc.validity"},
+    {
+        "reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown", "reqcc.validity",
+        "reqcc.fork_safety",
+    },
     {"reqcc.manager"},
     {"reqcc.adapter", "reqcc._untokened"},
     {"reqcc.session"},
