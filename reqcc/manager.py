@@ -12,7 +12,6 @@ transport adapters.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from .errors import ConfigurationError, TokenProviderError
 from .fork_safety import ForkSafetyMixin
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import call_provider, coerce_token
+from .renewal import RenewalMixin
 from .scopes import OAuthScope
 from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, _Flight
 from .stores.base import TokenStore
@@ -53,6 +53,7 @@ __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 # Importable from here as they were before the configuration checks, the single flight
 # and the manager's other jobs moved to modules of their own.
 import os as os
+import threading as threading
 
 from .config import _check_timeout as _check_timeout
 from .config import _seconds as _seconds
@@ -61,7 +62,7 @@ from .single_flight import SingleFlight as SingleFlight
 from .single_flight import _copy_error as _copy_error
 
 
-class ClientCredentialsManager(ForkSafetyMixin):
+class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin):
     """Obtains, caches and renews client-credentials tokens for one client.
 
     Thread-safe: one manager serves any number of threads and sessions.
@@ -521,34 +522,6 @@ class ClientCredentialsManager(ForkSafetyMixin):
 
     def _obtain_by_deadline(self, deadline: float | None) -> Callable[[], tuple[OAuthToken, bool]]:
         return lambda: self._obtain_shared(deadline)
-
-    def _refresh_ahead(self, current: _Current, now: float) -> None:
-        self._check_process()
-        # Unlocked first look, so that the fast path stays lock-free while a renewal runs
-        # or backs off (the window may last minutes); checked again under the lock.
-        flights = self._flights
-        if flights.flight is not None or now < self._backoff.retry_at:
-            return
-        with flights.lock:
-            if self._current is not current:
-                return
-            flight = flights.start_renewal(now)
-            if flight is None:
-                return
-        log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
-        try:
-            threading.Thread(
-                target=self._run,
-                args=(flight,),
-                kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
-                name="reqcc-token-refresh",
-                daemon=True,
-            ).start()
-        except RuntimeError as exc:  # no new threads (interpreter shutdown, thread limit)
-            # Never leave a flight nobody runs: callers would wait on it forever once the
-            # token expires. The token is still valid; a later request tries again.
-            flights.abandon(flight, exc)
-            log.warning("could not start the background token renewal (%s)", exc)
 
     def _run(self, flight: _Flight, *, background: bool) -> None:
         result = self._flights.lead(flight, self._obtain_by_deadline(flight.deadline), background=background)
