@@ -27,20 +27,21 @@ from .config import (
     TokenProvider,
     TokenUpdateCallback,
     check_config,
-    share,
 )
 from .cooldown import RejectionCooldown
 from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
-from .errors import ConfigurationError, TokenProviderError
+from .errors import ConfigurationError
 from .fork_safety import ForkSafetyMixin
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
-from .provider import call_provider, coerce_token
+from .provider import coerce_token
 from .renewal import RenewalMixin
 from .scopes import OAuthScope
+from .sharing import SharingMixin
 from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, _Flight
 from .stores.base import TokenStore
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout
+from .token_source import TokenSourceMixin
 from .validity import HeldToken as _Current
 from .validity import hold
 
@@ -58,11 +59,15 @@ import threading as threading
 from .config import _check_timeout as _check_timeout
 from .config import _seconds as _seconds
 from .config import normalize_scopes as normalize_scopes
+from .errors import TokenProviderError as TokenProviderError
+from .provider import call_provider as call_provider
+from .sharing import share as share
 from .single_flight import SingleFlight as SingleFlight
 from .single_flight import _copy_error as _copy_error
+from .token_endpoint import TokenEndpoint as TokenEndpoint
 
 
-class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin):
+class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, TokenSourceMixin):
     """Obtains, caches and renews client-credentials tokens for one client.
 
     Thread-safe: one manager serves any number of threads and sessions.
@@ -528,76 +533,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin):
         if result is not None:
             token, obtained_here = result
             self._adopt(token, notify=obtained_here, flight=flight)
-
-    def _obtain(self, deadline: float | None = None) -> OAuthToken:
-        provider = self.token_provider
-        if provider is None:
-            return self._token_endpoint(deadline).request_token(deadline=deadline)
-        token = call_provider(
-            provider,
-            self._last_token,
-            self,
-            retired=lambda: self._retired,
-            clock_skew=self.clock_skew,
-            clock=self._clock,
-        )
-        if self._dpop is not None and token.token_type != "DPoP":
-            raise TokenProviderError(
-                f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
-                "uses DPoP: return a DPoP token (manager.fetch_token() gets one)"
-            )
-        return token
-
-    # -- the shared token store (see reqcc.stores) ----------------------------------------
-
-    def _obtain_shared(self, deadline: float | None = None) -> tuple[OAuthToken, bool]:
-        """Obtain a token, through the token store if there is one.
-
-        Returns the token and whether this process obtained it (fetch or provider), as
-        opposed to reading it from the store.
-        """
-        if self.token_store is None:
-            return self._obtain(deadline), True
-        shared = self._shared
-        if shared is None:  # the store key names the token endpoint: discover it first
-            shared = self._shared = share(
-                self.token_store,
-                self._token_endpoint(deadline),
-                self._scopes,
-                monotonic=self._monotonic,
-                sleep=self._sleep,
-            )
-        return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
-
-    def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint:
-        """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`).
-
-        ``deadline`` (monotonic) bounds that discovery: it is part of the fetch (item 14).
-        """
-        endpoint = self._endpoint
-        if endpoint is None:
-            assert self._discovery is not None
-            endpoint = self._endpoint = self._discovery.resolve(deadline, self._monotonic)
-            endpoint.known_tokens = self._known_tokens
-        return endpoint
-
-    def _known_tokens(self) -> tuple[str, ...]:
-        """The access tokens this manager holds, for the token endpoint's redaction (item 13)."""
-        current, last = self._current, self._last_token
-        return tuple({t.access_token for t in (current.token if current else None, last) if t is not None})
-
-    def _usable_from_store(self, token: OAuthToken) -> bool:
-        """Whether a token found in the store may be adopted instead of obtaining one."""
-        current = self._current
-        if current is not None and token.access_token == current.token.access_token:
-            return False  # the token in use is not good enough any more (expired or due)
-        if token.access_token == self._retired or token.is_expired(self.clock_skew, self._clock()):
-            return False
-        if current is not None and current.usable(self._monotonic()):
-            # Renewing ahead: only a token that is not itself due for renewal helps.
-            renew_at = self._deadlines(token).renew_at
-            return renew_at is None or self._monotonic() < renew_at
-        return True
 
     def __repr__(self) -> str:
         token = self.token

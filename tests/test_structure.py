@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
     {"reqcc.discovered"},
     {
         "reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown", "reqcc.validity",
-        "reqcc.fork_safety", "reqcc.renewal",
+        "reqcc.fork_safety", "reqcc.renewal", "reqcc.sharing", "reqcc.token_source",
     },
     {"reqcc.manager"},
     {"reqcc.adapter", "reqcc._untokened"},
