@@ -38,7 +38,7 @@ from .provider import coerce_token
 from .renewal import RenewalMixin
 from .scopes import OAuthScope
 from .sharing import SharingMixin
-from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, _Flight
+from .single_flight import FailureBackoff, _Flight
 from .stores.base import TokenStore
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout
 from .token_source import TokenSourceMixin
@@ -62,6 +62,8 @@ from .config import normalize_scopes as normalize_scopes
 from .errors import TokenProviderError as TokenProviderError
 from .provider import call_provider as call_provider
 from .sharing import share as share
+from .single_flight import MAX_INTERRUPTED as MAX_INTERRUPTED
+from .single_flight import LeaderInterrupted as LeaderInterrupted
 from .single_flight import SingleFlight as SingleFlight
 from .single_flight import _copy_error as _copy_error
 from .token_endpoint import TokenEndpoint as TokenEndpoint
@@ -502,33 +504,16 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     def _await_token(self) -> OAuthToken:
         self._check_process()
-        interrupted = 0
-        while True:
-            with self._lock:
-                current = self._current
-                now = self._monotonic()
-                if current is not None and current.usable(now):
-                    return current.token
-                flight, leader = self._flights.join(now)
-            if leader:
-                self._run(flight, background=False)
-                return self._flights.wait(flight, leader=True)
-            # Another thread is obtaining the token: this caller had to wait.
-            try:
-                return self._flights.wait(flight, leader=False)
-            except LeaderInterrupted:
-                # Item 21: the fetching thread was interrupted; that is its own business.
-                # This one starts over (leads a new fetch, or joins one).
-                interrupted += 1
-                if interrupted >= MAX_INTERRUPTED:
-                    raise
-            finally:
-                self._telemetry.waited(self._monotonic() - now)
+        return self._flights.get(self._usable_token, self._run, waited=self._telemetry.waited)
+
+    def _usable_token(self, now: float) -> OAuthToken | None:
+        current = self._current
+        return current.token if current is not None and current.usable(now) else None
 
     def _obtain_by_deadline(self, deadline: float | None) -> Callable[[], tuple[OAuthToken, bool]]:
         return lambda: self._obtain_shared(deadline)
 
-    def _run(self, flight: _Flight, *, background: bool) -> None:
+    def _run(self, flight: _Flight, *, background: bool = False) -> None:
         result = self._flights.lead(flight, self._obtain_by_deadline(flight.deadline), background=background)
         if result is not None:
             token, obtained_here = result
