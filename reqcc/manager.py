@@ -254,7 +254,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         if token is not None:
             self.token = coerce_token(token, "token", ConfigurationError, self._clock)
 
-
     # -- configuration, read-only -------------------------------------------------------
 
     @property
@@ -510,11 +509,9 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         current = self._current
         return current.token if current is not None and current.usable(now) else None
 
-    def _obtain_by_deadline(self, deadline: float | None) -> Callable[[], tuple[OAuthToken, bool]]:
-        return lambda: self._obtain_shared(deadline)
-
     def _run(self, flight: _Flight, *, background: bool = False) -> None:
-        result = self._flights.lead(flight, self._obtain_by_deadline(flight.deadline), background=background)
+        deadline = flight.deadline
+        result = self._flights.lead(flight, lambda: self._obtain_shared(deadline), background=background)
         if result is not None:
             token, obtained_here = result
             self._adopt(token, notify=obtained_here, flight=flight)
