@@ -454,15 +454,13 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
                 if token.access_token != self._retired:
                     self._retired = None
                 self._flights.landed(flight)
+        if flight is not None:
+            flight.finish(token, None)  # its leader gets the token it waited for, even a late one
         if stale:
             # It outlived token_deadline, and a newer token was obtained meanwhile: that one
-            # stays in use. The late leader still gets the token it waited for.
-            assert flight is not None
-            flight.finish(token, None)
+            # stays in use.
             log.debug("token %s arrived after token_deadline; the newer token stays", token.fingerprint)
             return
-        if flight is not None:
-            flight.finish(token, None)
         changed = previous is None or previous.access_token != token.access_token
         if changed:
             log.debug("token %s adopted (expiry %s)", token.fingerprint, token.expiry)
