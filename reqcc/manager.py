@@ -1,12 +1,13 @@
 """The token manager: the life of one client's token.
 
-It decides when the token in use is usable, gets a new one when it is not (one request
-for all the threads that need it: :mod:`reqcc.single_flight`), renews it ahead of expiry
-in the background, retires it when the resource server rejects it, and starts afresh in
-a forked child. Its configuration is checked by :mod:`reqcc.config`, the token request is
-:mod:`reqcc.token_endpoint`'s, the ``token_provider`` rules are :mod:`reqcc.provider`'s
-and sharing through a token store is :mod:`reqcc.stores`'. It knows nothing of
-transport adapters.
+:class:`ClientCredentialsManager` hands out the token in use while it is usable (the fast
+path: no lock), gets a new one when it is not, adopts it, and retires it when the
+resource server rejects it. Its other jobs have modules of their own: the keyword checks
+(:mod:`reqcc.config`), the held token's deadlines (:mod:`reqcc.validity`), one token
+request for all the threads that need one (:mod:`reqcc.single_flight`), renewal ahead of
+expiry (:mod:`reqcc.renewal`), where a new token comes from (:mod:`reqcc.token_source`,
+through a token store: :mod:`reqcc.sharing`) and a fresh start in a forked child
+(:mod:`reqcc.fork_safety`). It knows nothing of transport adapters.
 """
 
 from __future__ import annotations
