@@ -26,8 +26,9 @@ from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
+from .sharing import share, store_key
 from .stores._shared import SharedTokens
-from .stores.base import TokenStore, check_token_store, token_store_key
+from .stores.base import TokenStore, check_token_store
 from .telemetry import Telemetry, create_telemetry
 from .token_endpoint import Timeout, TokenEndpoint, check_form_fields
 
@@ -210,20 +211,6 @@ def _check_token_url(token_url: Any) -> str:
         )
     require_secure_url(token_url, "token_url")
     return token_url
-
-
-def store_key(endpoint: TokenEndpoint, scopes: tuple[str, ...]) -> str:
-    """Return the token-store key of a manager with this endpoint and these scopes."""
-    return token_store_key(
-        token_url=endpoint.token_url,
-        client_id=endpoint.client_auth.client_id,
-        auth_method=endpoint.client_auth.method,
-        scopes=scopes,
-        token_params=endpoint.token_params,
-        secrets=endpoint.client_auth.secrets(),
-        key_id=getattr(endpoint.client_auth, "key_id", None),
-        dpop_jkt=endpoint.dpop.thumbprint if endpoint.dpop is not None else None,
-    )
 
 
 def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> DPoPProver | None:
@@ -435,18 +422,6 @@ def check_config(
         telemetry=telemetry,
         dpop=prover,
     )
-
-
-def share(
-    store: TokenStore,
-    endpoint: TokenEndpoint,
-    scopes: tuple[str, ...],
-    *,
-    monotonic: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> SharedTokens:
-    """Return the store step of a manager with this (known) endpoint and these scopes."""
-    return SharedTokens(store, store_key(endpoint, scopes), monotonic=monotonic, sleep=sleep)
 
 
 def _check_credentials_for_discovery(

@@ -1,19 +1,18 @@
 """The token manager: the life of one client's token.
 
-It decides when the token in use is usable, gets a new one when it is not (one request
-for all the threads that need it: :mod:`reqcc.single_flight`), renews it ahead of expiry
-in the background, retires it when the resource server rejects it, and starts afresh in
-a forked child. Its configuration is checked by :mod:`reqcc.config`, the token request is
-:mod:`reqcc.token_endpoint`'s, the ``token_provider`` rules are :mod:`reqcc.provider`'s
-and sharing through a token store is :mod:`reqcc.stores`'. It knows nothing of
-transport adapters.
+:class:`ClientCredentialsManager` hands out the token in use while it is usable (the fast
+path: no lock), gets a new one when it is not, adopts it, and retires it when the
+resource server rejects it. Its other jobs have modules of their own: the keyword checks
+(:mod:`reqcc.config`), the held token's deadlines (:mod:`reqcc.validity`), one token
+request for all the threads that need one (:mod:`reqcc.single_flight`), renewal ahead of
+expiry (:mod:`reqcc.renewal`), where a new token comes from (:mod:`reqcc.token_source`,
+through a token store: :mod:`reqcc.sharing`) and a fresh start in a forked child
+(:mod:`reqcc.fork_safety`). It knows nothing of transport adapters.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,18 +28,23 @@ from .config import (
     TokenProvider,
     TokenUpdateCallback,
     check_config,
-    share,
 )
 from .cooldown import RejectionCooldown
 from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
-from .errors import ConfigurationError, TokenProviderError
+from .errors import ConfigurationError
+from .fork_safety import ForkSafetyMixin
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
-from .provider import call_provider, coerce_token
+from .provider import coerce_token
+from .renewal import RenewalMixin
 from .scopes import OAuthScope
-from .single_flight import MAX_INTERRUPTED, FailureBackoff, LeaderInterrupted, SingleFlight, _Flight
+from .sharing import SharingMixin
+from .single_flight import FailureBackoff, _Flight
 from .stores.base import TokenStore
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout
+from .token_source import TokenSourceMixin
+from .validity import HeldToken as _Current
+from .validity import hold
 
 if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.metrics import MeterProvider
@@ -48,29 +52,25 @@ if TYPE_CHECKING:  # optional dependency: types only
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
-# Importable from here as they were before the configuration checks and the single
-# flight moved to modules of their own.
+# Importable from here as they were before the configuration checks, the single flight
+# and the manager's other jobs moved to modules of their own.
+import os as os
+import threading as threading
+
 from .config import _check_timeout as _check_timeout
 from .config import _seconds as _seconds
 from .config import normalize_scopes as normalize_scopes
+from .errors import TokenProviderError as TokenProviderError
+from .provider import call_provider as call_provider
+from .sharing import share as share
+from .single_flight import MAX_INTERRUPTED as MAX_INTERRUPTED
+from .single_flight import LeaderInterrupted as LeaderInterrupted
+from .single_flight import SingleFlight as SingleFlight
 from .single_flight import _copy_error as _copy_error
+from .token_endpoint import TokenEndpoint as TokenEndpoint
 
 
-class _Current:
-    """The token in use and its deadlines on the monotonic clock (derived at adoption)."""
-
-    __slots__ = ("expire_at", "renew_at", "token")
-
-    def __init__(self, token: OAuthToken, expire_at: float | None, renew_at: float | None) -> None:
-        self.token = token
-        self.expire_at = expire_at
-        self.renew_at = renew_at
-
-    def usable(self, now: float) -> bool:
-        return self.expire_at is None or now < self.expire_at
-
-
-class ClientCredentialsManager:
+class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, TokenSourceMixin):
     """Obtains, caches and renews client-credentials tokens for one client.
 
     Thread-safe: one manager serves any number of threads and sessions.
@@ -189,39 +189,10 @@ class ClientCredentialsManager:
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        config = check_config(
-            token_url=token_url,
-            issuer=issuer,
-            client_id=client_id,
-            client_secret=client_secret,
-            scopes=scopes,
-            clock_skew=clock_skew,
-            token_provider=token_provider,
-            on_token_update=on_token_update,
-            auth_method=auth_method,
-            basic_auth_encoding=basic_auth_encoding,
-            private_key=private_key,
-            assertion_algorithm=assertion_algorithm,
-            assertion_audience=assertion_audience,
-            token_params=token_params,
-            timeout=timeout,
-            token_session=token_session,
-            refresh_ahead=refresh_ahead,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            max_retry_wait=max_retry_wait,
-            failure_backoff=failure_backoff,
-            max_failure_backoff=max_failure_backoff,
-            token_deadline=token_deadline,
-            clock=clock,
-            monotonic=monotonic,
-            sleep=sleep,
-            token_store=token_store,
-            dpop=dpop,
-            dpop_key=dpop_key,
-            meter_provider=meter_provider,
-            tracer_provider=tracer_provider,
-        )
+        # Every keyword but ``token`` (adopted last, once the manager is complete) goes to
+        # reqcc.config's checks. No other name is bound yet: locals() holds just the keywords.
+        keywords = {name: value for name, value in locals().items() if name not in ("self", "token")}
+        config = check_config(**keywords)
         self.clock_skew = config.clock_skew
         self.refresh_ahead = config.refresh_ahead
         self.failure_backoff = config.failure_backoff
@@ -254,7 +225,6 @@ class ClientCredentialsManager:
         self._retired: str | None = None
         if token is not None:
             self.token = coerce_token(token, "token", ConfigurationError, self._clock)
-
 
     # -- configuration, read-only -------------------------------------------------------
 
@@ -466,60 +436,13 @@ class ClientCredentialsManager:
 
     # -- internals ---------------------------------------------------------------------
 
-    @property
-    def _flight(self) -> _Flight | None:
-        """The token request in progress, or ``None``."""
-        return self._flights.flight
-
-    def _reset_process_state(self) -> None:
-        # A new single flight brings a new lock. The pid last: another thread that sees it
-        # match must also see the new lock.
-        self._flights = SingleFlight(
-            self._backoff,
-            deadline=self.token_deadline,
-            monotonic=self._monotonic,
-            waiting_for=(
-                "the token_provider"
-                if self.token_provider is not None
-                else f"the token request to {self._endpoint.where}"
-                if self._endpoint is not None
-                else "the token request (after reading the issuer's metadata)"
-            ),
-        )
-        self._lock = self._flights.lock
-        self._pid = os.getpid()
-
-    def _check_process(self) -> None:
-        # Every public method that takes the lock starts here, not only get_token():
-        # fetch_token(), invalidate() or the token setter may be a child's first call.
-        if self._pid != os.getpid():
-            self._after_fork()
-
-    def _after_fork(self) -> None:
-        # A forked child inherits locks that may be held and flights whose threads do not
-        # exist here, and the token session's sockets are shared with the parent. Its
-        # random generators are copies of the parent's: reseed them, or every worker
-        # forked from one parent jitters its backoff identically (in lockstep).
-        self._random.seed()
-        if self._discovery is not None:
-            self._discovery.after_fork()
-        elif self._endpoint is not None:
-            self._endpoint.after_fork()
-        self._rejection_cooldown.after_fork()
-        self._reset_process_state()
-        log.debug("manager reset after fork (pid %d)", self._pid)
-
     def _deadlines(self, token: OAuthToken) -> _Current:
-        if token.expiry is None:
-            return _Current(token, None, None)
-        now = self._monotonic()
-        remaining = token.expiry - self._clock()
-        expire_at = now + remaining - token.effective_skew(self.clock_skew)
-        renew_at = None
-        if self.refresh_ahead > 0 and self.token_provider is None:
-            lifetime = token.expires_in if token.expires_in is not None else max(remaining, 0.0)
-            renew_at = expire_at - self.refresh_ahead * lifetime
-        return _Current(token, expire_at, renew_at)
+        # A token_provider's token is not renewed ahead: the provider decides when to fetch.
+        refresh_ahead = self.refresh_ahead if self.token_provider is None else 0.0
+        return hold(
+            token, clock_skew=self.clock_skew, refresh_ahead=refresh_ahead,
+            clock=self._clock, monotonic=self._monotonic,
+        )
 
     def _adopt(self, token: OAuthToken, *, notify: bool, flight: _Flight | None = None) -> None:
         current = self._deadlines(token)
@@ -532,15 +455,13 @@ class ClientCredentialsManager:
                 if token.access_token != self._retired:
                     self._retired = None
                 self._flights.landed(flight)
+        if flight is not None:
+            flight.finish(token, None)  # its leader gets the token it waited for, even a late one
         if stale:
             # It outlived token_deadline, and a newer token was obtained meanwhile: that one
-            # stays in use. The late leader still gets the token it waited for.
-            assert flight is not None
-            flight.finish(token, None)
+            # stays in use.
             log.debug("token %s arrived after token_deadline; the newer token stays", token.fingerprint)
             return
-        if flight is not None:
-            flight.finish(token, None)
         changed = previous is None or previous.access_token != token.access_token
         if changed:
             log.debug("token %s adopted (expiry %s)", token.fingerprint, token.expiry)
@@ -552,135 +473,18 @@ class ClientCredentialsManager:
 
     def _await_token(self) -> OAuthToken:
         self._check_process()
-        interrupted = 0
-        while True:
-            with self._lock:
-                current = self._current
-                now = self._monotonic()
-                if current is not None and current.usable(now):
-                    return current.token
-                flight, leader = self._flights.join(now)
-            if leader:
-                self._run(flight, background=False)
-                return self._flights.wait(flight, leader=True)
-            # Another thread is obtaining the token: this caller had to wait.
-            try:
-                return self._flights.wait(flight, leader=False)
-            except LeaderInterrupted:
-                # Item 21: the fetching thread was interrupted; that is its own business.
-                # This one starts over (leads a new fetch, or joins one).
-                interrupted += 1
-                if interrupted >= MAX_INTERRUPTED:
-                    raise
-            finally:
-                self._telemetry.waited(self._monotonic() - now)
+        return self._flights.get(self._usable_token, self._run, waited=self._telemetry.waited)
 
-    def _obtain_by_deadline(self, deadline: float | None) -> Callable[[], tuple[OAuthToken, bool]]:
-        return lambda: self._obtain_shared(deadline)
+    def _usable_token(self, now: float) -> OAuthToken | None:
+        current = self._current
+        return current.token if current is not None and current.usable(now) else None
 
-    def _refresh_ahead(self, current: _Current, now: float) -> None:
-        self._check_process()
-        # Unlocked first look, so that the fast path stays lock-free while a renewal runs
-        # or backs off (the window may last minutes); checked again under the lock.
-        flights = self._flights
-        if flights.flight is not None or now < self._backoff.retry_at:
-            return
-        with flights.lock:
-            if self._current is not current:
-                return
-            flight = flights.start_renewal(now)
-            if flight is None:
-                return
-        log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
-        try:
-            threading.Thread(
-                target=self._run,
-                args=(flight,),
-                kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
-                name="reqcc-token-refresh",
-                daemon=True,
-            ).start()
-        except RuntimeError as exc:  # no new threads (interpreter shutdown, thread limit)
-            # Never leave a flight nobody runs: callers would wait on it forever once the
-            # token expires. The token is still valid; a later request tries again.
-            flights.abandon(flight, exc)
-            log.warning("could not start the background token renewal (%s)", exc)
-
-    def _run(self, flight: _Flight, *, background: bool) -> None:
-        result = self._flights.lead(flight, self._obtain_by_deadline(flight.deadline), background=background)
+    def _run(self, flight: _Flight, *, background: bool = False) -> None:
+        deadline = flight.deadline
+        result = self._flights.lead(flight, lambda: self._obtain_shared(deadline), background=background)
         if result is not None:
             token, obtained_here = result
             self._adopt(token, notify=obtained_here, flight=flight)
-
-    def _obtain(self, deadline: float | None = None) -> OAuthToken:
-        provider = self.token_provider
-        if provider is None:
-            return self._token_endpoint(deadline).request_token(deadline=deadline)
-        token = call_provider(
-            provider,
-            self._last_token,
-            self,
-            retired=lambda: self._retired,
-            clock_skew=self.clock_skew,
-            clock=self._clock,
-        )
-        if self._dpop is not None and token.token_type != "DPoP":
-            raise TokenProviderError(
-                f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
-                "uses DPoP: return a DPoP token (manager.fetch_token() gets one)"
-            )
-        return token
-
-    # -- the shared token store (see reqcc.stores) ----------------------------------------
-
-    def _obtain_shared(self, deadline: float | None = None) -> tuple[OAuthToken, bool]:
-        """Obtain a token, through the token store if there is one.
-
-        Returns the token and whether this process obtained it (fetch or provider), as
-        opposed to reading it from the store.
-        """
-        if self.token_store is None:
-            return self._obtain(deadline), True
-        shared = self._shared
-        if shared is None:  # the store key names the token endpoint: discover it first
-            shared = self._shared = share(
-                self.token_store,
-                self._token_endpoint(deadline),
-                self._scopes,
-                monotonic=self._monotonic,
-                sleep=self._sleep,
-            )
-        return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
-
-    def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint:
-        """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`).
-
-        ``deadline`` (monotonic) bounds that discovery: it is part of the fetch (item 14).
-        """
-        endpoint = self._endpoint
-        if endpoint is None:
-            assert self._discovery is not None
-            endpoint = self._endpoint = self._discovery.resolve(deadline, self._monotonic)
-            endpoint.known_tokens = self._known_tokens
-        return endpoint
-
-    def _known_tokens(self) -> tuple[str, ...]:
-        """The access tokens this manager holds, for the token endpoint's redaction (item 13)."""
-        current, last = self._current, self._last_token
-        return tuple({t.access_token for t in (current.token if current else None, last) if t is not None})
-
-    def _usable_from_store(self, token: OAuthToken) -> bool:
-        """Whether a token found in the store may be adopted instead of obtaining one."""
-        current = self._current
-        if current is not None and token.access_token == current.token.access_token:
-            return False  # the token in use is not good enough any more (expired or due)
-        if token.access_token == self._retired or token.is_expired(self.clock_skew, self._clock()):
-            return False
-        if current is not None and current.usable(self._monotonic()):
-            # Renewing ahead: only a token that is not itself due for renewal helps.
-            renew_at = self._deadlines(token).renew_at
-            return renew_at is None or self._monotonic() < renew_at
-        return True
 
     def __repr__(self) -> str:
         token = self.token

@@ -1,9 +1,10 @@
 """The ``token_provider`` contract: calling the provider and checking what it returns.
 
 A provider replaces the manager's own fetch (DESIGN items 3 and 4). What it returns must
-be an :class:`~reqcc.OAuthToken` (a dict is converted), not expired and not the token
-the resource server just rejected; anything else is a :class:`~reqcc.TokenProviderError`
-naming the problem and the fix, and no request goes out with it.
+be an :class:`~reqcc.OAuthToken` (a dict is converted), not expired, not the token the
+resource server just rejected, and a ``DPoP`` token when the manager uses DPoP; anything
+else is a :class:`~reqcc.TokenProviderError` naming the problem and the fix, and no
+request goes out with it.
 """
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ def call_provider(
     retired: Callable[[], str | None],
     clock_skew: float,
     clock: Callable[[], float],
+    dpop: bool = False,
 ) -> OAuthToken:
     """Call ``provider(last, manager)`` and return its token once checked.
 
     :param retired: returns the access token the resource server last rejected, if any
         (read after the provider returns: the provider may have fetched meanwhile).
+    :param dpop: the manager uses DPoP, so only a ``DPoP`` token will do.
     :raises TokenProviderError: the provider raised (other than a ``requests`` exception,
         which propagates as it is), or returned something unusable.
     """
@@ -75,5 +78,10 @@ def call_provider(
         raise TokenProviderError(
             "token_provider returned an expired token; check manager.is_valid(stored) "
             "before returning a stored token, else return manager.fetch_token()"
+        )
+    if dpop and token.token_type != "DPoP":
+        raise TokenProviderError(
+            f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
+            "uses DPoP: return a DPoP token (manager.fetch_token() gets one)"
         )
     return token

@@ -311,6 +311,50 @@ class SingleFlight:
                 self.flight = None
         flight.finish(None, error)
 
+    def get(
+        self,
+        held: Callable[[float], OAuthToken | None],
+        run: Callable[[_Flight], None],
+        *,
+        waited: Callable[[float], None],
+    ) -> OAuthToken:
+        """Return the usable token held, or else lead or join a flight and return its token.
+
+        The caller that finds no usable token and no flight leads a new one: it calls
+        ``run(flight)`` and returns the flight's token (or raises its error). A caller that
+        finds a flight in progress waits for it (see :meth:`wait`); when that flight's
+        leader was interrupted (DESIGN item 21) it starts over, up to
+        :data:`MAX_INTERRUPTED` times.
+
+        :param held: called under the lock with the ``monotonic`` time: the token held if
+            it is usable then, else ``None``.
+        :param run: the leader's part: obtains the token and adopts it (see :meth:`lead`).
+        :param waited: told the seconds a caller that joined a flight waited for it.
+        :raises ReqccError: the flight's error, or the last one again during the backoff.
+        """
+        interrupted = 0
+        while True:
+            with self.lock:
+                now = self._monotonic()
+                token = held(now)
+                if token is not None:
+                    return token
+                flight, leader = self.join(now)
+            if leader:
+                run(flight)
+                return self.wait(flight, leader=True)
+            # Another thread is obtaining the token: this caller had to wait.
+            try:
+                return self.wait(flight, leader=False)
+            except LeaderInterrupted:
+                # Item 21: the fetching thread was interrupted; that is its own business.
+                # This one starts over (leads a new fetch, or joins one).
+                interrupted += 1
+                if interrupted >= MAX_INTERRUPTED:
+                    raise
+            finally:
+                waited(self._monotonic() - now)
+
     def wait(self, flight: _Flight, *, leader: bool) -> OAuthToken:
         """Wait for ``flight``'s token; raise its error (a copy, for the threads that joined).
 
