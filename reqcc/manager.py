@@ -189,10 +189,39 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        # Every keyword but ``token`` (adopted last, once the manager is complete) goes to
-        # reqcc.config's checks. No other name is bound yet: locals() holds just the keywords.
-        keywords = {name: value for name, value in locals().items() if name not in ("self", "token")}
-        config = check_config(**keywords)
+        config = check_config(
+            token_url=token_url,
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=scopes,
+            clock_skew=clock_skew,
+            token_provider=token_provider,
+            on_token_update=on_token_update,
+            auth_method=auth_method,
+            basic_auth_encoding=basic_auth_encoding,
+            private_key=private_key,
+            assertion_algorithm=assertion_algorithm,
+            assertion_audience=assertion_audience,
+            token_params=token_params,
+            timeout=timeout,
+            token_session=token_session,
+            refresh_ahead=refresh_ahead,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            max_retry_wait=max_retry_wait,
+            failure_backoff=failure_backoff,
+            max_failure_backoff=max_failure_backoff,
+            token_deadline=token_deadline,
+            clock=clock,
+            monotonic=monotonic,
+            sleep=sleep,
+            token_store=token_store,
+            dpop=dpop,
+            dpop_key=dpop_key,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+        )
         self.clock_skew = config.clock_skew
         self.refresh_ahead = config.refresh_ahead
         self.failure_backoff = config.failure_backoff

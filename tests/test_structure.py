@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import reqcc
-from reqcc.config import ManagerKeywords, check_config
+from reqcc.config import ManagerKeywords
 from reqcc.manager import ClientCredentialsManager
 
 PACKAGE = Path(reqcc.__file__).parent
@@ -172,14 +172,6 @@ def test_manager_keywords_list_the_managers_signature() -> None:
     }
     assert list(keywords) == list(signature)
     assert keywords == signature
-
-
-def test_the_configuration_checks_take_every_keyword_but_the_token() -> None:
-    # The manager hands its keywords to check_config as they are (all but ``token``, which
-    # it adopts itself): a keyword the checks do not take would fail every construction.
-    checked = inspect.signature(check_config).parameters
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in checked.values())
-    assert [name for name in ManagerKeywords.__annotations__ if name != "token"] == list(checked)
 
 
 def test_importing_reqcc_imports_no_optional_dependency() -> None:
