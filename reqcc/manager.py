@@ -54,11 +54,6 @@ __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
 # Importable from here as they were before the configuration checks, the single flight
 # and the manager's other jobs moved to modules of their own.
-import os as os
-import threading as threading
-
-from .config import _check_timeout as _check_timeout
-from .config import _seconds as _seconds
 from .config import normalize_scopes as normalize_scopes
 from .errors import TokenProviderError as TokenProviderError
 from .provider import call_provider as call_provider
@@ -66,7 +61,6 @@ from .sharing import share as share
 from .single_flight import MAX_INTERRUPTED as MAX_INTERRUPTED
 from .single_flight import LeaderInterrupted as LeaderInterrupted
 from .single_flight import SingleFlight as SingleFlight
-from .single_flight import _copy_error as _copy_error
 from .token_endpoint import TokenEndpoint as TokenEndpoint
 
 
