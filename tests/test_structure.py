@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import reqcc
-from reqcc.config import ManagerKeywords
+from reqcc.config import ManagerKeywords, check_config
 from reqcc.manager import ClientCredentialsManager
 
 PACKAGE = Path(reqcc.__file__).parent
@@ -172,6 +172,14 @@ def test_manager_keywords_list_the_managers_signature() -> None:
     }
     assert list(keywords) == list(signature)
     assert keywords == signature
+
+
+def test_the_configuration_checks_take_every_keyword_but_the_token() -> None:
+    # The manager passes each keyword to check_config by name (all but ``token``, which it
+    # adopts itself): a keyword missing there is never checked, or fails every construction.
+    checked = inspect.signature(check_config).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in checked.values())
+    assert [name for name in ManagerKeywords.__annotations__ if name != "token"] == list(checked)
 
 
 def test_importing_reqcc_imports_no_optional_dependency() -> None:
