@@ -6,7 +6,9 @@ starts a renewal in a daemon thread (DESIGN item 12). The renewal is a flight of
 manager's :class:`~reqcc.single_flight.SingleFlight` like any other: at most one runs at a
 time, none starts during the failure backoff, and a caller that finds the token expired
 meanwhile joins it instead of fetching again. A renewal that fails is logged and leaves
-the token in use; a thread that cannot start leaves no flight behind.
+the token in use; so does one still running past its deadline (``token_deadline``), which
+counts as failed: the next renewal starts after the failure backoff, and the stuck one's
+late token never replaces a newer one. A thread that cannot start leaves no flight behind.
 
 :class:`RenewalMixin` is that part of :class:`~reqcc.ClientCredentialsManager`. How the
 flight obtains and adopts the token is the manager's (its ``_run``).
@@ -44,9 +46,15 @@ class RenewalMixin:
         """
         self._check_process()
         # Unlocked first look, so that the fast path stays lock-free while a renewal runs
-        # or backs off (the window may last minutes); checked again under the lock.
+        # or backs off (the window may last minutes); checked again under the lock. A
+        # renewal still running past its deadline is stuck: the lock is taken to count it
+        # as failed (SingleFlight.start_renewal), once.
         flights = self._flights
-        if flights.flight is not None or now < self._backoff.retry_at:
+        flight = flights.flight
+        if flight is not None:
+            if flight.deadline is None or now < flight.deadline:
+                return
+        elif now < self._backoff.retry_at:
             return
         with flights.lock:
             if self._current is not current:

@@ -35,7 +35,9 @@ _T = TypeVar("_T")
 class _Flight:
     """One token request in progress; everybody who needs a token meanwhile waits on it."""
 
-    __slots__ = ("deadline", "done", "error", "landings", "leader", "overdue", "token", "traceback")
+    __slots__ = (
+        "counted", "deadline", "done", "error", "landings", "leader", "overdue", "token", "traceback",
+    )
 
     def __init__(self, deadline: float | None = None) -> None:
         self.done = threading.Event()
@@ -48,6 +50,9 @@ class _Flight:
         #: Its deadline passed before it ended: nobody waits for it any more, and a new
         #: flight may have started meanwhile (see :meth:`SingleFlight.wait`).
         self.overdue = False
+        #: Its deadline passed while a valid token was in use, and that counted as a failure
+        #: (the backoff has it): its late end, success or failure, counts no more.
+        self.counted = False
         #: :attr:`SingleFlight.landings` when it began.
         self.landings = 0
 
@@ -262,12 +267,41 @@ class SingleFlight:
     def start_renewal(self, now: float) -> _Flight | None:
         """Return a new flight for a renewal ahead of expiry, or ``None`` (lock held).
 
-        ``None`` when a flight is already in progress or a failure backoff lasts.
+        ``None`` when a flight is already in progress or a failure backoff lasts. A flight
+        still in progress past its deadline counts as failed (see :meth:`_fail_overdue`):
+        ``None`` too, and the next renewal starts after the failure backoff.
         """
-        self._drop_overdue(now)
-        if self.flight is not None or now < self.backoff.retry_at:
+        flight = self.flight
+        if flight is not None and flight.deadline is not None and now >= flight.deadline:
+            self._fail_overdue(flight)
+            return None
+        if flight is not None or now < self.backoff.retry_at:
             return None
         return self._new_flight(now)
+
+    def _fail_overdue(self, flight: _Flight) -> None:
+        """Count ``flight``, still running past its deadline, as a failed fetch (lock held).
+
+        What the fetch would have raised had it noticed its deadline itself: a
+        :class:`~reqcc.TokenDeadlineError`, recorded for the failure backoff, so a token
+        endpoint that hangs every time is not sent a new request (and left a new stuck
+        thread) every ``token_deadline`` seconds. The flight is forgotten; its leader may
+        still end, but its late failure is not recorded again, and its late token does not
+        replace a newer one (:meth:`is_stale`).
+        """
+        flight.overdue = flight.counted = True
+        self.flight = None
+        self.backoff.record(
+            TokenDeadlineError(
+                f"no token within token_deadline ({self.deadline or 0.0:g}s): "
+                f"{self._waiting_for} did not end in time"
+            )
+        )
+        log.warning(
+            "%s did not end within token_deadline (%gs) while a valid token was in use; that "
+            "token stays in use, and a new renewal starts after the failure backoff",
+            self._waiting_for, self.deadline or 0.0,
+        )
 
     def lead(self, flight: _Flight, obtain: Callable[[], _T], *, background: bool) -> _T | None:
         """Run ``obtain`` as ``flight``'s leader; return its result, or ``None`` if it failed.
@@ -285,7 +319,7 @@ class SingleFlight:
             with self.lock:
                 if self.flight is flight:
                     self.flight = None
-                if isinstance(exc, Exception) and not self.is_stale(flight):
+                if isinstance(exc, Exception) and not flight.counted and not self.is_stale(flight):
                     self.backoff.record(exc)
             flight.finish(None, exc)
             if background:
