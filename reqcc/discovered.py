@@ -137,8 +137,11 @@ class DiscoveredEndpoint:
         return metadata, endpoint
 
     def after_fork(self) -> None:
-        """Make this safe in a forked child: a new lock (the parent's may be held there) and
-        reseeded retry jitter (no backoff in lockstep with the parent)."""
+        """Make this safe in a forked child.
+
+        A new lock (the parent's may be held there), and the metadata retries' jitter
+        reseeded (no backoff in lockstep with the parent and its other children).
+        """
         self._lock = threading.Lock()
         self._retries.rng.seed()
         if self.endpoint is not None:
