@@ -392,6 +392,10 @@ def check_config(
             session=token_session,
             timeout=checked_timeout,
             clock=clock,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+            max_retry_wait=max_retry_wait,
+            sleep=sleep,
         )
     else:
         assert token_url is not None and known_auth is not None

@@ -8,7 +8,9 @@ the endpoint (inside its single flight, so N threads cause one metadata request)
 none was configured (:func:`reqcc.discovery.choose_auth_method`), and builds the
 :class:`~reqcc.token_endpoint.TokenEndpoint`, kept for the manager's life. A failure
 raises (typed) and is tried again on the next call; the manager's failure backoff spaces
-those calls out.
+those calls out. Within one call, a metadata request that fails transiently is retried
+by the manager's retry settings, as its token requests are
+(:class:`~reqcc.token_endpoint.RetryPolicy`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import requests
 
 from ._log import log
 from .discovery import AuthorizationServerMetadata, choose_auth_method, fetch_metadata
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, Timeout, TokenEndpoint
 
 __all__ = ["DiscoveredEndpoint", "EndpointFactory"]
 
@@ -42,6 +44,12 @@ class DiscoveredEndpoint:
         a short-lived session of their own.
     :param timeout: (connect, read) seconds of a metadata request.
     :param clock: the wall clock (an HTTP-date ``Retry-After``).
+    :param max_retries: retries of a transient metadata-request failure (connection error,
+        timeout, 429, 500, 502, 503, 504), as for token requests.
+    :param retry_backoff: base of the exponential wait between those retries, in seconds.
+    :param max_retry_wait: the longest a single retry waits; a longer ``Retry-After`` ends
+        the retries.
+    :param sleep: how to wait between retries.
     """
 
     def __init__(
@@ -55,6 +63,10 @@ class DiscoveredEndpoint:
         session: requests.Session | None = None,
         timeout: Timeout | None = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        max_retries: int = 2,
+        retry_backoff: float = 0.5,
+        max_retry_wait: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.issuer = issuer
         self.auth_method = auth_method
@@ -64,6 +76,7 @@ class DiscoveredEndpoint:
         self._session = session
         self._timeout = timeout
         self._clock = clock
+        self._retries = RetryPolicy(max_retries, retry_backoff, max_retry_wait, sleep=sleep)
         self._lock = threading.Lock()
         #: The metadata read, once discovery has succeeded.
         self.metadata: AuthorizationServerMetadata | None = None
@@ -76,7 +89,7 @@ class DiscoveredEndpoint:
         """Return the token endpoint, reading the issuer's metadata the first time.
 
         ``deadline`` (a ``monotonic()`` time) bounds the metadata read: the fetch's
-        ``token_deadline`` covers discovery too.
+        ``token_deadline`` covers discovery too, its retry waits included.
 
         Concurrent first calls send one metadata request; a failure is not kept (the next
         call reads again).
@@ -101,7 +114,7 @@ class DiscoveredEndpoint:
         def fetch(session: requests.Session) -> AuthorizationServerMetadata:
             return fetch_metadata(
                 self.issuer, session, timeout=self._timeout, clock=self._clock, deadline=deadline,
-                monotonic=monotonic,
+                monotonic=monotonic, retries=self._retries,
             )
 
         if self._session is not None:
@@ -124,8 +137,13 @@ class DiscoveredEndpoint:
         return metadata, endpoint
 
     def after_fork(self) -> None:
-        """Make this safe in a forked child: a new lock (the parent's may be held there)."""
+        """Make this safe in a forked child.
+
+        A new lock (the parent's may be held there), and the metadata retries' jitter
+        reseeded (no backoff in lockstep with the parent and its other children).
+        """
         self._lock = threading.Lock()
+        self._retries.rng.seed()
         if self.endpoint is not None:
             self.endpoint.after_fork()
 

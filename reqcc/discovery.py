@@ -9,10 +9,12 @@ configured issuer exactly (RFC 8414 §3.3, the mix-up defence): a document that 
 another issuer is a :class:`~reqcc.errors.ConfigurationError` and no token request may
 follow.
 
-Nothing here caches or retries: the caller (the manager) keeps the result for its life
-and backs a failure off like a token failure. :class:`MetadataError` is a
-:class:`~reqcc.errors.TokenRequestError`, so a 5xx or 429 answer is transient the same
-way a token endpoint's is.
+Nothing here caches: the caller (the manager) keeps the result for its life and backs
+a failure off like a token failure. Given the caller's
+:class:`~reqcc.token_endpoint.RetryPolicy`, each metadata request is retried as a token
+request is: :class:`MetadataError` is a :class:`~reqcc.errors.TokenRequestError`, so a
+5xx or 429 answer is transient the same way a token endpoint's is, and a connection
+error or timeout too; a 404 is not (it moves on to the next well-known URL).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_secure_url
 from .client_auth import TLS_AUTH_METHODS
 from .errors import ConfigurationError, TokenDeadlineError, TokenRequestError
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout, parse_retry_after
+from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, Timeout, describe_failure, parse_retry_after
 
 __all__ = [
     "AuthorizationServerMetadata",
@@ -174,6 +176,7 @@ def fetch_metadata(
     clock: Callable[[], float] = time.time,
     deadline: float | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    retries: RetryPolicy | None = None,
 ) -> AuthorizationServerMetadata:
     """Read ``issuer``'s metadata document and return what reqcc uses of it.
 
@@ -181,6 +184,8 @@ def fetch_metadata(
     next one. Each is a GET with ``Accept: application/json`` and no credentials, sent
     with ``session`` (its proxies, CA bundle and adapters); redirects are followed only
     within the issuer's origin. The body is read up to :data:`MAX_METADATA_BYTES`.
+    With ``retries``, a transient failure of one of these requests (a connection error,
+    a timeout, HTTP 429, 500, 502, 503, 504) is retried by its rules, within ``deadline``.
 
     :param issuer: the configured issuer (see :func:`check_issuer`).
     :param session: the ``requests.Session`` that sends (reqcc's token session).
@@ -190,8 +195,11 @@ def fetch_metadata(
         byte of every answer) must be over (the token fetch's ``token_deadline``); ``None``
         for none. Each request's timeout is cut to what is left.
     :param monotonic: the clock ``deadline`` is read on.
+    :param retries: how a transient failure is retried (the token requests' rules and
+        settings); ``None``: not at all.
     :raises ConfigurationError: the document names another issuer.
-    :raises TokenDeadlineError: the deadline passed (a server that drips its document).
+    :raises TokenDeadlineError: the deadline passed (a server that drips its document, or
+        one that keeps failing until then).
     :raises InsecureTransportError: the ``token_endpoint`` is plain http to a non-loopback host.
     :raises MetadataError: no document, an error status, a body that is not a JSON object
         or is too large, a missing or malformed ``token_endpoint``.
@@ -204,23 +212,11 @@ def fetch_metadata(
     final_url = ""
     clipped = _Clipped(timeout, deadline, monotonic, issuer)
     for url in well_known_urls(issuer):
-        response, final_url = _get(session, url, issuer, clipped)
-        try:
-            if response.status_code in _NOT_HERE:
-                log.debug("no authorization server metadata at %s (HTTP %d)", url, response.status_code)
-                misses.append(f"{final_url} answered HTTP {response.status_code}")
-                continue
-            body = _read_capped_body(response, MAX_METADATA_BYTES, final_url, clipped)
-        finally:
-            response.close()
-        if not 200 <= response.status_code < 300:
-            raise MetadataError(
-                f"authorization server metadata at {final_url} answered HTTP {response.status_code}; "
-                f"body: {excerpt(body.decode('utf-8', 'replace')) or '<empty>'}",
-                url=final_url,
-                response=response,
-                retry_after=parse_retry_after(response.headers.get("Retry-After"), clock()),
-            )
+        response, final_url, body = _read_retried(session, url, issuer, clipped, clock, retries)
+        if body is None:
+            log.debug("no authorization server metadata at %s (HTTP %d)", url, response.status_code)
+            misses.append(f"{final_url} answered HTTP {response.status_code}")
+            continue
         try:
             document = json.loads(body)
         except ValueError:
@@ -359,13 +355,22 @@ class _Clipped:
         self.monotonic = monotonic
         self.issuer = issuer
 
-    def expired(self, url: str, received: int | None = None) -> TokenDeadlineError:
+    def expired(
+        self, url: str, received: int | None = None, cause: BaseException | None = None
+    ) -> TokenDeadlineError:
         """The error for a metadata read still going at the deadline."""
         so_far = "" if received is None else f" (still sending its document, {received} bytes so far)"
+        last = "" if cause is None else f" (last failure: {describe_failure(cause)})"
         return TokenDeadlineError(
-            f"authorization server metadata at {url}{so_far} was not read within the token deadline; "
-            "no token request was sent"
+            f"authorization server metadata at {url}{so_far} was not read within the token deadline"
+            f"{last}; no token request was sent",
+            response=getattr(cause, "response", None),
         )
+
+    def check(self, url: str, cause: BaseException | None) -> None:
+        """Raise the deadline error (from ``cause``) once the deadline has passed."""
+        if self.deadline is not None and self.monotonic() >= self.deadline:
+            raise self.expired(url, cause=cause) from cause
 
     def left(self, url: str) -> Timeout:
         """The timeout of the next request (raises once the deadline has passed)."""
@@ -377,6 +382,55 @@ class _Clipped:
         if isinstance(self.timeout, tuple):
             return (min(self.timeout[0], left), min(self.timeout[1], left))
         return min(self.timeout, left)
+
+
+def _read_retried(
+    session: requests.Session,
+    url: str,
+    issuer: str,
+    clipped: _Clipped,
+    clock: Callable[[], float],
+    retries: RetryPolicy | None,
+) -> tuple[requests.Response, str, bytes | None]:
+    """:func:`_read` ``url``, retried by ``retries`` (if any) within the deadline."""
+    def read() -> tuple[requests.Response, str, bytes | None]:
+        return _read(session, url, issuer, clipped, clock)
+
+    if retries is None:
+        return read()
+    return retries.call(
+        read,
+        what=f"authorization server metadata request to {url}",
+        deadline=clipped.deadline,
+        monotonic=clipped.monotonic,
+        check_deadline=lambda cause: clipped.check(url, cause),
+    )
+
+
+def _read(
+    session: requests.Session, url: str, issuer: str, clipped: _Clipped, clock: Callable[[], float]
+) -> tuple[requests.Response, str, bytes | None]:
+    """One metadata request: the final response (closed), its URL and its body (``None``: no document there).
+
+    :raises MetadataError: an answer that is neither a document nor "not here" (with its
+        status and ``Retry-After``: a 429 or 5xx is transient).
+    """
+    response, final_url = _get(session, url, issuer, clipped)
+    try:
+        if response.status_code in _NOT_HERE:
+            return response, final_url, None
+        body = _read_capped_body(response, MAX_METADATA_BYTES, final_url, clipped)
+    finally:
+        response.close()
+    if not 200 <= response.status_code < 300:
+        raise MetadataError(
+            f"authorization server metadata at {final_url} answered HTTP {response.status_code}; "
+            f"body: {excerpt(body.decode('utf-8', 'replace')) or '<empty>'}",
+            url=final_url,
+            response=response,
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), clock()),
+        )
+    return response, final_url, body
 
 
 def _get(

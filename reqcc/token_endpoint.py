@@ -15,8 +15,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -39,8 +40,8 @@ from .oauth_token import OAuthToken
 from .telemetry import Telemetry
 
 __all__ = [
-    "TokenEndpoint", "DEFAULT_TIMEOUT", "MAX_RESPONSE_BYTES", "RETRY_STATUSES", "RETRY_ERROR_CODES",
-    "CLIENT_ERROR_CODES",
+    "TokenEndpoint", "RetryPolicy", "DEFAULT_TIMEOUT", "MAX_RESPONSE_BYTES", "RETRY_STATUSES",
+    "RETRY_ERROR_CODES", "CLIENT_ERROR_CODES",
 ]
 
 #: (connect, read) seconds for a token request when no ``timeout`` is given.
@@ -62,6 +63,7 @@ _RESERVED_FIELDS = frozenset(
 )
 
 Timeout = float | tuple[float, float]
+_T = TypeVar("_T")
 
 
 def check_form_fields(params: Mapping[str, Any], keyword: str) -> dict[str, str]:
@@ -98,6 +100,82 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
+
+
+@dataclass
+class RetryPolicy:
+    """How a request to the authorization server is retried after a transient failure.
+
+    The token endpoint's rules, which discovery's metadata requests follow too: at most
+    ``max_retries`` retries of a failure :func:`is_transient` accepts, each after
+    ``retry_backoff * 2**n`` seconds jittered to between half and all of it and at
+    most ``max_retry_wait``; a ``Retry-After`` the error carries is waited instead, and one
+    longer than ``max_retry_wait`` ends the retries.
+
+    :ivar max_retries: retries of a transient failure (0: none).
+    :ivar retry_backoff: base of the exponential wait between retries, in seconds.
+    :ivar max_retry_wait: the longest a single retry waits.
+    :ivar sleep: how to wait between retries.
+    :ivar rng: the jitter's generator (reseed it in a forked child).
+    """
+
+    max_retries: int = 2
+    retry_backoff: float = 0.5
+    max_retry_wait: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def wait(self, exc: BaseException, attempt: int) -> float | None:
+        """Return how long to wait before retry ``attempt + 1`` after ``exc``, or ``None`` not to retry."""
+        if attempt >= self.max_retries or not is_transient(exc):
+            return None
+        retry_after: float | None = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return None if retry_after > self.max_retry_wait else float(retry_after)
+        base = self.retry_backoff * (2**attempt)
+        return float(min(self.max_retry_wait, base * (0.5 + self.rng.random() / 2)))
+
+    def call(
+        self,
+        send: Callable[[], _T],
+        *,
+        what: str,
+        deadline: float | None,
+        monotonic: Callable[[], float],
+        check_deadline: Callable[[BaseException | None], None],
+    ) -> _T:
+        """Return what ``send()`` returns, retrying it after each transient failure.
+
+        :param send: one attempt; it raises a ``requests.RequestException`` to fail.
+        :param what: the request as named in the WARNING logged before each retry.
+        :param deadline: a ``monotonic`` time by which every attempt and wait must be over;
+            ``None`` for none. A wait that would end at or past it is not taken: the
+            failure is raised as it is.
+        :param monotonic: the clock ``deadline`` is read on.
+        :param check_deadline: called before each attempt (with ``None``) and after each
+            failure (with it); raises the caller's deadline error once ``deadline`` has passed.
+        :raises requests.RequestException: the last failure (a deadline error as is, at once).
+        """
+        attempt = 0
+        while True:
+            check_deadline(None)
+            try:
+                return send()
+            except TokenDeadlineError:
+                raise
+            except requests.RequestException as exc:
+                check_deadline(exc)
+                wait = self.wait(exc, attempt)
+                if wait is None:
+                    raise
+                if deadline is not None and monotonic() + wait >= deadline:
+                    raise  # no time left for another attempt: the real cause, not a timeout
+                attempt += 1
+                log.warning(
+                    "%s failed (%s); retry %d of %d in %.2fs",
+                    what, describe_failure(exc), attempt, self.max_retries, wait,
+                )
+                self.sleep(wait)
 
 
 class _FormAuth(requests.auth.AuthBase):
@@ -218,26 +296,19 @@ class TokenEndpoint:
         :raises requests.RequestException: the network failed (after the retries).
         """
         extra = check_form_fields(extra_params or {}, "fetch_token()") if extra_params else {}
-        attempt = 0
-        while True:
-            self._check_deadline(deadline, None)
-            try:
-                return self._request_once(extra, deadline)
-            except TokenDeadlineError:
-                raise
-            except requests.RequestException as exc:
-                self._check_deadline(deadline, exc)
-                wait = self.retry_wait(exc, attempt)
-                if wait is None:
-                    raise
-                if deadline is not None and self._monotonic() + wait >= deadline:
-                    raise  # no time left for another attempt: the real cause, not a timeout
-                attempt += 1
-                log.warning(
-                    "token request to %s failed (%s); retry %d of %d in %.2fs",
-                    self.token_url, _describe(exc), attempt, self.max_retries, wait,
-                )
-                self._sleep(wait)
+        return self.retry_policy().call(
+            lambda: self._request_once(extra, deadline),
+            what=f"token request to {self.token_url}",
+            deadline=deadline,
+            monotonic=self._monotonic,
+            check_deadline=lambda cause: self._check_deadline(deadline, cause),
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """This endpoint's retry settings, as they are now (a change applies to the next fetch)."""
+        return RetryPolicy(
+            self.max_retries, self.retry_backoff, self.max_retry_wait, sleep=self._sleep, rng=self._random
+        )
 
     def _check_deadline(self, deadline: float | None, cause: BaseException | None) -> None:
         if deadline is None or self._monotonic() < deadline:
@@ -245,20 +316,14 @@ class TokenEndpoint:
         error = TokenDeadlineError(
             f"token endpoint {self.where} did not issue a token for client {self._client} "
             "within the token deadline"
-            + (f" (last failure: {_describe(cause)})" if cause is not None else ""),
+            + (f" (last failure: {describe_failure(cause)})" if cause is not None else ""),
             response=getattr(cause, "response", None),
         )
         raise error from cause
 
     def retry_wait(self, exc: BaseException, attempt: int) -> float | None:
         """Return how long to wait before retrying after ``exc``, or ``None`` not to retry."""
-        if attempt >= self.max_retries or not is_transient(exc):
-            return None
-        retry_after: float | None = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return None if retry_after > self.max_retry_wait else float(retry_after)
-        base = self.retry_backoff * (2**attempt)
-        return float(min(self.max_retry_wait, base * (0.5 + self._random.random() / 2)))
+        return self.retry_policy().wait(exc, attempt)
 
     # -- one HTTP exchange -------------------------------------------------------------
 
@@ -550,7 +615,8 @@ def _short_repr(value: str, limit: int = 60) -> str:
     return shown if len(shown) <= limit else shown[: limit - 2] + "…'"
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """A failure as named in a retry WARNING: a reqcc error's message, else the exception's type."""
     if isinstance(exc, TokenRequestError):
         return str(exc)
     return type(exc).__name__

@@ -27,7 +27,7 @@ from reqcc.discovery import (
     parse_metadata,
     well_known_urls,
 )
-from reqcc.token_endpoint import is_transient
+from reqcc.token_endpoint import RetryPolicy, is_transient
 
 ISSUER = "https://as.example"
 OIDC_URL = "https://as.example/.well-known/openid-configuration"
@@ -338,6 +338,21 @@ def test_a_network_failure_propagates_as_requests_raised_it(
     with pytest.raises(requests.ConnectTimeout) as info:
         fetch_metadata(ISSUER, session)
     assert is_transient(info.value)
+
+
+def test_with_a_retry_policy_each_metadata_request_is_retried_and_a_404_is_not(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=404)
+    adapter.register_uri(
+        "GET", OAUTH_URL, [{"exc": requests.ConnectionError}, {"status_code": 502}, {"json": document()}]
+    )
+    slept: list[float] = []
+    metadata = fetch_metadata(ISSUER, session, retries=RetryPolicy(max_retries=2, sleep=slept.append))
+    assert metadata.source_url == OAUTH_URL
+    assert [r.url for r in adapter.request_history] == [OIDC_URL, OAUTH_URL, OAUTH_URL, OAUTH_URL]
+    assert len(slept) == 2
 
 
 def test_same_origin_redirect_is_followed(http: tuple[requests.Session, requests_mock.Adapter]) -> None:

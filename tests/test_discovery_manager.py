@@ -22,6 +22,7 @@ from reqcc import (
     ConfigurationError,
     InsecureTransportError,
     ReqccError,
+    TokenDeadlineError,
 )
 from reqcc.discovery import MetadataError
 from reqcc.stores import FileTokenStore
@@ -146,18 +147,30 @@ def test_another_issuer_in_the_document_is_refused_and_no_token_is_requested(
 
 def test_a_metadata_failure_is_backed_off_and_recovered_from(reqcc_server: LocalAuthorizationServer) -> None:
     clock = FakeClock()
-    reqcc_server.fail_metadata_requests(1, status=503)
-    with session_for(reqcc_server, monotonic=clock, failure_backoff=2.0) as session:
+    reqcc_server.fail_metadata_requests(3, status=503)  # outlasts the 2 retries within the fetch
+    with session_for(reqcc_server, monotonic=clock, sleep=clock.sleep, failure_backoff=2.0) as session:
         with pytest.raises(MetadataError) as first:
             books(session, reqcc_server)
         assert first.value.status_code == 503 and isinstance(first.value, ReqccError)
         with pytest.raises(MetadataError, match=r"failed .* ago"):  # in the backoff: the same error again
             books(session, reqcc_server)
-        assert reqcc_server.metadata_requests == 1 and reqcc_server.token_requests == 0
+        assert reqcc_server.metadata_requests == 3 and reqcc_server.token_requests == 0
         assert session.manager.token_url is None
         clock.advance(2.0)
         assert books(session, reqcc_server) == 200
+    assert (reqcc_server.metadata_requests, reqcc_server.token_requests) == (4, 1)
+    assert len(clock.sleeps) == 2
+
+
+def test_a_transient_metadata_failure_is_retried_within_the_fetch(
+    reqcc_server: LocalAuthorizationServer,
+) -> None:
+    clock = FakeClock()
+    reqcc_server.fail_metadata_requests(1, status=503)
+    with session_for(reqcc_server, monotonic=clock, sleep=clock.sleep) as session:
+        assert books(session, reqcc_server) == 200
     assert (reqcc_server.metadata_requests, reqcc_server.token_requests) == (2, 1)
+    assert len(clock.sleeps) == 1 and 0.25 <= clock.sleeps[0] <= 0.5
 
 
 def test_the_method_is_one_the_server_lists(reqcc_server: LocalAuthorizationServer) -> None:
@@ -299,6 +312,170 @@ def test_metadata_goes_through_the_token_session_with_its_timeout() -> None:
     metadata_request = adapter.request_history[0]
     assert metadata_request.method == "GET" and metadata_request.timeout == (2, 3)
     assert "Authorization" not in metadata_request.headers
+
+
+# -- retries of the metadata request (the token requests' rules and settings) ----------------
+
+DOCUMENT = {"issuer": ISSUER, "token_endpoint": ISSUER + "/token"}
+OAUTH_METADATA_URL = ISSUER + "/.well-known/oauth-authorization-server"
+
+
+def _retrying_manager(
+    metadata: list[dict[str, Any]], clock: FakeClock, *, url: str = METADATA_URL, **kwargs: Any
+) -> tuple[ClientCredentialsManager, requests_mock.Adapter]:
+    """A manager whose metadata URL answers ``metadata`` in turn (the last one from then on)."""
+    adapter = requests_mock.Adapter()
+    adapter.register_uri("GET", url, metadata)
+    adapter.register_uri(
+        "POST", ISSUER + "/token", json={"access_token": "tok-1", "token_type": "Bearer", "expires_in": 60}
+    )
+    kwargs.setdefault("sleep", clock.sleep)
+    manager = ClientCredentialsManager(
+        issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+        token_session=token_session_for(adapter), clock=clock, monotonic=clock, refresh_ahead=0, **kwargs,
+    )
+    return manager, adapter
+
+
+def _sent(adapter: requests_mock.Adapter, method: str) -> list[str]:
+    return [r.url for r in adapter.request_history if r.method == method]
+
+
+BUSY: dict[str, Any] = {"status_code": 503, "text": "busy"}
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_transient_status_then_the_document_is_one_successful_call(status: int) -> None:
+    clock = FakeClock()
+    manager, adapter = _retrying_manager([{"status_code": status, "text": "busy"}, {"json": DOCUMENT}], clock)
+    assert manager.get_token().access_token == "tok-1"
+    assert _sent(adapter, "GET") == [METADATA_URL] * 2
+    assert _sent(adapter, "POST") == [ISSUER + "/token"]
+    assert len(clock.sleeps) == 1 and 0.25 <= clock.sleeps[0] <= 0.5  # retry_backoff 0.5, jittered
+
+
+def test_a_metadata_failure_that_outlasts_the_retries_is_a_metadata_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    manager, adapter = _retrying_manager([BUSY], clock, max_retries=3, retry_backoff=1.0, max_retry_wait=3.0)
+    with pytest.raises(MetadataError, match="HTTP 503") as info:
+        manager.get_token()
+    assert info.value.status_code == 503
+    assert _sent(adapter, "GET") == [METADATA_URL] * 4 and _sent(adapter, "POST") == []
+    # 1 s × 2**n, jittered to 50-100 %, capped at max_retry_wait.
+    assert len(clock.sleeps) == 3
+    assert 0.5 <= clock.sleeps[0] <= 1.0 and 1.0 <= clock.sleeps[1] <= 2.0 and 2.0 <= clock.sleeps[2] <= 3.0
+    assert "retry 3 of 3" in caplog.text
+    assert CLIENT_SECRET not in caplog.text and CLIENT_SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["7", "Tue, 14 Nov 2023 22:13:27 GMT"],  # the fake clock's start (1_700_000_000) + 7 s
+    ids=["seconds", "http-date"],
+)
+def test_retry_after_is_waited_instead_of_the_backoff(retry_after: str) -> None:
+    clock = FakeClock()
+    manager, adapter = _retrying_manager(
+        [{"status_code": 503, "text": "busy", "headers": {"Retry-After": retry_after}}, {"json": DOCUMENT}],
+        clock,
+    )
+    assert manager.get_token().access_token == "tok-1"
+    assert clock.sleeps == [7.0]
+    assert len(_sent(adapter, "GET")) == 2
+
+
+def test_a_retry_after_longer_than_max_retry_wait_ends_the_retries() -> None:
+    clock = FakeClock()
+    manager, adapter = _retrying_manager(
+        [
+            {"status_code": 429, "text": "slow down", "headers": {"Retry-After": "1"}},
+            {"status_code": 429, "text": "slow down", "headers": {"Retry-After": "60"}},
+            {"json": DOCUMENT},
+        ],
+        clock,
+    )
+    with pytest.raises(MetadataError, match="HTTP 429") as info:
+        manager.get_token()
+    assert info.value.retry_after == 60.0  # what the manager's failure backoff honours
+    assert clock.sleeps == [1.0] and len(_sent(adapter, "GET")) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_a_client_error_is_not_retried(status: int) -> None:
+    # The first (transient) answer is retried; the client error that follows is not.
+    clock = FakeClock()
+    manager, adapter = _retrying_manager(
+        [BUSY, {"status_code": status, "text": "no"}, {"json": DOCUMENT}], clock
+    )
+    with pytest.raises(MetadataError, match=f"HTTP {status}") as info:
+        manager.get_token()
+    assert info.value.status_code == status
+    assert len(_sent(adapter, "GET")) == 2 and len(clock.sleeps) == 1
+
+
+@pytest.mark.parametrize(
+    "failure", [requests.ConnectionError, requests.ConnectTimeout, requests.ReadTimeout]
+)
+def test_a_network_failure_is_retried(failure: type[Exception]) -> None:
+    clock = FakeClock()
+    manager, adapter = _retrying_manager([{"exc": failure}, {"exc": failure}, {"json": DOCUMENT}], clock)
+    assert manager.get_token().access_token == "tok-1"
+    assert len(_sent(adapter, "GET")) == 3 and len(clock.sleeps) == 2
+
+
+def test_a_retry_wait_that_would_pass_the_deadline_is_not_taken() -> None:
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    busy = {**BUSY, "headers": {"Retry-After": "2"}}
+    manager, adapter = _retrying_manager(
+        [busy, busy, busy, {"json": DOCUMENT}], clock, sleep=sleep, max_retries=5, token_deadline=5
+    )
+    with pytest.raises(MetadataError, match="HTTP 503"):  # its own error, not a deadline error
+        manager.get_token()
+    # 2 s waited (t=2), then 2 s more (t=4); a third wait would end at 6 s, past the 5 s deadline.
+    assert slept == [2.0, 2.0]
+    assert len(_sent(adapter, "GET")) == 3 and _sent(adapter, "POST") == []
+
+
+def test_a_deadline_passed_during_an_attempt_ends_the_retries() -> None:
+    clock = FakeClock()
+
+    def slow_failure(request: Any, context: Any) -> str:
+        clock.advance(3.0)  # each attempt takes 3 s of the 5 s deadline, then times out
+        raise requests.ConnectTimeout("timed out")
+
+    manager, adapter = _retrying_manager([{"text": slow_failure}], clock, token_deadline=5)
+    with pytest.raises(TokenDeadlineError, match=r"token deadline \(last failure: ConnectTimeout\)") as info:
+        manager.get_token()
+    assert isinstance(info.value.__cause__, requests.ConnectTimeout)
+    assert len(_sent(adapter, "GET")) == 2 and len(clock.sleeps) == 1
+
+
+def test_the_oidc_404_falls_back_to_rfc8414_whose_failure_is_retried() -> None:
+    clock = FakeClock()
+    manager, adapter = _retrying_manager([BUSY, {"json": DOCUMENT}], clock, url=OAUTH_METADATA_URL)
+    adapter.register_uri("GET", METADATA_URL, status_code=404)
+    assert manager.get_token().access_token == "tok-1"
+    # The 404 is not a transient failure: asked once, then the RFC 8414 document (retried once).
+    assert _sent(adapter, "GET") == [METADATA_URL, OAUTH_METADATA_URL, OAUTH_METADATA_URL]
+    assert len(clock.sleeps) == 1
+    assert manager.metadata is not None and manager.metadata.source_url == OAUTH_METADATA_URL
+
+
+def test_a_forked_child_reseeds_the_metadata_retry_jitter() -> None:
+    manager, _ = _retrying_manager([{"json": DOCUMENT}], FakeClock())
+    discovery = manager._discovery
+    assert discovery is not None
+    state = discovery._retries.rng.getstate()
+    discovery.after_fork()
+    assert discovery._retries.rng.getstate() != state
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
