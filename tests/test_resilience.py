@@ -43,7 +43,7 @@ from reqcc import (
 )
 from reqcc.token_endpoint import DEFAULT_TIMEOUT
 
-from .threads import JOIN, Crowd, join_all
+from .threads import JOIN, Crowd, join_all, wait_until
 from .token_server import Failure, TokenServer
 
 THREADS = 64
@@ -68,16 +68,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def wait_until(condition: Callable[[], bool]) -> bool:
-    """Poll ``condition`` until it holds (True) or ``JOIN`` seconds pass (False)."""
-    deadline = time.monotonic() + JOIN
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def refresh_threads() -> list[threading.Thread]:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ import requests_mock
 from reqcc import ClientCredentialsManager, OAuthToken
 
 from .conftest import CLIENT_ID, TOKEN_URL, FakeClock, manager_kwargs, token_session_for
-from .threads import JOIN, Crowd, join_all
+from .threads import JOIN, Crowd, join_all, wait_until
 
 #: Every token lives 100 s; with ``clock_skew=0`` its renewal window opens at 80 s.
 LIFETIME = 100
@@ -69,16 +68,6 @@ class GatedEndpoint:
     def _hold(self) -> None:
         self.entered.set()
         self.gate.wait(JOIN)
-
-
-def wait_until(condition: Callable[[], bool]) -> bool:
-    """Poll ``condition`` until it holds (True) or ``JOIN`` seconds pass (False)."""
-    deadline = time.monotonic() + JOIN
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 def current(manager: ClientCredentialsManager) -> str | None:

@@ -68,3 +68,13 @@ def join_all(threads: Iterable[threading.Thread], timeout: float = JOIN) -> None
         thread.join(max(0.0, deadline - time.monotonic()))
     stuck = [thread.name for thread in threads if thread.is_alive()]
     assert not stuck, f"{len(stuck)} thread(s) still running after {timeout}s (deadlock?): {stuck}"
+
+
+def wait_until(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` until it holds (True) or ``JOIN`` seconds pass (False)."""
+    deadline = time.monotonic() + JOIN
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
