@@ -12,7 +12,7 @@ import importlib.util
 import random
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -28,20 +28,6 @@ from .hostile_server import HostileServer, Reply
 MiB = 1 << 20
 #: A small cap for the boundary tests: one read of the socket holds the whole body.
 LIMIT = 1000
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., HostileServer]]:
-    servers: list[HostileServer] = []
-
-    def start(*replies: Reply) -> HostileServer:
-        server = HostileServer(*replies)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def fetch(server: HostileServer, timeout: float = 5.0) -> requests.Response:
