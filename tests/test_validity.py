@@ -7,29 +7,12 @@ is already in its window. Only a token without ``expires_in`` is judged by what 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from reqcc import OAuthToken
 
 from .conftest import Env
-from .threads import JOIN, wait_until
-
-REFRESH_THREAD = "reqcc-token-refresh"
-
-
-def renewed(env: Env, count: int) -> bool:
-    """Whether the token endpoint got ``count`` requests, every background renewal having ended.
-
-    A renewal started by ``get_token`` is a thread that has sent its request or is still
-    alive: when none is alive and ``count`` arrived, exactly that many were started.
-    """
-    if count:
-        assert wait_until(lambda: env.issuer.count >= count), "no background renewal reached the endpoint"
-    for thread in [t for t in threading.enumerate() if t.name == REFRESH_THREAD]:
-        thread.join(JOIN)
-        assert not thread.is_alive(), "background renewal still running: deadlock"
-    return env.issuer.count == count
+from .test_renewal import renewed
 
 
 def stored(env: Env, *, left: float, expires_in: float | None) -> OAuthToken:
