@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 import random
+import socket
+import ssl
 import sys
+import threading
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -239,6 +244,49 @@ def test_a_read_timeout_mid_body_is_a_retryable_connection_error(serve: Callable
         read_capped(fetch(server, timeout=0.2), LIMIT)
     assert isinstance(caught.value.args[0], ReadTimeoutError)
     assert is_transient(caught.value)
+
+
+def test_a_corrupt_tls_record_mid_body_is_a_requests_ssl_error(tmp_path: Path) -> None:
+    # A real TLS connection: the server sends the head and part of the body, then a TLS
+    # record that is not one (written under the TLS layer): the client cannot decrypt it.
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    done = threading.Event()
+
+    def serve_one() -> None:
+        try:
+            raw, _ = listener.accept()
+            with context.wrap_socket(raw, server_side=True) as tls:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += tls.recv(4096)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b'{"access_token": "')
+                # Under the TLS layer (wrap_socket took over raw's descriptor): a record
+                # that claims to be application data and is garbage.
+                os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
+                done.wait(10)
+        except OSError:
+            pass
+
+    server = threading.Thread(target=serve_one, daemon=True)
+    server.start()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/body"
+        response = requests.get(url, stream=True, timeout=5, verify=str(ca_file))
+        with pytest.raises(requests.exceptions.SSLError) as caught:
+            read_capped(response, LIMIT)
+        assert isinstance(caught.value.args[0], SSLError)
+        assert not is_transient(caught.value)
+    finally:
+        done.set()
+        server.join(10)
+        listener.close()
 
 
 class _FailingRaw:
