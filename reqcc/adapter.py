@@ -148,8 +148,8 @@ class ClientCredentialsAdapter(BaseAdapter):
         headers = request.headers
         if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
             explicit = "authorization" in headers._store  # type: ignore[attr-defined]
-        else:
-            explicit = "Authorization" in headers
+        else:  # a plain dict (a request built by hand): header names are case-insensitive still
+            explicit = any(name.lower() == "authorization" for name in headers)
         if explicit or getattr(request, NO_TOKEN_ATTRIBUTE, False):
             return self.inner.send(
                 request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies

@@ -13,6 +13,7 @@ stopped (threads joined with a timeout) by ``close()`` / the ``with`` block.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -41,6 +42,8 @@ class Reply:
     :param gzip_inflated: if set, the body is a gzip stream of this many ``b"0"`` bytes,
         compressed on the fly (``Content-Encoding: gzip``); ``body``/``repeat`` are then ignored.
     :param prefix: bytes put before the gzip zeros (e.g. ``b'{"access_token":"'``).
+    :param reset: after the body, abort the connection (TCP RST) instead of keeping or
+        closing it (with ``framing="declared"``: a connection reset in the middle of a body).
     """
 
     status: int = 200
@@ -53,6 +56,7 @@ class Reply:
     stall: bool = False
     gzip_inflated: int | None = None
     prefix: bytes = b""
+    reset: bool = False
 
     def pieces(self) -> Iterator[bytes]:
         """The body, in pieces of at most 64 KiB (compressed pieces for a gzip bomb)."""
@@ -268,5 +272,8 @@ class HostileServer:
             with self._lock:
                 self.bytes_sent += len(piece)
         if reply.framing == "chunked" and not self._send(conn, b"0\r\n\r\n"):
+            return False
+        if reply.reset:  # linger 0: close() sends RST, not FIN
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
         return reply.framing in ("length", "chunked")

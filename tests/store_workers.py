@@ -1,7 +1,10 @@
 """Child-process side of the token store tests (importable by ``spawn`` children).
 
 A worker builds (or, after ``fork``, inherits) a session with a token store, says it is
-ready, waits for the go signal, sends one API request, and reports what it saw.
+ready, waits for the go signal, sends one API request, and reports what it saw. Where a
+test must know that a worker has reached the store's lease, the worker's store says so
+(:class:`LeaseReporter`): the tests wait on those reports, never on a sleep, so that a slow
+machine makes them fail loudly instead of testing something weaker.
 """
 
 from __future__ import annotations
@@ -31,6 +34,42 @@ def make_store(spec: StoreSpec) -> TokenStore | None:
     raise ValueError(spec[0])
 
 
+class LeaseReporter:
+    """A token store that reports the outcome of this process's first try at the lease.
+
+    It puts ``(pid, "acquired")`` or ``(pid, "refused")`` on ``reports`` once, then
+    behaves as the store it wraps.
+    """
+
+    def __init__(self, store: TokenStore, reports: queue.Queue[tuple[int, str]]) -> None:
+        self._store = store
+        self._reports: queue.Queue[tuple[int, str]] | None = reports
+
+    @property
+    def lease_timeout(self) -> float:
+        return self._store.lease_timeout
+
+    @property
+    def poll_interval(self) -> float:
+        return self._store.poll_interval
+
+    def read(self, key: str) -> Any:
+        return self._store.read(key)
+
+    def write(self, key: str, token: Any) -> None:
+        self._store.write(key, token)
+
+    def acquire_lease(self, key: str) -> str | None:
+        holder = self._store.acquire_lease(key)
+        reports, self._reports = self._reports, None
+        if reports is not None:
+            reports.put((os.getpid(), "refused" if holder is None else "acquired"))
+        return holder
+
+    def release_lease(self, key: str, holder: str) -> None:
+        self._store.release_lease(key, holder)
+
+
 class UpdateCounter:
     """An ``on_token_update`` callback that counts its calls."""
 
@@ -41,15 +80,23 @@ class UpdateCounter:
         self.calls += 1
 
 
-def make_session(spec: StoreSpec, token_url: str, base_url: str) -> ClientCredentialsSession:
-    """A session for the fleet's client, sharing tokens through the store of ``spec``."""
+def make_session(
+    spec: StoreSpec, token_url: str, base_url: str, lease_reports: queue.Queue[tuple[int, str]] | None = None
+) -> ClientCredentialsSession:
+    """A session for the fleet's client, sharing tokens through the store of ``spec``.
+
+    With ``lease_reports``, its store reports its first try at the lease there (:class:`LeaseReporter`).
+    """
+    store = make_store(spec)
+    if store is not None and lease_reports is not None:
+        store = LeaseReporter(store, lease_reports)
     return ClientCredentialsSession(
         token_url=token_url,
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
         scopes=["books.read", "orders.read"],
         base_url=base_url,
-        token_store=make_store(spec),
+        token_store=store,
         on_token_update=UpdateCounter(),
     )
 
@@ -63,11 +110,12 @@ def worker(
     go: Any,
     results: queue.Queue[tuple[Any, ...]],
     session: ClientCredentialsSession | None = None,
+    lease_reports: queue.Queue[tuple[int, str]] | None = None,
 ) -> None:
     """Send one API request once ``go`` is set; put (pid, status, token fingerprint, updates)."""
     try:
         if session is None:
-            session = make_session(spec, token_url, base_url)
+            session = make_session(spec, token_url, base_url, lease_reports)
         ready.put(os.getpid())
         if not go.wait(60):
             results.put((os.getpid(), "no go signal", None, None))
@@ -126,26 +174,37 @@ def run_fleet(method: str, spec: StoreSpec, server: Any, processes: int = 8) -> 
 def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[list[tuple[Any, ...]], float]:
     """Kill (SIGKILL) the lease holder in the middle of its token request; run ``waiters`` others.
 
-    The holder's token request is held by the server's ``delay``; the waiters start while
-    the holder has the lease, then the holder is killed and the delay lifted. Returns the
-    waiters' results and the seconds from the kill to the last result.
+    The holder's token request is held at the server (``token_gate``); every waiter is
+    released once the holder's request has arrived, and the holder is killed only when
+    every waiter has found the lease taken (each one's store reports it). Then the gate
+    is opened. Returns the waiters' results and the seconds from the kill to the last result.
+
+    Nothing here waits a guessed time: on a machine too slow for the store's
+    ``lease_timeout`` (a waiter reaching the lease after the holder's has run out) this
+    fails, saying so, instead of quietly testing waiters that never waited.
     """
     import multiprocessing
     import signal
+    import threading
     import time
+
+    from tests.threads import wait_until
 
     ctx = multiprocessing.get_context("fork")
     ready: Any = ctx.Queue()
     results: Any = ctx.Queue()
     holder_results: Any = ctx.Queue()
+    leases: Any = ctx.Queue()
     go_holder = ctx.Event()
     go = ctx.Event()
     args = (spec, server.token_url, server.base_url, server.api_url, ready)
-    holder = ctx.Process(target=worker, args=(*args, go_holder, holder_results, None), daemon=True)
+    holder = ctx.Process(target=worker, args=(*args, go_holder, holder_results, None, leases), daemon=True)
     children = [
-        ctx.Process(target=worker, args=(*args, go, results, None), daemon=True) for _ in range(waiters)
+        ctx.Process(target=worker, args=(*args, go, results, None, leases), daemon=True)
+        for _ in range(waiters)
     ]
-    server.delay = 5.0
+    gate = threading.Event()
+    server.token_gate = gate
     try:
         # Every process is started (and ready) before the holder takes the lease: starting
         # them is slow on a loaded machine, and the holder's lease (lease_timeout) must not
@@ -156,18 +215,20 @@ def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[l
         for _ in range(waiters + 1):
             ready.get(timeout=60)
         go_holder.set()
-        for _ in range(3000):  # until the holder's token request has reached the server
-            if server.token_requests:
-                break
-            time.sleep(0.01)
-        assert server.token_requests == 1, "the lease holder never sent its token request"
-        time.sleep(0.2)  # the server handler is now inside its delay
+        assert leases.get(timeout=60) == (holder.pid, "acquired"), "the holder did not take the lease"
+        assert wait_until(lambda: server.token_requests == 1), "the lease holder never sent its token request"
         go.set()
-        time.sleep(0.1)  # the waiters find the lease taken
+        reports = [leases.get(timeout=60) for _ in children]
+        assert sorted(reports) == sorted((child.pid, "refused") for child in children), (
+            f"every waiter should have found the lease taken, got {reports}: a waiter that took "
+            "it over reached the store after the holder's lease_timeout had run out (too slow "
+            "a machine for it), so this run did not test waiters that were waiting"
+        )
+        assert server.token_requests == 1 and holder.is_alive()
         os.kill(holder.pid, signal.SIGKILL)  # type: ignore[arg-type]
         holder.join(10)
         killed_at = time.monotonic()
-        server.delay = 0.0
+        gate.set()
         out = [results.get(timeout=60) for _ in children]
         elapsed = time.monotonic() - killed_at
         for child in children:
@@ -175,7 +236,8 @@ def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[l
         assert holder_results.empty(), "the holder finished before it was killed"
         return out, elapsed
     finally:
-        server.delay = 0.0
+        gate.set()
+        server.token_gate = None
         for child in [holder, *children]:
             if child.is_alive():
                 child.kill()

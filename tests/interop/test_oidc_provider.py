@@ -6,7 +6,8 @@ with server nonces required; plus a small protected resource that checks tokens 
 proofs with panva's ``jose``. Nothing here shares code with reqcc's own test server.
 
 These tests need Node.js and the server's packages: ``tox -e interop`` installs them
-(``npm ci`` in tests/interop). Without them every test here is skipped, saying so.
+(``npm ci`` in tests/interop). Without them every test here is skipped, saying so, except
+under ``tox -e interop`` (``REQCC_INTEROP=required``, as in CI), where that is a failure.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ _MISSING = (
     if not (HERE / "node_modules" / "oidc-provider" / "package.json").is_file()
     else None
 )
+#: Set by ``tox -e interop`` (which CI runs): there the suite must run, so a missing server fails it.
+REQUIRED = os.environ.get("REQCC_INTEROP") == "required"
+if _MISSING is not None and REQUIRED:
+    pytest.fail(f"interop with oidc-provider was required (REQCC_INTEROP=required) but {_MISSING}",
+                pytrace=False)
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"interop with oidc-provider: {_MISSING}")
 
 
