@@ -144,6 +144,8 @@ class ClientCredentialsAdapter(BaseAdapter):
 
         :raises InsecureTransportError: the URL is plain http to a non-loopback host.
         :raises ReqccError: no token could be obtained (the token endpoint's error).
+        :raises requests.RequestException: sending failed; its ``request`` (and its
+            ``response.request``) is ``request``, never the copy holding the token (item 31).
         """
         headers = request.headers
         if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
@@ -169,10 +171,14 @@ class ClientCredentialsAdapter(BaseAdapter):
             require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = self.manager.get_token()
         if token.token_type == "Bearer":  # the warm path, inlined: one copy, one send
-            response = self.inner.send(
-                _copy(request, f"Bearer {token.access_token}"),
-                stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
-            )
+            try:  # free unless raised (Python 3.11's zero-cost exceptions)
+                response = self.inner.send(
+                    _copy(request, f"Bearer {token.access_token}"),
+                    stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+                )
+            except requests.RequestException as exc:
+                _hand_back(exc, request)
+                raise
             response.request = request
         else:
             response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
@@ -257,10 +263,14 @@ class ClientCredentialsAdapter(BaseAdapter):
                 "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
             }
             return self._send_dpop(token, request, _copy(request), kwargs)
-        response = self.inner.send(
-            _copy(request, f"Bearer {token.access_token}"),
-            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
-        )
+        try:
+            response = self.inner.send(
+                _copy(request, f"Bearer {token.access_token}"),
+                stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+            )
+        except requests.RequestException as exc:
+            _hand_back(exc, request)
+            raise
         response.request = request
         return response
 
@@ -281,7 +291,11 @@ class ClientCredentialsAdapter(BaseAdapter):
         """
         manager = self.manager
         manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
-        response = self.inner.send(outgoing, **kwargs)
+        try:
+            response = self.inner.send(outgoing, **kwargs)
+        except requests.RequestException as exc:
+            _hand_back(exc, request)
+            raise
         dpop = manager.dpop
         if dpop is None:
             response.request = request
@@ -295,7 +309,11 @@ class ClientCredentialsAdapter(BaseAdapter):
             _discard(response)
             outgoing = _copy(request)
             dpop.authorize(outgoing.headers, outgoing.method or "GET", url, token.access_token, nonce=nonce)
-            response = self.inner.send(outgoing, **kwargs)
+            try:
+                response = self.inner.send(outgoing, **kwargs)
+            except requests.RequestException as exc:
+                _hand_back(exc, request)
+                raise
             dpop.update(url, response.headers)
         response.request = request
         return response
@@ -347,6 +365,19 @@ def _copy(request: requests.PreparedRequest, authorization: str | None = None) -
         outgoing.__dict__.update(request.__dict__)
         outgoing.headers = copied
     return outgoing
+
+
+def _hand_back(exc: requests.RequestException, request: requests.PreparedRequest) -> None:
+    """Make ``exc``, raised while sending a copy of ``request``, carry ``request`` instead (item 31).
+
+    The copy holds the token (and the DPoP proof); error reporters print
+    ``exc.request.headers``. Both ``exc.request`` and ``exc.response.request`` are replaced.
+    """
+    if exc.request is not None:
+        exc.request = request
+    response = exc.response
+    if response is not None and getattr(response, "request", None) is not None:
+        response.request = request
 
 
 def _discard(response: requests.Response) -> None:

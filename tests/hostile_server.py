@@ -13,6 +13,7 @@ stopped (threads joined with a timeout) by ``close()`` / the ``with`` block.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -41,6 +42,7 @@ class Reply:
     :param gzip_inflated: if set, the body is a gzip stream of this many ``b"0"`` bytes,
         compressed on the fly (``Content-Encoding: gzip``); ``body``/``repeat`` are then ignored.
     :param prefix: bytes put before the gzip zeros (e.g. ``b'{"access_token":"'``).
+    :param reset: read the request, answer nothing and reset the connection (TCP RST).
     """
 
     status: int = 200
@@ -53,6 +55,7 @@ class Reply:
     stall: bool = False
     gzip_inflated: int | None = None
     prefix: bytes = b""
+    reset: bool = False
 
     def pieces(self) -> Iterator[bytes]:
         """The body, in pieces of at most 64 KiB (compressed pieces for a gzip bomb)."""
@@ -233,6 +236,9 @@ class HostileServer:
         return True
 
     def _answer(self, conn: socket.socket, reply: Reply) -> bool:
+        if reply.reset:  # SO_LINGER on, 0 seconds: close() sends RST instead of FIN
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
         if reply.stall:
             while not self._stopping():
                 time.sleep(0.02)
