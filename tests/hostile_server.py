@@ -42,6 +42,8 @@ class Reply:
     :param gzip_inflated: if set, the body is a gzip stream of this many ``b"0"`` bytes,
         compressed on the fly (``Content-Encoding: gzip``); ``body``/``repeat`` are then ignored.
     :param prefix: bytes put before the gzip zeros (e.g. ``b'{"access_token":"'``).
+    :param header_lines: more header lines, ``(name, value)``, sent after ``headers`` (a name
+        may repeat: several ``WWW-Authenticate`` lines).
     :param reset: read the request, answer nothing and reset the connection (TCP RST).
     """
 
@@ -55,6 +57,7 @@ class Reply:
     stall: bool = False
     gzip_inflated: int | None = None
     prefix: bytes = b""
+    header_lines: list[tuple[str, str]] = field(default_factory=list)
     reset: bool = False
 
     def pieces(self) -> Iterator[bytes]:
@@ -255,7 +258,8 @@ class HostileServer:
         else:
             headers["Connection"] = "close"
         headers.setdefault("Content-Type", "application/json")
-        head = f"HTTP/1.1 {reply.status} Hostile\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        lines = [*headers.items(), *reply.header_lines]
+        head = f"HTTP/1.1 {reply.status} Hostile\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines)
         if not self._send(conn, (head + "\r\n").encode("latin-1")):
             return False
         for piece in reply.pieces():
