@@ -1,26 +1,30 @@
-"""DESIGN item 34, the adapter's side: ``WWW-Authenticate`` read within bounds, the origin cool-down.
+"""DESIGN item 34: ``WWW-Authenticate`` read within bounds, the origin cool-down, ``error.type``.
 
 Observed on 0.2: a DPoP client receiving a 401 with a valid ``DPoP-Nonce`` and many long
 ``WWW-Authenticate`` lines spent seconds of CPU and hundreds of MiB parsing them (1 MiB of
 header: +90 MiB peak; plain requests: none of that); an API refusing every token on per-id
-paths (``/orders/<id>``) cost a token request per call (100 calls: 101 token requests).
+paths (``/orders/<id>``) cost a token request per call (100 calls: 101 token requests); a
+token endpoint answering a new 41-character ``error`` code each time minted a new
+``error.type`` metric series per request (60 in 60).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import tracemalloc
 from collections.abc import Callable
 
 import pytest
 import requests
 
-from reqcc import ClientCredentialsAdapter, ClientCredentialsManager, OAuthToken
+from reqcc import ClientCredentialsAdapter, ClientCredentialsManager, OAuthProviderError, OAuthToken
 from reqcc.cooldown import REJECTION_COOLDOWN, REJECTION_ORIGIN_STRIKES, RejectionCooldown
 
-from .conftest import API, Env, FakeClock
+from .conftest import API, Env, FakeClock, TokenIssuer
 from .hostile_server import HostileServer, Reply
+from .otel_sdk import Otel
 
 MiB = 1 << 20
 ORDERS = API + "orders/"
@@ -143,3 +147,24 @@ def test_the_origin_cool_down_is_per_origin_and_bounded() -> None:
     assert not cooldown.active("GET https://c.example/3")  # c's first strike was forgotten
     now[0] = 61.0
     assert not cooldown.active("GET https://a.example/3")
+
+
+# -- error.type takes registered codes only --------------------------------------------------
+
+
+def test_a_new_error_code_per_answer_mints_no_metric_series(
+    make_env: Callable[..., Env], otel: Otel
+) -> None:
+    codes = [secrets.token_hex(20) + "x" for _ in range(60)]  # 41 characters each
+    issuer = TokenIssuer(answers=[{"status_code": 400, "json": {"error": code}} for code in codes])
+    env = make_env(
+        issuer=issuer, failure_backoff=0, max_retries=0,
+        meter_provider=otel.meter_provider, tracer_provider=otel.tracer_provider,
+    )
+    for _ in codes:
+        with pytest.raises(OAuthProviderError):
+            env.session.get(API + "books")
+    assert issuer.count == 60
+    # 0.2: 60 series, one per code.
+    assert otel.requests_by() == {("error", "OAuthProviderError"): 60}
+    assert not any(code in otel.recorded_text() for code in codes)
