@@ -28,8 +28,11 @@ __all__ = [
     "TemporarilyUnavailable",
     "ServerError",
     "TokenResponseError",
+    "NotATokenEndpoint",
     "TokenDeadlineError",
     "TokenProviderError",
+    "REGISTERED_ERROR_CODES",
+    "TOKEN_ENDPOINT_ERROR_CODES",
     "provider_error_class",
     "as_cached_error",
 ]
@@ -218,6 +221,30 @@ class TokenResponseError(TokenRequestError):
     missing ``access_token``, a ``token_type`` other than Bearer, or a malformed field.
     The message carries the status and a short, redacted excerpt of the body.
     """
+
+
+class NotATokenEndpoint(TokenResponseError):
+    """``token_url`` answered as something other than a token endpoint: check ``token_url``.
+
+    Raised, whatever the body, for a 404 or 405, a redirect (token requests do not follow
+    them), an HTML page that is not a server failure, and a 401 or 403 carrying an error
+    code no token endpoint sends (RFC 6750's ``invalid_token``, an API's ``not_found``):
+    the URL most likely names an API path, a login page or a documentation page. The
+    message says "does not look like a token endpoint: check token_url" and carries the
+    status and a short, redacted excerpt of the body; ``.error`` is the body's ``error``
+    code when it had one, else ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: requests.Response | None = None,
+        retry_after: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        super().__init__(message, response=response, retry_after=retry_after)
+        self.error = error
 
 
 class TokenDeadlineError(TokenRequestError):
