@@ -192,20 +192,21 @@ _PROVIDER_ERRORS: dict[str, type[OAuthProviderError]] = {
 }
 
 
-#: The error codes a token endpoint sends: RFC 6749 §5.2's, the ``server_error`` and
-#: ``temporarily_unavailable`` of §4.1.2.1 (many token endpoints send them too), and
-#: RFC 9449's ``invalid_dpop_proof`` and ``use_dpop_nonce``.
+#: The error codes a token endpoint sends: RFC 6749 §5.2's; ``access_denied``,
+#: ``server_error`` and ``temporarily_unavailable`` of §4.1.2.1, which token endpoints send
+#: too (Auth0 answers ``403 access_denied`` to a client not allowed the API); and RFC
+#: 9449's ``invalid_dpop_proof`` and ``use_dpop_nonce``.
 TOKEN_ENDPOINT_ERROR_CODES = frozenset({
     "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
-    "unsupported_grant_type", "invalid_scope", "server_error", "temporarily_unavailable",
-    "invalid_dpop_proof", "use_dpop_nonce",
+    "unsupported_grant_type", "invalid_scope", "access_denied", "server_error",
+    "temporarily_unavailable", "invalid_dpop_proof", "use_dpop_nonce",
 })
 #: Every error code registered by RFC 6749, RFC 6750 and RFC 9449: the token endpoint's,
-#: the authorization endpoint's (``access_denied``, ``unsupported_response_type``) and a
-#: resource server's (``invalid_token``, ``insufficient_scope``). Telemetry's
-#: ``error.type`` takes only these (a server cannot mint metric series).
+#: the authorization endpoint's ``unsupported_response_type``, and a resource server's
+#: (``invalid_token``, ``insufficient_scope``). Telemetry's ``error.type`` takes only these
+#: (a server cannot mint metric series).
 REGISTERED_ERROR_CODES = TOKEN_ENDPOINT_ERROR_CODES | frozenset({
-    "access_denied", "unsupported_response_type", "invalid_token", "insufficient_scope",
+    "unsupported_response_type", "invalid_token", "insufficient_scope",
 })
 
 

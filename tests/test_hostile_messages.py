@@ -77,6 +77,7 @@ def test_a_wrong_token_url_is_one_exception_type_whatever_the_body(
     [
         (401, "invalid_client", InvalidClient),
         (403, "unauthorized_client", UnauthorizedClient),
+        (403, "access_denied", OAuthProviderError),  # Auth0's answer to a client not allowed the API
         (400, "not_found", OAuthProviderError),  # a 400 is a token endpoint's answer: its own code
     ],
 )
