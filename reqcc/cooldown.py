@@ -23,7 +23,7 @@ __all__ = ["REJECTION_COOLDOWN", "REJECTION_COOLDOWN_SIZE", "REJECTION_ORIGIN_ST
 REJECTION_COOLDOWN = 60.0
 #: Endpoints remembered in the 401 cool-down at most (the oldest is forgotten first).
 REJECTION_COOLDOWN_SIZE = 256
-#: Consecutive rejections of freshly fetched tokens on one origin that cool the whole origin down.
+#: Endpoints of one origin refusing freshly fetched tokens in a row that cool the whole origin down.
 REJECTION_ORIGIN_STRIKES = 3
 
 
@@ -38,11 +38,12 @@ class RejectionCooldown:
 
     An API may refuse every token on per-id paths (``/orders/<id>``): each path is a new
     endpoint, and each would cost a token request. So the origin (scheme, host and port)
-    counts too (DESIGN item 34): after ``strikes`` consecutive rejections of freshly
-    fetched tokens on one origin, with no fresh token accepted there in between, the whole
-    origin cools down for ``seconds`` (a WARNING once); its 401s retire no token meanwhile.
-    An origin with fewer strikes, and every other origin, still recovers from a revocation
-    at once.
+    counts too (DESIGN item 34): when ``strikes`` different endpoints of one origin have
+    refused freshly fetched tokens in a row, with no fresh token accepted there in between,
+    the whole origin cools down for ``seconds`` (a WARNING once); its 401s retire no token
+    meanwhile. One endpoint refusing again after its own cool-down is no new strike. An
+    origin with fewer strikes, and every other origin, still recovers from a revocation at
+    once.
 
     A manager owns one (its ``rejection_cooldown``), shared by every adapter that uses
     that manager.
@@ -61,8 +62,8 @@ class RejectionCooldown:
         self.strikes = strikes
         # Endpoints and origins ("ORIGIN scheme://host:port") cooling down, until when.
         self._until: OrderedDict[str, float] = OrderedDict()
-        # Origins: consecutive rejections of fresh tokens, no fresh token accepted since.
-        self._strikes: OrderedDict[str, int] = OrderedDict()
+        # Origins: the endpoints that refused fresh tokens in a row, none accepted since.
+        self._strikes: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod
@@ -84,8 +85,8 @@ class RejectionCooldown:
             new = self._put(key)
             origin_new = False
             if origin is not None:
-                strikes = self._strikes.pop(origin, 0) + 1
-                if strikes >= self.strikes:
+                strikes = self._strikes.pop(origin, frozenset()) | {key}
+                if len(strikes) >= self.strikes:
                     origin_new = self._put(origin)
                 else:
                     self._strikes[origin] = strikes

@@ -168,3 +168,18 @@ def test_a_new_error_code_per_answer_mints_no_metric_series(
     # 0.2: 60 series, one per code.
     assert otel.requests_by() == {("error", "OAuthProviderError"): 60}
     assert not any(code in otel.recorded_text() for code in codes)
+
+
+def test_one_endpoint_refusing_again_after_its_cool_down_is_no_new_strike(
+    make_env: Callable[..., Env], clock: FakeClock
+) -> None:
+    env = make_env()
+    env.api.register_uri("GET", API + "forbidden", status_code=401)
+    for i in range(REJECTION_ORIGIN_STRIKES):  # refuses a fresh token once per cool-down
+        if i:
+            clock.advance(REJECTION_COOLDOWN + 1)
+        env.session.get(API + "forbidden")
+    assert env.issuer.count == 1 + REJECTION_ORIGIN_STRIKES
+    # The origin did not cool down: a revocation elsewhere is recovered from at once.
+    env.api.register_uri("GET", API + "books", [{"status_code": 401}, {"json": {"ok": True}}])
+    assert env.session.get(API + "books").json() == {"ok": True}
