@@ -6,7 +6,6 @@ nothing of how tokens are obtained: it asks its manager.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from ._body import read_capped
 from ._keywords import passes_keywords
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_no_cleartext_proxy, require_secure_url
+from .challenges import error_code
 from .cooldown import REJECTION_COOLDOWN as REJECTION_COOLDOWN
 from .cooldown import REJECTION_COOLDOWN_SIZE as REJECTION_COOLDOWN_SIZE
 from .cooldown import RejectionCooldown as RejectionCooldown
@@ -40,8 +40,6 @@ _TOKEN_REQUEST = "a request carrying a bearer token"
 _PreparedRequest = requests.PreparedRequest
 _new = object.__new__
 
-_WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
-
 #: Where the adapter notes, in a ``PreparedRequest``'s ``hooks`` dict, the URL of the
 #: request it was first asked to send. requests builds each redirect hop as a copy of
 #: the request before it, and that copy shares the same ``hooks`` dict: a hop finds the
@@ -57,15 +55,15 @@ DISCARD_SECONDS = 2.0
 def token_rejected(response: requests.Response) -> bool:
     """Return whether a 401 says the bearer token itself is bad (RFC 6750 §3.1).
 
-    True when ``WWW-Authenticate`` is absent or carries ``error="invalid_token"``.
+    True when ``WWW-Authenticate`` is absent or carries ``error="invalid_token"`` (read
+    within bounds: :func:`reqcc.challenges.error_code`).
     """
     if response.status_code != 401:
         return False
     challenge = response.headers.get("WWW-Authenticate")
     if not challenge:
         return True
-    match = _WWW_AUTH_ERROR.search(challenge)
-    return match is not None and match.group(1).lower() == "invalid_token"
+    return error_code(challenge) == "invalid_token"
 
 
 def _rewind(request: requests.PreparedRequest) -> bool:
@@ -144,6 +142,8 @@ class ClientCredentialsAdapter(BaseAdapter):
 
         :raises InsecureTransportError: the URL is plain http to a non-loopback host.
         :raises ReqccError: no token could be obtained (the token endpoint's error).
+        :raises requests.RequestException: sending failed; its ``request`` (and its
+            ``response.request``) is ``request``, never the copy holding the token (item 31).
         """
         headers = request.headers
         if type(headers) is CaseInsensitiveDict:  # the usual case, looked up without lower() and raise
@@ -169,10 +169,14 @@ class ClientCredentialsAdapter(BaseAdapter):
             require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = self.manager.get_token()
         if token.token_type == "Bearer":  # the warm path, inlined: one copy, one send
-            response = self.inner.send(
-                _copy(request, f"Bearer {token.access_token}"),
-                stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
-            )
+            try:  # free unless raised (Python 3.11's zero-cost exceptions)
+                response = self.inner.send(
+                    _copy(request, f"Bearer {token.access_token}"),
+                    stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+                )
+            except requests.RequestException as exc:
+                _hand_back(exc, request)
+                raise
             response.request = request
         else:
             response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
@@ -190,8 +194,9 @@ class ClientCredentialsAdapter(BaseAdapter):
         """A 401 says ``token`` is bad: retire it and replay once, unless the endpoint cools down.
 
         When the replay with a freshly fetched token is refused too, the endpoint enters the
-        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile. The
-        cool-down is the manager's, shared by every adapter that uses it.
+        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile; a few
+        such endpoints in a row cool their whole origin down. The cool-down is the
+        manager's, shared by every adapter that uses it.
         """
         cooldown = self.manager.rejection_cooldown
         endpoint = cooldown.key(request)
@@ -209,10 +214,11 @@ class ClientCredentialsAdapter(BaseAdapter):
         _discard(response)
         fresh = self.manager.get_token()
         response = self._send_with(fresh, request, *options)
-        if response.status_code == 401 and token_rejected(response) and (
-            fresh.access_token != token.access_token
-        ):
-            cooldown.start(endpoint)
+        if fresh.access_token != token.access_token:
+            if response.status_code == 401 and token_rejected(response):
+                cooldown.start(endpoint)
+            else:
+                cooldown.accepted(endpoint)
         return response
 
     def _require_secure(self, url: str) -> None:
@@ -257,10 +263,14 @@ class ClientCredentialsAdapter(BaseAdapter):
                 "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
             }
             return self._send_dpop(token, request, _copy(request), kwargs)
-        response = self.inner.send(
-            _copy(request, f"Bearer {token.access_token}"),
-            stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
-        )
+        try:
+            response = self.inner.send(
+                _copy(request, f"Bearer {token.access_token}"),
+                stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
+            )
+        except requests.RequestException as exc:
+            _hand_back(exc, request)
+            raise
         response.request = request
         return response
 
@@ -281,7 +291,11 @@ class ClientCredentialsAdapter(BaseAdapter):
         """
         manager = self.manager
         manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
-        response = self.inner.send(outgoing, **kwargs)
+        try:
+            response = self.inner.send(outgoing, **kwargs)
+        except requests.RequestException as exc:
+            _hand_back(exc, request)
+            raise
         dpop = manager.dpop
         if dpop is None:
             response.request = request
@@ -295,7 +309,11 @@ class ClientCredentialsAdapter(BaseAdapter):
             _discard(response)
             outgoing = _copy(request)
             dpop.authorize(outgoing.headers, outgoing.method or "GET", url, token.access_token, nonce=nonce)
-            response = self.inner.send(outgoing, **kwargs)
+            try:
+                response = self.inner.send(outgoing, **kwargs)
+            except requests.RequestException as exc:
+                _hand_back(exc, request)
+                raise
             dpop.update(url, response.headers)
         response.request = request
         return response
@@ -347,6 +365,19 @@ def _copy(request: requests.PreparedRequest, authorization: str | None = None) -
         outgoing.__dict__.update(request.__dict__)
         outgoing.headers = copied
     return outgoing
+
+
+def _hand_back(exc: requests.RequestException, request: requests.PreparedRequest) -> None:
+    """Make ``exc``, raised while sending a copy of ``request``, carry ``request`` instead (item 31).
+
+    The copy holds the token (and the DPoP proof); error reporters print
+    ``exc.request.headers``. Both ``exc.request`` and ``exc.response.request`` are replaced.
+    """
+    if exc.request is not None:
+        exc.request = request
+    response = exc.response
+    if response is not None and getattr(response, "request", None) is not None:
+        response.request = request
 
 
 def _discard(response: requests.Response) -> None:

@@ -64,6 +64,13 @@ class ClientSecretBasic(ClientAuth):
     def prepare(self, token_url: str) -> AuthParts:
         return AuthParts(headers={"Authorization": f"Basic {self._credential(self.encoding)}"})
 
+    def encoding_changes_credential(self) -> bool:
+        """Whether the id or secret went out form-encoded, different from its raw value.
+
+        Then a refusal may be the server's failure to decode it (DESIGN item 35).
+        """
+        return self.encoding == "form" and self._credential("form") != self._credential("raw")
+
     def secrets(self) -> tuple[str, ...]:
         # The Base64 credential too: a server that echoes the Authorization header in an
         # error page would otherwise put it in the exception message.

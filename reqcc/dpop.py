@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._urls import origin
+from .challenges import parse_www_authenticate as parse_www_authenticate
 from .errors import ConfigurationError, ReqccError
 
 __all__ = [
@@ -643,55 +644,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if isinstance(k, str) and k.lower() == lowered), None)
     return value if isinstance(value, str) else None
-
-
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_SCHEME = re.compile(rf"({_TOKEN})(?=[ \t]|,|$)")
-_PARAM = re.compile(rf'({_TOKEN})[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|{_TOKEN})[ \t]*(?=,|$)')
-_TOKEN68 = re.compile(r"([A-Za-z0-9._~+/-]+=*)[ \t]*(?=,|$)")
-_SEPARATORS = re.compile(r"[ \t,]*")
-_ESCAPE = re.compile(r"\\(.)")
-
-
-def parse_www_authenticate(value: str) -> list[tuple[str, dict[str, str]]]:
-    """Return the challenges of a ``WWW-Authenticate`` value (RFC 9110 §11.6.1) in order.
-
-    Each challenge is ``(scheme in lower case, {param name in lower case: value})``; quoted
-    values are unquoted, a ``token68`` is returned under the name ``""``. One header may
-    carry several challenges (``Bearer realm="api", DPoP algs="ES256"``, RFC 9449 §7.1).
-    Parsing stops at the first malformed part and returns what came before it.
-    """
-    challenges: list[tuple[str, dict[str, str]]] = []
-    params: dict[str, str] | None = None
-    pos, end = 0, len(value)
-    while True:
-        sep = _SEPARATORS.match(value, pos)
-        pos = sep.end() if sep else pos
-        if pos >= end:
-            break
-        if params is not None:
-            param = _PARAM.match(value, pos)
-            if param:
-                raw = param.group(2)
-                params.setdefault(param.group(1).lower(),
-                                  _ESCAPE.sub(r"\1", raw[1:-1]) if raw.startswith('"') else raw)
-                pos = param.end()
-                continue
-        scheme = _SCHEME.match(value, pos)
-        if not scheme:
-            break
-        params = {}
-        challenges.append((scheme.group(1).lower(), params))
-        pos = scheme.end()
-        while pos < end and value[pos] in " \t":
-            pos += 1
-        if not _PARAM.match(value, pos):
-            token68 = _TOKEN68.match(value, pos)
-            if token68:
-                params[""] = token68.group(1)
-                pos = token68.end()
-                params = None  # a token68 ends its challenge
-    return challenges
 
 
 def dpop_challenge_error(www_authenticate: str | None) -> str | None:

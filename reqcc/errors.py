@@ -28,8 +28,11 @@ __all__ = [
     "TemporarilyUnavailable",
     "ServerError",
     "TokenResponseError",
+    "NotATokenEndpoint",
     "TokenDeadlineError",
     "TokenProviderError",
+    "REGISTERED_ERROR_CODES",
+    "TOKEN_ENDPOINT_ERROR_CODES",
     "provider_error_class",
     "as_cached_error",
 ]
@@ -189,6 +192,24 @@ _PROVIDER_ERRORS: dict[str, type[OAuthProviderError]] = {
 }
 
 
+#: The error codes a token endpoint sends: RFC 6749 §5.2's; ``access_denied``,
+#: ``server_error`` and ``temporarily_unavailable`` of §4.1.2.1, which token endpoints send
+#: too (Auth0 answers ``403 access_denied`` to a client not allowed the API); and RFC
+#: 9449's ``invalid_dpop_proof`` and ``use_dpop_nonce``.
+TOKEN_ENDPOINT_ERROR_CODES = frozenset({
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+    "unsupported_grant_type", "invalid_scope", "access_denied", "server_error",
+    "temporarily_unavailable", "invalid_dpop_proof", "use_dpop_nonce",
+})
+#: Every error code registered by RFC 6749, RFC 6750 and RFC 9449: the token endpoint's,
+#: the authorization endpoint's ``unsupported_response_type``, and a resource server's
+#: (``invalid_token``, ``insufficient_scope``). Telemetry's ``error.type`` takes only these
+#: (a server cannot mint metric series).
+REGISTERED_ERROR_CODES = TOKEN_ENDPOINT_ERROR_CODES | frozenset({
+    "unsupported_response_type", "invalid_token", "insufficient_scope",
+})
+
+
 def provider_error_class(code: str) -> type[OAuthProviderError]:
     """Return the exception class for the §5.2 error ``code`` (the base class if unknown)."""
     return _PROVIDER_ERRORS.get(code, OAuthProviderError)
@@ -201,6 +222,30 @@ class TokenResponseError(TokenRequestError):
     missing ``access_token``, a ``token_type`` other than Bearer, or a malformed field.
     The message carries the status and a short, redacted excerpt of the body.
     """
+
+
+class NotATokenEndpoint(TokenResponseError):
+    """``token_url`` answered as something other than a token endpoint: check ``token_url``.
+
+    Raised, whatever the body, for a 404 or 405, a redirect (token requests do not follow
+    them), an HTML page that is not a server failure, and a 401 or 403 carrying an error
+    code no token endpoint sends (RFC 6750's ``invalid_token``, an API's ``not_found``):
+    the URL most likely names an API path, a login page or a documentation page. The
+    message says "does not look like a token endpoint: check token_url" and carries the
+    status and a short, redacted excerpt of the body; ``.error`` is the body's ``error``
+    code when it had one, else ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: requests.Response | None = None,
+        retry_after: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        super().__init__(message, response=response, retry_after=retry_after)
+        self.error = error
 
 
 class TokenDeadlineError(TokenRequestError):

@@ -3,7 +3,7 @@
 Each token request carries a freshly signed assertion::
 
     client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer
-    client_assertion=<JWT: iss = sub = client_id, aud = token URL, jti, iat, nbf, exp>
+    client_assertion=<JWT: iss = sub = client_id, aud = token URL, jti, iat, exp>
 
 Signing uses PyJWT (``pip install 'reqcc[jwt]'``, which brings ``PyJWT[crypto]``). This
 module imports without it; building a method without it raises a
@@ -99,7 +99,7 @@ class JWTAssertionAuth(ClientAuth):
     :param audience: the ``aud`` claim (default: the token URL of each request).
     :param lifetime: seconds from ``iat`` to ``exp``.
     :param key_id: a ``kid`` header naming the key among those the server knows.
-    :param clock: the wall clock in Unix seconds that stamps ``iat``, ``nbf`` and ``exp``.
+    :param clock: the wall clock in Unix seconds that stamps ``iat`` and ``exp``.
     """
 
     def __init__(
@@ -127,7 +127,11 @@ class JWTAssertionAuth(ClientAuth):
         self._key: Any = None  # set by the subclass: cryptography key object or HMAC bytes
 
     def claims(self, token_url: str) -> dict[str, Any]:
-        """Return the claims of a new assertion for a request to ``token_url``."""
+        """Return the claims of a new assertion for a request to ``token_url``.
+
+        No ``nbf`` (optional in RFC 7523): set to "now", servers whose clock trails the
+        client's refuse it (idpyoidc refuses ``nbf`` = ``iat``). DESIGN item 35.
+        """
         now = int(self._clock())
         return {
             "iss": self.client_id,
@@ -135,7 +139,6 @@ class JWTAssertionAuth(ClientAuth):
             "aud": self.audience if self.audience is not None else token_url,
             "jti": _secrets.token_urlsafe(24),
             "iat": now,
-            "nbf": now,
             "exp": now + max(1, int(self.lifetime)),
         }
 

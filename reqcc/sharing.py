@@ -18,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._log import log
 from .oauth_token import OAuthToken
 from .stores._shared import SharedTokens
 from .stores.base import TokenStore, token_store_key
 from .token_endpoint import TokenEndpoint
 from .validity import HeldToken
+
+if TYPE_CHECKING:
+    from .dpop import DPoPProver
 
 __all__ = ["SharingMixin", "share", "store_key"]
 
@@ -53,6 +57,23 @@ def share(
     return SharedTokens(store, store_key(endpoint, scopes), monotonic=monotonic, sleep=sleep)
 
 
+def type_matches(token: OAuthToken, *, dpop: bool) -> bool:
+    """Whether a token found in a store has the type this manager sends (DESIGN item 32).
+
+    A Bearer entry for a DPoP manager would be sent without a proof (a downgrade); a DPoP
+    entry for a Bearer manager cannot be sent at all. Either is a miss, logged: the
+    manager obtains a token of its own, which then replaces the entry.
+    """
+    wanted = "DPoP" if dpop else "Bearer"
+    if token.token_type == wanted:
+        return True
+    log.warning(
+        "the token store holds a %s token (%s) for a manager that sends %s tokens: not used",
+        token.token_type, token.fingerprint, wanted,
+    )
+    return False
+
+
 class SharingMixin:
     """Part of :class:`~reqcc.ClientCredentialsManager`: obtaining a token through its token store."""
 
@@ -68,6 +89,7 @@ class SharingMixin:
         _sleep: Callable[[float], None]
         _current: HeldToken | None
         _retired: str | None
+        _dpop: DPoPProver | None
 
         def _obtain(self, deadline: float | None = None) -> OAuthToken: ...
         def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint: ...
@@ -94,6 +116,8 @@ class SharingMixin:
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""
+        if not type_matches(token, dpop=self._dpop is not None):
+            return False
         current = self._current
         if current is not None and token.access_token == current.token.access_token:
             return False  # the token in use is not good enough any more (expired or due)

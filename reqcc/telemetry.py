@@ -4,8 +4,8 @@ With ``opentelemetry-api`` installed (``pip install reqcc[otel]``), :func:`creat
 returns an object that records, for one client:
 
 - ``reqcc.token.requests`` (counter): one per HTTP token request, with ``outcome``
-  (``success`` or ``error``) and, on error, ``error.type`` (the RFC 6749 §5.2 code, or
-  the exception's class name);
+  (``success`` or ``error``) and, on error, ``error.type`` (the error code when RFC 6749,
+  RFC 6750 or RFC 9449 registers it, else the exception's class name);
 - ``reqcc.token.request.duration`` (histogram, seconds): how long each one took, with the
   same attributes;
 - ``reqcc.token.rejections`` (counter): tokens retired after the API answered 401;
@@ -26,14 +26,13 @@ tracer come from the global providers unless others are passed (tests pass their
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .errors import OAuthProviderError
+from .errors import REGISTERED_ERROR_CODES, OAuthProviderError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from opentelemetry.metrics import Histogram, Meter, MeterProvider
@@ -58,15 +57,15 @@ DURATION_BUCKETS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )
 
-# An error code goes into a metric attribute only if it looks like one (RFC 6749 §5.2
-# codes are short ASCII words); anything else becomes the exception's class name, so a
-# server cannot fill the metric backend with arbitrary values.
-_ERROR_CODE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
 def error_type(exc: BaseException) -> str:
-    """Return the ``error.type`` of a failed token request: the §5.2 code or the class name."""
-    if isinstance(exc, OAuthProviderError) and _ERROR_CODE.fullmatch(exc.error or ""):
+    """Return the ``error.type`` of a failed token request: a registered code or the class name.
+
+    Only the codes of RFC 6749, RFC 6750 and RFC 9449
+    (:data:`~reqcc.errors.REGISTERED_ERROR_CODES`) go into a metric attribute; any other
+    becomes the exception's class name, so a server answering a new code each time cannot
+    mint a new metric series per request (DESIGN item 34).
+    """
+    if isinstance(exc, OAuthProviderError) and exc.error in REGISTERED_ERROR_CODES:
         return exc.error
     return type(exc).__name__
 

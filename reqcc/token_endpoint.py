@@ -26,10 +26,12 @@ from oauthlib.oauth2 import BackendApplicationClient
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
-from .client_auth import ClientAuth
+from .client_auth import ClientAuth, ClientSecretBasic
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
+    TOKEN_ENDPOINT_ERROR_CODES,
     ConfigurationError,
+    NotATokenEndpoint,
     OAuthProviderError,
     TokenDeadlineError,
     TokenRequestError,
@@ -57,6 +59,15 @@ CLIENT_ERROR_CODES = frozenset({
     "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
     "unsupported_grant_type", "invalid_scope",
 })
+
+#: Added to an ``invalid_client`` refusal of a Basic credential that form-encoding changed.
+BASIC_ENCODING_HINT = (
+    "; the client_id or client_secret holds characters that client_secret_basic form-encodes "
+    "(RFC 6749 §2.3.1) and many servers do not decode: if the credential is right, try "
+    'basic_auth_encoding="raw"'
+)
+#: How a wrong ``token_url`` is named in messages (:class:`~reqcc.NotATokenEndpoint`).
+NOT_A_TOKEN_ENDPOINT = "this does not look like a token endpoint: check token_url"
 
 _RESERVED_FIELDS = frozenset(
     {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
@@ -489,6 +500,18 @@ class TokenEndpoint:
         except (ValueError, RecursionError):  # not JSON, not UTF-8/16/32, or nested too deep
             data = None
         body_excerpt = excerpt(text, secrets) or "<empty>"
+        code = data.get("error") if isinstance(data, dict) else None
+        reason = self._wrong_url(response, text, data, code)
+        if reason:
+            shown_code = excerpt(code, secrets, 60) if isinstance(code, str) and code else None
+            raise NotATokenEndpoint(
+                f"token endpoint {self.where} answered HTTP {status}"
+                f"{f' with error {shown_code!r}' if shown_code else ''} for client {self._client}: "
+                f"{reason}; body: {body_excerpt}",
+                response=response,
+                retry_after=retry_after,
+                error=shown_code,
+            )
         if isinstance(data, dict) and "error" in data:
             code = data["error"]
             if isinstance(code, str) and code:
@@ -502,14 +525,14 @@ class TokenEndpoint:
         if not 200 <= status < 300:
             raise TokenResponseError(
                 f"token endpoint {self.where} answered HTTP {status} without an OAuth error for client "
-                f"{self._client}{self._status_hint(response, text)}; body: {body_excerpt}",
+                f"{self._client}; body: {body_excerpt}",
                 response=response,
                 retry_after=retry_after,
             )
         if data is None:
             raise TokenResponseError(
                 f"token endpoint {self.where} answered HTTP {status} with a body that is not JSON"
-                f"{self._status_hint(response, text)}; body: {body_excerpt}",
+                f"; body: {body_excerpt}",
                 response=response,
             )
         if not isinstance(data, dict):
@@ -569,9 +592,12 @@ class TokenEndpoint:
                 f"; sent with auth method {self.client_auth.method!r}: check client_id, the "
                 "credential and auth_method"
             )
-        elif response.status_code in (404, 405):
-            # A wrong path often answers with a JSON error of its own ({"error": "not_found"}).
-            message += "; this does not look like a token endpoint: check token_url"
+            auth = self.client_auth
+            if isinstance(auth, ClientSecretBasic) and auth.encoding_changes_credential():
+                message += BASIC_ENCODING_HINT
+        elif code == "invalid_scope":
+            asked = f"'{excerpt(self.scope, secrets, 200)}'" if self.scope else "none (no scope parameter)"
+            message += f"; scopes asked for: {asked}"
         raise provider_error_class(code)(
             shown_code,
             shown_description,
@@ -582,13 +608,23 @@ class TokenEndpoint:
         )
 
     @staticmethod
-    def _status_hint(response: requests.Response, text: str) -> str:
+    def _wrong_url(response: requests.Response, text: str, data: object, code: object) -> str:
+        """Why the answer says ``token_url`` names no token endpoint, or ``""`` (DESIGN item 35).
+
+        A redirect (token requests do not follow them), a 404 or 405 whatever the body, a
+        401 or 403 with an error code no token endpoint sends (RFC 6750's ``invalid_token``,
+        an API's own), or an HTML page that is not a server failure.
+        """
         status = response.status_code
         if 300 <= status < 400:
-            return " (token requests do not follow redirects: check token_url)"
+            return f"{NOT_A_TOKEN_ENDPOINT} (token requests do not follow redirects)"
+        if status in (404, 405):
+            return NOT_A_TOKEN_ENDPOINT
+        if status in (401, 403) and isinstance(code, str) and code not in TOKEN_ENDPOINT_ERROR_CODES:
+            return NOT_A_TOKEN_ENDPOINT
         html = "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<"
-        if status in (404, 405) or html:
-            return " (this does not look like a token endpoint: check token_url)"
+        if html and data is None and status < 500 and status not in RETRY_STATUSES:
+            return NOT_A_TOKEN_ENDPOINT
         return ""
 
     def __repr__(self) -> str:

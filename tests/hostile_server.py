@@ -44,6 +44,9 @@ class Reply:
     :param prefix: bytes put before the gzip zeros (e.g. ``b'{"access_token":"'``).
     :param reset: after the body, abort the connection (TCP RST) instead of keeping or
         closing it (with ``framing="declared"``: a connection reset in the middle of a body).
+    :param header_lines: more header lines, ``(name, value)``, sent after ``headers`` (a name
+        may repeat: several ``WWW-Authenticate`` lines).
+    :param reset_at_once: read the request, answer nothing and reset the connection (TCP RST).
     """
 
     status: int = 200
@@ -56,7 +59,9 @@ class Reply:
     stall: bool = False
     gzip_inflated: int | None = None
     prefix: bytes = b""
+    header_lines: list[tuple[str, str]] = field(default_factory=list)
     reset: bool = False
+    reset_at_once: bool = False
 
     def pieces(self) -> Iterator[bytes]:
         """The body, in pieces of at most 64 KiB (compressed pieces for a gzip bomb)."""
@@ -237,6 +242,9 @@ class HostileServer:
         return True
 
     def _answer(self, conn: socket.socket, reply: Reply) -> bool:
+        if reply.reset_at_once:  # SO_LINGER on, 0 seconds: close() sends RST instead of FIN
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
         if reply.stall:
             while not self._stopping():
                 time.sleep(0.02)
@@ -253,7 +261,8 @@ class HostileServer:
         else:
             headers["Connection"] = "close"
         headers.setdefault("Content-Type", "application/json")
-        head = f"HTTP/1.1 {reply.status} Hostile\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        lines = [*headers.items(), *reply.header_lines]
+        head = f"HTTP/1.1 {reply.status} Hostile\r\n" + "".join(f"{k}: {v}\r\n" for k, v in lines)
         if not self._send(conn, (head + "\r\n").encode("latin-1")):
             return False
         for piece in reply.pieces():

@@ -205,15 +205,19 @@ def test_a_wrong_scope_points_at_the_scope_flag(reqcc_server: LocalAuthorization
     assert "invalid_scope" in line and "check --scope / REQCC_SCOPES" in line
 
 
-@pytest.mark.parametrize("path", ["nope/token", "books", ""], ids=["404", "405-api", "405-root"])
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("nope/token", 404), ("books", 405), ("", 405), ("orders", 401)],
+    ids=["404", "405-api", "405-root", "401-api"],
+)
 def test_a_wrong_token_path_says_check_the_token_url(
-    reqcc_server: LocalAuthorizationServer, path: str
+    reqcc_server: LocalAuthorizationServer, path: str, status: int
 ) -> None:
     env = env_for(reqcc_server, REQCC_TOKEN_URL=reqcc_server.base_url + path)
     code, line = cli_error(env)
-    assert code in (cli.EXIT_OAUTH, cli.EXIT_TOKEN_RESPONSE)
+    assert code == cli.EXIT_TOKEN_RESPONSE  # NotATokenEndpoint, whatever the body (item 35)
     assert line.startswith(library_message(env))
-    assert ("404" if path.startswith("nope") else "405") in line
+    assert line.startswith("NotATokenEndpoint: ") and f"HTTP {status}" in line
     assert TOKEN_URL_HINT in line and "--client-id" not in line
     assert reqcc_server.tokens_issued == 0
 
@@ -235,3 +239,30 @@ def test_a_server_error_adds_no_hint(reqcc_server: LocalAuthorizationServer) -> 
     code, line = cli_error(env_for(reqcc_server))
     assert code == cli.EXIT_TOKEN_RESPONSE and "400" in line
     assert "check --" not in line
+
+
+def test_a_refused_basic_secret_that_form_encoding_changed_points_at_the_raw_encoding_flag(
+    reqcc_server: LocalAuthorizationServer,
+) -> None:
+    # A server that does not form-decode Basic credentials refuses reqcc's RFC-correct default.
+    with static_server(401, "application/json", b'{"error":"invalid_client"}') as site:
+        secret = "s3cret+with/odd=chars"
+        env = env_for(reqcc_server, REQCC_TOKEN_URL=site + "token", REQCC_CLIENT_SECRET=secret)
+        code, line = cli_error(env)
+        expected = library_message(env)
+    assert code == cli.EXIT_OAUTH
+    assert line.startswith(expected) and 'basic_auth_encoding="raw"' in expected
+    assert line.endswith("if they are right, try --basic-auth-encoding raw")
+    assert "s3cret" not in line
+
+
+def test_the_basic_auth_encoding_flag_reaches_the_manager(reqcc_server: LocalAuthorizationServer) -> None:
+    env = env_for(reqcc_server)
+    parsed = cli.build_parser().parse_args(["token", "--basic-auth-encoding", "raw"])
+    parsed.secrets_seen = []
+    assert manager_config(parsed, env, io.StringIO())["basic_auth_encoding"] == "raw"
+    parsed = cli.build_parser().parse_args(["token"])
+    parsed.secrets_seen = []
+    assert "basic_auth_encoding" not in manager_config(parsed, env, io.StringIO())
+    code, line = cli_error(env, "--basic-auth-encoding", "raw", "--auth-method", "client_secret_post")
+    assert code == cli.EXIT_CONFIG and "--basic-auth-encoding" in line

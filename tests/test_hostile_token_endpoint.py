@@ -20,6 +20,7 @@ import requests
 from reqcc.client_auth import ClientSecretBasic
 from reqcc.errors import (
     InvalidClient,
+    NotATokenEndpoint,
     OAuthProviderError,
     ReqccError,
     TokenDeadlineError,
@@ -208,7 +209,7 @@ def test_a_token_with_crlf_is_refused_without_echoing_it(serve: Callable[..., Ho
         (Reply(status=200, body=b"<!doctype html><title>Login</title>",
                headers={"Content-Type": "text/html"}), "check token_url"),
         (Reply(status=302, headers={"Location": "https://elsewhere.example/token"}),
-         "do not follow redirects: check token_url"),
+         "(token requests do not follow redirects)"),
     ],
     ids=["404-html", "405-json", "200-html", "302"],
 )
@@ -216,10 +217,10 @@ def test_a_wrong_token_url_says_check_token_url(
     serve: Callable[..., HostileServer], reply: Reply, hint: str
 ) -> None:
     server = serve(reply)
-    with pytest.raises(TokenResponseError) as caught:
+    with pytest.raises(NotATokenEndpoint) as caught:  # a TokenResponseError (item 35)
         endpoint(server).request_token()
     message = str(caught.value)
-    assert hint in message
+    assert hint in message and "does not look like a token endpoint: check token_url" in message
     assert f"127.0.0.1:{server.port}/oauth/token" in message
     assert "tenant" not in message  # no query: it may hold something private
     assert server.token_requests == 1  # a redirect is not followed
@@ -229,10 +230,12 @@ def test_a_wrong_token_url_says_check_token_url(
 def test_a_wrong_token_url_with_a_json_error_says_check_token_url(
     serve: Callable[..., HostileServer], status: int
 ) -> None:
-    # The local server (and many frameworks) answer a wrong path with a JSON "error" of their own.
+    # The local server (and many frameworks) answer a wrong path with a JSON "error" of their own:
+    # one exception type for a wrong URL whatever the body (0.2: an OAuthProviderError).
     server = serve(Reply(status=status, body=b'{"error":"not_found"}'))
-    with pytest.raises(OAuthProviderError) as caught:
+    with pytest.raises(NotATokenEndpoint) as caught:
         endpoint(server).request_token()
+    assert not isinstance(caught.value, OAuthProviderError)
     assert caught.value.error == "not_found"
     assert "check token_url" in str(caught.value)
     assert f"127.0.0.1:{server.port}/oauth/token" in str(caught.value)

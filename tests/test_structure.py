@@ -23,7 +23,7 @@ PACKAGE = Path(reqcc.__file__).parent
 #: listed belongs to the nearest listed package above it (``reqcc.stores.base`` →
 #: ``reqcc.stores``); a new top-level module needs a line here.
 LAYERS: list[set[str]] = [
-    {"reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords"},
+    {"reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords", "reqcc.challenges"},
     {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry"},
     {"reqcc.auth_base"},
     {"reqcc.jwt_auth"},

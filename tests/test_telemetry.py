@@ -99,7 +99,11 @@ def test_a_provider_error_counts_as_an_error_with_its_code(otel: Otel) -> None:
         (TokenResponseError("not JSON"), "TokenResponseError"),
         (OAuthProviderError("has spaces and " + TOKEN), "OAuthProviderError"),
         (OAuthProviderError("x" * 65), "OAuthProviderError"),
-        (OAuthProviderError("slow_down"), "slow_down"),
+        (OAuthProviderError("slow_down"), "OAuthProviderError"),  # RFC 8628's: not registered here
+        (OAuthProviderError("invalid_client"), "invalid_client"),  # RFC 6749
+        (OAuthProviderError("invalid_token"), "invalid_token"),  # RFC 6750
+        (OAuthProviderError("use_dpop_nonce"), "use_dpop_nonce"),  # RFC 9449
+        (OAuthProviderError("Invalid_Client"), "OAuthProviderError"),  # codes are case-sensitive
         (ValueError("boom"), "ValueError"),
     ],
 )

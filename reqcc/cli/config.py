@@ -114,6 +114,12 @@ def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: 
     }
     if method in _SECRET_METHODS:
         config["client_secret"] = _read_secret(args, environ, stdin, client_id)
+    if args.basic_auth_encoding:
+        if method != "client_secret_basic":
+            raise CliError(
+                "--basic-auth-encoding is used only with --auth-method client_secret_basic", EXIT_CONFIG
+            )
+        config["basic_auth_encoding"] = args.basic_auth_encoding
     if method == "private_key_jwt":
         if not args.private_key_file:
             raise CliError("--auth-method private_key_jwt needs --private-key-file PEM", EXIT_CONFIG)

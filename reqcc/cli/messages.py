@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import ConfigurationError, OAuthProviderError, ReqccError, TokenRequestError
+from ..errors import ConfigurationError, NotATokenEndpoint, OAuthProviderError, ReqccError, TokenRequestError
 from .exit_codes import (
     EXIT_CONFIG,
     EXIT_ERROR,
@@ -26,6 +26,7 @@ _FLAG_OF_KEYWORD = {
     "client_secret": "REQCC_CLIENT_SECRET / --client-secret-file",
     "scopes": "--scope",
     "auth_method": "--auth-method",
+    "basic_auth_encoding": "--basic-auth-encoding",
     "token_params": "--token-param",
     "timeout": "--timeout",
     "base_url": "URL",
@@ -84,12 +85,11 @@ def _flag_hint(exc: TokenRequestError) -> str:
     The library's message already says what went wrong and which keyword to check
     (``token_url``, ``client_id``...); a shell user sets flags and variables, so this names them.
     """
-    status = exc.status_code
-    response = exc.response
-    content_type = str(response.headers.get("Content-Type", "")) if response is not None else ""
-    if status is not None and (300 <= status < 400 or status in (404, 405) or "html" in content_type.lower()):
+    if isinstance(exc, NotATokenEndpoint):  # a 404, 405, redirect, HTML page or an API's 401/403
         return _TOKEN_URL_HINT
     if isinstance(exc, OAuthProviderError):
+        if exc.error == "invalid_client" and 'basic_auth_encoding="raw"' in str(exc):
+            return f"{_CLIENT_HINT}; if they are right, try --basic-auth-encoding raw"
         if exc.error in ("invalid_client", "unauthorized_client"):
             return _CLIENT_HINT
         if exc.error == "invalid_scope":

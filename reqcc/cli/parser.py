@@ -229,6 +229,13 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         "lists, private_key_jwt with --private-key-file; the *_jwt methods need reqcc[jwt])",
     )
     group.add_argument(
+        "--basic-auth-encoding",
+        choices=("form", "raw"),
+        default=None,
+        help="how client_secret_basic encodes the id and secret: form (RFC 6749, the default) or raw, "
+        "for the many servers that do not form-decode them (a secret with + %% : & = / or a space)",
+    )
+    group.add_argument(
         "--private-key-file",
         metavar="PEM",
         help="the client's private key, for --auth-method private_key_jwt",

@@ -17,7 +17,10 @@ from ..errors import ConfigurationError
 from ..oauth_token import OAuthToken
 from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL
 
-__all__ = ["RedisTokenStore"]
+__all__ = ["MAX_VALUE_SIZE", "RedisTokenStore"]
+
+#: The most bytes of a stored value read (the file store's limit): a larger one is ignored.
+MAX_VALUE_SIZE = 1 << 20
 
 # Delete the lease only if it is still ours: an expired lease may have been taken by another.
 _RELEASE_SCRIPT = """
@@ -42,6 +45,8 @@ class RedisTokenStore:
     ``SET NX PX`` (it expires by itself after ``lease_timeout``) and released by a Lua
     script that deletes it only if the releasing holder still owns it. Each operation
     touches one key, so a Redis Cluster client works as well as a plain or Sentinel one.
+    A token is read with ``GETRANGE``, at most :data:`MAX_VALUE_SIZE` (1 MiB, as the file
+    store) plus one byte: a larger value is ignored (a WARNING) without being read whole.
 
     Give either ``client`` (any redis-py client: ``redis.Redis``, ``RedisCluster``,
     ``Sentinel.master_for(…)``) or ``url`` (``redis://[:password@]host:port/db``,
@@ -104,8 +109,18 @@ class RedisTokenStore:
 
     def read(self, key: str) -> OAuthToken | None:
         """Return the token stored under ``key``, or ``None``."""
-        raw = self.client.get(self._token_key(key))
-        if raw is None:
+        try:  # one byte past the cap, never more: a huge value is not read (DESIGN item 32)
+            raw = self.client.getrange(self._token_key(key), 0, MAX_VALUE_SIZE)
+        except UnicodeDecodeError:  # decode_responses=True, and the cut fell inside a character
+            raw = None
+            oversized = True
+        else:
+            oversized = raw is not None and len(raw) > MAX_VALUE_SIZE
+        if oversized:
+            log.warning("token store %r: the entry for key %s… is over %d bytes; ignored",
+                        self, key[:8], MAX_VALUE_SIZE)
+            return None
+        if not raw:  # GETRANGE answers "" for a missing key
             return None
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
