@@ -2,7 +2,8 @@
 
 A provider replaces the manager's own fetch (DESIGN items 3 and 4). What it returns must
 be an :class:`~reqcc.OAuthToken` (a dict is converted), not expired, not the token the
-resource server just rejected, and a ``DPoP`` token when the manager uses DPoP; anything
+resource server just rejected, and a ``DPoP`` token when the manager uses DPoP (a
+``Bearer`` one when it does not); anything
 else is a :class:`~reqcc.TokenProviderError` naming the problem and the fix, and no
 request goes out with it.
 """
@@ -83,5 +84,12 @@ def call_provider(
         raise TokenProviderError(
             f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
             "uses DPoP: return a DPoP token (manager.fetch_token() gets one)"
+        )
+    if not dpop and token.token_type != "Bearer":
+        # Adopted, it could not be sent: every request would fail until the provider changed
+        # its mind (the provider-side twin of a DPoP entry in a Bearer manager's store).
+        raise TokenProviderError(
+            f"token_provider returned a {token.token_type} token {token.fingerprint}, but this manager "
+            "has no DPoP key: return a Bearer token, or give the manager dpop=True or dpop_key="
         )
     return token

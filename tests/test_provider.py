@@ -146,6 +146,26 @@ def test_provider_returning_an_expired_token(make_env: Any, clock: FakeClock) ->
     assert env.manager.token is None
 
 
+def test_provider_returning_a_dpop_token_to_a_bearer_manager(make_env: Any, clock: FakeClock) -> None:
+    # Adopted, it could not be sent: every request would fail with ConfigurationError until
+    # the provider changed its mind. Refused at the provider instead, naming both fixes.
+    provider = Provider(clock)
+    provider.result = OAuthToken(
+        access_token="bound", token_type="DPoP", expires_in=3600, expiry=clock() + 3600
+    )
+    env: Env = make_env(token_provider=provider)
+    with pytest.raises(TokenProviderError) as info:
+        env.session.get(BOOKS)
+    message = str(info.value)
+    assert "DPoP token" in message and "no DPoP key" in message and "dpop_key=" in message
+    assert "bound" not in message
+    assert env.sent() == 0
+    assert env.manager.token is None
+    provider.result = None  # the provider mends its ways: the next request recovers
+    clock.advance(3600)
+    assert env.session.get(BOOKS).status_code == 200
+
+
 def test_provider_returning_a_token_inside_the_skew_counts_as_expired(
     make_env: Any, clock: FakeClock
 ) -> None:
