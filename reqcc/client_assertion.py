@@ -185,24 +185,30 @@ class AssertionFile:
             raise self._error("does not exist (is the volume with the platform's token mounted?)") from None
         except OSError as exc:
             raise self._error(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+        # (A ClientAssertionError is an OSError too, through requests' RequestException:
+        # none is raised inside the try.)
+        problem = None
+        chunks: list[bytes] = []
+        size = 0
         try:
             info = os.fstat(fd)
             if not _is_regular(info):
-                raise self._error("is not a regular file")
-            if info.st_size > MAX_ASSERTION_SIZE:
-                raise self._error(f"is larger than {MAX_ASSERTION_SIZE} bytes: not a client assertion")
-            chunks: list[bytes] = []
-            size = 0
-            while size <= MAX_ASSERTION_SIZE:
-                chunk = os.read(fd, MAX_ASSERTION_SIZE + 1 - size)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
+                problem = "is not a regular file"
+            elif info.st_size <= MAX_ASSERTION_SIZE:
+                while size <= MAX_ASSERTION_SIZE:
+                    chunk = os.read(fd, MAX_ASSERTION_SIZE + 1 - size)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            else:
+                size = info.st_size
         except OSError as exc:
-            raise self._error(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+            problem = f"cannot be read ({exc.strerror or type(exc).__name__})"
         finally:
             os.close(fd)
+        if problem is not None:
+            raise self._error(problem)
         if size > MAX_ASSERTION_SIZE:
             raise self._error(f"is larger than {MAX_ASSERTION_SIZE} bytes: not a client assertion")
         try:
@@ -266,9 +272,7 @@ class ExternalAssertion(ClientAuth):
         self._recent: tuple[str, ...] = ()
         self._pending: str | None = None
         #: Where the assertion comes from: ``file:<path>`` or ``callable:<module.qualname>``.
-        self.source = (
-            self._file.source if self._file is not None else f"callable:{callable_name(assertion)}"
-        )
+        self.source = self._file.source if self._file is not None else f"callable:{callable_name(assertion)}"
 
     def check_ready(self, token_url: str) -> None:
         """Obtain the assertion for the next :meth:`prepare` now, before any request is counted.
