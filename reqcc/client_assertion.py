@@ -45,6 +45,7 @@ __all__ = [
     "MAX_ASSERTION_SIZE",
     "AssertionCallable",
     "AssertionFile",
+    "AssertionPath",
     "ClientAssertionError",
     "ExternalAssertion",
 ]
@@ -92,10 +93,12 @@ def _b64url_json(part: str) -> Any:
     return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
 
 
-def assertion_expiry(assertion: str, source: str) -> float:
+def assertion_expiry(assertion: str, source: str, *, audience: str | None = None) -> float:
     """Return the ``exp`` of ``assertion`` (read, not verified), checking its shape.
 
-    :raises ClientAssertionError: not a JWT, or no numeric ``exp`` in its payload.
+    :param audience: if given, the payload's ``aud`` (a string or a list) must hold it.
+    :raises ClientAssertionError: not a JWT, no numeric ``exp`` in its payload, or another
+        audience.
     """
     if not _JWT_SHAPE.fullmatch(assertion):
         raise ClientAssertionError(
@@ -116,6 +119,16 @@ def assertion_expiry(assertion: str, source: str) -> float:
             f"client assertion from {source} has no numeric 'exp' claim (RFC 7523 §3 requires one)",
             source=source,
         )
+    if audience is not None:
+        aud = payload.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if audience not in auds:
+            shown = [a[:100] for a in auds if isinstance(a, str)][:5]
+            raise ClientAssertionError(
+                f"client assertion from {source} is for audience {shown!r}, not {audience!r}: set "
+                "the projected token's audience to it (serviceAccountToken.audience in the pod spec)",
+                source=source,
+            )
     return float(exp)
 
 
@@ -128,6 +141,31 @@ def _check_expiry(expiry: float, now: float, source: str) -> None:
         )
 
 
+class AssertionPath(os.PathLike[str]):
+    """A ``client_assertion_file`` path whose JWT must name ``audience`` in its ``aud``.
+
+    A projected service-account token carries the audience its pod spec asked for
+    (``serviceAccountToken.audience``); the pod's default token carries the API server's.
+    With ``audience`` set, a token for another audience is a :class:`ClientAssertionError`
+    naming both, instead of an ``invalid_client`` from the server. The store key is the path.
+
+    :param path: the file.
+    :param audience: the audience the authorization server expects of the platform's JWT.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, audience: str | None = None) -> None:
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigurationError("the audience of a client assertion file must be a non-empty string")
+        self.path = os.fspath(path)
+        self.audience = audience
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"AssertionPath({self.path!r}, audience={self.audience!r})"
+
+
 class AssertionFile:
     """A JWT file the platform writes and rotates, read again when it changes.
 
@@ -136,6 +174,7 @@ class AssertionFile:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> None:
+        audience = path.audience if isinstance(path, AssertionPath) else None
         try:
             path = os.fspath(path)
         except TypeError:
@@ -145,6 +184,7 @@ class AssertionFile:
         if not isinstance(path, str) or not path:
             raise ConfigurationError("client_assertion_file must be a non-empty file path (str)")
         self.path = os.path.abspath(path)
+        self.audience = audience
         self._clock = clock
         #: (device, inode, size, mtime_ns) of what was read, its text and its expiry.
         self._held: tuple[tuple[int, int, int, int], str, float] | None = None
@@ -171,7 +211,7 @@ class AssertionFile:
             if info is not None and _identity(info) == held[0]:
                 return held[1]
         identity, text = self._load()
-        expiry = assertion_expiry(text, self.path)
+        expiry = assertion_expiry(text, self.path, audience=self.audience)
         self._held = (identity, text, expiry)
         if text not in self.recent:
             self.recent = (*self.recent[-1:], text)
