@@ -55,3 +55,13 @@ def test_how_a_token_request_presents_an_assertion() -> None:
         client_credentials({}, {**form, "client_secret": ["s"]})
     with pytest.raises(ValueError, match="client_assertion_type"):
         client_credentials({}, {**form, "client_assertion_type": ["other"]})
+
+
+def test_the_metadata_lists_private_key_jwt_only_with_a_federated_client() -> None:
+    from reqcc.testing import LocalAuthorizationServer
+
+    with LocalAuthorizationServer() as plain:
+        assert "private_key_jwt" not in plain._metadata_document()["token_endpoint_auth_methods_supported"]
+    with LocalAuthorizationServer(clients=[RegisteredClient("c", None, federated=TRUST)]) as federated:
+        methods = federated._metadata_document()["token_endpoint_auth_methods_supported"]
+        assert methods == ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]

@@ -19,7 +19,7 @@ from .responses import Answer, json_answer
 __all__ = ["AUTH_METHODS_SUPPORTED", "WELL_KNOWN_DOCUMENTS", "MetadataEndpoint", "check_issuer_path"]
 
 #: What the local token endpoint accepts (see :func:`reqcc.testing.clients.client_credentials`).
-AUTH_METHODS_SUPPORTED = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+AUTH_METHODS_SUPPORTED = ("client_secret_basic", "client_secret_post", "none")
 #: The well-known documents the server can publish, by their well-known name.
 WELL_KNOWN_DOCUMENTS = ("openid-configuration", "oauth-authorization-server")
 

@@ -568,17 +568,20 @@ class LocalAuthorizationServer:
         scopes = set(BOOKSTORE_SCOPES)
         for client in self.clients.values():
             scopes |= client.scopes
+        methods = list(AUTH_METHODS_SUPPORTED)
+        if any(client.federated for client in self.clients.values()):
+            methods.insert(-1, "private_key_jwt")  # a platform's JWT (federated credentials)
         return {
             "issuer": self.issuer,
             "token_endpoint": self.token_url,
-            "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "token_endpoint_auth_methods_supported": methods,
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": [],
             "scopes_supported": sorted(scopes),
             "revocation_endpoint": self.revocation_url,
-            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "revocation_endpoint_auth_methods_supported": methods,
             "introspection_endpoint": self.introspection_url,
-            "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "introspection_endpoint_auth_methods_supported": list(methods),
         }
 
     def _index(self, method: str, uri: str, headers: dict[str, str], body: bytes) -> Answer:
