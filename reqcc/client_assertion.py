@@ -32,6 +32,7 @@ import math
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -310,7 +311,8 @@ class ExternalAssertion(ClientAuth):
         self._callable = assertion
         self._clock = clock
         self._recent: tuple[str, ...] = ()
-        self._pending: str | None = None
+        # What check_ready obtained for the same thread's next prepare().
+        self._pending = threading.local()
         #: Where the assertion comes from: ``file:<path>`` or ``callable:<module.qualname>``.
         self.source = self._file.source if self._file is not None else f"callable:{callable_name(assertion)}"
 
@@ -319,11 +321,12 @@ class ExternalAssertion(ClientAuth):
 
         :raises ClientAssertionError: the assertion is missing, malformed or expired.
         """
-        self._pending = self._assertion(token_url)
+        self._pending.value = self._assertion(token_url)
 
     def prepare(self, token_url: str) -> AuthParts:
         """Return ``client_id``, ``client_assertion_type`` and the current ``client_assertion``."""
-        assertion, self._pending = self._pending, None
+        assertion: str | None = getattr(self._pending, "value", None)
+        self._pending.value = None
         if assertion is None:
             assertion = self._assertion(token_url)
         return AuthParts(

@@ -480,7 +480,19 @@ def test_a_refused_assertion_is_counted_but_a_missing_one_is_not(
     with pytest.raises(ClientAssertionError):
         manager.fetch_token()
     assert otel.requests_by() == {} and otel.exporter.get_finished_spans() == ()
-    path.write_text(PLATFORM.mint(now=clock()))
+    assertion = PLATFORM.mint(now=clock())
+    path.write_text(assertion)
     manager.fetch_token()
     assert otel.requests_by() == {("success", None): 1}
-    assert all(PLATFORM.issuer not in str(span.attributes) for span in otel.exporter.get_finished_spans())
+    # A refusal that echoes the assertion: an error span, and nothing of it recorded.
+    adapter.register_uri(
+        "POST",
+        TOKEN_URL,
+        status_code=401,
+        json={"error": "invalid_client", "error_description": f"bad assertion {assertion}"},
+    )
+    with pytest.raises(InvalidClient):
+        manager.fetch_token()
+    assert otel.requests_by()[("error", "invalid_client")] == 1
+    recorded = otel.recorded_text()
+    assert assertion not in recorded and assertion.split(".")[2] not in recorded

@@ -321,7 +321,8 @@ class LocalAuthorizationServer:
 
         ``token_url`` (with ``discover=True``: ``issuer`` instead), ``client_id``,
         ``base_url``, and ``client_secret`` (or ``auth_method="none"`` for a public
-        client). Add ``scopes=`` yourself.
+        client; nothing more for a client with only federated credentials: add its
+        ``client_assertion_file=`` or ``client_assertion=``). Add ``scopes=`` yourself.
 
         :param client_id: the registered client. Default: :data:`DEFAULT_CLIENT_ID` when it is
             registered, else the only registered client (a server started with one custom
@@ -350,9 +351,9 @@ class LocalAuthorizationServer:
             raise UnknownClientError(f"no registered client {client_id!r} (registered: {registered})")
         where = {"issuer": self.issuer} if discover else {"token_url": self.token_url}
         out: dict[str, Any] = {**where, "client_id": client_id, "base_url": self.api_url}
-        if client.secret is None:
+        if client.is_public:
             out["auth_method"] = "none"
-        else:
+        elif client.secret is not None:
             out["client_secret"] = client.secret
         return out
 

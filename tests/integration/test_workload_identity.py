@@ -152,3 +152,38 @@ def test_sealed_store_shared_by_two_workloads_of_one_identity(tmp_path: Path, cl
     assert sessions[0].manager.token is not None
     assert sessions[0].manager.token.access_token.encode() not in raw
     assert token_file.read_bytes() not in raw
+
+
+def test_credentials_of_a_federated_client_leave_the_assertion_to_the_caller(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(PLATFORM.mint(now=clock()))
+    with LocalAuthorizationServer(clients=[federated_client()], clock=clock) as server:
+        credentials = server.credentials()
+        assert "auth_method" not in credentials and "client_secret" not in credentials
+        session = ClientCredentialsSession(**credentials, client_assertion_file=token_file, clock=clock)
+        assert session.get(server.api_url + "books").status_code == 200
+
+
+def test_many_threads_one_token_request(tmp_path: Path, clock: FakeClock) -> None:
+    from tests.threads import join_all, run_threads, start_daemon, wait_until
+
+    token_file = tmp_path / "token"
+    token_file.write_text(PLATFORM.mint(now=clock()))
+    with LocalAuthorizationServer(clients=[federated_client()], clock=clock) as server:
+        session = session_for(server, clock, client_assertion_file=token_file)
+        gate = server.hold_token_requests(1)
+        statuses: list[int] = []
+
+        def work(_: int) -> int:
+            return session.get(server.api_url + "books").status_code
+
+        runner = start_daemon(lambda: statuses.extend(run_threads(work, 16)))
+        try:
+            assert wait_until(lambda: server.token_requests == 1)
+        finally:
+            gate.set()
+        join_all([runner])
+        assert statuses == [200] * 16
+        assert server.token_requests == 1
