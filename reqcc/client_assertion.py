@@ -221,7 +221,8 @@ class AssertionFile:
 
     def _load(self) -> tuple[tuple[int, int, int, int], str]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # O_NONBLOCK: a FIFO at the path must not hang the fetch (it is refused below).
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             raise self._error("does not exist (is the volume with the platform's token mounted?)") from None
         except OSError as exc:

@@ -221,6 +221,14 @@ def test_an_unreadable_file_or_a_folder_is_a_typed_error(tmp_path: Path, clock: 
     assert wire[1].count == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_is_refused_without_hanging(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "token"
+    os.mkfifo(path)  # nobody writes to it: a blocking open would never return
+    with pytest.raises(ClientAssertionError, match="not a regular file"):
+        AssertionFile(path, clock=clock).read()
+
+
 def test_a_huge_file_is_not_read_whole(tmp_path: Path, clock: FakeClock) -> None:
     path = tmp_path / "token"
     with open(path, "wb") as handle:
