@@ -3,6 +3,7 @@
 Starts N worker processes (default 8) that each build a session and send one API request
 at the same moment, against a counting token server on 127.0.0.1, once per store:
 none, FileTokenStore, and RedisTokenStore (when ``redis-server`` is on PATH and redis-py
+is installed), each also with sealed entries (``encryption_key=``, when ``cryptography``
 is installed). Prints one row per store.
 
     python benchmarks/fleet_cold_start.py [--processes 8] [--method fork|spawn]
@@ -50,12 +51,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         redis_server = _redis(folder)
+        key = os.urandom(32)
         specs: list[tuple[str, tuple[Any, ...]]] = [
             ("none", ("none",)),
             ("FileTokenStore", ("file", os.path.join(folder, "tokens.json"), 10.0)),
+            ("File, sealed", ("file", os.path.join(folder, "sealed.json"), 10.0, key)),
         ]
         if redis_server is not None:
             specs.append(("RedisTokenStore", ("redis", redis_server.url, "reqcc-bench:", 10.0)))
+            specs.append(("Redis, sealed", ("redis", redis_server.url, "reqcc-bench-sealed:", 10.0, key)))
         print(f"{args.processes} processes, cold start ({args.method}); token endpoint answers in 100 ms")
         print(f"{'store':<16} {'token requests':>14} {'API 200s':>9} {'seconds':>8}")
         try:

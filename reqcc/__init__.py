@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .adapter import ClientCredentialsAdapter
+from .client_assertion import ClientAssertionError
 from .client_auth import ClientAuth
 from .discovery import AuthorizationServerMetadata, MetadataError
 from .dpop import DPoPKey  # imports nothing optional: cryptography/PyJWT load when a key is made
@@ -38,6 +39,7 @@ from .session import ClientCredentialsSession, mount
 
 __all__ = [
     "AuthorizationServerMetadata",
+    "ClientAssertionError",
     "ClientAuth",
     "ClientCredentialsAdapter",
     "ClientCredentialsManager",

@@ -37,9 +37,25 @@ class ClientAuth:
         """Return the headers and form fields that authenticate one request to ``token_url``."""
         raise NotImplementedError
 
+    def check_ready(self, token_url: str) -> None:
+        """Raise now if this method cannot authenticate the next request to ``token_url``.
+
+        Called once per fetch, before any request is sent or counted. The default does
+        nothing; a method whose credential comes from outside (a platform's assertion file)
+        checks it here, so that a missing or expired one sends nothing.
+        """
+
     def secrets(self) -> tuple[str, ...]:
         """Return the secret values this method holds, so that error excerpts can redact them."""
         return ()
+
+    def key_secrets(self) -> tuple[str, ...]:
+        """Return what the token-store key's fingerprint is keyed by (default: :meth:`secrets`).
+
+        A method whose credential rotates by itself (a platform's assertion) returns its
+        source instead, so that a rotation does not start a new store entry.
+        """
+        return self.secrets()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client_id={self.client_id!r})"

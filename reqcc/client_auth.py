@@ -10,12 +10,14 @@ dependency, imported only when one is asked for); both build on :mod:`reqcc.auth
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from .auth_base import AuthParts, ClientAuth
+from .client_assertion import AssertionCallable, ExternalAssertion
 from .errors import ConfigurationError
 
 __all__ = [
@@ -145,13 +147,17 @@ def make_client_auth(
     private_key: str | bytes | Mapping[str, Any] | None = None,
     assertion_algorithm: str | None = None,
     assertion_audience: str | Sequence[str] | None = None,
+    client_assertion_file: str | os.PathLike[str] | None = None,
+    client_assertion: AssertionCallable | None = None,
     clock: Callable[[], float] = time.time,
 ) -> ClientAuth:
     """Build the :class:`ClientAuth` for ``auth_method`` (a name from :data:`AUTH_METHODS`).
 
     An already built :class:`ClientAuth` is returned as it is. ``private_key`` and the
     ``assertion_*`` keywords belong to the JWT methods (:mod:`reqcc.jwt_auth`); ``clock``
-    stamps their assertions.
+    stamps their assertions. ``client_assertion_file`` or ``client_assertion`` (an
+    assertion the platform signed, :mod:`reqcc.client_assertion`) make ``private_key_jwt``
+    without a key of reqcc's own; they exclude the other credentials.
 
     :raises ConfigurationError: unknown method, a secret-based method without a secret, a
         JWT keyword given to a method that does not use it, or a JWT method without the
@@ -162,6 +168,13 @@ def make_client_auth(
     if auth_method not in AUTH_METHODS:
         raise ConfigurationError(
             f"auth_method must be one of {', '.join(AUTH_METHODS)}; got {auth_method!r}"
+        )
+    if client_assertion_file is not None or client_assertion is not None:
+        _check_external_assertion(
+            auth_method, client_secret, private_key, assertion_algorithm, assertion_audience
+        )
+        return ExternalAssertion(
+            client_id, assertion_file=client_assertion_file, assertion=client_assertion, clock=clock
         )
     _check_jwt_keywords(auth_method, private_key, assertion_algorithm, assertion_audience)
     if auth_method in ("client_secret_basic", "client_secret_post", "client_secret_jwt"):
@@ -196,6 +209,32 @@ def make_client_auth(
     if auth_method in TLS_AUTH_METHODS:
         return TLSClientAuth(client_id, method=auth_method)
     return NoClientAuth(client_id)
+
+
+def _check_external_assertion(
+    auth_method: str,
+    client_secret: str | None,
+    private_key: object,
+    assertion_algorithm: object,
+    assertion_audience: object,
+) -> None:
+    """An assertion the platform signed is the client's one credential, sent as ``private_key_jwt``."""
+    if auth_method != "private_key_jwt":
+        raise ConfigurationError(
+            "client_assertion_file= / client_assertion= authenticate with the platform's JWT as "
+            f"auth_method='private_key_jwt' (or leave auth_method out), not {auth_method!r}"
+        )
+    for name, value in (
+        ("client_secret", client_secret),
+        ("private_key", private_key),
+        ("assertion_algorithm", assertion_algorithm),
+        ("assertion_audience", assertion_audience),
+    ):
+        if value is not None:
+            raise ConfigurationError(
+                f"{name}= does not go with client_assertion_file= / client_assertion=: the platform's "
+                "JWT is the client's credential, signed by the platform (reqcc signs nothing); drop one"
+            )
 
 
 def _check_jwt_keywords(

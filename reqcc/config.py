@@ -10,6 +10,7 @@ turns the keywords' values into a :class:`ManagerConfig` or raises a
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ._urls import require_secure_url
+from .client_assertion import AssertionCallable
 from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
 from .discovered import DiscoveredEndpoint
 from .discovery import check_issuer
@@ -89,6 +91,8 @@ class ManagerKeywords(TypedDict, total=False):
     private_key: str | bytes | Mapping[str, Any] | None
     assertion_algorithm: str | None
     assertion_audience: str | Sequence[str] | None
+    client_assertion_file: str | os.PathLike[str] | None
+    client_assertion: AssertionCallable | None
     token_params: Mapping[str, str] | None
     timeout: Timeout | None
     token_session: requests.Session | None
@@ -251,6 +255,8 @@ def check_config(
     private_key: str | bytes | Mapping[str, Any] | None,
     assertion_algorithm: str | None,
     assertion_audience: str | Sequence[str] | None,
+    client_assertion_file: str | os.PathLike[str] | None,
+    client_assertion: AssertionCallable | None,
     token_params: Mapping[str, str] | None,
     timeout: Timeout | None,
     token_session: requests.Session | None,
@@ -338,6 +344,8 @@ def check_config(
             private_key=private_key,
             assertion_algorithm=assertion_algorithm,
             assertion_audience=assertion_audience,
+            client_assertion_file=client_assertion_file,
+            client_assertion=client_assertion,
             clock=clock,
         )
         if client_auth.method in TLS_AUTH_METHODS and token_session is None:
@@ -348,14 +356,17 @@ def check_config(
         return client_auth
 
     # Built now whenever the method is known (a bad key or a missing secret fails here):
-    # given, the default of a fixed token_url, or with issuer= implied by a private key.
+    # given, implied by a private key or a platform's assertion, or the default of a fixed
+    # token_url.
+    has_assertion = client_assertion_file is not None or client_assertion is not None
+    has_key = private_key is not None or has_assertion
     known_auth: ClientAuth | None = None
     if auth_method is not None:
         known_auth = build_auth(auth_method)
+    elif has_assertion or (issuer is not None and private_key is not None):
+        known_auth = build_auth("private_key_jwt")
     elif issuer is None:
         known_auth = build_auth("client_secret_basic")
-    elif private_key is not None:
-        known_auth = build_auth("private_key_jwt")
     else:
         _check_credentials_for_discovery(
             client_secret, basic_auth_encoding, assertion_algorithm, assertion_audience
@@ -388,7 +399,7 @@ def check_config(
             make_endpoint,
             auth_method=None if auth_method is None or known_auth is None else known_auth.method,
             has_client_secret=client_secret is not None,
-            has_private_key=private_key is not None,
+            has_private_key=has_key,
             session=token_session,
             timeout=checked_timeout,
             clock=clock,

@@ -12,6 +12,7 @@ through a token store: :mod:`reqcc.sharing`) and a fresh start in a forked child
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +22,7 @@ import requests
 
 from ._keywords import passes_keywords
 from ._log import log
+from .client_assertion import AssertionCallable
 from .client_auth import ClientAuth
 from .config import (
     DEFAULT_REFRESH_AHEAD,
@@ -104,6 +106,18 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         ``private_key_jwt``, ``HS256`` for ``client_secret_jwt``).
     :param assertion_audience: the ``aud`` of a JWT assertion (default: the token endpoint,
         the discovered one with ``issuer``).
+    :param client_assertion_file: a JWT file the platform writes and rotates (a Kubernetes
+        projected service-account token, Entra workload identity's
+        ``AZURE_FEDERATED_TOKEN_FILE``, a SPIFFE JWT-SVID): the client authenticates with it
+        as an RFC 7523 assertion it did not sign (``auth_method`` ``"private_key_jwt"``,
+        implied). The file is read again when it changes and never sent past its ``exp``; a
+        missing, empty or expired one is a :class:`~reqcc.ClientAssertionError` naming it,
+        and no token request is sent. No ``client_secret`` or ``private_key`` with it. See
+        :doc:`/workload-identity`.
+    :param client_assertion: instead of a file, ``(audience) -> str`` returning the
+        platform's JWT; called once per token request with the token endpoint URL (the
+        discovered one with ``issuer``). Its qualified name, never its value, goes into
+        the token-store key.
     :param token_params: extra form fields sent with every token request (``audience``, …).
     :param timeout: token request timeout, seconds or (connect, read); default (5, 15).
     :param token_session: the ``requests.Session`` token requests go through (proxies, CA
@@ -164,6 +178,8 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         private_key: str | bytes | Mapping[str, Any] | None = None,
         assertion_algorithm: str | None = None,
         assertion_audience: str | Sequence[str] | None = None,
+        client_assertion_file: str | os.PathLike[str] | None = None,
+        client_assertion: AssertionCallable | None = None,
         token_params: Mapping[str, str] | None = None,
         timeout: Timeout | None = DEFAULT_TIMEOUT,
         token_session: requests.Session | None = None,
@@ -197,6 +213,8 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
             private_key=private_key,
             assertion_algorithm=assertion_algorithm,
             assertion_audience=assertion_audience,
+            client_assertion_file=client_assertion_file,
+            client_assertion=client_assertion,
             token_params=token_params,
             timeout=timeout,
             token_session=token_session,

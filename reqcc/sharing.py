@@ -39,7 +39,7 @@ def store_key(endpoint: TokenEndpoint, scopes: tuple[str, ...]) -> str:
         auth_method=endpoint.client_auth.method,
         scopes=scopes,
         token_params=endpoint.token_params,
-        secrets=endpoint.client_auth.secrets(),
+        secrets=endpoint.client_auth.key_secrets(),
         key_id=getattr(endpoint.client_auth, "key_id", None),
         dpop_jkt=endpoint.dpop.thumbprint if endpoint.dpop is not None else None,
     )

@@ -307,6 +307,7 @@ class TokenEndpoint:
         :raises requests.RequestException: the network failed (after the retries).
         """
         extra = check_form_fields(extra_params or {}, "fetch_token()") if extra_params else {}
+        self.client_auth.check_ready(self.token_url)  # a missing client assertion sends nothing
         return self.retry_policy().call(
             lambda: self._request_once(extra, deadline),
             what=f"token request to {self.token_url}",

@@ -19,7 +19,8 @@ from reqcc.stores import FileTokenStore, RedisTokenStore, TokenStore
 CLIENT_ID = "fleet-client"
 CLIENT_SECRET = "fleet-s3cret:+%/ with spaces"
 
-#: ("file", path, lease_timeout), ("redis", url, prefix, lease_timeout) or ("none",)
+#: ("file", path, lease_timeout), ("redis", url, prefix, lease_timeout) or ("none",); a
+#: file or Redis spec may end with an ``encryption_key`` (sealed entries).
 StoreSpec = tuple[Any, ...]
 
 
@@ -28,9 +29,11 @@ def make_store(spec: StoreSpec) -> TokenStore | None:
     if spec[0] == "none":
         return None
     if spec[0] == "file":
-        return FileTokenStore(spec[1], lease_timeout=spec[2])
+        key = spec[3] if len(spec) > 3 else None
+        return FileTokenStore(spec[1], lease_timeout=spec[2], encryption_key=key)
     if spec[0] == "redis":
-        return RedisTokenStore(url=spec[1], prefix=spec[2], lease_timeout=spec[3])
+        key = spec[4] if len(spec) > 4 else None
+        return RedisTokenStore(url=spec[1], prefix=spec[2], lease_timeout=spec[3], encryption_key=key)
     raise ValueError(spec[0])
 
 

@@ -91,7 +91,7 @@ def test_a_misspelt_keyword_names_the_callable_and_the_closest_keywords(
         call(token_url=TOKEN_URL, client_id="app", client_secrt=CLIENT_SECRET)
     assert str(caught.value) == (
         f"{called}() got an unexpected keyword argument 'client_secrt'; "
-        "did you mean 'client_secret' or 'client_id'?"
+        "did you mean 'client_secret' or 'client_assertion' or 'client_id'?"
     )
     assert CLIENT_SECRET not in str(caught.value)  # names, never values
 

@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords", "reqcc.challenges"},
     {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry"},
     {"reqcc.auth_base"},
-    {"reqcc.jwt_auth"},
+    {"reqcc.jwt_auth", "reqcc.client_assertion", "reqcc.workload"},
     {"reqcc.client_auth"},
     {"reqcc.token_endpoint", "reqcc.stores"},
     {"reqcc.discovery"},

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from ..manager import ClientCredentialsManager
 from ..oauth_token import OAuthToken
 from ..session import ClientCredentialsSession
-from .config import manager_config
+from .config import cache_key, manager_config
 from .exit_codes import EXIT_CONFIG, EXIT_DEMO, EXIT_HTTP, EXIT_OK
 from .messages import CliError, shown_url
 from .parser import CACHE_MIN_SECONDS
@@ -30,6 +30,10 @@ def _token_document(token: OAuthToken) -> dict[str, Any]:
 
 def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO, stdout: TextIO) -> int:
     config = manager_config(args, environ, stdin)
+    if getattr(args, "cache_key_file", None) and not args.cache:
+        raise CliError(
+            "--cache-key-file seals the token saved by --cache: give --cache FILE too", EXIT_CONFIG
+        )
     if args.cache and config.get("dpop"):
         raise CliError(
             "--cache with --dpop needs --dpop-key-file: a token bound to a key made for one run "
@@ -42,7 +46,8 @@ def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], stdin: Text
         # (the skew is capped at half the lifetime, so short-lived tokens are reused too).
         from ..stores import FileTokenStore
 
-        config.update(token_store=FileTokenStore(args.cache), clock_skew=CACHE_MIN_SECONDS)
+        store = FileTokenStore(args.cache, encryption_key=cache_key(args, environ))
+        config.update(token_store=store, clock_skew=CACHE_MIN_SECONDS)
     manager = ClientCredentialsManager(**config)
     try:
         token = manager.get_token() if args.cache else manager.fetch_token()

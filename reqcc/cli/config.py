@@ -16,7 +16,7 @@ from ..config import normalize_scopes
 from .exit_codes import EXIT_CONFIG
 from .messages import CliError
 
-__all__ = ["manager_config"]
+__all__ = ["cache_key", "manager_config"]
 
 _SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
@@ -92,13 +92,40 @@ def _endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str,
     raise CliError("missing --token-url or --issuer (or REQCC_TOKEN_URL / REQCC_ISSUER)", EXIT_CONFIG)
 
 
+def _assertion_file(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """``--client-assertion-file``, else ``REQCC_CLIENT_ASSERTION_FILE`` unless a flag names
+    another credential (flags override the environment)."""
+    if args.client_assertion_file:
+        if args.private_key_file or args.client_secret_file:
+            raise CliError(
+                "--client-assertion-file is the client's credential: drop --private-key-file / "
+                "--client-secret-file",
+                EXIT_CONFIG,
+            )
+        if args.auth_method not in (None, "private_key_jwt"):
+            raise CliError(
+                "--client-assertion-file authenticates as private_key_jwt, not --auth-method "
+                f"{args.auth_method}",
+                EXIT_CONFIG,
+            )
+        return str(args.client_assertion_file)
+    if args.private_key_file or args.client_secret_file or args.auth_method not in (None, "private_key_jwt"):
+        return None
+    return environ.get("REQCC_CLIENT_ASSERTION_FILE") or None
+
+
 def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> dict[str, Any]:
     endpoint = _endpoint(args, environ)
     discover = "issuer" in endpoint
-    auth_method = args.auth_method if args.auth_method or discover else "client_secret_basic"
+    assertion_file = _assertion_file(args, environ)
+    auth_method = (
+        args.auth_method if args.auth_method or discover or assertion_file else "client_secret_basic"
+    )
     # With --issuer and no --auth-method (None here): a key makes it private_key_jwt, else
     # the manager picks one of the secret methods the server lists.
-    method = auth_method or ("private_key_jwt" if args.private_key_file else "client_secret_basic")
+    method = auth_method or (
+        "private_key_jwt" if args.private_key_file or assertion_file else "client_secret_basic"
+    )
     client_id = args.client_id or environ.get("REQCC_CLIENT_ID")
     if not client_id:
         raise CliError("missing --client-id (or REQCC_CLIENT_ID)", EXIT_CONFIG)
@@ -120,9 +147,14 @@ def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: 
                 "--basic-auth-encoding is used only with --auth-method client_secret_basic", EXIT_CONFIG
             )
         config["basic_auth_encoding"] = args.basic_auth_encoding
-    if method == "private_key_jwt":
+    if assertion_file:
+        config["client_assertion_file"] = assertion_file
+    elif method == "private_key_jwt":
         if not args.private_key_file:
-            raise CliError("--auth-method private_key_jwt needs --private-key-file PEM", EXIT_CONFIG)
+            raise CliError(
+                "--auth-method private_key_jwt needs --private-key-file PEM (or --client-assertion-file)",
+                EXIT_CONFIG,
+            )
         try:
             with open(args.private_key_file, "rb") as handle:
                 config["private_key"] = handle.read()
@@ -146,3 +178,46 @@ def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: 
     elif args.dpop:
         config["dpop"] = True
     return config
+
+
+def cache_key(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes | None:
+    """The key sealing ``reqcc token --cache``: ``--cache-key-file``, else ``REQCC_CACHE_KEY``.
+
+    The file holds 32 raw bytes or their base64; the variable their base64. Never a flag's
+    value (it would show in ``ps`` and the shell history). ``None``: no sealing.
+    """
+    path = getattr(args, "cache_key_file", None)
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(4096)
+        except OSError as exc:
+            raise CliError(
+                f"--cache-key-file: cannot read {path!r} ({exc.strerror or type(exc).__name__})", EXIT_CONFIG
+            ) from None
+        key = raw if len(raw) == 32 else _base64_key(raw.strip())
+        if key is None:
+            raise CliError(f"--cache-key-file: {path!r} holds neither 32 bytes nor their base64", EXIT_CONFIG)
+        return key
+    text = environ.get("REQCC_CACHE_KEY")
+    if not text:
+        return None
+    key = _base64_key(text.strip().encode("ascii", "replace"))
+    if key is None:
+        raise CliError("REQCC_CACHE_KEY must be the base64 of 32 random bytes (its value is not shown)",
+                       EXIT_CONFIG)
+    return key
+
+
+def _base64_key(text: bytes) -> bytes | None:
+    import base64
+    import binascii
+
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            key = decode(text + b"=" * (-len(text) % 4))
+        except (ValueError, binascii.Error):
+            continue
+        if len(key) == 32:
+            return key
+    return None

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..client_assertion import ClientAssertionError
 from ..errors import ConfigurationError, NotATokenEndpoint, OAuthProviderError, ReqccError, TokenRequestError
 from .exit_codes import (
     EXIT_CONFIG,
@@ -20,6 +21,8 @@ __all__ = ["CliError", "describe", "shown_url"]
 
 _FLAG_OF_KEYWORD = {
     "private_key": "--private-key-file",
+    "client_assertion_file": "--client-assertion-file",
+    "encryption_key": "--cache-key-file / REQCC_CACHE_KEY",
     "token_url": "--token-url",
     "issuer": "--issuer",
     "client_id": "--client-id",
@@ -118,6 +121,11 @@ def describe(exc: BaseException, url: str | None) -> tuple[str, int]:
         flag = _FLAG_OF_KEYWORD.get(keyword)
         hint = f" (check {flag})" if flag else ""
         return f"configuration error: {message}{hint}", EXIT_CONFIG
+    if isinstance(exc, ClientAssertionError):  # a missing or stale file: the flag to check
+        return (
+            f"{type(exc).__name__}: {exc} (check --client-assertion-file / REQCC_CLIENT_ASSERTION_FILE)",
+            EXIT_CONFIG,
+        )
     if isinstance(exc, OAuthProviderError):
         return _token_failure(exc), EXIT_OAUTH
     if isinstance(exc, TokenRequestError):

@@ -22,6 +22,10 @@ environment:
   REQCC_CLIENT_SECRET   the client secret (there is no flag for it: use this, --client-secret-file,
                         or answer the prompt)
   REQCC_SCOPES          scopes, separated by spaces or commas (--scope)
+  REQCC_CLIENT_ASSERTION_FILE
+                        the platform's JWT file, for workload identity (--client-assertion-file)
+  REQCC_CACHE_KEY       reqcc token --cache: seal the saved token with this key (base64 of 32
+                        random bytes; or --cache-key-file)
 """
 
 #: The ``--auth-method`` choices: the methods a command line can configure (the mutual-TLS
@@ -241,6 +245,13 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         help="the client's private key, for --auth-method private_key_jwt",
     )
     group.add_argument(
+        "--client-assertion-file",
+        metavar="FILE",
+        help="workload identity: authenticate with the JWT the platform writes to FILE and rotates "
+        "(a Kubernetes projected service-account token, Entra's AZURE_FEDERATED_TOKEN_FILE), as "
+        "private_key_jwt; read again when it changes [REQCC_CLIENT_ASSERTION_FILE]",
+    )
+    group.add_argument(
         "--dpop",
         action="store_true",
         help="ask for a DPoP-bound token (RFC 9449) and send API requests with DPoP proofs. Without "
@@ -303,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"{CACHE_MIN_SECONDS // 60:.0f} minutes (or half its lifetime) left, else fetch one and save it "
         "there (a reqcc FileTokenStore: mode 0600, safe for concurrent invocations, shared with "
         "services that use the same file and client configuration)",
+    )
+    token.add_argument(
+        "--cache-key-file",
+        metavar="FILE",
+        help="seal the token saved by --cache (AES-256-GCM) with the key in FILE: 32 raw bytes, or "
+        "their base64 [REQCC_CACHE_KEY, base64]; needs reqcc[seal]",
     )
     token.add_argument(
         "--format",

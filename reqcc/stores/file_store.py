@@ -17,6 +17,7 @@ from .._log import log
 from ..errors import ConfigurationError
 from ..oauth_token import OAuthToken
 from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL
+from .sealing import EncryptionKey, Sealer
 
 __all__ = ["FileTokenStore"]
 
@@ -63,6 +64,9 @@ class FileTokenStore:
     :param poll_interval: seconds between two reads while another process fetches.
     :param lock_timeout: the longest one change waits for the file lock (default 5 s).
     :param clock: the wall clock in Unix seconds, for lease expiry (default ``time.time``).
+    :param encryption_key: seal each token at rest (AES-256-GCM, :mod:`reqcc.stores.sealing`):
+        32 bytes, or a sequence of them for rotation (the first seals, all open). Needs
+        ``reqcc[seal]``.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class FileTokenStore:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         lock_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
+        encryption_key: EncryptionKey | None = None,
     ) -> None:
         try:
             self.path = os.path.abspath(os.fspath(path))
@@ -83,6 +88,7 @@ class FileTokenStore:
         self.poll_interval = _seconds(poll_interval, "poll_interval")
         self.lock_timeout = _seconds(lock_timeout, "lock_timeout")
         self._clock = clock
+        self._sealer = None if encryption_key is None else Sealer(encryption_key, where=repr(self))
 
     # -- the TokenStore protocol ----------------------------------------------------------
 
@@ -90,6 +96,8 @@ class FileTokenStore:
         """Return the token stored under ``key``, or ``None``."""
         entry = self._load().get(key)
         data = entry.get("token") if isinstance(entry, dict) else None
+        if data is not None and self._sealer is not None:
+            data = self._sealer.open(key, data)
         if data is None:
             return None
         try:
@@ -104,7 +112,9 @@ class FileTokenStore:
 
         A token larger than 64 KiB as JSON is not stored: a WARNING is logged instead.
         """
-        data = token.to_dict()
+        data: Any = token.to_dict()
+        if self._sealer is not None:
+            data = self._sealer.seal(key, data)
         size = len(json.dumps(data, separators=(",", ":")).encode("utf-8"))
         if size > _MAX_TOKEN_SIZE:
             log.warning(

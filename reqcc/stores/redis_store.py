@@ -16,6 +16,7 @@ from .._log import log
 from ..errors import ConfigurationError
 from ..oauth_token import OAuthToken
 from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL
+from .sealing import EncryptionKey, Sealer
 
 __all__ = ["MAX_VALUE_SIZE", "RedisTokenStore"]
 
@@ -67,6 +68,9 @@ class RedisTokenStore:
     :param poll_interval: seconds between two reads while another process fetches.
     :param socket_timeout: connect and read timeout of a client made from ``url`` (default 2 s).
     :param clock: the wall clock in Unix seconds, for the stored token's time to live.
+    :param encryption_key: seal each token at rest (AES-256-GCM, :mod:`reqcc.stores.sealing`):
+        32 bytes, or a sequence of them for rotation (the first seals, all open). Needs
+        ``reqcc[seal]``.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class RedisTokenStore:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         socket_timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
+        encryption_key: EncryptionKey | None = None,
     ) -> None:
         if (client is None) == (url is None):
             raise ConfigurationError("RedisTokenStore needs exactly one of client= or url=")
@@ -100,6 +105,7 @@ class RedisTokenStore:
             client = _bounded(client, socket_timeout)
         self.client: Any = client
         self._release = client.register_script(_RELEASE_SCRIPT)
+        self._sealer = None if encryption_key is None else Sealer(encryption_key, where=repr(self))
 
     def _token_key(self, key: str) -> str:
         return f"{self.prefix}token:{key}"
@@ -124,7 +130,8 @@ class RedisTokenStore:
             return None
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-            return OAuthToken.from_dict(json.loads(text))
+            data = json.loads(text) if self._sealer is None else self._sealer.open(key, text)
+            return None if data is None else OAuthToken.from_dict(data)
         except ValueError as exc:
             log.warning("token store %r: the entry for key %s… is not a token (%s); ignored",
                         self, key[:8], type(exc).__name__)
@@ -132,7 +139,11 @@ class RedisTokenStore:
 
     def write(self, key: str, token: OAuthToken) -> None:
         """Store ``token`` under ``key``, expiring when the token does."""
-        value = json.dumps(token.to_dict(), separators=(",", ":"))
+        value = (
+            json.dumps(token.to_dict(), separators=(",", ":"))
+            if self._sealer is None
+            else self._sealer.seal(key, token.to_dict())
+        )
         if token.expiry is None:
             self.client.set(self._token_key(key), value)
             return

@@ -6,7 +6,9 @@ loopback port that serves:
 - ``POST /token``: the client-credentials token endpoint, built on oauthlib's server side
   (``BackendApplicationServer`` and a ``RequestValidator``). Clients authenticate with
   ``client_secret_basic`` (RFC 6749 §2.3.1: the id and secret form-urlencoded, then
-  Base64), ``client_secret_post`` or, for public clients, ``none``.
+  Base64), ``client_secret_post``, ``private_key_jwt`` with a platform's JWT trusted as a
+  :class:`FederatedCredential` (workload identity, as Entra does it) or, for public
+  clients, ``none``.
 - ``POST /revoke`` (RFC 7009) and ``POST /introspect`` (RFC 7662), with client authentication.
 - ``GET`` of its metadata (RFC 8414 / OpenID Connect Discovery) at both well-known URLs of
   its ``issuer`` (which may have a path: ``issuer_path=``), for clients given ``issuer=``.
@@ -37,6 +39,7 @@ The package, one job per module: :mod:`.server` (the class above and its route t
 (the metadata documents), :mod:`.api` (the
 bookstore API), :mod:`.validator` (oauthlib's ``RequestValidator``), :mod:`.state` (what the
 endpoints share), :mod:`.clients` (registered clients and client authentication),
+:mod:`.federation` (federated credentials: a platform's JWTs as a client's credential),
 :mod:`.failures` (failure injection), :mod:`.records` (the request log and counters),
 :mod:`.httpd` (HTTP and TLS plumbing), :mod:`.responses` (answer helpers) and
 :mod:`.plugin` (the pytest fixtures).
@@ -49,6 +52,7 @@ from .clients import BOOKSTORE_SCOPES, DEFAULT_CLIENT_ID, DEFAULT_CLIENTS, Regis
 from .clients import ClientSpec as ClientSpec
 from .clients import UnknownClientError as UnknownClientError
 from .dpop import VerifiedProof
+from .federation import FederatedCredential
 from .records import RecordedTokenRequest
 from .server import LocalAuthorizationServer
 
@@ -57,6 +61,7 @@ __all__ = [
     "RegisteredClient",
     "RecordedTokenRequest",
     "VerifiedProof",
+    "FederatedCredential",
     "DEFAULT_CLIENTS",
     "DEFAULT_CLIENT_ID",
     "BOOKSTORE_SCOPES",

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from .federation import FederatedCredential
+
 __all__ = [
     "BOOKSTORE_SCOPES",
     "DEFAULT_CLIENT_ID",
@@ -28,6 +30,9 @@ __all__ = [
 #: The bookstore API's scopes.
 BOOKSTORE_SCOPES: frozenset[str] = frozenset({"books.read", "orders.read", "orders.write"})
 
+#: The ``client_assertion_type`` of a JWT client assertion (RFC 7523 §2.2).
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 #: The client :meth:`LocalAuthorizationServer.credentials` uses when none is named.
 DEFAULT_CLIENT_ID = "bookstore-app"
 
@@ -41,14 +46,21 @@ class RegisteredClient:
     :param scopes: the scopes it may be granted. A request without ``scope`` gets all of them.
     :param dpop: the client must send a DPoP proof with every token request (RFC 9449); it
         gets DPoP-bound tokens. (Any client that sends a proof gets one.)
+    :param federated: platform issuers whose JWTs authenticate the client as RFC 7523
+        client assertions (``private_key_jwt``), as Entra's federated identity credentials
+        do: see :class:`~reqcc.testing.FederatedCredential`. A client with only these has
+        ``secret=None`` and is not public.
     """
 
     client_id: str
     secret: str | None
     scopes: frozenset[str] = BOOKSTORE_SCOPES
     dpop: bool = False
+    federated: tuple[FederatedCredential, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.federated, tuple):
+            object.__setattr__(self, "federated", tuple(self.federated))
         if isinstance(self.scopes, str):
             object.__setattr__(self, "scopes", frozenset(self.scopes.split()))
         elif not isinstance(self.scopes, frozenset):
@@ -56,15 +68,16 @@ class RegisteredClient:
 
     @property
     def is_public(self) -> bool:
-        """Whether the client has no secret (it authenticates with its ``client_id`` only)."""
-        return self.secret is None
+        """Whether the client has no credential (it authenticates with its ``client_id`` only)."""
+        return self.secret is None and not self.federated
 
     def __repr__(self) -> str:
         secret = "None" if self.secret is None else "<hidden>"
         dpop = ", dpop=True" if self.dpop else ""
+        federated = f", federated={list(self.federated)!r}" if self.federated else ""
         return (
             f"RegisteredClient(client_id={self.client_id!r}, secret={secret}, "
-            f"scopes={sorted(self.scopes)!r}{dpop})"
+            f"scopes={sorted(self.scopes)!r}{dpop}{federated})"
         )
 
 
@@ -123,11 +136,22 @@ def client_credentials(
 ) -> tuple[str | None, str | None, str | None]:
     """Return ``(client_id, secret, auth_method)`` as a token request presents them.
 
+    An RFC 7523 client assertion is ``(client_id, assertion, "private_key_jwt")``; the
+    ``client_id`` must be in the form (the assertion's ``sub`` is the platform's subject).
+
     :raises ValueError: a malformed Basic header, or credentials in both header and body.
     """
     authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
     body_id = next(iter(form.get("client_id") or ()), None)
     body_secret = next(iter(form.get("client_secret") or ()), None)
+    assertion_type = next(iter(form.get("client_assertion_type") or ()), None)
+    assertion = next(iter(form.get("client_assertion") or ()), None)
+    if assertion_type is not None or assertion is not None:
+        if authorization is not None or body_secret is not None:
+            raise ValueError("more than one client authentication method")
+        if assertion_type != JWT_BEARER or not assertion:
+            raise ValueError("client_assertion_type must be " + JWT_BEARER + ", with a client_assertion")
+        return body_id, assertion, "private_key_jwt"
     if authorization is not None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "basic":

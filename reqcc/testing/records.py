@@ -17,8 +17,9 @@ class RecordedTokenRequest:
     :ivar form: the form fields (each name maps to the list of its values).
     :ivar headers: the request headers (names as sent; values unmodified).
     :ivar client_id: the client identifier found in the request, or ``None``.
-    :ivar auth_method: ``"client_secret_basic"``, ``"client_secret_post"``, ``"none"``, or
-        ``None`` when the request carried no client identification.
+    :ivar auth_method: ``"client_secret_basic"``, ``"client_secret_post"``,
+        ``"private_key_jwt"`` (a client assertion), ``"none"``, or ``None`` when the request
+        carried no client identification.
     :ivar status: the HTTP status the server answered.
     :ivar injected: whether a failure injected by the test answered it.
 

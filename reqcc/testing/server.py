@@ -321,7 +321,8 @@ class LocalAuthorizationServer:
 
         ``token_url`` (with ``discover=True``: ``issuer`` instead), ``client_id``,
         ``base_url``, and ``client_secret`` (or ``auth_method="none"`` for a public
-        client). Add ``scopes=`` yourself.
+        client; nothing more for a client with only federated credentials: add its
+        ``client_assertion_file=`` or ``client_assertion=``). Add ``scopes=`` yourself.
 
         :param client_id: the registered client. Default: :data:`DEFAULT_CLIENT_ID` when it is
             registered, else the only registered client (a server started with one custom
@@ -350,9 +351,9 @@ class LocalAuthorizationServer:
             raise UnknownClientError(f"no registered client {client_id!r} (registered: {registered})")
         where = {"issuer": self.issuer} if discover else {"token_url": self.token_url}
         out: dict[str, Any] = {**where, "client_id": client_id, "base_url": self.api_url}
-        if client.secret is None:
+        if client.is_public:
             out["auth_method"] = "none"
-        else:
+        elif client.secret is not None:
             out["client_secret"] = client.secret
         return out
 
@@ -568,17 +569,20 @@ class LocalAuthorizationServer:
         scopes = set(BOOKSTORE_SCOPES)
         for client in self.clients.values():
             scopes |= client.scopes
+        methods = list(AUTH_METHODS_SUPPORTED)
+        if any(client.federated for client in self.clients.values()):
+            methods.insert(-1, "private_key_jwt")  # a platform's JWT (federated credentials)
         return {
             "issuer": self.issuer,
             "token_endpoint": self.token_url,
-            "token_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "token_endpoint_auth_methods_supported": methods,
             "grant_types_supported": ["client_credentials"],
             "response_types_supported": [],
             "scopes_supported": sorted(scopes),
             "revocation_endpoint": self.revocation_url,
-            "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "revocation_endpoint_auth_methods_supported": methods,
             "introspection_endpoint": self.introspection_url,
-            "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS_SUPPORTED),
+            "introspection_endpoint_auth_methods_supported": list(methods),
         }
 
     def _index(self, method: str, uri: str, headers: dict[str, str], body: bytes) -> Answer:

@@ -9,6 +9,7 @@ from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from .clients import client_credentials
+from .federation import check_federated_assertion
 from .state import ServerState
 
 __all__ = ["RedactedToken", "Validator"]
@@ -23,7 +24,8 @@ class RedactedToken(dict[str, Any]):
 
 
 def _form_of(oauth_request: Any) -> dict[str, list[str]]:
-    return {k: [v] for k, v in (oauth_request.decoded_body or []) if k in ("client_id", "client_secret")}
+    names = ("client_id", "client_secret", "client_assertion_type", "client_assertion")
+    return {k: [v] for k, v in (oauth_request.decoded_body or []) if k in names}
 
 
 class Validator(RequestValidator):  # type: ignore[misc]
@@ -46,7 +48,13 @@ class Validator(RequestValidator):  # type: ignore[misc]
         client = self._state.client(client_id)
         if client is None or method is None:
             return False
-        if client.is_public:
+        if method == "private_key_jwt":
+            assert secret is not None  # the assertion
+            problem = check_federated_assertion(client.federated, secret, self._state.clock)
+            if problem is not None:
+                raise oauth_errors.InvalidClientError(description=problem, request=request)
+            ok = True
+        elif client.is_public:
             ok = method == "none"
         else:
             ok = method != "none" and secret == client.secret

@@ -39,6 +39,7 @@ from reqcc import (
 )
 from reqcc.errors import InvalidClient, InvalidGrant, InvalidScope, OAuthProviderError
 from tests.dpop_reference import unverified_claims
+from tests.platform_tokens import Platform, write_replace
 from tests.threads import run_threads
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +49,8 @@ BASIC_SECRET = "s3cr:et %41+/&=x y&z=1+2/3:4% and more"
 POST_SECRET = "post-secret-" + "p" * 40
 JWT_SECRET = "hs256-secret-" + "h" * 40
 DPOP_SECRET = "dpop-secret-" + "d" * 40
+#: A workload's platform (signing with jwcrypto): its public key is the client's JWKS.
+PLATFORM = Platform(issuer="workload-client", subject="workload-client", kid="platform-key-1")
 
 _NODE = shutil.which("node")
 _MISSING = (
@@ -162,6 +165,10 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
         _client("post-client", "client_secret_post", client_secret=POST_SECRET),
         _client("hs-client", "client_secret_jwt", client_secret=JWT_SECRET),
         _client("key-client", "private_key_jwt", jwks={"keys": [public_jwk]}),
+        _client(
+            "workload-client", "private_key_jwt",
+            jwks={"keys": [{**PLATFORM.public_jwk(), "alg": "ES256", "use": "sig"}]},
+        ),
         _client(
             "dpop-client", "client_secret_basic", client_secret=DPOP_SECRET, dpop_bound_access_tokens=True
         ),
@@ -290,6 +297,60 @@ def test_each_client_auth_method_gets_a_token_the_resource_accepts(
     assert len(rec.posts("/token")) == 1  # reused
     token = session.manager.token
     assert token is not None and token.token_type == "Bearer" and token.expires_in == 600
+
+
+# -- workload identity: an assertion the platform signed (DESIGN item 38) -----------------
+
+
+def _platform_token(audience: str) -> str:
+    # oidc-provider wants iss = sub = client_id, aud = its issuer or token endpoint, and a
+    # jti it has not seen (single use, RFC 7523 §3 allows a server to require it).
+    import time
+
+    return PLATFORM.mint(audience=audience, now=time.time(), lifetime=300)
+
+
+def test_a_platform_assertion_file_authenticates_as_private_key_jwt(
+    oidc: OidcProvider, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(_platform_token(oidc.token_url))
+    rec = Recorder(oidc)
+    session = ClientCredentialsSession(
+        token_url=oidc.token_url, client_id="workload-client", client_assertion_file=token_file,
+        scopes=["books.read"], base_url=oidc.api,
+    )
+    response = session.get(oidc.api + "books")
+    assert response.status_code == 200, response.text
+    assert response.json()["clientId"] == "workload-client"
+    # oidc-provider refuses an assertion's jti a second time: the same file is refused ...
+    with pytest.raises(InvalidClient) as caught:
+        session.manager.fetch_token()
+    assert token_file.read_text() not in str(caught.value)
+    # ... and the platform's rotated file (os.replace) is read again and accepted.
+    write_replace(token_file, _platform_token(oidc.token_url))
+    assert session.manager.fetch_token().token_type == "Bearer"
+    assert [e["status"] for e in rec.posts("/token")] == [200, 401, 200]
+
+
+def test_a_platform_assertion_callable_with_discovery_and_dpop(oidc: OidcProvider) -> None:
+    # A callable mints one per request: the use_dpop_nonce retry gets a fresh one too.
+    audiences: list[str] = []
+
+    def platform(audience: str) -> str:
+        audiences.append(audience)
+        return _platform_token(audience)
+
+    rec = Recorder(oidc)
+    session = ClientCredentialsSession(
+        issuer=oidc.tenant_issuer, client_id="workload-client", client_assertion=platform,
+        dpop=True, base_url=oidc.api,
+    )
+    response = session.get(oidc.api + "books")
+    assert response.status_code == 200, response.text
+    assert response.json()["scheme"] == "DPoP" and response.json()["clientId"] == "workload-client"
+    assert [e["status"] for e in rec.posts("/tenant/token")] == [400, 200]
+    assert audiences == [oidc.tenant_issuer + "/token"] * 2
 
 
 def test_a_wrong_secret_is_invalid_client(oidc: OidcProvider) -> None:

@@ -1,0 +1,250 @@
+"""Tokens sealed at rest (DESIGN item 39): ``encryption_key=`` on the file and Redis stores.
+
+What is checked on the raw bytes: nothing of the token in the file or in Redis; a sealed
+entry opens only under its own key and with one of the store's keys; anything else is a
+miss with one WARNING. Processes are real (fork) and share through a real file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import multiprocessing
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reqcc import ClientCredentialsManager, ConfigurationError, OAuthToken
+from reqcc.stores import FileTokenStore, RedisTokenStore
+from reqcc.stores.sealing import SEALED_PREFIX, Sealer, check_encryption_key
+from tests.redis_server import RedisServer
+from tests.token_server import TokenServer
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
+
+KEY_A = bytes(range(32))
+KEY_B = bytes(range(100, 132))
+ACCESS = "at-" + "Z" * 40
+TOKEN = OAuthToken(access_token=ACCESS, expiry=4_000_000_000.0, scope="books.read")
+
+
+def entries(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_bytes())
+    return dict(document["entries"])
+
+
+def set_entry(path: Path, key: str, value: Any) -> None:
+    document = json.loads(path.read_bytes())
+    document["entries"].setdefault(key, {})["token"] = value
+    path.write_text(json.dumps(document))
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "reqcc"]
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"short", "exactly 32 bytes"),
+        (KEY_A + b"x", "exactly 32 bytes"),
+        (KEY_A.hex(), "not text"),
+        ([], "non-empty sequence"),
+        ([KEY_A, b"short"], r"encryption_key\[1\] must be exactly 32 bytes"),
+        ([KEY_A, KEY_A.hex()], r"encryption_key\[1\] must be 32 raw bytes"),
+        (42, "got int"),
+    ],
+)
+def test_a_bad_key_is_a_configuration_error_at_construction(tmp_path: Path, value: Any, message: str) -> None:
+    for build in (
+        lambda: FileTokenStore(tmp_path / "t.json", encryption_key=value),
+        lambda: RedisTokenStore(url="redis://127.0.0.1:1/0", encryption_key=value),
+    ):
+        with pytest.raises(ConfigurationError, match=message) as caught:
+            build()
+        assert KEY_A.hex() not in str(caught.value) and repr(KEY_A) not in str(caught.value)
+
+
+def test_keys_are_bytes_like_and_rotation_lists_keep_their_order() -> None:
+    assert check_encryption_key(bytearray(KEY_A)) == (KEY_A,)
+    assert check_encryption_key((KEY_B, memoryview(KEY_A))) == (KEY_B, KEY_A)
+    assert (
+        "KEY" not in repr(Sealer([KEY_A, KEY_B], where="x"))
+        and repr(Sealer(KEY_A, where="x")) == "Sealer(1 key)"
+    )
+
+
+# -- the file store ----------------------------------------------------------------------
+
+
+def test_a_sealed_file_holds_nothing_of_the_token(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path, encryption_key=KEY_A)
+    store.write("k1", TOKEN)
+    raw = path.read_bytes()
+    assert ACCESS.encode() not in raw and b"books.read" not in raw and b"4000000000" not in raw
+    assert entries(path)["k1"]["token"].startswith(SEALED_PREFIX)
+    assert store.read("k1") == TOKEN
+    assert FileTokenStore(path, encryption_key=KEY_A).read("k1") == TOKEN  # another process, same key
+
+
+def test_each_write_has_a_fresh_nonce(tmp_path: Path) -> None:
+    store = FileTokenStore(tmp_path / "t.json", encryption_key=KEY_A)
+    store.write("k1", TOKEN)
+    first = entries(tmp_path / "t.json")["k1"]["token"]
+    store.write("k1", TOKEN)
+    assert entries(tmp_path / "t.json")["k1"]["token"] != first
+
+
+def test_an_entry_moved_to_another_key_does_not_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "t.json"
+    store = FileTokenStore(path, encryption_key=KEY_A)
+    store.write("victim", TOKEN)
+    store.write("mine", OAuthToken(access_token="other", expiry=4_000_000_000.0))
+    set_entry(path, "mine", entries(path)["victim"]["token"])
+    with caplog.at_level(logging.WARNING, logger="reqcc"):
+        assert store.read("mine") is None
+    assert len(warnings_of(caplog)) == 1 and "opens with none" in warnings_of(caplog)[0]
+
+
+def test_rotation_the_first_key_seals_every_key_opens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "t.json"
+    FileTokenStore(path, encryption_key=KEY_A).write("k", TOKEN)
+    rotating = FileTokenStore(path, encryption_key=[KEY_B, KEY_A])
+    assert rotating.read("k") == TOKEN  # the old key still opens
+    rotating.write("k", TOKEN)  # sealed with the new one
+    assert FileTokenStore(path, encryption_key=KEY_B).read("k") == TOKEN
+    with caplog.at_level(logging.WARNING, logger="reqcc"):
+        assert FileTokenStore(path, encryption_key=KEY_A).read("k") is None  # retired key: a miss
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda s: s[:-2] + ("A" if s[-2] != "A" else "B") + s[-1],  # a ciphertext/tag bit
+        lambda s: s[: len(SEALED_PREFIX) + 20],  # truncated
+        lambda s: SEALED_PREFIX + "!!!not base64!!!",
+        lambda s: SEALED_PREFIX,
+        lambda s: 42,
+        lambda s: {"access_token": ACCESS, "token_type": "Bearer"},  # written in clear
+    ],
+    ids=["bit", "truncated", "garbage", "empty", "number", "clear"],
+)
+def test_a_tampered_or_clear_entry_is_a_miss_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, tamper: Any
+) -> None:
+    path = tmp_path / "t.json"
+    store = FileTokenStore(path, encryption_key=KEY_A)
+    store.write("k", TOKEN)
+    set_entry(path, "k", tamper(entries(path)["k"]["token"]))
+    with caplog.at_level(logging.WARNING, logger="reqcc"):
+        for _ in range(3):
+            assert store.read("k") is None
+    [warning] = warnings_of(caplog)
+    assert "k…" in warning and ACCESS not in warning
+
+
+def test_a_store_without_key_does_not_use_a_sealed_entry(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    FileTokenStore(path, encryption_key=KEY_A).write("k", TOKEN)
+    assert FileTokenStore(path).read("k") is None
+
+
+def test_the_key_is_in_no_repr(tmp_path: Path) -> None:
+    store = FileTokenStore(tmp_path / "t.json", encryption_key=KEY_A)
+    text = repr(store) + repr(vars(store).get("_sealer"))
+    assert (
+        KEY_A.hex() not in text and repr(KEY_A) not in text and base64.b64encode(KEY_A).decode() not in text
+    )
+
+
+# -- processes sharing one sealed file -------------------------------------------------------
+
+
+def _process(path: str, key: bytes, token_url: str, out: Any) -> None:
+    try:
+        manager = ClientCredentialsManager(
+            token_url=token_url,
+            client_id="fleet",
+            client_secret="fleet-secret",
+            token_store=FileTokenStore(path, encryption_key=key),
+            refresh_ahead=0,
+        )
+        out.put(manager.get_token().fingerprint)
+    except BaseException as exc:  # reported to the test
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_with_one_key_share_a_token_and_another_key_fetches_its_own(tmp_path: Path) -> None:
+    path = str(tmp_path / "tokens.json")
+    ctx = multiprocessing.get_context("fork")
+    with TokenServer() as server:
+        fingerprints = []
+        for key in (KEY_A, KEY_A, KEY_B):
+            out: Any = ctx.Queue()
+            child = ctx.Process(target=_process, args=(path, key, server.token_url, out), daemon=True)
+            child.start()
+            fingerprints.append(out.get(timeout=60))
+            child.join(10)
+        assert fingerprints[0] == fingerprints[1] != fingerprints[2], fingerprints
+        assert server.token_requests == 2
+        assert all(len(f) == 8 for f in fingerprints)
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(executable, tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_redis_holds_nothing_of_the_token_and_binds_the_key(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    prefix = f"t-{uuid.uuid4().hex[:6]}:"
+    store = RedisTokenStore(url=redis_server.url, prefix=prefix, encryption_key=[KEY_B, KEY_A])
+    store.write("k1", TOKEN)
+    client = redis.Redis.from_url(redis_server.url)
+    raw = client.get(f"{prefix}token:k1")
+    assert raw is not None and raw.startswith(SEALED_PREFIX.encode())
+    assert ACCESS.encode() not in raw and b"books.read" not in raw
+    assert RedisTokenStore(url=redis_server.url, prefix=prefix, encryption_key=KEY_B).read("k1") == TOKEN
+    assert client.pttl(f"{prefix}token:k1") > 0  # the time to live is kept
+    # Moved under another key, or read with another key: a miss, warned once.
+    client.set(f"{prefix}token:k2", raw)
+    with caplog.at_level(logging.WARNING, logger="reqcc"):
+        assert store.read("k2") is None
+        assert store.read("k2") is None
+        assert RedisTokenStore(url=redis_server.url, prefix=prefix, encryption_key=KEY_A).read("k1") is None
+    assert len(warnings_of(caplog)) == 2
+
+
+def test_two_stores_with_different_keys_in_one_process_do_not_mix(tmp_path: Path) -> None:
+    # No global state: each store keeps its own keys.
+    a = FileTokenStore(tmp_path / "a.json", encryption_key=KEY_A)
+    b = FileTokenStore(tmp_path / "a.json", encryption_key=KEY_B)
+    a.write("k", TOKEN)
+    assert b.read("k") is None and a.read("k") == TOKEN
