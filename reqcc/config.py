@@ -21,7 +21,7 @@ import requests
 from ._urls import require_secure_url
 from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
 from .discovered import DiscoveredEndpoint
-from .discovery import check_issuer
+from .discovery import check_issuer, check_metadata_url
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
@@ -77,6 +77,7 @@ class ManagerKeywords(TypedDict, total=False):
 
     token_url: str | None
     issuer: str | None
+    metadata_url: str | None
     client_id: str | None
     client_secret: str | None
     scopes: Iterable[OAuthScope | str] | str | None
@@ -240,6 +241,7 @@ def check_config(
     *,
     token_url: str | None,
     issuer: str | None,
+    metadata_url: str | None,
     client_id: str | None,
     client_secret: str | None,
     scopes: Iterable[OAuthScope | str] | str | None,
@@ -283,19 +285,22 @@ def check_config(
     :raises InsecureTransportError: ``token_url`` or ``issuer`` is plain http to a
         non-loopback host.
     """
-    if token_url is None and issuer is None:
+    discover = issuer is not None or metadata_url is not None
+    if token_url is None and not discover:
         raise ConfigurationError(
             "token_url is required (the token endpoint's https URL), or issuer= instead (the "
             "authorization server's issuer identifier, whose metadata names the token endpoint)"
         )
-    if token_url is not None and issuer is not None:
+    if token_url is not None and discover:
         raise ConfigurationError(
-            "give token_url= or issuer=, not both (with issuer=, the token endpoint is the one "
-            "its metadata names)"
+            f"give token_url= or {'issuer' if issuer is not None else 'metadata_url'}=, not both (with "
+            "issuer= or metadata_url=, the token endpoint is the one the metadata names)"
         )
     if issuer is not None:
         issuer = check_issuer(issuer)
-    else:
+    if metadata_url is not None:
+        metadata_url = check_metadata_url(metadata_url)
+    if not discover:
         token_url = _check_token_url(token_url)
     if not isinstance(client_id, str) or not client_id:
         raise ConfigurationError("client_id is required (a non-empty string)")
@@ -352,7 +357,7 @@ def check_config(
     known_auth: ClientAuth | None = None
     if auth_method is not None:
         known_auth = build_auth(auth_method)
-    elif issuer is None:
+    elif not discover:
         known_auth = build_auth("client_secret_basic")
     elif private_key is not None:
         known_auth = build_auth("private_key_jwt")
@@ -382,7 +387,7 @@ def check_config(
 
     endpoint: TokenEndpoint | None = None
     discovery: DiscoveredEndpoint | None = None
-    if issuer is not None:
+    if discover:
         discovery = DiscoveredEndpoint(
             issuer,
             make_endpoint,
@@ -396,6 +401,7 @@ def check_config(
             retry_backoff=retry_backoff,
             max_retry_wait=max_retry_wait,
             sleep=sleep,
+            metadata_url=metadata_url,
         )
     else:
         assert token_url is not None and known_auth is not None

@@ -80,6 +80,12 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         life. A failure raises a :class:`~reqcc.discovery.MetadataError` (or a
         :class:`~reqcc.ConfigurationError` for another issuer) and is retried after the
         failure backoff, like a token failure. See :doc:`/discovery`.
+    :param metadata_url: the metadata document's URL, read instead of the issuer's
+        well-known URLs (for a server that publishes it elsewhere); implies discovery, so
+        not with ``token_url``. With ``issuer`` too, the document's ``issuer`` must equal
+        it; alone, the document's own ``issuer`` is taken, checked like a configured one
+        (https, or http to a loopback host). Either way a plain-http ``token_endpoint`` is
+        accepted only when the issuer and ``metadata_url`` are plain http on loopback too.
     :param client_id: the client identifier; required.
     :param client_secret: the client secret (for the ``client_secret_*`` methods).
     :param scopes: :class:`~reqcc.OAuthScope` members or plain strings, sent space-joined.
@@ -152,6 +158,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         *,
         token_url: str | None = None,
         issuer: str | None = None,
+        metadata_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         scopes: Iterable[OAuthScope | str] | str | None = None,
@@ -186,6 +193,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         config = check_config(
             token_url=token_url,
             issuer=issuer,
+            metadata_url=metadata_url,
             client_id=client_id,
             client_secret=client_secret,
             scopes=scopes,
@@ -263,7 +271,10 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     @property
     def issuer(self) -> str | None:
-        """The configured issuer, or ``None`` when the manager was given ``token_url``."""
+        """The configured issuer, or ``None`` when the manager was given ``token_url``.
+
+        With ``metadata_url`` and no ``issuer``: the issuer the document names, once read.
+        """
         return self._discovery.issuer if self._discovery is not None else None
 
     @property
@@ -514,6 +525,8 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         where = f"token_url={self.token_url!r}"
         if self._discovery is not None:
             where = f"issuer={self._discovery.issuer!r}, {where}"
+            if self._discovery.metadata_url is not None:
+                where = f"metadata_url={self._discovery.metadata_url!r}, {where}"
         return (
             f"ClientCredentialsManager({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "

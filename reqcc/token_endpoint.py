@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from oauthlib.oauth2 import BackendApplicationClient
 
-from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
+from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 from .client_auth import ClientAuth
@@ -485,8 +485,8 @@ class TokenEndpoint:
         secrets = tuple(self.secrets())
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
         try:
-            data: Any = json.loads(raw)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8/16/32, or nested too deep
+            data: Any = load_json(raw)
+        except ValueError:  # not JSON, not UTF-8/16/32, or nested too deep
             data = None
         body_excerpt = excerpt(text, secrets) or "<empty>"
         if isinstance(data, dict) and "error" in data:

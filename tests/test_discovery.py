@@ -53,29 +53,38 @@ def http() -> tuple[requests.Session, requests_mock.Adapter]:
 
 
 @pytest.mark.parametrize(
-    ("issuer", "oidc", "oauth"),
+    ("issuer", "urls"),
     [
-        ("https://as.example", OIDC_URL, OAUTH_URL),
-        ("https://as.example/", OIDC_URL, OAUTH_URL),
+        ("https://as.example", (OIDC_URL, OAUTH_URL)),
+        ("https://as.example/", (OIDC_URL, OAUTH_URL)),
         (
             "https://as.example:8443/tenant/one",
-            "https://as.example:8443/tenant/one/.well-known/openid-configuration",
-            "https://as.example:8443/.well-known/oauth-authorization-server/tenant/one",
+            (
+                "https://as.example:8443/tenant/one/.well-known/openid-configuration",
+                "https://as.example:8443/.well-known/oauth-authorization-server/tenant/one",
+                "https://as.example:8443/tenant/one/.well-known/oauth-authorization-server",
+            ),
         ),
         (
             "https://as.example/tenant/",
-            "https://as.example/tenant/.well-known/openid-configuration",
-            "https://as.example/.well-known/oauth-authorization-server/tenant",
+            (
+                "https://as.example/tenant/.well-known/openid-configuration",
+                "https://as.example/.well-known/oauth-authorization-server/tenant",
+                "https://as.example/tenant/.well-known/oauth-authorization-server",
+            ),
         ),
         (
             "http://127.0.0.1:8080",
-            "http://127.0.0.1:8080/.well-known/openid-configuration",
-            "http://127.0.0.1:8080/.well-known/oauth-authorization-server",
+            (
+                "http://127.0.0.1:8080/.well-known/openid-configuration",
+                "http://127.0.0.1:8080/.well-known/oauth-authorization-server",
+            ),
         ),
     ],
 )
-def test_well_known_urls_oidc_first_then_rfc8414_path_aware(issuer: str, oidc: str, oauth: str) -> None:
-    assert well_known_urls(issuer) == (oidc, oauth)
+def test_well_known_urls_oidc_then_rfc8414_path_aware_then_appended(issuer: str, urls: tuple[str, ...]) -> None:
+    # Without a path, the appended form is the path-aware one: listed once.
+    assert well_known_urls(issuer) == urls
 
 
 @pytest.mark.parametrize(
@@ -138,7 +147,7 @@ def test_issuer_with_a_path_uses_the_path_aware_rfc8414_url(
 ) -> None:
     session, adapter = http
     issuer = "https://as.example/tenants/blue"
-    oidc, oauth = well_known_urls(issuer)
+    oidc, oauth, _ = well_known_urls(issuer)
     adapter.register_uri("GET", oidc, status_code=404)
     adapter.register_uri("GET", oauth, json=document(issuer))
     # The plain document at the origin belongs to another issuer and must not be read.
@@ -491,22 +500,31 @@ def test_choose_auth_method(listed: list[str] | None, secret: bool, key: bool, c
 
 
 @pytest.mark.parametrize(
-    ("listed", "secret", "key"),
+    ("listed", "secret", "key", "chosen"),
     [
-        (["private_key_jwt"], True, False),
-        (["client_secret_basic"], False, True),
-        (None, False, True),
-        ([], True, False),
-        (["client_secret_basic"], False, False),
+        (["none"], True, False, "client_secret_basic"),  # oauth2-mock-server's list
+        (["private_key_jwt"], True, False, "client_secret_basic"),
+        ([], True, False, "client_secret_basic"),
+        (["client_secret_basic"], False, True, "private_key_jwt"),
+        (None, False, True, "private_key_jwt"),
     ],
 )
-def test_choose_auth_method_without_a_fit_says_what_the_server_lists(
-    listed: list[str] | None, secret: bool, key: bool
+def test_without_a_fit_the_default_method_is_used_with_one_warning(
+    listed: list[str] | None, secret: bool, key: bool, chosen: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(ConfigurationError, match="auth_method") as info:
-        choose_auth_method(metadata_listing(listed), has_client_secret=secret, has_private_key=key)
+    caplog.set_level("WARNING", logger="reqcc")
+    assert choose_auth_method(metadata_listing(listed), has_client_secret=secret, has_private_key=key) == chosen
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert chosen in message and "auth_method=" in message
     for method in listed or []:
-        assert method in str(info.value)
+        assert method in message
+
+
+def test_without_a_credential_the_method_must_be_given() -> None:
+    with pytest.raises(ConfigurationError, match="auth_method"):
+        choose_auth_method(metadata_listing(["client_secret_basic"]), has_client_secret=False, has_private_key=False)
 
 
 # -- over real HTTP on loopback ---------------------------------------------------------------

@@ -182,14 +182,23 @@ def test_the_method_is_one_the_server_lists(reqcc_server: LocalAuthorizationServ
     assert record is not None and record.auth_method == "client_secret_post"
 
 
-def test_no_method_that_fits_is_a_configuration_error_before_any_token_request(
-    reqcc_server: LocalAuthorizationServer,
+def test_no_method_that_fits_means_client_secret_basic_with_one_warning(
+    reqcc_server: LocalAuthorizationServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reqcc_server.set_metadata(token_endpoint_auth_methods_supported=["private_key_jwt", "tls_client_auth"])
-    with session_for(reqcc_server) as session:
-        with pytest.raises(ConfigurationError, match="private_key_jwt, tls_client_auth"):
-            books(session, reqcc_server)
-    assert reqcc_server.token_requests == 0
+    # oauth2-mock-server lists only "none", yet takes Basic: RFC 8414's default is used.
+    caplog.set_level("WARNING", logger="reqcc")
+    reqcc_server.set_metadata(token_endpoint_auth_methods_supported=["none"])
+    with session_for(reqcc_server, token_deadline=10) as session:
+        for _ in range(3):
+            assert books(session, reqcc_server) == 200
+        session.manager.invalidate(session.manager.token)
+        assert books(session, reqcc_server) == 200
+        assert session.manager.auth_method == "client_secret_basic"
+    record = reqcc_server.last_token_request
+    assert record is not None and record.auth_method == "client_secret_basic"
+    assert reqcc_server.token_requests == 2 and reqcc_server.metadata_requests == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "client_secret_basic" in warnings[0] and "none" in warnings[0]
 
 
 def test_a_given_auth_method_is_used_even_if_not_listed(
@@ -402,17 +411,20 @@ def test_a_retry_after_longer_than_max_retry_wait_ends_the_retries() -> None:
     assert clock.sleeps == [1.0] and len(_sent(adapter, "GET")) == 2
 
 
-@pytest.mark.parametrize("status", [400, 401, 403])
-def test_a_client_error_is_not_retried(status: int) -> None:
-    # The first (transient) answer is retried; the client error that follows is not.
+@pytest.mark.parametrize("status", [400, 401, 403, 405])
+def test_a_client_error_is_not_retried_and_moves_on_to_the_next_url(status: int) -> None:
+    # The first (transient) answer is retried; the client error that follows is not: it
+    # means "not here", like a 404, and the RFC 8414 document is asked next.
     clock = FakeClock()
     manager, adapter = _retrying_manager(
         [BUSY, {"status_code": status, "text": "no"}, {"json": DOCUMENT}], clock
     )
+    adapter.register_uri("GET", OAUTH_METADATA_URL, status_code=status, text="no")
     with pytest.raises(MetadataError, match=f"HTTP {status}") as info:
         manager.get_token()
     assert info.value.status_code == status
-    assert len(_sent(adapter, "GET")) == 2 and len(clock.sleeps) == 1
+    assert _sent(adapter, "GET") == [METADATA_URL, METADATA_URL, OAUTH_METADATA_URL]
+    assert len(clock.sleeps) == 1
 
 
 @pytest.mark.parametrize(

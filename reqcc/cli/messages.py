@@ -22,6 +22,7 @@ _FLAG_OF_KEYWORD = {
     "private_key": "--private-key-file",
     "token_url": "--token-url",
     "issuer": "--issuer",
+    "metadata_url": "--metadata-url",
     "client_id": "--client-id",
     "client_secret": "REQCC_CLIENT_SECRET / --client-secret-file",
     "scopes": "--scope",

@@ -18,6 +18,7 @@ ENVIRONMENT_HELP = """\
 environment:
   REQCC_TOKEN_URL       the token endpoint (--token-url)
   REQCC_ISSUER          the authorization server's issuer, instead of a token endpoint (--issuer)
+  REQCC_METADATA_URL    the authorization server's metadata document (--metadata-url)
   REQCC_CLIENT_ID       the client identifier (--client-id)
   REQCC_CLIENT_SECRET   the client secret (there is no flag for it: use this, --client-secret-file,
                         or answer the prompt)
@@ -205,6 +206,13 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         help="instead of --token-url: the authorization server's issuer; its token endpoint and a "
         "client authentication method it lists are read from its metadata (RFC 8414 / OpenID "
         "Connect Discovery) [REQCC_ISSUER]",
+    )
+    group.add_argument(
+        "--metadata-url",
+        metavar="URL",
+        help="the authorization server's metadata document, read instead of the issuer's well-known "
+        "URLs; with --issuer its issuer must match, alone the document's issuer is taken "
+        "[REQCC_METADATA_URL]",
     )
     group.add_argument("--client-id", metavar="ID", help="the client identifier [REQCC_CLIENT_ID]")
     group.add_argument(
