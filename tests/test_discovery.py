@@ -15,7 +15,7 @@ import requests_mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reqcc import ConfigurationError, InsecureTransportError, ReqccError
+from reqcc import ConfigurationError, InsecureTransportError, ReqccError, TokenDeadlineError
 from reqcc._urls import NO_TOKEN_ATTRIBUTE
 from reqcc.discovery import (
     MAX_METADATA_BYTES,
@@ -82,7 +82,9 @@ def http() -> tuple[requests.Session, requests_mock.Adapter]:
         ),
     ],
 )
-def test_well_known_urls_oidc_then_rfc8414_path_aware_then_appended(issuer: str, urls: tuple[str, ...]) -> None:
+def test_well_known_urls_oidc_then_rfc8414_path_aware_then_appended(
+    issuer: str, urls: tuple[str, ...]
+) -> None:
     # Without a path, the appended form is the path-aware one: listed once.
     assert well_known_urls(issuer) == urls
 
@@ -397,6 +399,217 @@ def test_redirect_loop_ends(http: tuple[requests.Session, requests_mock.Adapter]
     assert adapter.call_count <= 6
 
 
+# -- item 33: more places to look, metadata_url=, bounded JSON, no cleartext downgrade ---------
+
+
+def test_a_path_issuer_finds_the_document_appended_to_it_after_two_404s(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    # django-oauth-toolkit's layout: {issuer}/.well-known/oauth-authorization-server.
+    session, adapter = http
+    issuer = "https://as.example/o"
+    oidc, oauth, appended = well_known_urls(issuer)
+    assert appended == "https://as.example/o/.well-known/oauth-authorization-server"
+    adapter.register_uri("GET", oidc, status_code=404)
+    adapter.register_uri("GET", oauth, status_code=404)
+    adapter.register_uri("GET", appended, json=document(issuer))
+    metadata = fetch_metadata(issuer, session)
+    assert metadata.token_endpoint == "https://as.example/o/token" and metadata.source_url == appended
+    assert [r.url for r in adapter.request_history] == [oidc, oauth, appended]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 405, 406])
+def test_any_4xx_but_429_moves_on_to_the_next_url(
+    http: tuple[requests.Session, requests_mock.Adapter], status: int
+) -> None:
+    # A gateway that answers 401 where nothing is published does not end discovery.
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=status, text="nope")
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    assert fetch_metadata(ISSUER, session).source_url == OAUTH_URL
+    assert [r.url for r in adapter.request_history] == [OIDC_URL, OAUTH_URL]
+
+
+def test_a_429_is_not_taken_for_not_here(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=429, headers={"Retry-After": "3"})
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    with pytest.raises(MetadataError, match="HTTP 429") as info:
+        fetch_metadata(ISSUER, session)
+    assert is_transient(info.value) and info.value.retry_after == 3.0
+    assert adapter.call_count == 1
+
+
+def test_metadata_url_is_read_instead_of_the_well_known_urls(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    url = "https://config.as.example/tenants/a/metadata.json?policy=b2c"
+    adapter.register_uri("GET", url, json=document())
+    metadata = fetch_metadata(ISSUER, session, metadata_url=url)
+    assert metadata.issuer == ISSUER and metadata.source_url == url
+    assert [r.url for r in adapter.request_history] == [url]
+
+
+def test_metadata_url_with_issuer_still_checks_the_issuer(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    url = "https://as.example/meta"
+    adapter.register_uri("GET", url, json=document("https://evil.example"))
+    with pytest.raises(ConfigurationError, match=r"evil\.example"):
+        fetch_metadata(ISSUER, session, metadata_url=url)
+
+
+def test_metadata_url_alone_takes_the_documents_issuer(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    url = "https://as.example/meta"
+    adapter.register_uri("GET", url, json=document("https://as.example/realm"))
+    metadata = fetch_metadata(None, session, metadata_url=url)
+    assert metadata.issuer == "https://as.example/realm"
+    assert metadata.token_endpoint == "https://as.example/realm/token"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "error", "match"),
+    [
+        ("http://as.example", InsecureTransportError, "https"),  # no plain http to a remote host
+        ("https://as.example/?x=1", MetadataError, "query"),
+        (None, MetadataError, "names no issuer"),
+        (42, MetadataError, "names no issuer"),
+    ],
+)
+def test_metadata_url_alone_checks_the_documents_issuer_like_a_configured_one(
+    http: tuple[requests.Session, requests_mock.Adapter], issuer: Any, error: type[Exception], match: str
+) -> None:
+    session, adapter = http
+    url = "https://as.example/meta"
+    adapter.register_uri("GET", url, json={"issuer": issuer, "token_endpoint": "https://as.example/t"})
+    with pytest.raises(error, match=match) as info:
+        fetch_metadata(None, session, metadata_url=url)
+    assert url in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://as.example/meta", InsecureTransportError),
+        ("https://as.example/meta#x", ConfigurationError),
+        ("https://u:p@as.example/meta", ConfigurationError),
+        ("/meta", ConfigurationError),
+        ("", ConfigurationError),
+        (5, ConfigurationError),
+    ],
+)
+def test_a_bad_metadata_url_is_refused_before_any_request(
+    http: tuple[requests.Session, requests_mock.Adapter], url: Any, error: type[Exception]
+) -> None:
+    session, adapter = http
+    with pytest.raises(error, match="metadata_url"):
+        fetch_metadata(ISSUER, session, metadata_url=url)
+    assert adapter.call_count == 0
+
+
+def test_neither_issuer_nor_metadata_url_is_refused(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    with pytest.raises(ConfigurationError, match="metadata_url"):
+        fetch_metadata(None, http[0])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000,                                                   # RecursionError on 0.2
+        json.dumps({**document(), "x": json.loads("[" * 700 + "]" * 700)}).encode(),  # 1.5 kB, valid
+    ],
+    ids=["200000-brackets", "valid-700-deep"],
+)
+def test_deep_json_is_a_metadata_error(
+    http: tuple[requests.Session, requests_mock.Adapter], body: bytes
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, content=body)
+    with pytest.raises(MetadataError, match=r"not JSON \(JSON nested") as info:
+        fetch_metadata(ISSUER, session)
+    assert info.value.url == OIDC_URL
+
+
+def test_a_document_nested_within_the_bound_is_read(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, json=document(x=json.loads("[" * 60 + "]" * 60)))
+    assert fetch_metadata(ISSUER, session).token_endpoint == "https://as.example/token"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "url", "accepted"),
+    [
+        ("https://as.example", OIDC_URL, False),        # a remote issuer: the observed attack
+        ("https://localhost:8443", "https://localhost:8443/.well-known/openid-configuration", False),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000/.well-known/openid-configuration", True),
+    ],
+    ids=["remote-https", "loopback-https", "loopback-http"],
+)
+@pytest.mark.parametrize("field", ["token_endpoint", "mtls_endpoint_aliases"])
+def test_a_plain_http_loopback_token_endpoint_only_from_a_plain_http_loopback_issuer(
+    issuer: str, url: str, accepted: bool, field: str
+) -> None:
+    local = "http://127.0.0.1:8081/token"
+    fields: dict[str, Any] = (
+        {"token_endpoint": local} if field == "token_endpoint" else {field: {"token_endpoint": local}}
+    )
+    doc = {**document(issuer), **fields}
+    if accepted:
+        assert parse_metadata(doc, issuer, url).token_endpoint_for("tls_client_auth") == local
+        return
+    with pytest.raises(InsecureTransportError, match="plain-http loopback issuer"):
+        parse_metadata(doc, issuer, url)
+
+
+def test_the_token_sessions_own_authorization_header_never_reaches_the_metadata_url(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    session.headers["Authorization"] = "Bearer session-wide-token"
+    adapter.register_uri("GET", OIDC_URL, json=document())
+    fetch_metadata(ISSUER, session)
+    assert "Authorization" not in adapter.last_request.headers
+
+
+def test_the_metadata_request_verifies_with_the_sessions_ca_bundle_not_the_environments(
+    http: tuple[requests.Session, requests_mock.Adapter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests lets REQUESTS_CA_BUNDLE override a session's verify unless verify is passed.
+    session, adapter = http
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/from/the/environment.pem")
+    session.verify = "/the/token/sessions/ca.pem"
+    adapter.register_uri("GET", OIDC_URL, json=document())
+    fetch_metadata(ISSUER, session)
+    assert adapter.last_request.verify == "/the/token/sessions/ca.pem"
+
+
+def test_no_metadata_request_starts_after_the_deadline(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    now = [100.0]
+
+    def not_here(request: Any, context: Any) -> str:
+        now[0] += 5.0  # the 404 takes the whole deadline
+        context.status_code = 404
+        return ""
+
+    adapter.register_uri("GET", OIDC_URL, text=not_here)
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    with pytest.raises(TokenDeadlineError, match="no token request was sent"):
+        fetch_metadata(ISSUER, session, deadline=105.0, monotonic=lambda: now[0])
+    assert [r.url for r in adapter.request_history] == [OIDC_URL]
+
+
 # -- the parsed metadata ----------------------------------------------------------------------
 
 
@@ -513,7 +726,8 @@ def test_without_a_fit_the_default_method_is_used_with_one_warning(
     listed: list[str] | None, secret: bool, key: bool, chosen: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("WARNING", logger="reqcc")
-    assert choose_auth_method(metadata_listing(listed), has_client_secret=secret, has_private_key=key) == chosen
+    metadata = metadata_listing(listed)
+    assert choose_auth_method(metadata, has_client_secret=secret, has_private_key=key) == chosen
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
     message = warnings[0].getMessage()
@@ -524,7 +738,9 @@ def test_without_a_fit_the_default_method_is_used_with_one_warning(
 
 def test_without_a_credential_the_method_must_be_given() -> None:
     with pytest.raises(ConfigurationError, match="auth_method"):
-        choose_auth_method(metadata_listing(["client_secret_basic"]), has_client_secret=False, has_private_key=False)
+        choose_auth_method(
+            metadata_listing(["client_secret_basic"]), has_client_secret=False, has_private_key=False
+        )
 
 
 # -- over real HTTP on loopback ---------------------------------------------------------------
