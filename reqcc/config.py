@@ -20,8 +20,6 @@ import requests
 
 from ._urls import require_secure_url
 from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
-from .discovered import DiscoveredEndpoint
-from .discovery import check_issuer, check_metadata_url
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
@@ -36,6 +34,7 @@ if TYPE_CHECKING:  # for the provider's type only: the manager is the layer abov
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from .discovered import DiscoveredEndpoint  # imported by check_config, with issuer= only
     from .manager import ClientCredentialsManager
 
 __all__ = [
@@ -296,10 +295,13 @@ def check_config(
             f"give token_url= or {'issuer' if issuer is not None else 'metadata_url'}=, not both (with "
             "issuer= or metadata_url=, the token endpoint is the one the metadata names)"
         )
-    if issuer is not None:
-        issuer = check_issuer(issuer)
-    if metadata_url is not None:
-        metadata_url = check_metadata_url(metadata_url)
+    if discover:
+        from .discovery import check_issuer, check_metadata_url  # discovery loads when configured
+
+        if issuer is not None:
+            issuer = check_issuer(issuer)
+        if metadata_url is not None:
+            metadata_url = check_metadata_url(metadata_url)
     if not discover:
         token_url = _check_token_url(token_url)
     if not isinstance(client_id, str) or not client_id:
@@ -388,6 +390,8 @@ def check_config(
     endpoint: TokenEndpoint | None = None
     discovery: DiscoveredEndpoint | None = None
     if discover:
+        from .discovered import DiscoveredEndpoint
+
         discovery = DiscoveredEndpoint(
             issuer,
             make_endpoint,

@@ -30,7 +30,6 @@ from .config import (
     check_config,
 )
 from .cooldown import RejectionCooldown
-from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .fork_safety import ForkSafetyMixin
@@ -49,6 +48,8 @@ from .validity import hold
 if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from .discovery import AuthorizationServerMetadata  # imported with issuer= only
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 

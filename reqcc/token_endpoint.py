@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from oauthlib.oauth2 import BackendApplicationClient
 
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
 from ._log import excerpt, log
@@ -332,6 +331,8 @@ class TokenEndpoint:
         parts = self.client_auth.prepare(self.token_url)
         form = dict(parts.form)
         include_client_id = form.pop("client_id", None) is not None
+        from oauthlib.oauth2 import BackendApplicationClient  # imported at the first token request
+
         client = BackendApplicationClient(self.client_auth.client_id)
         body: str = client.prepare_request_body(
             scope=self.scope, include_client_id=include_client_id, **form
@@ -518,6 +519,8 @@ class TokenEndpoint:
                 f"{body_excerpt}",
                 response=response,
             )
+        from oauthlib.oauth2 import BackendApplicationClient  # loaded by prepare_body already
+
         try:
             token = OAuthToken.from_response(data, now=self._clock(), requested_scope=self.scope)
             # oauthlib's own checks, on a fresh client with no requested scope: its scope
