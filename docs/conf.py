@@ -20,7 +20,13 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
+    "sphinx_copybutton",
 ]
+
+# A copy button on every code block; the prompts (">>> ", "... ", "$ ") and the output
+# lines are left out of what it copies, so a copied example pastes and runs as it is.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
 
 # No network at build time: intersphinx resolves nothing from outside (no inventories).
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}

@@ -81,6 +81,11 @@ def test_help_on_every_command_documents_exit_codes(command: list[str]) -> None:
         assert f"  {code}  " in result.stdout
 
 
+def test_top_level_help_points_at_the_local_server() -> None:
+    text = run("--help").stdout
+    assert "reqcc demo --serve" in text and "127.0.0.1" in text
+
+
 def test_token_help_offers_no_secret_flag() -> None:
     text = run("token", "--help").stdout
     assert "--client-secret-file" in text and "REQCC_CLIENT_SECRET" in text

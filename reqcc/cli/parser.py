@@ -276,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="reqcc",
-        description="OAuth 2.0 client-credentials tokens for requests, from the command line.",
+        description="OAuth 2.0 client-credentials tokens for requests, from the command line.\n\n"
+        "No authorization server at hand? 'reqcc demo --serve' runs one (a token endpoint and a\n"
+        "bookstore API on 127.0.0.1) for 'reqcc token' and 'reqcc request' to talk to; 'reqcc demo'\n"
+        "walks through what reqcc does against it.",
         epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
         allow_abbrev=False,
@@ -355,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run the guided tour against a local authorization server",
+        help="run the guided tour against a local authorization server (--serve: only the server)",
         description="Start a local authorization server and bookstore API on 127.0.0.1 and walk through "
         "what reqcc does: fetch, reuse, background renewal, on_token_update, scopes, revocation and "
         "recovery, token endpoint outage. Exits 0 when every step behaved as stated. With --serve, "
