@@ -444,10 +444,11 @@ def _check_credentials_for_discovery(
     assertion_algorithm: str | None,
     assertion_audience: str | Sequence[str] | None,
 ) -> None:
-    """With ``issuer=`` and no ``auth_method``: check now what the server's choice will need."""
+    """With discovery (``issuer=``, ``metadata_url=``) and no ``auth_method``: check what the choice needs."""
     if not client_secret:
         raise ConfigurationError(
-            "with issuer= and no auth_method=, give client_secret= (or private_key=): reqcc picks a "
+            "with issuer= (or metadata_url=) and no auth_method=, give client_secret= (or private_key=): "
+            "reqcc picks a "
             "method the server lists for it; or pass auth_method= (such as 'none' for a public client)"
         )
     if basic_auth_encoding not in ("form", "raw"):
