@@ -747,10 +747,11 @@ def test_without_a_credential_the_method_must_be_given() -> None:
 
 
 class MetadataServer:
-    """Publishes metadata on 127.0.0.1 at the paths given; everything else is a 404."""
+    """Publishes metadata on 127.0.0.1 at the paths given; ``statuses`` answer other paths; else a 404."""
 
     def __init__(self) -> None:
         self.documents: dict[str, bytes] = {}
+        self.statuses: dict[str, int] = {}
         self.paths: list[str] = []
         outer = self
 
@@ -764,7 +765,7 @@ class MetadataServer:
                 outer.paths.append(self.path)
                 body = outer.documents.get(self.path)
                 if body is None:
-                    self.send_response(404)
+                    self.send_response(outer.statuses.get(self.path, 404))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -827,3 +828,26 @@ def test_over_http_a_streamed_oversized_body_is_refused(server: MetadataServer) 
     server.documents["/.well-known/openid-configuration"] = b"chunked-forever"
     with requests.Session() as session, pytest.raises(MetadataError, match="too large"):
         fetch_metadata(server.issuer, session, timeout=5)
+
+
+def test_over_http_the_django_oauth_toolkit_layout_is_found(server: MetadataServer) -> None:
+    # issuer .../o, document at {issuer}/.well-known/oauth-authorization-server: 0.2 gave up.
+    issuer = server.issuer + "/o"
+    server.documents["/o/.well-known/oauth-authorization-server"] = json.dumps(document(issuer)).encode()
+    with requests.Session() as session:
+        metadata = fetch_metadata(issuer, session, timeout=5)
+    assert metadata.token_endpoint == issuer + "/token"
+    assert server.paths == [
+        "/o/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server/o",
+        "/o/.well-known/oauth-authorization-server",
+    ]
+
+
+def test_over_http_a_gateways_401_leads_on_to_the_next_url(server: MetadataServer) -> None:
+    server.statuses["/.well-known/openid-configuration"] = 401
+    server.documents["/.well-known/oauth-authorization-server"] = json.dumps(document(server.issuer)).encode()
+    with requests.Session() as session:
+        assert fetch_metadata(server.issuer, session, timeout=5).token_endpoint == server.issuer + "/token"
+    assert server.paths == ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+
