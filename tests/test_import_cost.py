@@ -92,9 +92,8 @@ def test_lazy_public_names_are_the_real_classes() -> None:
 def test_each_feature_loads_what_it_needs_when_used() -> None:
     modules = _modules_after(
         "import reqcc\n"
-        "manager = reqcc.ClientCredentialsManager(\n"
+        "reqcc.ClientCredentialsManager(  # configures discovery; fetches nothing\n"
         "    issuer='https://as.example', client_id='c', client_secret='s')\n"
-        "manager._token_endpoint  # nothing fetched: discovery is configured, not run\n"
         "from reqcc.stores import FileTokenStore\n"
     )
     assert _loaded(modules, "reqcc.discovery") and _loaded(modules, "reqcc.stores.file_store")
