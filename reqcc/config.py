@@ -281,8 +281,8 @@ def check_config(
     The checks run in a fixed order, so the first problem reported is always the same.
 
     :raises ConfigurationError: a keyword is missing, of the wrong type or out of range.
-    :raises InsecureTransportError: ``token_url`` or ``issuer`` is plain http to a
-        non-loopback host.
+    :raises InsecureTransportError: ``token_url``, ``issuer`` or ``metadata_url`` is plain
+        http to a non-loopback host.
     """
     discover = issuer is not None or metadata_url is not None
     if token_url is None and not discover:
@@ -302,7 +302,7 @@ def check_config(
             issuer = check_issuer(issuer)
         if metadata_url is not None:
             metadata_url = check_metadata_url(metadata_url)
-    if not discover:
+    else:
         token_url = _check_token_url(token_url)
     if not isinstance(client_id, str) or not client_id:
         raise ConfigurationError("client_id is required (a non-empty string)")
@@ -448,8 +448,8 @@ def _check_credentials_for_discovery(
     if not client_secret:
         raise ConfigurationError(
             "with issuer= (or metadata_url=) and no auth_method=, give client_secret= (or private_key=): "
-            "reqcc picks a "
-            "method the server lists for it; or pass auth_method= (such as 'none' for a public client)"
+            "reqcc picks a method the server lists for it; or pass auth_method= (such as 'none' for a "
+            "public client)"
         )
     if basic_auth_encoding not in ("form", "raw"):
         raise ConfigurationError(f"basic_auth_encoding must be 'form' or 'raw', got {basic_auth_encoding!r}")
