@@ -128,7 +128,9 @@ def test_code_lines_are_found_in_every_kind_of_block() -> None:
     assert [line for _, line in code_lines(page)] == ["literal", "code", ">>> 1", "1"]
 
 
-@pytest.mark.parametrize("page", sorted(DOCS.glob("*.rst")), ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "page", [*sorted(DOCS.glob("*.rst")), DOCS.parent / "README.rst"], ids=lambda path: path.name
+)
 def test_no_code_line_is_wider_than_the_page(page: Path) -> None:
     """A code line longer than the page scrolls sideways, and its end is not read."""
     wide = [
