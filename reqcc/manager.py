@@ -262,7 +262,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     @property
     def token_url(self) -> str | None:
-        """The token endpoint: ``token_url``, or with ``issuer`` the discovered one.
+        """The token endpoint: ``token_url``, or with ``issuer``/``metadata_url`` the discovered one.
 
         ``None`` while an ``issuer``'s metadata has not been read yet (it is read on the
         first token request, or by :meth:`discover`).
@@ -280,7 +280,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     @property
     def metadata(self) -> AuthorizationServerMetadata | None:
-        """The issuer's metadata once read (``None`` before, and without ``issuer``)."""
+        """The issuer's metadata once read (``None`` before, and without ``issuer``/``metadata_url``)."""
         return self._discovery.metadata if self._discovery is not None else None
 
     @property
@@ -332,10 +332,13 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         """Read the issuer's metadata now, if not done yet, and return the token endpoint.
 
         Not needed (the first token request discovers), but useful to check a
-        configuration at start-up. Without ``issuer`` it returns ``token_url``. It does
+        configuration at start-up. Without ``issuer`` or ``metadata_url`` it returns
+        ``token_url``. It does
         not go through the failure backoff.
 
-        :raises ConfigurationError: the metadata names another issuer, or no method fits.
+        :raises ConfigurationError: the metadata names another issuer.
+        :raises InsecureTransportError: it names a plain-http token endpoint that only a
+            plain-http loopback issuer may name.
         :raises MetadataError: no usable metadata.
         :raises TokenDeadlineError: the metadata was not read within ``token_deadline``.
         :raises requests.RequestException: the network failed.
