@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import sys
 from pathlib import Path
 
@@ -20,7 +21,13 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
+    "sphinx_copybutton",
 ]
+
+# A copy button on every code block; the prompts (">>> ", "... ", "$ ") and the output
+# lines are left out of what it copies, so a copied example pastes and runs as it is.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
 
 # No network at build time: intersphinx resolves nothing from outside (no inventories).
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
@@ -37,6 +44,14 @@ nitpicky = False
 # Only explicit ``.. doctest::`` / ``.. testcode::`` blocks run; the ``>>>`` sketches in some
 # docstrings are illustrations with ``...`` placeholders, not tests.
 doctest_test_doctest_blocks = ""
+# Sphinx's defaults, plus NORMALIZE_WHITESPACE: an expected output may be wrapped to keep
+# every code line within the page's width (tests/test_docs.py checks it).
+doctest_default_flags = (
+    doctest.ELLIPSIS
+    | doctest.IGNORE_EXCEPTION_DETAIL
+    | doctest.DONT_ACCEPT_TRUE_FOR_1
+    | doctest.NORMALIZE_WHITESPACE
+)
 doctest_global_setup = """
 import logging
 logging.getLogger("reqcc").addHandler(logging.NullHandler())

@@ -13,6 +13,7 @@ inflates a whole compressed chunk at once (CVE-2025-66471). Other encodings (``b
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections.abc import Callable
@@ -22,10 +23,12 @@ import requests
 
 from .errors import ReqccError
 
-__all__ = ["DEFAULT_BODY_LIMIT", "BodyLimitError", "read_capped"]
+__all__ = ["DEFAULT_BODY_LIMIT", "MAX_JSON_DEPTH", "BodyLimitError", "load_json", "read_capped"]
 
 #: The most bytes (after decoding) read from a response reqcc parses: 1 MiB, like Go's x/oauth2.
 DEFAULT_BODY_LIMIT = 1 << 20
+#: The deepest nesting of arrays and objects accepted in a JSON body from a server.
+MAX_JSON_DEPTH = 64
 #: Raw bytes asked of the socket per read.
 _CHUNK = 16 * 1024
 
@@ -197,3 +200,32 @@ def _as_requests_error(exc: Exception, response: requests.Response) -> Exception
     if isinstance(exc, OSError):
         return requests.exceptions.ConnectionError(exc, response=response)
     return exc
+
+
+def load_json(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Decode a JSON body from an untrusted server, within a nesting bound.
+
+    The one JSON reader of the bodies reqcc parses (token answers and metadata documents
+    alike). A document nested deeper than ``max_depth`` arrays and objects is refused, the
+    same whether it would overflow the stack while decoding (``[`` × 200,000) or only
+    later, in code that walks it (a small document with one field 700 deep): no caller
+    ever sees a bare ``RecursionError``.
+
+    :raises ValueError: not JSON (or not UTF-8/16/32), or nested deeper than ``max_depth``.
+    """
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    level: list[Any] = [data]
+    for _ in range(max_depth):
+        inner: list[Any] = []
+        for value in level:
+            if isinstance(value, dict):
+                inner.extend(value.values())
+            elif isinstance(value, list):
+                inner.extend(value)
+        if not inner:
+            return data
+        level = inner
+    raise ValueError(f"JSON nested more than {max_depth} deep")

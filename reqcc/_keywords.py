@@ -11,7 +11,6 @@ valid ones.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable, Iterable
@@ -29,6 +28,8 @@ def unexpected_keywords(called: str, unknown: Iterable[str], valid: Iterable[str
     Each unknown keyword comes with the closest ``valid`` ones, if any are close. Only the
     keywords' names are shown, never their values.
     """
+    import difflib  # only when a keyword is wrong: not a cost of importing reqcc
+
     valid = sorted(valid)
     unknown = list(unknown)
     parts = []

@@ -10,20 +10,20 @@ from collections.abc import Iterable
 #: The only logger reqcc writes to.
 log = logging.getLogger("reqcc")
 
-_SENSITIVE_JSON_FIELD = re.compile(
+# The patterns are kept as text and compiled where used (re keeps the compiled ones): nothing
+# is compiled by ``import reqcc``, and they are secret-free, so re's cache holds no secret.
+_SENSITIVE_JSON_FIELD = (
     r'("(?:access_token|refresh_token|id_token|client_secret|client_assertion|assertion|password)"'
     # The string as an "unrolled loop": linear time and constant memory on a hostile body
     # (the alternation form took ~170 bytes of regex stack per character of an unterminated
     # string). An unterminated string (a cut body) is hidden up to the end.
-    r'\s*:\s*)"[^"\\]*(?:\\.[^"\\]*)*"?',
-    re.IGNORECASE,
+    r'\s*:\s*)"[^"\\]*(?:\\.[^"\\]*)*"?'
 )
-_SENSITIVE_FORM_FIELD = re.compile(
-    r"((?:access_token|refresh_token|id_token|client_secret|client_assertion|assertion|password)=)[^&\s]*",
-    re.IGNORECASE,
+_SENSITIVE_FORM_FIELD = (
+    r"((?:access_token|refresh_token|id_token|client_secret|client_assertion|assertion|password)=)[^&\s]*"
 )
 # Only at the start of a run of base64url characters: "eyJeyJeyJ…" would be quadratic otherwise.
-_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_JWT = r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
 
 
 def fingerprint(secret: str) -> str:
@@ -33,7 +33,7 @@ def fingerprint(secret: str) -> str:
 
 #: One character of text as a server may have escaped it: a percent-encoded UTF-8 sequence,
 #: a JSON escape (a surrogate pair as one), an HTML character reference. Secret-free, so the
-#: patterns are compiled once (a pattern built from a secret would stay in re's cache).
+#: patterns may stay in re's cache (a pattern built from a secret would stay there too).
 _PERCENT_CHAR = (
     r"%[0-7][0-9a-f]|%[c-d][0-9a-f]%[89ab][0-9a-f]|%e[0-9a-f](?:%[89ab][0-9a-f]){2}"
     r"|%f[0-7](?:%[89ab][0-9a-f]){3}"
@@ -43,7 +43,7 @@ _HTML_CHAR = r"&#0*[0-9]{1,7};|&#x0*[0-9a-f]{1,6};|&(?:amp|lt|gt|quot|apos);"
 #: The readings of a text: every escape at once (an echo escaped twice over, or in a mix),
 #: and each escape alone (a backslash before "n" in an HTML page is no JSON escape).
 _READINGS = tuple(
-    re.compile("|".join((*parts, ".")), re.IGNORECASE | re.DOTALL)
+    "|".join((*parts, "."))
     for parts in ((_PERCENT_CHAR, _JSON_CHAR, _HTML_CHAR), (_PERCENT_CHAR,), (_JSON_CHAR,), (_HTML_CHAR,))
 )
 _JSON_SHORT = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -83,7 +83,7 @@ def _hide(text: str, secret: str) -> str:
     text = text.replace(secret, "***")  # raw (a secret holding "%41" or "&amp;" unescapes to another)
     spans: list[tuple[int, int]] = []
     for reading in _READINGS:
-        spans += _find(text, secret, reading)
+        spans += _find(text, secret, re.compile(reading, re.IGNORECASE | re.DOTALL))
     if not spans:
         return text
     out: list[str] = []
@@ -132,9 +132,9 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 3:
             text = _hide(text, secret)
-    text = _SENSITIVE_JSON_FIELD.sub(r'\1"***"', text)
-    text = _SENSITIVE_FORM_FIELD.sub(r"\1***", text)
-    return _JWT.sub("***", text)
+    text = re.sub(_SENSITIVE_JSON_FIELD, r'\1"***"', text, flags=re.IGNORECASE)
+    text = re.sub(_SENSITIVE_FORM_FIELD, r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(_JWT, "***", text)
 
 
 def excerpt(text: str, secrets: Iterable[str | None] = (), limit: int = 200) -> str:

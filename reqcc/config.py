@@ -22,8 +22,6 @@ import requests
 from ._urls import require_secure_url
 from .client_assertion import AssertionCallable
 from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
-from .discovered import DiscoveredEndpoint
-from .discovery import check_issuer
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
@@ -38,6 +36,7 @@ if TYPE_CHECKING:  # for the provider's type only: the manager is the layer abov
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from .discovered import DiscoveredEndpoint  # imported by check_config, with issuer= only
     from .manager import ClientCredentialsManager
 
 __all__ = [
@@ -79,6 +78,7 @@ class ManagerKeywords(TypedDict, total=False):
 
     token_url: str | None
     issuer: str | None
+    metadata_url: str | None
     client_id: str | None
     client_secret: str | None
     scopes: Iterable[OAuthScope | str] | str | None
@@ -244,6 +244,7 @@ def check_config(
     *,
     token_url: str | None,
     issuer: str | None,
+    metadata_url: str | None,
     client_id: str | None,
     client_secret: str | None,
     scopes: Iterable[OAuthScope | str] | str | None,
@@ -286,21 +287,27 @@ def check_config(
     The checks run in a fixed order, so the first problem reported is always the same.
 
     :raises ConfigurationError: a keyword is missing, of the wrong type or out of range.
-    :raises InsecureTransportError: ``token_url`` or ``issuer`` is plain http to a
-        non-loopback host.
+    :raises InsecureTransportError: ``token_url``, ``issuer`` or ``metadata_url`` is plain
+        http to a non-loopback host.
     """
-    if token_url is None and issuer is None:
+    discover = issuer is not None or metadata_url is not None
+    if token_url is None and not discover:
         raise ConfigurationError(
             "token_url is required (the token endpoint's https URL), or issuer= instead (the "
             "authorization server's issuer identifier, whose metadata names the token endpoint)"
         )
-    if token_url is not None and issuer is not None:
+    if token_url is not None and discover:
         raise ConfigurationError(
-            "give token_url= or issuer=, not both (with issuer=, the token endpoint is the one "
-            "its metadata names)"
+            f"give token_url= or {'issuer' if issuer is not None else 'metadata_url'}=, not both (with "
+            "issuer= or metadata_url=, the token endpoint is the one the metadata names)"
         )
-    if issuer is not None:
-        issuer = check_issuer(issuer)
+    if discover:
+        from .discovery import check_issuer, check_metadata_url  # discovery loads when configured
+
+        if issuer is not None:
+            issuer = check_issuer(issuer)
+        if metadata_url is not None:
+            metadata_url = check_metadata_url(metadata_url)
     else:
         token_url = _check_token_url(token_url)
     if not isinstance(client_id, str) or not client_id:
@@ -363,9 +370,9 @@ def check_config(
     known_auth: ClientAuth | None = None
     if auth_method is not None:
         known_auth = build_auth(auth_method)
-    elif has_assertion or (issuer is not None and private_key is not None):
+    elif has_assertion or (discover and private_key is not None):
         known_auth = build_auth("private_key_jwt")
-    elif issuer is None:
+    elif not discover:
         known_auth = build_auth("client_secret_basic")
     else:
         _check_credentials_for_discovery(
@@ -393,7 +400,9 @@ def check_config(
 
     endpoint: TokenEndpoint | None = None
     discovery: DiscoveredEndpoint | None = None
-    if issuer is not None:
+    if discover:
+        from .discovered import DiscoveredEndpoint
+
         discovery = DiscoveredEndpoint(
             issuer,
             make_endpoint,
@@ -407,6 +416,7 @@ def check_config(
             retry_backoff=retry_backoff,
             max_retry_wait=max_retry_wait,
             sleep=sleep,
+            metadata_url=metadata_url,
         )
     else:
         assert token_url is not None and known_auth is not None
@@ -445,11 +455,12 @@ def _check_credentials_for_discovery(
     assertion_algorithm: str | None,
     assertion_audience: str | Sequence[str] | None,
 ) -> None:
-    """With ``issuer=`` and no ``auth_method``: check now what the server's choice will need."""
+    """With discovery (``issuer=``, ``metadata_url=``) and no ``auth_method``: check what the choice needs."""
     if not client_secret:
         raise ConfigurationError(
-            "with issuer= and no auth_method=, give client_secret= (or private_key=): reqcc picks a "
-            "method the server lists for it; or pass auth_method= (such as 'none' for a public client)"
+            "with issuer= (or metadata_url=) and no auth_method=, give client_secret= (or private_key=): "
+            "reqcc picks a method the server lists for it; or pass auth_method= (such as 'none' for a "
+            "public client)"
         )
     if basic_auth_encoding not in ("form", "raw"):
         raise ConfigurationError(f"basic_auth_encoding must be 'form' or 'raw', got {basic_auth_encoding!r}")

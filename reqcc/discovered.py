@@ -35,7 +35,8 @@ EndpointFactory = Callable[[str, str], TokenEndpoint]
 class DiscoveredEndpoint:
     """Finds and keeps the token endpoint of ``issuer``.
 
-    :param issuer: the configured issuer (checked already).
+    :param issuer: the configured issuer (checked already), or ``None`` with ``metadata_url``
+        (the document's own issuer is taken then).
     :param make_endpoint: builds the token endpoint for a URL and an ``auth_method``.
     :param auth_method: the configured method's name, or ``None`` to use one the server lists.
     :param has_client_secret: whether a client secret is configured (for the choice).
@@ -50,11 +51,13 @@ class DiscoveredEndpoint:
     :param max_retry_wait: the longest a single retry waits; a longer ``Retry-After`` ends
         the retries.
     :param sleep: how to wait between retries.
+    :param metadata_url: the metadata document's URL (checked already), read instead of the
+        issuer's well-known URLs; ``None``: those.
     """
 
     def __init__(
         self,
-        issuer: str,
+        issuer: str | None,
         make_endpoint: EndpointFactory,
         *,
         auth_method: str | None,
@@ -67,8 +70,10 @@ class DiscoveredEndpoint:
         retry_backoff: float = 0.5,
         max_retry_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        metadata_url: str | None = None,
     ) -> None:
-        self.issuer = issuer
+        self._issuer = issuer
+        self.metadata_url = metadata_url
         self.auth_method = auth_method
         self._make_endpoint = make_endpoint
         self._has_client_secret = has_client_secret
@@ -82,6 +87,12 @@ class DiscoveredEndpoint:
         self.metadata: AuthorizationServerMetadata | None = None
         #: The token endpoint, once discovery has succeeded.
         self.endpoint: TokenEndpoint | None = None
+
+    @property
+    def issuer(self) -> str | None:
+        """The configured issuer; with ``metadata_url`` alone, the document's once read (else ``None``)."""
+        metadata = self.metadata
+        return self._issuer if self._issuer is not None or metadata is None else metadata.issuer
 
     def resolve(
         self, deadline: float | None = None, monotonic: Callable[[], float] = time.monotonic
@@ -113,8 +124,8 @@ class DiscoveredEndpoint:
     ) -> tuple[AuthorizationServerMetadata, TokenEndpoint]:
         def fetch(session: requests.Session) -> AuthorizationServerMetadata:
             return fetch_metadata(
-                self.issuer, session, timeout=self._timeout, clock=self._clock, deadline=deadline,
-                monotonic=monotonic, retries=self._retries,
+                self._issuer, session, metadata_url=self.metadata_url, timeout=self._timeout,
+                clock=self._clock, deadline=deadline, monotonic=monotonic, retries=self._retries,
             )
 
         if self._session is not None:
@@ -130,10 +141,10 @@ class DiscoveredEndpoint:
         elif name not in metadata.auth_methods:
             log.warning(
                 "the token endpoint of %s does not list auth_method %r (it lists: %s); using it anyway",
-                self.issuer, name, ", ".join(metadata.auth_methods) or "nothing",
+                metadata.issuer, name, ", ".join(metadata.auth_methods) or "nothing",
             )
         endpoint = self._make_endpoint(metadata.token_endpoint_for(name), name)
-        log.info("issuer %s: token endpoint %s, auth method %s", self.issuer, endpoint.token_url, name)
+        log.info("issuer %s: token endpoint %s, auth method %s", metadata.issuer, endpoint.token_url, name)
         return metadata, endpoint
 
     def after_fork(self) -> None:
@@ -149,4 +160,5 @@ class DiscoveredEndpoint:
 
     def __repr__(self) -> str:
         found = self.endpoint.token_url if self.endpoint is not None else None
-        return f"DiscoveredEndpoint({self.issuer!r}, token_url={found!r})"
+        where = "" if self.metadata_url is None else f", metadata_url={self.metadata_url!r}"
+        return f"DiscoveredEndpoint({self.issuer!r}{where}, token_url={found!r})"

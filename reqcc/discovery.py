@@ -3,24 +3,27 @@
 Two documents describe an authorization server: the OpenID Connect one at
 ``{issuer}/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 §4) and the
 RFC 8414 one at ``{origin}/.well-known/oauth-authorization-server{path}`` (§3.1: the
-well-known segment goes between the host and the issuer's path). :func:`fetch_metadata`
-reads the first of them that exists, and accepts it only if its ``issuer`` equals the
-configured issuer exactly (RFC 8414 §3.3, the mix-up defence): a document that names
-another issuer is a :class:`~reqcc.errors.ConfigurationError` and no token request may
-follow.
+well-known segment goes between the host and the issuer's path). Some servers publish
+the RFC 8414 document with the suffix appended to the issuer instead
+(``{issuer}/.well-known/oauth-authorization-server``, django-oauth-toolkit's layout).
+:func:`fetch_metadata` reads the first of the three that exists (or the one
+``metadata_url`` names), and accepts it only if its ``issuer`` equals the configured
+issuer exactly (RFC 8414 §3.3, the mix-up defence): a document that names another issuer
+is a :class:`~reqcc.errors.ConfigurationError` and no token request may follow.
 
 Nothing here caches: the caller (the manager) keeps the result for its life and backs
 a failure off like a token failure. Given the caller's
 :class:`~reqcc.token_endpoint.RetryPolicy`, each metadata request is retried as a token
 request is: :class:`MetadataError` is a :class:`~reqcc.errors.TokenRequestError`, so a
 5xx or 429 answer is transient the same way a token endpoint's is, and a connection
-error or timeout too; a 404 is not (it moves on to the next well-known URL).
+error or timeout too; another 4xx is not (it moves on to the next well-known URL).
+The body is parsed with the token answers' bounded JSON reader
+(:func:`reqcc._body.load_json`).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,11 +33,11 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
-from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
+from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
 from ._log import excerpt, log
-from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_secure_url
+from ._urls import NO_TOKEN_ATTRIBUTE, is_loopback_host, origin, require_secure_url
 from .client_auth import TLS_AUTH_METHODS
-from .errors import ConfigurationError, TokenDeadlineError, TokenRequestError
+from .errors import ConfigurationError, InsecureTransportError, TokenDeadlineError, TokenRequestError
 from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, Timeout, describe_failure, parse_retry_after
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "MAX_METADATA_BYTES",
     "DEFAULT_AUTH_METHODS",
     "check_issuer",
+    "check_metadata_url",
     "well_known_urls",
     "fetch_metadata",
     "parse_metadata",
@@ -60,8 +64,9 @@ MAX_METADATA_BYTES = DEFAULT_BODY_LIMIT
 #: ``token_endpoint_auth_methods_supported`` when the document omits it (RFC 8414 §2).
 DEFAULT_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic",)
 
-# Statuses meaning "no document at this URL": the next well-known URL is tried.
-_NOT_HERE = frozenset({404, 410})
+# A 4xx other than 429 means "no document for us at this URL": the next URL is tried
+# (a gateway may answer 401 or 403 where nothing is published, not only 404).
+_TRANSIENT_4XX = frozenset({429})
 _MAX_REDIRECTS = 5
 
 
@@ -90,14 +95,16 @@ class MetadataError(TokenRequestError):
 class AuthorizationServerMetadata:
     """What reqcc uses of an authorization server's metadata document.
 
-    :ivar issuer: the issuer, equal to the configured one.
-    :ivar token_endpoint: the token endpoint (https, or http to a loopback host).
+    :ivar issuer: the issuer, equal to the configured one (with ``metadata_url`` and no
+        configured issuer: the one the document names).
+    :ivar token_endpoint: the token endpoint (https, or http to a loopback host when the
+        issuer and the document's URL are plain http on loopback too).
     :ivar token_endpoint_auth_methods_supported: the methods the server lists, or ``None``
         when the document omits the field (then :attr:`auth_methods` is the RFC 8414
         default, ``client_secret_basic`` alone).
     :ivar mtls_endpoint_aliases: RFC 8705 §5 endpoints for mutual-TLS clients (string
         values only; the ``token_endpoint`` alias, if any, is a checked URL).
-    :ivar source_url: the well-known URL the document was read from.
+    :ivar source_url: the URL the document was read from.
     :ivar raw: a read-only copy of the whole document.
     """
 
@@ -152,26 +159,56 @@ def check_issuer(issuer: object) -> str:
     return issuer
 
 
-def well_known_urls(issuer: str) -> tuple[str, str]:
+def check_metadata_url(metadata_url: object) -> str:
+    """Validate a configured ``metadata_url`` and return it unchanged.
+
+    It is an absolute https URL (or http to a loopback host) without user information or
+    fragment; a query is allowed (some servers select a tenant or policy by one).
+
+    :raises ConfigurationError: ``metadata_url`` is not such a URL.
+    :raises InsecureTransportError: it is plain http to a host that is not loopback.
+    """
+    if not isinstance(metadata_url, str) or not metadata_url:
+        raise ConfigurationError("metadata_url must be a non-empty string (the metadata document's URL)")
+    parts = urlsplit(metadata_url)
+    if parts.scheme.lower() not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(
+            f"metadata_url must be an https URL with a host; got {excerpt(metadata_url, (), 120)!r}"
+        )
+    require_secure_url(metadata_url, "metadata_url")
+    if parts.fragment or "#" in metadata_url:
+        raise ConfigurationError(
+            f"metadata_url must not have a fragment; got {excerpt(metadata_url, (), 120)!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError("metadata_url must not carry user information (user:password@)")
+    return metadata_url
+
+
+def well_known_urls(issuer: str) -> tuple[str, ...]:
     """Return the metadata URLs of ``issuer``, in the order they are tried.
 
     First the OpenID Connect one, ``{issuer}/.well-known/openid-configuration`` (what most
     servers publish), then the RFC 8414 §3.1 one,
-    ``{origin}/.well-known/oauth-authorization-server{path}``. A trailing ``/`` of the
-    issuer is dropped first in both. For an issuer without a path the RFC 8414 URL is the
-    plain ``{origin}/.well-known/oauth-authorization-server``.
+    ``{origin}/.well-known/oauth-authorization-server{path}``, then the RFC 8414 suffix
+    appended to the issuer, ``{issuer}/.well-known/oauth-authorization-server`` (where
+    django-oauth-toolkit and others publish it). A trailing ``/`` of the issuer is dropped
+    first in all three. For an issuer without a path the last two are the same URL, listed
+    once: the plain ``{origin}/.well-known/oauth-authorization-server``.
     """
     parts = urlsplit(issuer)
     path = parts.path.rstrip("/")
     oidc = urlunsplit((parts.scheme, parts.netloc, path + OIDC_WELL_KNOWN, "", ""))
     oauth = urlunsplit((parts.scheme, parts.netloc, OAUTH_WELL_KNOWN + path, "", ""))
-    return oidc, oauth
+    appended = urlunsplit((parts.scheme, parts.netloc, path + OAUTH_WELL_KNOWN, "", ""))
+    return (oidc, oauth) if appended == oauth else (oidc, oauth, appended)
 
 
 def fetch_metadata(
-    issuer: str,
+    issuer: str | None,
     session: requests.Session,
     *,
+    metadata_url: str | None = None,
     timeout: Timeout | None = DEFAULT_TIMEOUT,
     clock: Callable[[], float] = time.time,
     deadline: float | None = None,
@@ -180,15 +217,21 @@ def fetch_metadata(
 ) -> AuthorizationServerMetadata:
     """Read ``issuer``'s metadata document and return what reqcc uses of it.
 
-    The URLs of :func:`well_known_urls` are tried in order; a 404 or 410 moves on to the
-    next one. Each is a GET with ``Accept: application/json`` and no credentials, sent
-    with ``session`` (its proxies, CA bundle and adapters); redirects are followed only
-    within the issuer's origin. The body is read up to :data:`MAX_METADATA_BYTES`.
+    The URLs of :func:`well_known_urls` are tried in order (or ``metadata_url`` alone); a
+    4xx answer other than 429 moves on to the next one. Each is a GET with
+    ``Accept: application/json`` and no credentials, sent with ``session`` (its proxies,
+    CA bundle and adapters, and its ``verify``); redirects are followed only within the
+    URL's origin. The body is read up to :data:`MAX_METADATA_BYTES` and decoded with the
+    token answers' bounded JSON reader (too deep a document is a :class:`MetadataError`).
     With ``retries``, a transient failure of one of these requests (a connection error,
     a timeout, HTTP 429, 500, 502, 503, 504) is retried by its rules, within ``deadline``.
 
-    :param issuer: the configured issuer (see :func:`check_issuer`).
+    :param issuer: the configured issuer (see :func:`check_issuer`); ``None`` only with
+        ``metadata_url``, and then the document's own ``issuer`` is taken (checked as a
+        configured one would be).
     :param session: the ``requests.Session`` that sends (reqcc's token session).
+    :param metadata_url: the metadata document's URL, read instead of the well-known ones
+        (see :func:`check_metadata_url`).
     :param timeout: (connect, read) seconds, or one number for both.
     :param clock: the wall clock in Unix seconds (to read an HTTP-date ``Retry-After``).
     :param deadline: a ``monotonic()`` time by which the whole read (every request, every
@@ -197,51 +240,76 @@ def fetch_metadata(
     :param monotonic: the clock ``deadline`` is read on.
     :param retries: how a transient failure is retried (the token requests' rules and
         settings); ``None``: not at all.
-    :raises ConfigurationError: the document names another issuer.
+    :raises ConfigurationError: the document names another issuer, or neither ``issuer``
+        nor ``metadata_url`` is given.
     :raises TokenDeadlineError: the deadline passed (a server that drips its document, or
         one that keeps failing until then).
-    :raises InsecureTransportError: the ``token_endpoint`` is plain http to a non-loopback host.
+    :raises InsecureTransportError: the ``token_endpoint`` is plain http to a non-loopback
+        host, or to a loopback host while the issuer or the document's URL is not loopback.
     :raises MetadataError: no document, an error status, a body that is not a JSON object
         or is too large, a missing or malformed ``token_endpoint``.
     :raises requests.RequestException: the network failed.
     """
-    issuer = check_issuer(issuer)
+    if issuer is not None:
+        issuer = check_issuer(issuer)
+    if metadata_url is not None:
+        urls: tuple[str, ...] = (check_metadata_url(metadata_url),)
+    elif issuer is None:
+        raise ConfigurationError(
+            "give issuer= or metadata_url= (or both) to read authorization server metadata"
+        )
+    else:
+        urls = well_known_urls(issuer)
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     misses: list[str] = []
     response: requests.Response | None = None
     final_url = ""
-    clipped = _Clipped(timeout, deadline, monotonic, issuer)
-    for url in well_known_urls(issuer):
-        response, final_url, body = _read_retried(session, url, issuer, clipped, clock, retries)
+    clipped = _Clipped(timeout, deadline, monotonic)
+    for url in urls:
+        response, final_url, body = _read_retried(session, url, clipped, clock, retries)
         if body is None:
             log.debug("no authorization server metadata at %s (HTTP %d)", url, response.status_code)
             misses.append(f"{final_url} answered HTTP {response.status_code}")
             continue
         try:
-            document = json.loads(body)
-        except ValueError:
+            document = load_json(body)
+        except ValueError as exc:
             raise MetadataError(
-                f"authorization server metadata at {final_url} is not JSON: "
+                f"authorization server metadata at {final_url} is not JSON ({exc}): "
                 f"{excerpt(body.decode('utf-8', 'replace')) or '<empty>'}",
                 url=final_url,
                 response=response,
             ) from None
         metadata = parse_metadata(document, issuer, final_url)
-        log.debug("issuer %s: token endpoint %s (from %s)", issuer, metadata.token_endpoint, final_url)
+        log.debug(
+            "issuer %s: token endpoint %s (from %s)", metadata.issuer, metadata.token_endpoint, final_url
+        )
         return metadata
     raise MetadataError(
-        f"no authorization server metadata for issuer {issuer}: {'; '.join(misses)}",
+        f"no authorization server metadata for {_whose(issuer, metadata_url)}: {'; '.join(misses)}",
         url=final_url,
         response=response,
     )
 
 
-def parse_metadata(document: object, issuer: str, url: str) -> AuthorizationServerMetadata:
+def _whose(issuer: str | None, metadata_url: str | None) -> str:
+    return f"issuer {issuer}" if issuer is not None else f"metadata_url {metadata_url}"
+
+
+def parse_metadata(document: object, issuer: str | None, url: str) -> AuthorizationServerMetadata:
     """Check a decoded metadata document read from ``url`` and return its useful part.
+
+    With ``issuer`` ``None`` (a ``metadata_url`` given alone) the document's own
+    ``issuer`` is taken, checked as a configured one would be (:func:`check_issuer`).
+    A plain-http ``token_endpoint`` (or mTLS alias) is accepted only from a loopback
+    issuer that is itself plain http, in a document read over plain http on loopback (a
+    local test server): a remote server's document cannot send the client's credentials
+    in cleartext to whatever listens on a local port, and an https issuer never downgrades.
 
     :raises ConfigurationError: its ``issuer`` is not exactly ``issuer``.
     :raises InsecureTransportError: its ``token_endpoint`` (or mTLS alias) is plain http
-        to a host that is not loopback.
+        to a host that is not loopback, or to loopback from an issuer or URL that is not
+        plain http on loopback.
     :raises MetadataError: it is not a JSON object, or a field reqcc uses is missing or
         malformed.
     """
@@ -251,6 +319,8 @@ def parse_metadata(document: object, issuer: str, url: str) -> AuthorizationServ
             url=url,
         )
     found = document.get("issuer")
+    if issuer is None:
+        issuer = _document_issuer(found, url)
     if found != issuer:
         if isinstance(found, str):
             shown = f"issuer {excerpt(found, (), 200)!r}"
@@ -261,7 +331,8 @@ def parse_metadata(document: object, issuer: str, url: str) -> AuthorizationServ
             f"{issuer!r} (compared exactly, trailing slash included); refusing it: a server may not "
             "speak for another issuer"
         )
-    token_endpoint = _url_field(document, "token_endpoint", url)
+    local = _plain_loopback(issuer) and _plain_loopback(url)
+    token_endpoint = _url_field(document, "token_endpoint", url, local=local)
     if token_endpoint is None:
         raise MetadataError(f"authorization server metadata at {url} has no token_endpoint", url=url)
     methods = document.get("token_endpoint_auth_methods_supported")
@@ -282,7 +353,7 @@ def parse_metadata(document: object, issuer: str, url: str) -> AuthorizationServ
                 url=url,
             )
         aliases = {k: v for k, v in aliases_value.items() if isinstance(v, str)}
-        alias = _url_field(aliases_value, "token_endpoint", url, prefix="mtls_endpoint_aliases.")
+        alias = _url_field(aliases_value, "token_endpoint", url, local=local, prefix="mtls_endpoint_aliases.")
         if alias is not None:
             aliases["token_endpoint"] = alias
     return AuthorizationServerMetadata(
@@ -293,6 +364,23 @@ def parse_metadata(document: object, issuer: str, url: str) -> AuthorizationServ
         source_url=url,
         raw=MappingProxyType(copy.deepcopy(document)),
     )
+
+
+def _plain_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme.lower() == "http" and is_loopback_host(parts.hostname)
+
+
+def _document_issuer(found: object, url: str) -> str:
+    """The issuer a document read from a ``metadata_url`` names, checked as a configured one."""
+    if not isinstance(found, str) or not found:
+        raise MetadataError(f"authorization server metadata at {url} names no issuer", url=url)
+    try:
+        return check_issuer(found)
+    except InsecureTransportError as exc:
+        raise InsecureTransportError(f"authorization server metadata at {url}: {exc}") from None
+    except ConfigurationError as exc:
+        raise MetadataError(f"authorization server metadata at {url}: {exc}", url=url) from None
 
 
 def choose_auth_method(
@@ -306,9 +394,11 @@ def choose_auth_method(
     With a private key: ``private_key_jwt``. With a client secret: the first of
     ``client_secret_basic``, ``client_secret_post`` and ``client_secret_jwt`` that the
     server lists. A server that omits the list accepts ``client_secret_basic`` (RFC 8414 §2).
+    A server whose list holds none of them (oauth2-mock-server lists only ``none``, yet
+    takes Basic) gets the first of them anyway (``client_secret_basic`` for a secret,
+    RFC 8414's default), with one WARNING naming the server's list and ``auth_method=``.
 
-    :raises ConfigurationError: no listed method fits the configured credentials (the
-        message lists the server's methods; pass ``auth_method=`` to choose one).
+    :raises ConfigurationError: neither a client secret nor a private key is configured.
     """
     listed = metadata.auth_methods
     if has_private_key:
@@ -325,11 +415,13 @@ def choose_auth_method(
     for method in candidates:
         if method in listed:
             return method
-    raise ConfigurationError(
-        f"the token endpoint of {metadata.issuer} accepts none of the methods reqcc can use with "
-        f"{credential} ({', '.join(candidates)}); it lists: {', '.join(listed) or 'nothing'}. "
-        "Pass auth_method= to choose one"
+    fallback = next(iter(candidates))
+    log.warning(
+        "the token endpoint of %s lists none of the methods reqcc can use with %s (%s); it lists: %s. "
+        "Using %s (RFC 8414's default); pass auth_method= to choose another",
+        metadata.issuer, credential, ", ".join(candidates), ", ".join(listed) or "nothing", fallback,
     )
+    return fallback
 
 
 # -- HTTP ---------------------------------------------------------------------------------
@@ -347,13 +439,10 @@ class _NoCredentials(requests.auth.AuthBase):
 class _Clipped:
     """The per-request timeout of a metadata read, cut to what is left of its deadline."""
 
-    def __init__(
-        self, timeout: Timeout, deadline: float | None, monotonic: Callable[[], float], issuer: str
-    ) -> None:
+    def __init__(self, timeout: Timeout, deadline: float | None, monotonic: Callable[[], float]) -> None:
         self.timeout = timeout
         self.deadline = deadline
         self.monotonic = monotonic
-        self.issuer = issuer
 
     def expired(
         self, url: str, received: int | None = None, cause: BaseException | None = None
@@ -387,14 +476,13 @@ class _Clipped:
 def _read_retried(
     session: requests.Session,
     url: str,
-    issuer: str,
     clipped: _Clipped,
     clock: Callable[[], float],
     retries: RetryPolicy | None,
 ) -> tuple[requests.Response, str, bytes | None]:
     """:func:`_read` ``url``, retried by ``retries`` (if any) within the deadline."""
     def read() -> tuple[requests.Response, str, bytes | None]:
-        return _read(session, url, issuer, clipped, clock)
+        return _read(session, url, clipped, clock)
 
     if retries is None:
         return read()
@@ -408,16 +496,16 @@ def _read_retried(
 
 
 def _read(
-    session: requests.Session, url: str, issuer: str, clipped: _Clipped, clock: Callable[[], float]
+    session: requests.Session, url: str, clipped: _Clipped, clock: Callable[[], float]
 ) -> tuple[requests.Response, str, bytes | None]:
     """One metadata request: the final response (closed), its URL and its body (``None``: no document there).
 
     :raises MetadataError: an answer that is neither a document nor "not here" (with its
         status and ``Retry-After``: a 429 or 5xx is transient).
     """
-    response, final_url = _get(session, url, issuer, clipped)
+    response, final_url = _get(session, url, clipped)
     try:
-        if response.status_code in _NOT_HERE:
+        if 400 <= response.status_code < 500 and response.status_code not in _TRANSIENT_4XX:
             return response, final_url, None
         body = _read_capped_body(response, MAX_METADATA_BYTES, final_url, clipped)
     finally:
@@ -433,11 +521,9 @@ def _read(
     return response, final_url, body
 
 
-def _get(
-    session: requests.Session, url: str, issuer: str, clipped: _Clipped
-) -> tuple[requests.Response, str]:
+def _get(session: requests.Session, url: str, clipped: _Clipped) -> tuple[requests.Response, str]:
     """GET ``url`` following same-origin redirects; return the final response (unread) and URL."""
-    home = origin(issuer)
+    home = origin(url)
     for _ in range(_MAX_REDIRECTS + 1):
         timeout = clipped.left(url)
         log.debug("reading authorization server metadata from %s", url)
@@ -480,8 +566,14 @@ def _read_capped_body(response: requests.Response, limit: int, url: str, clipped
         ) from exc
 
 
-def _url_field(document: Mapping[str, Any], name: str, url: str, *, prefix: str = "") -> str | None:
-    """Return the URL in ``document[name]`` (``None`` if absent), checked to be a secure absolute URL."""
+def _url_field(
+    document: Mapping[str, Any], name: str, url: str, *, local: bool, prefix: str = ""
+) -> str | None:
+    """Return the URL in ``document[name]`` (``None`` if absent), checked to be a secure absolute URL.
+
+    Plain http (to loopback) only when ``local``: the issuer and the document are plain http
+    on loopback too.
+    """
     value = document.get(name)
     if value is None:
         return None
@@ -491,4 +583,10 @@ def _url_field(document: Mapping[str, Any], name: str, url: str, *, prefix: str 
             url=url,
         )
     require_secure_url(value, f"{prefix}{name} (from {url})")
+    if urlsplit(value).scheme.lower() == "http" and not local:
+        raise InsecureTransportError(
+            f"{prefix}{name} (from {url}) is plain http to a loopback host, accepted only from a "
+            "plain-http loopback issuer: another server's metadata may not send the client's "
+            "credentials in cleartext to whatever listens on this machine"
+        )
     return value

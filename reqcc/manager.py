@@ -32,7 +32,6 @@ from .config import (
     check_config,
 )
 from .cooldown import RejectionCooldown
-from .discovery import AuthorizationServerMetadata
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .fork_safety import ForkSafetyMixin
@@ -51,6 +50,8 @@ from .validity import hold
 if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from .discovery import AuthorizationServerMetadata  # imported with issuer= only
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
@@ -82,6 +83,12 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         life. A failure raises a :class:`~reqcc.discovery.MetadataError` (or a
         :class:`~reqcc.ConfigurationError` for another issuer) and is retried after the
         failure backoff, like a token failure. See :doc:`/discovery`.
+    :param metadata_url: the metadata document's URL, read instead of the issuer's
+        well-known URLs (for a server that publishes it elsewhere); implies discovery, so
+        not with ``token_url``. With ``issuer`` too, the document's ``issuer`` must equal
+        it; alone, the document's own ``issuer`` is taken, checked like a configured one
+        (https, or http to a loopback host). Either way a plain-http ``token_endpoint`` is
+        accepted only when the issuer and ``metadata_url`` are plain http on loopback too.
     :param client_id: the client identifier; required.
     :param client_secret: the client secret (for the ``client_secret_*`` methods).
     :param scopes: :class:`~reqcc.OAuthScope` members or plain strings, sent space-joined.
@@ -166,6 +173,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         *,
         token_url: str | None = None,
         issuer: str | None = None,
+        metadata_url: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
         scopes: Iterable[OAuthScope | str] | str | None = None,
@@ -202,6 +210,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         config = check_config(
             token_url=token_url,
             issuer=issuer,
+            metadata_url=metadata_url,
             client_id=client_id,
             client_secret=client_secret,
             scopes=scopes,
@@ -271,7 +280,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     @property
     def token_url(self) -> str | None:
-        """The token endpoint: ``token_url``, or with ``issuer`` the discovered one.
+        """The token endpoint: ``token_url``, or with ``issuer``/``metadata_url`` the discovered one.
 
         ``None`` while an ``issuer``'s metadata has not been read yet (it is read on the
         first token request, or by :meth:`discover`).
@@ -281,12 +290,15 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     @property
     def issuer(self) -> str | None:
-        """The configured issuer, or ``None`` when the manager was given ``token_url``."""
+        """The configured issuer, or ``None`` when the manager was given ``token_url``.
+
+        With ``metadata_url`` and no ``issuer``: the issuer the document names, once read.
+        """
         return self._discovery.issuer if self._discovery is not None else None
 
     @property
     def metadata(self) -> AuthorizationServerMetadata | None:
-        """The issuer's metadata once read (``None`` before, and without ``issuer``)."""
+        """The issuer's metadata once read (``None`` before, and without ``issuer``/``metadata_url``)."""
         return self._discovery.metadata if self._discovery is not None else None
 
     @property
@@ -338,10 +350,13 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         """Read the issuer's metadata now, if not done yet, and return the token endpoint.
 
         Not needed (the first token request discovers), but useful to check a
-        configuration at start-up. Without ``issuer`` it returns ``token_url``. It does
+        configuration at start-up. Without ``issuer`` or ``metadata_url`` it returns
+        ``token_url``. It does
         not go through the failure backoff.
 
-        :raises ConfigurationError: the metadata names another issuer, or no method fits.
+        :raises ConfigurationError: the metadata names another issuer.
+        :raises InsecureTransportError: it names a plain-http token endpoint that only a
+            plain-http loopback issuer may name.
         :raises MetadataError: no usable metadata.
         :raises TokenDeadlineError: the metadata was not read within ``token_deadline``.
         :raises requests.RequestException: the network failed.
@@ -532,6 +547,8 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         where = f"token_url={self.token_url!r}"
         if self._discovery is not None:
             where = f"issuer={self._discovery.issuer!r}, {where}"
+            if self._discovery.metadata_url is not None:
+                where = f"metadata_url={self._discovery.metadata_url!r}, {where}"
         return (
             f"ClientCredentialsManager({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "

@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from oauthlib.oauth2 import BackendApplicationClient
 
-from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
+from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 from .client_auth import ClientAuth, ClientSecretBasic
@@ -344,6 +343,8 @@ class TokenEndpoint:
         parts = self.client_auth.prepare(self.token_url)
         form = dict(parts.form)
         include_client_id = form.pop("client_id", None) is not None
+        from oauthlib.oauth2 import BackendApplicationClient  # imported at the first token request
+
         client = BackendApplicationClient(self.client_auth.client_id)
         body: str = client.prepare_request_body(
             scope=self.scope, include_client_id=include_client_id, **form
@@ -497,8 +498,8 @@ class TokenEndpoint:
         secrets = tuple(self.secrets())
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
         try:
-            data: Any = json.loads(raw)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8/16/32, or nested too deep
+            data: Any = load_json(raw)
+        except ValueError:  # not JSON, not UTF-8/16/32, or nested too deep
             data = None
         body_excerpt = excerpt(text, secrets) or "<empty>"
         code = data.get("error") if isinstance(data, dict) else None
@@ -542,6 +543,8 @@ class TokenEndpoint:
                 f"{body_excerpt}",
                 response=response,
             )
+        from oauthlib.oauth2 import BackendApplicationClient  # loaded by prepare_body already
+
         try:
             token = OAuthToken.from_response(data, now=self._clock(), requested_scope=self.scope)
             # oauthlib's own checks, on a fresh client with no requested scope: its scope

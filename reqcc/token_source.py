@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .discovered import DiscoveredEndpoint
 from .dpop import DPoPProver
 from .oauth_token import OAuthToken
 from .provider import call_provider
@@ -27,6 +26,7 @@ from .validity import HeldToken
 
 if TYPE_CHECKING:
     from .config import TokenProvider
+    from .discovered import DiscoveredEndpoint  # imported on first use of issuer= (config)
 
 __all__ = ["TokenSourceMixin"]
 

@@ -1,4 +1,5 @@
-"""reqcc._body.read_capped: the cap after decoding, every encoding path, and read errors (issue 19).
+"""reqcc._body: read_capped (the cap after decoding, every encoding path, read errors; issue 19),
+and load_json, the one bounded JSON reader of what servers send (token answers, metadata).
 
 Each test reads a real response from the raw-socket :class:`HostileServer` on 127.0.0.1
 (``stream=True``, as reqcc reads), except where a body already read or a read error that
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import os
 import random
 import socket
@@ -25,8 +27,10 @@ import requests_mock
 import urllib3
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
-from reqcc._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
-from reqcc.token_endpoint import is_transient
+from reqcc import TokenResponseError
+from reqcc._body import DEFAULT_BODY_LIMIT, MAX_JSON_DEPTH, BodyLimitError, load_json, read_capped
+from reqcc.client_auth import ClientSecretBasic
+from reqcc.token_endpoint import TokenEndpoint, is_transient
 
 from .hostile_server import HostileServer, Reply
 
@@ -350,3 +354,44 @@ def test_a_requests_exception_while_reading_is_raised_as_it_is() -> None:
 def test_an_unexpected_error_while_reading_is_raised_as_it_is() -> None:
     with pytest.raises(KeyError):
         read_capped(_failing_response(KeyError("not a read error")), LIMIT)
+
+
+# -- load_json: bounded nesting (token answers and metadata alike) --
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_document_at_the_bound_is_read_and_one_level_deeper_is_not() -> None:
+    assert load_json(nested(MAX_JSON_DEPTH)) == json.loads(nested(MAX_JSON_DEPTH))
+    assert load_json(b'{"a": {"b": [1, {"c": null}]}}') == {"a": {"b": [1, {"c": None}]}}
+    with pytest.raises(ValueError, match=f"nested more than {MAX_JSON_DEPTH} deep"):
+        load_json(nested(MAX_JSON_DEPTH + 1))
+    with pytest.raises(ValueError, match="nested more than"):
+        load_json(json.dumps({"issuer": "x", "deep": {"a": json.loads(nested(MAX_JSON_DEPTH))}}))
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000, nested(200_000).encode()], ids=["unclosed", "closed"])
+def test_a_body_that_would_overflow_the_stack_is_a_value_error(body: bytes) -> None:
+    with pytest.raises(ValueError, match=r"too deep|nested more than"):
+        load_json(body)
+
+
+def test_not_json_stays_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        load_json(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError):
+        load_json(b"<html>502</html>")
+
+
+def test_a_token_answer_nested_700_deep_is_a_token_response_error(
+    serve: Callable[..., HostileServer],
+) -> None:
+    # Valid JSON of 1.5 kB: json.loads reads it, then whatever walks it may overflow the stack.
+    body = json.dumps({"access_token": "t", "token_type": "Bearer", "x": json.loads(nested(700))})
+    server = serve(Reply(body=body.encode(), headers={"Content-Type": "application/json"}))
+    endpoint = TokenEndpoint(server.url + "/token", ClientSecretBasic("c", "s"), max_retries=0, timeout=2.0)
+    with pytest.raises(TokenResponseError, match="not JSON"):
+        endpoint.request_token()
+    assert server.token_requests == 1

@@ -81,6 +81,11 @@ def test_help_on_every_command_documents_exit_codes(command: list[str]) -> None:
         assert f"  {code}  " in result.stdout
 
 
+def test_top_level_help_points_at_the_local_server() -> None:
+    text = run("--help").stdout
+    assert "reqcc demo --serve" in text and "127.0.0.1" in text
+
+
 def test_token_help_offers_no_secret_flag() -> None:
     text = run("token", "--help").stdout
     assert "--client-secret-file" in text and "REQCC_CLIENT_SECRET" in text
@@ -477,6 +482,29 @@ def test_issuer_instead_of_token_url(reqcc_server: LocalAuthorizationServer) -> 
         "token", "--issuer", reqcc_server.issuer, env={**env, "REQCC_TOKEN_URL": "http://127.0.0.1:1/t"}
     )
     assert flag_wins.returncode == 0, flag_wins.stderr
+
+
+def test_metadata_url_instead_of_token_url(reqcc_server: LocalAuthorizationServer) -> None:
+    env = {"REQCC_CLIENT_ID": "bookstore-app", "REQCC_CLIENT_SECRET": SECRET}
+    url = reqcc_server.metadata_urls["oauth-authorization-server"]
+    by_flag = call("token", "--metadata-url", url, "--format", "access-token", env=env)
+    assert by_flag.returncode == 0, by_flag.stderr
+    by_env = call("token", "--format", "access-token", env={**env, "REQCC_METADATA_URL": url})
+    assert by_env.returncode == 0, by_env.stderr
+    with_issuer = call("token", "--issuer", reqcc_server.issuer, "--metadata-url", url, env=env)
+    assert with_issuer.returncode == 0, with_issuer.stderr
+    assert reqcc_server.metadata_requests == 3 and reqcc_server.token_requests == 3
+    both = call("token", "--metadata-url", url, "--token-url", reqcc_server.token_url, env=env)
+    assert_one_line_error(both, cli.EXIT_CONFIG, "--token-url or --metadata-url, not both")
+    both_env = call(
+        "token", env={**env, "REQCC_METADATA_URL": url, "REQCC_TOKEN_URL": reqcc_server.token_url}
+    )
+    assert_one_line_error(both_env, cli.EXIT_CONFIG, "REQCC_TOKEN_URL and REQCC_METADATA_URL")
+    insecure = call("token", "--metadata-url", "http://example.com/meta", env=env)
+    assert_one_line_error(insecure, cli.EXIT_CONFIG, "https", "--metadata-url")
+    assert reqcc_server.token_requests == 3
+    help_text = run("token", "--help").stdout
+    assert "--metadata-url" in help_text and "REQCC_METADATA_URL" in help_text
 
 
 def test_issuer_mistakes_are_configuration_errors(reqcc_server: LocalAuthorizationServer) -> None:

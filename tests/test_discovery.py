@@ -15,7 +15,7 @@ import requests_mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reqcc import ConfigurationError, InsecureTransportError, ReqccError
+from reqcc import ConfigurationError, InsecureTransportError, ReqccError, TokenDeadlineError
 from reqcc._urls import NO_TOKEN_ATTRIBUTE
 from reqcc.discovery import (
     MAX_METADATA_BYTES,
@@ -53,29 +53,40 @@ def http() -> tuple[requests.Session, requests_mock.Adapter]:
 
 
 @pytest.mark.parametrize(
-    ("issuer", "oidc", "oauth"),
+    ("issuer", "urls"),
     [
-        ("https://as.example", OIDC_URL, OAUTH_URL),
-        ("https://as.example/", OIDC_URL, OAUTH_URL),
+        ("https://as.example", (OIDC_URL, OAUTH_URL)),
+        ("https://as.example/", (OIDC_URL, OAUTH_URL)),
         (
             "https://as.example:8443/tenant/one",
-            "https://as.example:8443/tenant/one/.well-known/openid-configuration",
-            "https://as.example:8443/.well-known/oauth-authorization-server/tenant/one",
+            (
+                "https://as.example:8443/tenant/one/.well-known/openid-configuration",
+                "https://as.example:8443/.well-known/oauth-authorization-server/tenant/one",
+                "https://as.example:8443/tenant/one/.well-known/oauth-authorization-server",
+            ),
         ),
         (
             "https://as.example/tenant/",
-            "https://as.example/tenant/.well-known/openid-configuration",
-            "https://as.example/.well-known/oauth-authorization-server/tenant",
+            (
+                "https://as.example/tenant/.well-known/openid-configuration",
+                "https://as.example/.well-known/oauth-authorization-server/tenant",
+                "https://as.example/tenant/.well-known/oauth-authorization-server",
+            ),
         ),
         (
             "http://127.0.0.1:8080",
-            "http://127.0.0.1:8080/.well-known/openid-configuration",
-            "http://127.0.0.1:8080/.well-known/oauth-authorization-server",
+            (
+                "http://127.0.0.1:8080/.well-known/openid-configuration",
+                "http://127.0.0.1:8080/.well-known/oauth-authorization-server",
+            ),
         ),
     ],
 )
-def test_well_known_urls_oidc_first_then_rfc8414_path_aware(issuer: str, oidc: str, oauth: str) -> None:
-    assert well_known_urls(issuer) == (oidc, oauth)
+def test_well_known_urls_oidc_then_rfc8414_path_aware_then_appended(
+    issuer: str, urls: tuple[str, ...]
+) -> None:
+    # Without a path, the appended form is the path-aware one: listed once.
+    assert well_known_urls(issuer) == urls
 
 
 @pytest.mark.parametrize(
@@ -138,7 +149,7 @@ def test_issuer_with_a_path_uses_the_path_aware_rfc8414_url(
 ) -> None:
     session, adapter = http
     issuer = "https://as.example/tenants/blue"
-    oidc, oauth = well_known_urls(issuer)
+    oidc, oauth, _ = well_known_urls(issuer)
     adapter.register_uri("GET", oidc, status_code=404)
     adapter.register_uri("GET", oauth, json=document(issuer))
     # The plain document at the origin belongs to another issuer and must not be read.
@@ -388,6 +399,217 @@ def test_redirect_loop_ends(http: tuple[requests.Session, requests_mock.Adapter]
     assert adapter.call_count <= 6
 
 
+# -- item 33: more places to look, metadata_url=, bounded JSON, no cleartext downgrade ---------
+
+
+def test_a_path_issuer_finds_the_document_appended_to_it_after_two_404s(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    # django-oauth-toolkit's layout: {issuer}/.well-known/oauth-authorization-server.
+    session, adapter = http
+    issuer = "https://as.example/o"
+    oidc, oauth, appended = well_known_urls(issuer)
+    assert appended == "https://as.example/o/.well-known/oauth-authorization-server"
+    adapter.register_uri("GET", oidc, status_code=404)
+    adapter.register_uri("GET", oauth, status_code=404)
+    adapter.register_uri("GET", appended, json=document(issuer))
+    metadata = fetch_metadata(issuer, session)
+    assert metadata.token_endpoint == "https://as.example/o/token" and metadata.source_url == appended
+    assert [r.url for r in adapter.request_history] == [oidc, oauth, appended]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 405, 406])
+def test_any_4xx_but_429_moves_on_to_the_next_url(
+    http: tuple[requests.Session, requests_mock.Adapter], status: int
+) -> None:
+    # A gateway that answers 401 where nothing is published does not end discovery.
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=status, text="nope")
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    assert fetch_metadata(ISSUER, session).source_url == OAUTH_URL
+    assert [r.url for r in adapter.request_history] == [OIDC_URL, OAUTH_URL]
+
+
+def test_a_429_is_not_taken_for_not_here(http: tuple[requests.Session, requests_mock.Adapter]) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, status_code=429, headers={"Retry-After": "3"})
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    with pytest.raises(MetadataError, match="HTTP 429") as info:
+        fetch_metadata(ISSUER, session)
+    assert is_transient(info.value) and info.value.retry_after == 3.0
+    assert adapter.call_count == 1
+
+
+def test_metadata_url_is_read_instead_of_the_well_known_urls(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    url = "https://config.as.example/tenants/a/metadata.json?policy=b2c"
+    adapter.register_uri("GET", url, json=document())
+    metadata = fetch_metadata(ISSUER, session, metadata_url=url)
+    assert metadata.issuer == ISSUER and metadata.source_url == url
+    assert [r.url for r in adapter.request_history] == [url]
+
+
+def test_metadata_url_with_issuer_still_checks_the_issuer(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    url = "https://as.example/meta"
+    adapter.register_uri("GET", url, json=document("https://evil.example"))
+    with pytest.raises(ConfigurationError, match=r"evil\.example"):
+        fetch_metadata(ISSUER, session, metadata_url=url)
+
+
+def test_metadata_url_alone_takes_the_documents_issuer(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    url = "https://as.example/meta"
+    adapter.register_uri("GET", url, json=document("https://as.example/realm"))
+    metadata = fetch_metadata(None, session, metadata_url=url)
+    assert metadata.issuer == "https://as.example/realm"
+    assert metadata.token_endpoint == "https://as.example/realm/token"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "error", "match"),
+    [
+        ("http://as.example", InsecureTransportError, "https"),  # no plain http to a remote host
+        ("https://as.example/?x=1", MetadataError, "query"),
+        (None, MetadataError, "names no issuer"),
+        (42, MetadataError, "names no issuer"),
+    ],
+)
+def test_metadata_url_alone_checks_the_documents_issuer_like_a_configured_one(
+    http: tuple[requests.Session, requests_mock.Adapter], issuer: Any, error: type[Exception], match: str
+) -> None:
+    session, adapter = http
+    url = "https://as.example/meta"
+    adapter.register_uri("GET", url, json={"issuer": issuer, "token_endpoint": "https://as.example/t"})
+    with pytest.raises(error, match=match) as info:
+        fetch_metadata(None, session, metadata_url=url)
+    assert url in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://as.example/meta", InsecureTransportError),
+        ("https://as.example/meta#x", ConfigurationError),
+        ("https://u:p@as.example/meta", ConfigurationError),
+        ("/meta", ConfigurationError),
+        ("", ConfigurationError),
+        (5, ConfigurationError),
+    ],
+)
+def test_a_bad_metadata_url_is_refused_before_any_request(
+    http: tuple[requests.Session, requests_mock.Adapter], url: Any, error: type[Exception]
+) -> None:
+    session, adapter = http
+    with pytest.raises(error, match="metadata_url"):
+        fetch_metadata(ISSUER, session, metadata_url=url)
+    assert adapter.call_count == 0
+
+
+def test_neither_issuer_nor_metadata_url_is_refused(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    with pytest.raises(ConfigurationError, match="metadata_url"):
+        fetch_metadata(None, http[0])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000,                                                   # RecursionError on 0.2
+        json.dumps({**document(), "x": json.loads("[" * 700 + "]" * 700)}).encode(),  # 1.5 kB, valid
+    ],
+    ids=["200000-brackets", "valid-700-deep"],
+)
+def test_deep_json_is_a_metadata_error(
+    http: tuple[requests.Session, requests_mock.Adapter], body: bytes
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, content=body)
+    with pytest.raises(MetadataError, match=r"not JSON \(JSON nested") as info:
+        fetch_metadata(ISSUER, session)
+    assert info.value.url == OIDC_URL
+
+
+def test_a_document_nested_within_the_bound_is_read(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    adapter.register_uri("GET", OIDC_URL, json=document(x=json.loads("[" * 60 + "]" * 60)))
+    assert fetch_metadata(ISSUER, session).token_endpoint == "https://as.example/token"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "url", "accepted"),
+    [
+        ("https://as.example", OIDC_URL, False),        # a remote issuer: the observed attack
+        ("https://localhost:8443", "https://localhost:8443/.well-known/openid-configuration", False),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000/.well-known/openid-configuration", True),
+    ],
+    ids=["remote-https", "loopback-https", "loopback-http"],
+)
+@pytest.mark.parametrize("field", ["token_endpoint", "mtls_endpoint_aliases"])
+def test_a_plain_http_loopback_token_endpoint_only_from_a_plain_http_loopback_issuer(
+    issuer: str, url: str, accepted: bool, field: str
+) -> None:
+    local = "http://127.0.0.1:8081/token"
+    fields: dict[str, Any] = (
+        {"token_endpoint": local} if field == "token_endpoint" else {field: {"token_endpoint": local}}
+    )
+    doc = {**document(issuer), **fields}
+    if accepted:
+        assert parse_metadata(doc, issuer, url).token_endpoint_for("tls_client_auth") == local
+        return
+    with pytest.raises(InsecureTransportError, match="plain-http loopback issuer"):
+        parse_metadata(doc, issuer, url)
+
+
+def test_the_token_sessions_own_authorization_header_never_reaches_the_metadata_url(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    session.headers["Authorization"] = "Bearer session-wide-token"
+    adapter.register_uri("GET", OIDC_URL, json=document())
+    fetch_metadata(ISSUER, session)
+    assert "Authorization" not in adapter.last_request.headers
+
+
+def test_the_metadata_request_verifies_with_the_sessions_ca_bundle_not_the_environments(
+    http: tuple[requests.Session, requests_mock.Adapter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests lets REQUESTS_CA_BUNDLE override a session's verify unless verify is passed.
+    session, adapter = http
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/from/the/environment.pem")
+    session.verify = "/the/token/sessions/ca.pem"
+    adapter.register_uri("GET", OIDC_URL, json=document())
+    fetch_metadata(ISSUER, session)
+    assert adapter.last_request.verify == "/the/token/sessions/ca.pem"
+
+
+def test_no_metadata_request_starts_after_the_deadline(
+    http: tuple[requests.Session, requests_mock.Adapter],
+) -> None:
+    session, adapter = http
+    now = [100.0]
+
+    def not_here(request: Any, context: Any) -> str:
+        now[0] += 5.0  # the 404 takes the whole deadline
+        context.status_code = 404
+        return ""
+
+    adapter.register_uri("GET", OIDC_URL, text=not_here)
+    adapter.register_uri("GET", OAUTH_URL, json=document())
+    with pytest.raises(TokenDeadlineError, match="no token request was sent"):
+        fetch_metadata(ISSUER, session, deadline=105.0, monotonic=lambda: now[0])
+    assert [r.url for r in adapter.request_history] == [OIDC_URL]
+
+
 # -- the parsed metadata ----------------------------------------------------------------------
 
 
@@ -491,32 +713,45 @@ def test_choose_auth_method(listed: list[str] | None, secret: bool, key: bool, c
 
 
 @pytest.mark.parametrize(
-    ("listed", "secret", "key"),
+    ("listed", "secret", "key", "chosen"),
     [
-        (["private_key_jwt"], True, False),
-        (["client_secret_basic"], False, True),
-        (None, False, True),
-        ([], True, False),
-        (["client_secret_basic"], False, False),
+        (["none"], True, False, "client_secret_basic"),  # oauth2-mock-server's list
+        (["private_key_jwt"], True, False, "client_secret_basic"),
+        ([], True, False, "client_secret_basic"),
+        (["client_secret_basic"], False, True, "private_key_jwt"),
+        (None, False, True, "private_key_jwt"),
     ],
 )
-def test_choose_auth_method_without_a_fit_says_what_the_server_lists(
-    listed: list[str] | None, secret: bool, key: bool
+def test_without_a_fit_the_default_method_is_used_with_one_warning(
+    listed: list[str] | None, secret: bool, key: bool, chosen: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with pytest.raises(ConfigurationError, match="auth_method") as info:
-        choose_auth_method(metadata_listing(listed), has_client_secret=secret, has_private_key=key)
+    caplog.set_level("WARNING", logger="reqcc")
+    metadata = metadata_listing(listed)
+    assert choose_auth_method(metadata, has_client_secret=secret, has_private_key=key) == chosen
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert chosen in message and "auth_method=" in message
     for method in listed or []:
-        assert method in str(info.value)
+        assert method in message
+
+
+def test_without_a_credential_the_method_must_be_given() -> None:
+    with pytest.raises(ConfigurationError, match="auth_method"):
+        choose_auth_method(
+            metadata_listing(["client_secret_basic"]), has_client_secret=False, has_private_key=False
+        )
 
 
 # -- over real HTTP on loopback ---------------------------------------------------------------
 
 
 class MetadataServer:
-    """Publishes metadata on 127.0.0.1 at the paths given; everything else is a 404."""
+    """Publishes metadata on 127.0.0.1 at the paths given; ``statuses`` answer other paths; else a 404."""
 
     def __init__(self) -> None:
         self.documents: dict[str, bytes] = {}
+        self.statuses: dict[str, int] = {}
         self.paths: list[str] = []
         outer = self
 
@@ -530,7 +765,7 @@ class MetadataServer:
                 outer.paths.append(self.path)
                 body = outer.documents.get(self.path)
                 if body is None:
-                    self.send_response(404)
+                    self.send_response(outer.statuses.get(self.path, 404))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -593,3 +828,26 @@ def test_over_http_a_streamed_oversized_body_is_refused(server: MetadataServer) 
     server.documents["/.well-known/openid-configuration"] = b"chunked-forever"
     with requests.Session() as session, pytest.raises(MetadataError, match="too large"):
         fetch_metadata(server.issuer, session, timeout=5)
+
+
+def test_over_http_the_django_oauth_toolkit_layout_is_found(server: MetadataServer) -> None:
+    # issuer .../o, document at {issuer}/.well-known/oauth-authorization-server: 0.2 gave up.
+    issuer = server.issuer + "/o"
+    server.documents["/o/.well-known/oauth-authorization-server"] = json.dumps(document(issuer)).encode()
+    with requests.Session() as session:
+        metadata = fetch_metadata(issuer, session, timeout=5)
+    assert metadata.token_endpoint == issuer + "/token"
+    assert server.paths == [
+        "/o/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server/o",
+        "/o/.well-known/oauth-authorization-server",
+    ]
+
+
+def test_over_http_a_gateways_401_leads_on_to_the_next_url(server: MetadataServer) -> None:
+    server.statuses["/.well-known/openid-configuration"] = 401
+    server.documents["/.well-known/oauth-authorization-server"] = json.dumps(document(server.issuer)).encode()
+    with requests.Session() as session:
+        assert fetch_metadata(server.issuer, session, timeout=5).token_endpoint == server.issuer + "/token"
+    assert server.paths == ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
+

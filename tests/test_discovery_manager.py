@@ -6,6 +6,8 @@ Against the local server (which publishes its metadata) and, for what it cannot 
 
 from __future__ import annotations
 
+import json
+import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,7 @@ from reqcc.stores import FileTokenStore
 from reqcc.testing import LocalAuthorizationServer
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, token_session_for
+from .hostile_server import HostileServer, Reply
 
 ISSUER = "https://as.example.com"
 METADATA_URL = ISSUER + "/.well-known/openid-configuration"
@@ -182,14 +185,23 @@ def test_the_method_is_one_the_server_lists(reqcc_server: LocalAuthorizationServ
     assert record is not None and record.auth_method == "client_secret_post"
 
 
-def test_no_method_that_fits_is_a_configuration_error_before_any_token_request(
-    reqcc_server: LocalAuthorizationServer,
+def test_no_method_that_fits_means_client_secret_basic_with_one_warning(
+    reqcc_server: LocalAuthorizationServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reqcc_server.set_metadata(token_endpoint_auth_methods_supported=["private_key_jwt", "tls_client_auth"])
-    with session_for(reqcc_server) as session:
-        with pytest.raises(ConfigurationError, match="private_key_jwt, tls_client_auth"):
-            books(session, reqcc_server)
-    assert reqcc_server.token_requests == 0
+    # oauth2-mock-server lists only "none", yet takes Basic: RFC 8414's default is used.
+    caplog.set_level("WARNING", logger="reqcc")
+    reqcc_server.set_metadata(token_endpoint_auth_methods_supported=["none"])
+    with session_for(reqcc_server, token_deadline=10) as session:
+        for _ in range(3):
+            assert books(session, reqcc_server) == 200
+        session.manager.invalidate(session.manager.token)
+        assert books(session, reqcc_server) == 200
+        assert session.manager.auth_method == "client_secret_basic"
+    record = reqcc_server.last_token_request
+    assert record is not None and record.auth_method == "client_secret_basic"
+    assert reqcc_server.token_requests == 2 and reqcc_server.metadata_requests == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "client_secret_basic" in warnings[0] and "none" in warnings[0]
 
 
 def test_a_given_auth_method_is_used_even_if_not_listed(
@@ -402,17 +414,20 @@ def test_a_retry_after_longer_than_max_retry_wait_ends_the_retries() -> None:
     assert clock.sleeps == [1.0] and len(_sent(adapter, "GET")) == 2
 
 
-@pytest.mark.parametrize("status", [400, 401, 403])
-def test_a_client_error_is_not_retried(status: int) -> None:
-    # The first (transient) answer is retried; the client error that follows is not.
+@pytest.mark.parametrize("status", [400, 401, 403, 405])
+def test_a_client_error_is_not_retried_and_moves_on_to_the_next_url(status: int) -> None:
+    # The first (transient) answer is retried; the client error that follows is not: it
+    # means "not here", like a 404, and the RFC 8414 document is asked next.
     clock = FakeClock()
     manager, adapter = _retrying_manager(
         [BUSY, {"status_code": status, "text": "no"}, {"json": DOCUMENT}], clock
     )
+    adapter.register_uri("GET", OAUTH_METADATA_URL, status_code=status, text="no")
     with pytest.raises(MetadataError, match=f"HTTP {status}") as info:
         manager.get_token()
     assert info.value.status_code == status
-    assert len(_sent(adapter, "GET")) == 2 and len(clock.sleeps) == 1
+    assert _sent(adapter, "GET") == [METADATA_URL, METADATA_URL, OAUTH_METADATA_URL]
+    assert len(clock.sleeps) == 1
 
 
 @pytest.mark.parametrize(
@@ -485,3 +500,112 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
             return
         done.wait(0.01)
     raise AssertionError("condition not met in time")
+
+
+# -- item 33 end to end: real servers on loopback --------------------------------------------
+
+
+def test_metadata_url_alone_discovers_and_takes_the_documents_issuer(
+    reqcc_server_factory: Callable[..., LocalAuthorizationServer],
+) -> None:
+    server = reqcc_server_factory(issuer_path="/o", well_known=("oauth-authorization-server",))
+    url = server.metadata_urls["oauth-authorization-server"]
+    credentials = server.credentials()
+    del credentials["token_url"]
+    with ClientCredentialsSession(metadata_url=url, scopes=["books.read"], **credentials) as session:
+        assert session.manager.issuer is None  # not known before the document is read
+        assert books(session, server) == 200
+        assert session.manager.issuer == server.issuer
+        assert session.manager.metadata is not None and session.manager.metadata.source_url == url
+        assert f"metadata_url={url!r}" in repr(session.manager)
+    assert server.metadata_requests == 1 and server.token_requests == 1
+
+
+def test_metadata_url_with_another_issuer_in_the_document_is_refused(
+    reqcc_server: LocalAuthorizationServer,
+) -> None:
+    url = reqcc_server.metadata_urls["openid-configuration"]
+    with session_for(reqcc_server, metadata_url=url) as session:
+        reqcc_server.set_metadata(issuer=reqcc_server.issuer + "/other")
+        with pytest.raises(ConfigurationError, match="/other"):
+            books(session, reqcc_server)
+    assert reqcc_server.token_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("keywords", "match"),
+    [
+        (
+            {"token_url": ISSUER + "/token", "metadata_url": METADATA_URL},
+            "token_url= or metadata_url=, not both",
+        ),
+        ({"metadata_url": "http://as.example.com/meta"}, "metadata_url"),
+        ({"metadata_url": "as.example.com/meta"}, "metadata_url"),
+    ],
+)
+def test_metadata_url_mistakes_are_refused_at_construction(keywords: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        ClientCredentialsManager(client_id="c", client_secret="s", **keywords)
+
+
+def test_metadata_url_flows_through_mount(reqcc_server: LocalAuthorizationServer) -> None:
+    from reqcc import mount
+
+    url = reqcc_server.metadata_urls["openid-configuration"]
+    with requests.Session() as session:
+        adapter = mount(
+            session, reqcc_server.api_url, metadata_url=url, client_id="bookstore-app",
+            client_secret=reqcc_server.clients["bookstore-app"].secret, scopes=["books.read"],
+        )
+        assert session.get(reqcc_server.api_url + "books", timeout=10).status_code == 200
+        assert adapter.manager.metadata is not None and adapter.manager.metadata.source_url == url
+
+
+DEEP = json.dumps(
+    {"issuer": "{issuer}", "token_endpoint": "{issuer}/token", "x": json.loads("[" * 700 + "]" * 700)}
+)
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000, None], ids=["200000-brackets", "valid-700-deep"])
+def test_deep_metadata_is_a_metadata_error_from_discover_and_session_get(
+    serve: Callable[..., HostileServer], body: bytes | None
+) -> None:
+    server = serve(Reply(body=b"placeholder"))
+    issuer = server.url
+    server.replies = [Reply(body=body if body is not None else DEEP.replace("{issuer}", issuer).encode())]
+    manager = ClientCredentialsManager(issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
+    with pytest.raises(MetadataError, match="nested"):
+        manager.discover()
+    with ClientCredentialsSession(
+        issuer=issuer, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=issuer + "/"
+    ) as session, pytest.raises(MetadataError, match="nested"):
+        session.get(issuer + "/books", timeout=5)
+    assert all(method == "GET" for method, *_ in server.requests)  # no token request followed
+
+
+def test_an_https_issuer_cannot_send_the_secret_in_cleartext_to_a_local_port(
+    tmp_path: Path, serve: Callable[..., HostileServer]
+) -> None:
+    # Seen on 0.2: the metadata of an https issuer named http://127.0.0.1:<port>/token and the
+    # client secret went there in cleartext Basic.
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    listener = serve(Reply(body=b'{"access_token":"stolen","token_type":"Bearer"}'))
+    with LocalAuthorizationServer(ssl_context=context, host="localhost") as server:
+        assert server.issuer.startswith("https://localhost:")
+        server.set_metadata(token_endpoint=listener.url + "/token")
+        token_session = requests.Session()
+        token_session.trust_env = False
+        token_session.verify = str(bundle)
+        manager = ClientCredentialsManager(
+            issuer=server.issuer, token_session=token_session, client_id="bookstore-app",
+            client_secret=server.clients["bookstore-app"].secret,
+        )
+        with pytest.raises(InsecureTransportError, match="plain-http loopback issuer"):
+            manager.get_token()
+        assert server.metadata_requests == 1
+    assert listener.connections == 0 and listener.token_requests == 0

@@ -81,3 +81,70 @@ def test_architecture_page_follows_the_layers() -> None:
     assert set(listed) == set(_modules()), "the page and the package list different modules"
     layers = [_layer(module) for module in listed]
     assert layers == sorted(layers, reverse=True), "the page is not in LAYERS order, top to bottom"
+
+
+#: The widest code line a page shows without a horizontal scroll bar (the theme's code
+#: column at its default font size holds about 90 characters).
+MAX_CODE_WIDTH = 90
+#: A line that opens a code block: a code or doctest directive, or a paragraph ending in "::".
+_OPENS_CODE = re.compile(
+    r"^(?P<indent> *)(?:\.\. (?:code-block|code|sourcecode|doctest|testcode|testoutput|parsed-literal)"
+    r"::.*|(?!\.\. )\S.*::)$"
+)
+
+
+def code_lines(text: str) -> list[tuple[int, str]]:
+    """The shown code lines of an rst page: ``(line number, line without the block's indent)``.
+
+    Hidden set-up (``testsetup``, ``testcleanup``) is not shown, so it is not included.
+    """
+    lines = text.splitlines()
+    found: list[tuple[int, str]] = []
+    i = 0
+    while i < len(lines):
+        opened = _OPENS_CODE.match(lines[i])
+        i += 1
+        if not opened:
+            continue
+        while i < len(lines) and (not lines[i].strip() or re.match(r"^\s+:[\w-]+:", lines[i])):
+            i += 1  # the directive's options and the blank line
+        if i == len(lines):
+            break
+        indent = len(lines[i]) - len(lines[i].lstrip())
+        if indent <= len(opened.group("indent")):
+            continue
+        while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) >= indent):
+            if lines[i].strip():
+                found.append((i + 1, lines[i][indent:]))
+            i += 1
+    return found
+
+
+def test_code_lines_are_found_in_every_kind_of_block() -> None:
+    page = (
+        "Text::\n\n    literal\n\n.. code-block:: python\n   :caption: x\n\n    code\n\n"
+        ".. doctest:: g\n\n    >>> 1\n    1\n\n.. testsetup:: g\n\n    hidden\n\nAfter.\n"
+    )
+    assert [line for _, line in code_lines(page)] == ["literal", "code", ">>> 1", "1"]
+
+
+@pytest.mark.parametrize(
+    "page", [*sorted(DOCS.glob("*.rst")), DOCS.parent / "README.rst"], ids=lambda path: path.name
+)
+def test_no_code_line_is_wider_than_the_page(page: Path) -> None:
+    """A code line longer than the page scrolls sideways, and its end is not read."""
+    wide = [
+        f"{page.name}:{number}: {len(line)} characters: {line[:50]}…"
+        for number, line in code_lines(page.read_text(encoding="utf-8"))
+        if len(line) > MAX_CODE_WIDTH
+    ]
+    assert not wide, f"code lines wider than {MAX_CODE_WIDTH} characters:\n" + "\n".join(wide)
+
+
+def test_the_contract_page_numbers_every_item_with_a_stable_anchor() -> None:
+    """docs/contract.rst holds the behaviour contract the code and tests cite as "item N"."""
+    page = (DOCS / "contract.rst").read_text(encoding="utf-8")
+    anchors = [int(n) for n in re.findall(r"^\.\. _item-(\d+):$", page, flags=re.MULTILINE)]
+    assert anchors == list(range(1, 40))
+    for number in anchors:
+        assert re.search(rf"^\.\. _item-{number}:\n\n\*\*{number}\.\*\* \S", page, flags=re.MULTILINE)

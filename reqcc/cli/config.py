@@ -75,21 +75,30 @@ def _read_secret(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
 
 
 def _endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
-    """``{"token_url": …}`` or ``{"issuer": …}``: a flag wins over the environment."""
-    if args.token_url and args.issuer:
-        raise CliError("give --token-url or --issuer, not both", EXIT_CONFIG)
-    if args.token_url:
-        return {"token_url": args.token_url}
-    if args.issuer:
-        return {"issuer": args.issuer}
-    token_url, issuer = environ.get("REQCC_TOKEN_URL"), environ.get("REQCC_ISSUER")
-    if token_url and issuer:
-        raise CliError("REQCC_TOKEN_URL and REQCC_ISSUER are both set: unset one", EXIT_CONFIG)
-    if token_url:
-        return {"token_url": token_url}
-    if issuer:
-        return {"issuer": issuer}
-    raise CliError("missing --token-url or --issuer (or REQCC_TOKEN_URL / REQCC_ISSUER)", EXIT_CONFIG)
+    """``{"token_url": …}``, or ``{"issuer": …}`` and/or ``{"metadata_url": …}``.
+
+    The flags win over the environment: when any of ``--token-url``, ``--issuer`` and
+    ``--metadata-url`` is given, none of ``REQCC_TOKEN_URL``, ``REQCC_ISSUER`` and
+    ``REQCC_METADATA_URL`` is read.
+    """
+    flags = {"token_url": args.token_url, "issuer": args.issuer, "metadata_url": args.metadata_url}
+    names = {"token_url": "--token-url", "issuer": "--issuer", "metadata_url": "--metadata-url"}
+    if not any(flags.values()):
+        flags = {key: environ.get(f"REQCC_{key.upper()}") for key in flags}
+        names = {key: f"REQCC_{key.upper()}" for key in flags}
+    endpoint = {key: value for key, value in flags.items() if value}
+    if "token_url" in endpoint and len(endpoint) > 1:
+        other = names["issuer" if "issuer" in endpoint else "metadata_url"]
+        if names["token_url"].startswith("--"):
+            raise CliError(f"give --token-url or {other}, not both", EXIT_CONFIG)
+        raise CliError(f"REQCC_TOKEN_URL and {other} are both set: unset one", EXIT_CONFIG)
+    if endpoint:
+        return endpoint
+    raise CliError(
+        "missing --token-url or --issuer (or REQCC_TOKEN_URL / REQCC_ISSUER; or --metadata-url / "
+        "REQCC_METADATA_URL)",
+        EXIT_CONFIG,
+    )
 
 
 def _assertion_file(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
@@ -116,7 +125,7 @@ def _assertion_file(args: argparse.Namespace, environ: Mapping[str, str]) -> str
 
 def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> dict[str, Any]:
     endpoint = _endpoint(args, environ)
-    discover = "issuer" in endpoint
+    discover = "token_url" not in endpoint
     assertion_file = _assertion_file(args, environ)
     auth_method = (
         args.auth_method if args.auth_method or discover or assertion_file else "client_secret_basic"

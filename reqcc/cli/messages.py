@@ -25,6 +25,7 @@ _FLAG_OF_KEYWORD = {
     "encryption_key": "--cache-key-file / REQCC_CACHE_KEY",
     "token_url": "--token-url",
     "issuer": "--issuer",
+    "metadata_url": "--metadata-url",
     "client_id": "--client-id",
     "client_secret": "REQCC_CLIENT_SECRET / --client-secret-file",
     "scopes": "--scope",

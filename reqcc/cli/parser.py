@@ -18,6 +18,7 @@ ENVIRONMENT_HELP = """\
 environment:
   REQCC_TOKEN_URL       the token endpoint (--token-url)
   REQCC_ISSUER          the authorization server's issuer, instead of a token endpoint (--issuer)
+  REQCC_METADATA_URL    the authorization server's metadata document (--metadata-url)
   REQCC_CLIENT_ID       the client identifier (--client-id)
   REQCC_CLIENT_SECRET   the client secret (there is no flag for it: use this, --client-secret-file,
                         or answer the prompt)
@@ -210,6 +211,13 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         "client authentication method it lists are read from its metadata (RFC 8414 / OpenID "
         "Connect Discovery) [REQCC_ISSUER]",
     )
+    group.add_argument(
+        "--metadata-url",
+        metavar="URL",
+        help="the authorization server's metadata document, read instead of the issuer's well-known "
+        "URLs; with --issuer its issuer must match, alone the document's issuer is taken "
+        "[REQCC_METADATA_URL]",
+    )
     group.add_argument("--client-id", metavar="ID", help="the client identifier [REQCC_CLIENT_ID]")
     group.add_argument(
         "--client-secret-file",
@@ -286,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="reqcc",
-        description="OAuth 2.0 client-credentials tokens for requests, from the command line.",
+        description="OAuth 2.0 client-credentials tokens for requests, from the command line.\n\n"
+        "No authorization server at hand? 'reqcc demo --serve' runs one (a token endpoint and a\n"
+        "bookstore API on 127.0.0.1) for 'reqcc token' and 'reqcc request' to talk to; 'reqcc demo'\n"
+        "walks through what reqcc does against it.",
         epilog=ENVIRONMENT_HELP + "\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
         allow_abbrev=False,
@@ -371,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run the guided tour against a local authorization server",
+        help="run the guided tour against a local authorization server (--serve: only the server)",
         description="Start a local authorization server and bookstore API on 127.0.0.1 and walk through "
         "what reqcc does: fetch, reuse, background renewal, on_token_update, scopes, revocation and "
         "recovery, token endpoint outage. Exits 0 when every step behaved as stated. With --serve, "

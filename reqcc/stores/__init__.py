@@ -12,9 +12,13 @@ token parameters then shares one token, fetched once and renewed once for the fl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import DEFAULT_LEASE_TIMEOUT, TokenStore, check_token_store, token_store_key
-from .file_store import FileTokenStore
-from .redis_store import RedisTokenStore
+
+if TYPE_CHECKING:
+    from .file_store import FileTokenStore
+    from .redis_store import RedisTokenStore
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT",
@@ -24,3 +28,20 @@ __all__ = [
     "check_token_store",
     "token_store_key",
 ]
+
+#: The stores imported on first use (``import reqcc`` needs neither): name -> module.
+_LAZY = {"FileTokenStore": ".file_store", "RedisTokenStore": ".redis_store"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`FileTokenStore` or :class:`RedisTokenStore` when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
