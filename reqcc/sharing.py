@@ -69,18 +69,20 @@ class SharingMixin:
         _current: HeldToken | None
         _retired: str | None
 
-        def _obtain(self, deadline: float | None = None) -> OAuthToken: ...
+        def _obtain(self, deadline: float | None = None, *, retries: bool = True) -> OAuthToken: ...
         def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint: ...
         def _deadlines(self, token: OAuthToken) -> HeldToken: ...
 
-    def _obtain_shared(self, deadline: float | None = None) -> tuple[OAuthToken, bool]:
+    def _obtain_shared(
+        self, deadline: float | None = None, *, retries: bool = True
+    ) -> tuple[OAuthToken, bool]:
         """Obtain a token, through the token store if there is one.
 
         Returns the token and whether this process obtained it (fetch or provider), as
-        opposed to reading it from the store.
+        opposed to reading it from the store. ``retries=False``: a probe, one HTTP request.
         """
         if self.token_store is None:
-            return self._obtain(deadline), True
+            return self._obtain(deadline, retries=retries), True
         shared = self._shared
         if shared is None:  # the store key names the token endpoint: discover it first
             shared = self._shared = share(
@@ -90,7 +92,7 @@ class SharingMixin:
                 monotonic=self._monotonic,
                 sleep=self._sleep,
             )
-        return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
+        return shared.obtain(lambda: self._obtain(deadline, retries=retries), self._usable_from_store)
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""
