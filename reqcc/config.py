@@ -409,7 +409,7 @@ def check_config(
     checked_params = check_form_fields(token_params or {}, "token_params")
     store = None if token_store is None else check_token_store(token_store)
     shared = None if store is None or endpoint is None else share(
-        store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep
+        store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep, clock=clock
     )
     return ManagerConfig(
         endpoint=endpoint,

@@ -516,7 +516,12 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         if held is not None:
             return held
         try:
-            return self._flights.get(self._usable_token, self._run, waited=self._telemetry.waited)
+            return self._flights.get(
+                self._usable_token,
+                self._run,
+                waited=self._telemetry.waited,
+                recheck=self._peek_store if self._shared is not None else None,
+            )
         except requests.RequestException:
             # The fetch that just found the token endpoint failing: a token that has not
             # really expired yet still serves (DESIGN item 28).

@@ -175,16 +175,26 @@ class FailureBackoff:
         """Whether the last attempt failed (the token endpoint is known to be failing)."""
         return self.last_error is not None
 
+    def _asked(self, exc: Exception) -> float:
+        """The ``Retry-After`` ``exc`` carries, capped at :attr:`maximum` (0 without one)."""
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
+            return min(float(retry_after), self.maximum)  # a server does not park us for a day
+        return 0.0
+
+    def probe_delay(self, exc: Exception) -> float:
+        """Return the seconds from the failure ``exc`` to the next probe.
+
+        The jittered ``probe_interval``, or the ``Retry-After`` of ``exc`` (capped) if longer.
+        """
+        return max(self.probe_interval * (0.8 + 0.4 * self._random.random()), self._asked(exc))
+
     def record(self, exc: Exception) -> None:
         """Count a failed attempt and schedule the next one in both regimes."""
         self.failures += 1
         delay = min(self.maximum, self.base * 2 ** (self.failures - 1))
-        delay *= 0.5 + self._random.random() / 2
-        probe = self.probe_interval * (0.8 + 0.4 * self._random.random())
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
-            asked = min(float(retry_after), self.maximum)  # a server does not park us for a day
-            delay, probe = max(delay, asked), max(probe, asked)
+        delay = max(delay * (0.5 + self._random.random() / 2), self._asked(exc))
+        probe = self.probe_delay(exc)
         now = self._monotonic()
         self.last_error = exc
         self.last_error_at = now
@@ -388,6 +398,7 @@ class SingleFlight:
         run: Callable[[_Flight], None],
         *,
         waited: Callable[[float], None],
+        recheck: Callable[[], OAuthToken | None] | None = None,
     ) -> OAuthToken:
         """Return the usable token held, or else lead or join a flight and return its token.
 
@@ -402,6 +413,9 @@ class SingleFlight:
         :param run: the leader's part: obtains the token and adopts it (see :meth:`lead`).
         :param waited: told the seconds a caller waited for a flight: every caller that led
             or joined one (not one that got a usable token, or the last error at once).
+        :param recheck: asked, without the lock, by a caller about to get the last error
+            again: a token obtained elsewhere meanwhile (another process's, through a token
+            store), adopted, or ``None``.
         :raises ReqccError: the flight's error, or the last one again during the backoff.
         """
         interrupted = 0
@@ -411,7 +425,19 @@ class SingleFlight:
                 token = held(now)
                 if token is not None:
                     return token
-                flight, leader = self.join(now)
+                try:
+                    flight, leader = self.join(now)
+                except TokenProviderError:
+                    raise
+                except Exception as exc:  # the last error again: the next attempt is not due
+                    repeat: Exception | None = exc
+                else:
+                    repeat = None
+            if repeat is not None:
+                token = recheck() if recheck is not None else None
+                if token is not None:
+                    return token
+                raise repeat
             if leader:
                 # The leader waits for its own token request: that is a wait too (DESIGN
                 # item 34), whether it ends in a token or an error.
