@@ -324,3 +324,34 @@ def _session(adapter: requests_mock.Adapter) -> Any:
     session = requests.Session()
     session.mount("https://", adapter)
     return session
+
+
+# -- real processes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_processes_sharing_a_store_probe_about_once_an_interval_in_all_and_recover_together(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from .store_workers import run_outage_fleet
+    from .token_server import TokenServer
+
+    if kind == "file":
+        spec: tuple[Any, ...] = ("file", str(tmp_path / "tokens.json"), 10.0)
+    else:
+        spec = ("redis", request.getfixturevalue("redis_url"), f"reqcc-test-{uuid.uuid4().hex[:8]}:", 10.0)
+    with TokenServer() as server:
+        results, during, lasted = run_outage_fleet(spec, server, outage=1.0, processes=3, threads=2)
+        after = server.token_requests - during
+        issued = len(server.valid_tokens)
+    print(f"\n[observed] 3 processes x 2 threads, {kind} store, {lasted:.1f}s outage: "
+          f"{during} token requests during it, {after} after")
+    assert all(isinstance(r[1], list) for r in results), results
+    # Every thread of every process got the one token the first successful probe stored.
+    assert [len(r[1]) for r in results] == [2, 2, 2]
+    assert len({f for r in results for f in r[1]}) == 1
+    assert issued == 1 and after == 1
+    assert sum(r[2] for r in results) > 0  # they did fail during the outage
+    # About one probe per interval (0.2 s, at least 0.16 s apart) for the fleet: 3 processes
+    # probing each on their own would send about three times as many.
+    assert during <= lasted / 0.16 + 2
