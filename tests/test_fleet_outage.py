@@ -355,3 +355,24 @@ def test_processes_sharing_a_store_probe_about_once_an_interval_in_all_and_recov
     # About one probe per interval (0.2 s, at least 0.16 s apart) for the fleet: 3 processes
     # probing each on their own would send about three times as many.
     assert during <= lasted / 0.16 + 2
+
+
+def test_the_failure_told_to_the_fleet_carries_no_secret(tmp_path: Path) -> None:
+    clock = FakeClock()
+    endpoint = Endpoint()
+    secret = "provider-Secret-42"
+
+    def provider(last: Any, manager: Any) -> Any:
+        raise TokenRequestError(f"identity service refused secret {secret}")
+
+    store = FileTokenStore(tmp_path / "tokens.json", clock=clock)
+    manager = ClientCredentialsManager(
+        **manager_kwargs(
+            clock, endpoint.adapter, token_store=store, client_secret=secret, token_provider=provider
+        )
+    )
+    with pytest.raises(TokenRequestError):
+        manager.get_token()
+    outage = store.read_outage(manager._shared.key)  # type: ignore[union-attr]
+    assert outage is not None and outage.error == "TokenRequestError: identity service refused secret ***"
+    assert secret not in (tmp_path / "tokens.json").read_text()
