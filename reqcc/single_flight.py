@@ -4,7 +4,9 @@ A manager has one :class:`SingleFlight`. The first thread that needs a token whi
 is being obtained becomes the flight's *leader* and obtains it (or a background renewal
 thread does); every thread that needs a token meanwhile *joins* the flight and waits for
 the same token or the same error. After a failure, :class:`FailureBackoff` answers new
-callers with that error again, marked as a repeat, until its backoff has passed.
+callers with that error again, marked as a repeat, until the next attempt is due: after
+a doubling backoff while a usable token is held, after a steady probe interval while none
+is (DESIGN item 27).
 
 The waits: :meth:`SingleFlight.wait` is the one place a joined thread waits for a flight
 (a whole-fetch deadline bounds it there), and :meth:`SingleFlight.lead` the one place a
