@@ -376,3 +376,34 @@ def test_the_failure_told_to_the_fleet_carries_no_secret(tmp_path: Path) -> None
     outage = store.read_outage(manager._shared.key)  # type: ignore[union-attr]
     assert outage is not None and outage.error == "TokenRequestError: identity service refused secret ***"
     assert secret not in (tmp_path / "tokens.json").read_text()
+
+
+def test_a_provider_failure_repeated_between_probes_still_looks_in_the_store(tmp_path: Path) -> None:
+    from reqcc import OAuthToken, TokenProviderError
+
+    clock = FakeClock()
+    endpoint = Endpoint()
+    down = [True]
+    issued = iter(range(1, 100))
+
+    def provider(last: Any, manager: Any) -> OAuthToken:
+        if down[0]:
+            raise TokenProviderError("identity service down")
+        return OAuthToken(f"prov-{next(issued)}", expires_in=3600)
+
+    store = FileTokenStore(tmp_path / "tokens.json", clock=clock)
+    kwargs = manager_kwargs(clock, endpoint.adapter, token_store=store, token_provider=provider)
+    first, second = ClientCredentialsManager(**kwargs), ClientCredentialsManager(**kwargs)
+    # second's jitter draws: the fleet's next probe in 0.8 s, its own next attempt in 1.2 s.
+    draws = iter([0.0, 0.0, 1.0])
+    second._random.random = lambda: next(draws)  # type: ignore[method-assign]
+    with pytest.raises(TokenProviderError):
+        second.get_token()
+    down[0] = False
+    clock.advance(1.0)
+    token = first.get_token()  # the fleet's probe is due: first's succeeds
+    assert token.access_token == "prov-1"
+    # second's own next attempt is not: its next request still takes the stored token up
+    # (a repeated TokenProviderError is a repeat like any other).
+    assert second.get_token() == token
+    assert next(issued) == 2
