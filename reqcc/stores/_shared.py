@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from .._log import excerpt, log
+from ..backoff import FailureBackoff
 from ..errors import TokenRequestError
 from ..oauth_token import OAuthToken
 from .base import Outage, OutageStore, TokenStore
@@ -43,7 +45,7 @@ _T = TypeVar("_T")
 #: A failure -> (seconds to the fleet's next probe, the values to redact from its description).
 _Schedule = Callable[[Exception], tuple[float, Iterable[str]]]
 
-#: Seconds the store is left alone after a failure; doubles per consecutive failure.
+#: Seconds the store is left alone after a failure; doubles per consecutive failure, jittered.
 STORE_RETRY_BACKOFF = 1.0
 #: The longest the store is left alone after failures.
 MAX_STORE_RETRY_BACKOFF = 30.0
@@ -97,13 +99,20 @@ class SharedTokens:
         self._monotonic = monotonic
         self._sleep = sleep
         self._clock = clock
-        self._failures = 0
-        self._retry_at = -math.inf
+        #: When to call a failing store again: the doubling regime of reqcc's one backoff.
+        self._backoff = FailureBackoff(
+            STORE_RETRY_BACKOFF, MAX_STORE_RETRY_BACKOFF, monotonic=monotonic, rng=random.Random()
+        )
         self._peeked_at = -math.inf
         #: A store call that outlived its caller's deadline and has not returned yet.
         self._stuck: _Call | None = None
         #: Whether the store keeps the fleet's outage record (DESIGN item 29).
         self.keeps_outages = isinstance(store, OutageStore)
+
+    def after_fork(self) -> None:
+        """Start a forked child with its own jitter, and no store call of the parent's pending."""
+        self._backoff._random.seed()
+        self._stuck = None
 
     # -- the manager's entry points -----------------------------------------------------
 
@@ -289,7 +298,7 @@ class SharedTokens:
 
     def _usable(self) -> bool:
         """Whether the store may be called now (not backing off, no call of ours stuck in it)."""
-        if self._monotonic() < self._retry_at:
+        if not self._backoff.due(self._monotonic(), holding=True):
             return False
         stuck = self._stuck
         if stuck is not None:
@@ -325,22 +334,21 @@ class SharedTokens:
                 self._failed(call.error)
                 raise _StoreFailed from call.error
             result = call.result
-        if self._failures:
+        if self._backoff.failing:
             log.info("token store %r works again", self.store)
-            self._failures = 0
-            self._retry_at = -math.inf
+            self._backoff.reset()
         return result
 
     def _failed(self, exc: Exception) -> None:
-        if self._monotonic() < self._retry_at:  # already backing off (a release after a failed read)
+        if not self._backoff.due(self._monotonic(), holding=True):
+            # already backing off (a release after a failed read)
             log.debug("token store %r failed again (%s)", self.store, type(exc).__name__)
             return
-        self._failures += 1
-        delay = min(MAX_STORE_RETRY_BACKOFF, STORE_RETRY_BACKOFF * 2 ** (self._failures - 1))
-        self._retry_at = self._monotonic() + delay
+        self._backoff.record(exc)
+        delay = self._backoff.retry_at - self._monotonic()
         log.warning(
             "token store %r failed (%s: %s); fetching tokens in this process, next try of the "
-            "store in %.0fs",
+            "store in %.1fs",
             self.store,
             type(exc).__name__,
             excerpt(str(exc), (), 160),
