@@ -76,7 +76,9 @@ class SharingMixin:
         token_deadline: float
 
         def _obtain(self, deadline: float | None = None, *, retries: bool = True) -> OAuthToken: ...
-        def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint: ...
+        def _token_endpoint(
+            self, deadline: float | None = None, *, retries: bool = True
+        ) -> TokenEndpoint: ...
         def _deadlines(self, token: OAuthToken) -> HeldToken: ...
         def _adopt(self, token: OAuthToken, *, notify: bool) -> None: ...
 
@@ -94,7 +96,7 @@ class SharingMixin:
         if shared is None:  # the store key names the token endpoint: discover it first
             shared = self._shared = share(
                 self.token_store,
-                self._token_endpoint(deadline),
+                self._token_endpoint(deadline, retries=retries),
                 self._scopes,
                 monotonic=self._monotonic,
                 sleep=self._sleep,
