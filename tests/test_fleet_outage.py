@@ -28,7 +28,7 @@ from reqcc.stores.base import Outage
 
 from .conftest import TOKEN_URL, FakeClock, TokenIssuer, manager_kwargs
 from .redis_server import RedisServer
-from .threads import JOIN
+from .threads import JOIN, Crowd
 
 MANAGERS = 4
 
@@ -407,3 +407,23 @@ def test_a_provider_failure_repeated_between_probes_still_looks_in_the_store(tmp
     # (a repeated TokenProviderError is a repeat like any other).
     assert second.get_token() == token
     assert next(issued) == 2
+
+
+def test_callers_look_in_the_store_at_most_once_per_poll_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    endpoint = Endpoint()
+    endpoint.down = True
+    store = FileTokenStore(tmp_path / "tokens.json", clock=clock, poll_interval=0.05)
+    [manager] = fleet(clock, endpoint, store, n=1)
+    with pytest.raises(TokenResponseError):
+        manager.get_token()
+    reads: list[str] = []
+    read = store.read
+    store.read = lambda key: reads.append(key) or read(key)  # type: ignore[method-assign]
+    errors = Crowd(16, lambda i: manager.get_token()).join()  # between probes, at one instant
+    assert all(isinstance(e, TokenResponseError) for e in errors)
+    assert len(reads) == 1 and endpoint.requests == 1
+    clock.advance(0.05)
+    with pytest.raises(TokenResponseError):
+        manager.get_token()
+    assert len(reads) == 2

@@ -104,6 +104,7 @@ class SharedTokens:
             STORE_RETRY_BACKOFF, MAX_STORE_RETRY_BACKOFF, monotonic=monotonic, rng=random.Random()
         )
         self._peeked_at = -math.inf
+        self._peeking = threading.Lock()
         #: A store call that outlived its caller's deadline and has not returned yet.
         self._stuck: _Call | None = None
         #: Whether the store keeps the fleet's outage record (DESIGN item 29).
@@ -113,6 +114,7 @@ class SharedTokens:
         """Start a forked child with its own jitter, and no store call of the parent's pending."""
         self._backoff._random.seed()
         self._stuck = None
+        self._peeking = threading.Lock()  # the parent's may have been held
 
     # -- the manager's entry points -----------------------------------------------------
 
@@ -155,17 +157,23 @@ class SharedTokens:
         """Return an acceptable token from the store, or ``None``; at most once per ``poll_interval``.
 
         For a caller that would get the last failure again meanwhile: another process's
-        probe may have stored a token since (DESIGN item 29). A failing or stalled store
-        is ``None``.
+        probe may have stored a token since (DESIGN item 29). One look at a time: a caller
+        that finds another looking gets ``None`` at once. A failing or stalled store is
+        ``None``.
         """
-        now = self._monotonic()
-        if now < self._peeked_at + self.store.poll_interval or not self._usable():
+        if not self._peeking.acquire(blocking=False):
             return None
-        self._peeked_at = now
         try:
-            token = self._call(deadline, self.store.read, self.key)
-        except _StoreFailed:
-            return None
+            now = self._monotonic()
+            if now < self._peeked_at + self.store.poll_interval or not self._usable():
+                return None
+            self._peeked_at = now
+            try:
+                token = self._call(deadline, self.store.read, self.key)
+            except _StoreFailed:
+                return None
+        finally:
+            self._peeking.release()
         if token is None or not acceptable(token):
             return None
         log.debug("token %s read from the token store (another process's)", token.fingerprint)
