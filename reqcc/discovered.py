@@ -15,6 +15,7 @@ by the manager's retry settings, as its token requests are
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -95,12 +96,17 @@ class DiscoveredEndpoint:
         return self._issuer if self._issuer is not None or metadata is None else metadata.issuer
 
     def resolve(
-        self, deadline: float | None = None, monotonic: Callable[[], float] = time.monotonic
+        self,
+        deadline: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        retries: bool = True,
     ) -> TokenEndpoint:
         """Return the token endpoint, reading the issuer's metadata the first time.
 
         ``deadline`` (a ``monotonic()`` time) bounds the metadata read: the fetch's
-        ``token_deadline`` covers discovery too, its retry waits included.
+        ``token_deadline`` covers discovery too, its retry waits included. ``retries=False``:
+        a probe of a failing authorization server, one metadata request per URL, no retry.
 
         Concurrent first calls send one metadata request; a failure is not kept (the next
         call reads again).
@@ -116,16 +122,18 @@ class DiscoveredEndpoint:
             return endpoint
         with self._lock:
             if self.endpoint is None:
-                self.metadata, self.endpoint = self._discover(deadline, monotonic)
+                self.metadata, self.endpoint = self._discover(deadline, monotonic, retries)
             return self.endpoint
 
     def _discover(
-        self, deadline: float | None, monotonic: Callable[[], float]
+        self, deadline: float | None, monotonic: Callable[[], float], retries: bool = True
     ) -> tuple[AuthorizationServerMetadata, TokenEndpoint]:
+        policy = self._retries if retries else dataclasses.replace(self._retries, max_retries=0)
+
         def fetch(session: requests.Session) -> AuthorizationServerMetadata:
             return fetch_metadata(
                 self._issuer, session, metadata_url=self.metadata_url, timeout=self._timeout,
-                clock=self._clock, deadline=deadline, monotonic=monotonic, retries=self._retries,
+                clock=self._clock, deadline=deadline, monotonic=monotonic, retries=policy,
             )
 
         if self._session is not None:

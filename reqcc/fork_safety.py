@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .config import TokenProvider
     from .cooldown import RejectionCooldown
     from .discovered import DiscoveredEndpoint
+    from .stores._shared import SharedTokens
     from .token_endpoint import TokenEndpoint
 
 __all__ = ["ForkSafetyMixin"]
@@ -53,6 +54,7 @@ class ForkSafetyMixin:
         _endpoint: TokenEndpoint | None
         _discovery: DiscoveredEndpoint | None
         _rejection_cooldown: RejectionCooldown
+        _shared: SharedTokens | None
 
     @property
     def _flight(self) -> _Flight | None:
@@ -96,5 +98,7 @@ class ForkSafetyMixin:
         elif self._endpoint is not None:
             self._endpoint.after_fork()
         self._rejection_cooldown.after_fork()
+        if self._shared is not None:
+            self._shared.after_fork()
         self._reset_process_state()
         log.debug("manager reset after fork (pid %d)", self._pid)

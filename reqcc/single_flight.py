@@ -3,8 +3,10 @@
 A manager has one :class:`SingleFlight`. The first thread that needs a token while none
 is being obtained becomes the flight's *leader* and obtains it (or a background renewal
 thread does); every thread that needs a token meanwhile *joins* the flight and waits for
-the same token or the same error. After a failure, :class:`FailureBackoff` answers new
-callers with that error again, marked as a repeat, until its backoff has passed.
+the same token or the same error. After a failure, its
+:class:`~reqcc.backoff.FailureBackoff` answers new callers with that error again, marked
+as a repeat, until the next attempt is due: after a doubling backoff while a usable token
+is held, after a steady probe interval while none is (DESIGN item 27).
 
 The waits: :meth:`SingleFlight.wait` is the one place a joined thread waits for a flight
 (a whole-fetch deadline bounds it there), and :meth:`SingleFlight.lead` the one place a
@@ -16,15 +18,14 @@ is obtained: the manager passes that in.
 from __future__ import annotations
 
 import copy
-import math
-import random
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
 from ._log import log
-from .errors import ReqccError, TokenDeadlineError, TokenProviderError, as_cached_error
+from .backoff import FailureBackoff
+from .errors import ReqccError, TokenDeadlineError, TokenProviderError
 from .oauth_token import OAuthToken
 
 __all__ = ["FailureBackoff", "LeaderInterrupted", "SingleFlight"]
@@ -125,59 +126,6 @@ def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseExce
     clone.__context__ = exc.__context__
     clone.__suppress_context__ = exc.__suppress_context__
     return clone.with_traceback(traceback)
-
-
-class FailureBackoff:
-    """When the next token request may go out after failed ones.
-
-    The first new attempt after a failure waits ``base`` seconds; the wait doubles per
-    consecutive failure up to ``maximum``, jittered to between half and all of it, and is
-    at least a server's ``Retry-After`` (capped at ``maximum`` too). Meanwhile callers get
-    the last error again. Methods that change it are called with the manager's lock held.
-
-    :param rng: the jitter's random generator (the manager reseeds it after a fork).
-    """
-
-    def __init__(
-        self, base: float, maximum: float, *, monotonic: Callable[[], float], rng: random.Random
-    ) -> None:
-        self.base = base
-        self.maximum = maximum
-        self._monotonic = monotonic
-        self._random = rng
-        self.failures = 0
-        #: Monotonic time before which no new attempt is made (``-inf``: no backoff).
-        self.retry_at = -math.inf
-        self.last_error: BaseException | None = None
-        self.last_error_at = 0.0
-
-    def record(self, exc: Exception) -> None:
-        """Count a failed attempt and start its backoff."""
-        self.failures += 1
-        delay = min(self.maximum, self.base * 2 ** (self.failures - 1))
-        delay *= 0.5 + self._random.random() / 2
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
-            delay = max(delay, min(float(retry_after), self.maximum))
-        now = self._monotonic()
-        self.last_error = exc
-        self.last_error_at = now
-        self.retry_at = now + delay
-
-    def reset(self) -> None:
-        """Forget the failures: a token was obtained."""
-        self.failures = 0
-        self.retry_at = -math.inf
-        self.last_error = None
-
-    def check(self, now: float) -> None:
-        """Raise the last error again, marked as a repeat, while its backoff lasts."""
-        if self.last_error is not None and now < self.retry_at:
-            raise as_cached_error(
-                self.last_error,
-                f"token request failed {now - self.last_error_at:.1f}s ago; "
-                f"next attempt in {self.retry_at - now:.1f}s",
-            )
 
 
 class SingleFlight:
@@ -351,6 +299,7 @@ class SingleFlight:
         run: Callable[[_Flight], None],
         *,
         waited: Callable[[float], None],
+        recheck: Callable[[], OAuthToken | None] | None = None,
     ) -> OAuthToken:
         """Return the usable token held, or else lead or join a flight and return its token.
 
@@ -363,7 +312,11 @@ class SingleFlight:
         :param held: called under the lock with the ``monotonic`` time: the token held if
             it is usable then, else ``None``.
         :param run: the leader's part: obtains the token and adopts it (see :meth:`lead`).
-        :param waited: told the seconds a caller that joined a flight waited for it.
+        :param waited: told the seconds a caller waited for a flight: every caller that led
+            or joined one (not one that got a usable token, or the last error at once).
+        :param recheck: asked, without the lock, by a caller about to get the last error
+            again: a token obtained elsewhere meanwhile (another process's, through a token
+            store), adopted, or ``None``.
         :raises ReqccError: the flight's error, or the last one again during the backoff.
         """
         interrupted = 0
@@ -373,10 +326,28 @@ class SingleFlight:
                 token = held(now)
                 if token is not None:
                     return token
-                flight, leader = self.join(now)
+                self._drop_overdue(now)
+                repeat = recheck is not None and self.flight is None and not self.backoff.due(now)
+                if not repeat:
+                    flight, leader = self.join(now)
+            if repeat:
+                # The next attempt is not due: the last error again, unless a token was
+                # obtained elsewhere meanwhile (another process's, through a token store).
+                assert recheck is not None
+                token = recheck()
+                if token is not None:
+                    return token
+                with self.lock:
+                    self.backoff.check(self._monotonic())  # raises, unless it became due
+                continue
             if leader:
-                run(flight)
-                return self.wait(flight, leader=True)
+                # The leader waits for its own token request: that is a wait too (DESIGN
+                # item 34), whether it ends in a token or an error.
+                try:
+                    run(flight)
+                    return self.wait(flight, leader=True)
+                finally:
+                    waited(self._monotonic() - now)
             # Another thread is obtaining the token: this caller had to wait.
             try:
                 return self.wait(flight, leader=False)

@@ -49,14 +49,17 @@ class TokenSourceMixin:
         _last_token: OAuthToken | None
         _retired: str | None
 
-    def _obtain(self, deadline: float | None = None) -> OAuthToken:
+    def _obtain(self, deadline: float | None = None, *, retries: bool = True) -> OAuthToken:
         """Obtain a new token from the ``token_provider`` or the token endpoint.
 
         ``deadline`` (``monotonic``) bounds the token request, discovery included (item 14).
+        ``retries=False`` makes it a probe of an endpoint known to be failing: one HTTP
+        token request, not retried (item 27).
         """
         provider = self.token_provider
         if provider is None:
-            return self._token_endpoint(deadline).request_token(deadline=deadline)
+            endpoint = self._token_endpoint(deadline, retries=retries)
+            return endpoint.request_token(deadline=deadline, retries=retries)
         return call_provider(
             provider,
             self._last_token,
@@ -67,15 +70,16 @@ class TokenSourceMixin:
             dpop=self._dpop is not None,
         )
 
-    def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint:
+    def _token_endpoint(self, deadline: float | None = None, *, retries: bool = True) -> TokenEndpoint:
         """The token endpoint; with ``issuer``, discovered the first time (see :mod:`reqcc.discovered`).
 
         ``deadline`` (monotonic) bounds that discovery: it is part of the fetch (item 14).
+        ``retries=False``: the discovery is part of a probe, its requests are not retried.
         """
         endpoint = self._endpoint
         if endpoint is None:
             assert self._discovery is not None
-            endpoint = self._endpoint = self._discovery.resolve(deadline, self._monotonic)
+            endpoint = self._endpoint = self._discovery.resolve(deadline, self._monotonic, retries=retries)
             endpoint.known_tokens = self._known_tokens
         return endpoint
 

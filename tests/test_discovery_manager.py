@@ -398,6 +398,21 @@ def test_retry_after_is_waited_instead_of_the_backoff(retry_after: str) -> None:
     assert len(_sent(adapter, "GET")) == 2
 
 
+def test_while_the_metadata_keeps_failing_each_probe_is_one_request() -> None:
+    # DESIGN item 27: discovery is part of the fetch, so of the probe too.
+    clock = FakeClock()
+    manager, adapter = _retrying_manager([BUSY], clock)
+    with pytest.raises(MetadataError):
+        manager.get_token()
+    assert _sent(adapter, "GET") == [METADATA_URL] * 3  # not known to fail yet: retried
+    for probe in range(1, 4):
+        clock.advance(1.2)
+        with pytest.raises(MetadataError):
+            manager.get_token()
+        assert _sent(adapter, "GET") == [METADATA_URL] * (3 + probe)
+    assert len(clock.sleeps) == 2 and _sent(adapter, "POST") == []
+
+
 def test_a_retry_after_longer_than_max_retry_wait_ends_the_retries() -> None:
     clock = FakeClock()
     manager, adapter = _retrying_manager(

@@ -158,7 +158,7 @@ def test_a_new_error_code_per_answer_mints_no_metric_series(
     codes = [secrets.token_hex(20) + "x" for _ in range(60)]  # 41 characters each
     issuer = TokenIssuer(answers=[{"status_code": 400, "json": {"error": code}} for code in codes])
     env = make_env(
-        issuer=issuer, failure_backoff=0, max_retries=0,
+        issuer=issuer, failure_backoff=0, probe_interval=0, max_retries=0,
         meter_provider=otel.meter_provider, tracer_provider=otel.tracer_provider,
     )
     for _ in codes:

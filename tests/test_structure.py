@@ -24,7 +24,7 @@ PACKAGE = Path(reqcc.__file__).parent
 #: ``reqcc.stores``); a new top-level module needs a line here.
 LAYERS: list[set[str]] = [
     {"reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords", "reqcc.challenges"},
-    {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry"},
+    {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry", "reqcc.backoff"},
     {"reqcc.auth_base"},
     {"reqcc.jwt_auth", "reqcc.client_assertion", "reqcc.workload"},
     {"reqcc.client_auth"},
