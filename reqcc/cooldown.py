@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import requests
 
+from . import fork_safety
 from ._log import log
 
 __all__ = ["REJECTION_COOLDOWN", "REJECTION_COOLDOWN_SIZE", "RejectionCooldown"]
@@ -48,6 +49,7 @@ class RejectionCooldown:
         self.size = size
         self._until: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
+        fork_safety.register(self.after_fork)
 
     @staticmethod
     def key(request: requests.PreparedRequest) -> str:
@@ -83,6 +85,8 @@ class RejectionCooldown:
 
     def after_fork(self) -> None:
         """Start a forked child with a lock of its own (the parent's may have been held).
+
+        Run in the child by :mod:`reqcc.fork_safety`, right after the fork.
 
         The endpoints remembered are kept: their deadlines are on the same monotonic clock
         in the child.

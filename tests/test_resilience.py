@@ -899,8 +899,8 @@ def _in_child_while_held(lock: Any, work: Callable[[], str]) -> str:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running
 def test_a_forked_child_signs_dpop_proofs_while_the_parent_held_the_nonce_lock() -> None:
-    # The warm DPoP path (a valid token: the manager's own fork check is not on it) reads
-    # the origin's nonce for every proof and stores the one each answer brings.
+    # The warm DPoP path (a valid token: no manager lock) reads the origin's nonce for
+    # every proof and stores the one each answer brings.
     pytest.importorskip("jwt")
     import requests_mock
 
@@ -933,8 +933,8 @@ def test_a_forked_child_signs_dpop_proofs_while_the_parent_held_the_nonce_lock()
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork() with threads running
 def test_a_forked_child_keeps_the_401_cool_down_while_the_parent_held_its_lock() -> None:
-    # The cool-down is the manager's and is reset with it after a fork: a 401 in the child,
-    # its first call (the warm token needs no fork check), reads it under a lock of its own.
+    # The cool-down is the manager's and gets a new lock after a fork: a 401 in the child,
+    # its first call (with a warm token), reads it under a lock of its own.
     import requests_mock
 
     from reqcc import ClientCredentialsAdapter
