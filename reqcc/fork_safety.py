@@ -32,36 +32,48 @@ from ._log import log
 __all__ = ["register"]
 
 # Module-level on purpose, and the only such state (see the module docstring): one
-# at-fork hook per process needs one place to find what to reset. Weak references only;
-# a dead one removes itself. Keys give the registration order, which the resets keep.
-_resets: dict[int, weakref.WeakMethod[Callable[[], None]]] = {}
+# at-fork hook per process needs one place to find what to reset. Each entry is a weak
+# reference to the object and its reset's plain function (a class attribute: it keeps no
+# instance alive); a collected object's entry removes itself. Keys give the registration
+# order, which the resets keep. Not WeakMethod: its own callback raises at interpreter
+# exit ("Exception ignored in ... _cb") when the method's function goes first.
+_resets: dict[int, tuple[weakref.ref[object], Callable[[object], None]]] = {}
 _keys = itertools.count()
 
 
 def register(reset: Callable[[], None]) -> None:
     """Run ``reset`` (a bound method) in every process forked from this one, right after the fork.
 
-    Only a weak reference to the method is kept: registering keeps no object alive, and a
-    collected object's reset is forgotten. Register once per object, in its constructor.
+    Only a weak reference to the method's object is kept: registering keeps no object
+    alive, and a collected object's reset is forgotten. Register once per object, in its
+    constructor.
 
-    :param reset: a bound method that replaces the object's per-process state (new locks,
+    :param reset: a bound method that replaces its object's per-process state (new locks,
         new sessions, reseeded generators) and nothing else.
+    :raises TypeError: ``reset`` is not a bound method.
     """
+    owner, function = getattr(reset, "__self__", None), getattr(reset, "__func__", None)
+    if owner is None or function is None:
+        raise TypeError(f"fork_safety.register() takes a bound method, not {type(reset).__name__}")
     key = next(_keys)  # atomic: registering threads never share a key
-    _resets[key] = weakref.WeakMethod(reset, lambda _: _resets.pop(key, None))
+    resets = _resets  # the callback holds the dict, not the module global (gone at exit)
+
+    def forget(_: weakref.ref[object]) -> None:
+        resets.pop(key, None)
+
+    _resets[key] = (weakref.ref(owner, forget), function)
 
 
 def _after_fork_in_child() -> None:
     # The child has one thread here. Each reset runs even when another fails: one broken
     # object must not leave the others with a lock a parent thread held.
-    for ref in _resets.copy().values():  # a copy: a collection may drop entries meanwhile
-        reset = ref()
-        if reset is None:
+    for ref, function in _resets.copy().values():  # a copy: a collection may drop entries meanwhile
+        owner = ref()
+        if owner is None:
             continue
         try:
-            reset()
-        except Exception:
-            owner = getattr(reset, "__self__", None)  # its type only: a repr might show a secret
+            function(owner)
+        except Exception:  # its type only: a repr might show a secret
             log.exception("resetting a %s after fork failed", type(owner).__name__)
 
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +201,28 @@ def test_every_reset_runs_in_the_child_even_after_one_that_fails() -> None:
     report = _run_in_forked_child(lambda: f"{failing.reset} {later.reset}")
     assert report == "True True"
     assert not failing.reset and not later.reset  # the parent's are not reset
+
+
+def test_only_a_bound_method_can_be_registered() -> None:
+    with pytest.raises(TypeError, match="bound method"):
+        fork_safety.register(lambda: None)
+
+
+def test_a_process_that_used_reqcc_exits_without_noise_from_the_registry() -> None:
+    # Objects still registered at interpreter exit (module globals here) must not make the
+    # registry's weak references print "Exception ignored in ..." on the way out (as
+    # weakref.WeakMethod's did, depending on the order modules are torn down: the timeit
+    # import made it happen on CPython 3.11).
+    code = (
+        "import timeit\n"
+        "from reqcc import ClientCredentialsSession\n"
+        "from reqcc.dpop import DPoPNonces\n"
+        "nonces = DPoPNonces()\n"
+        "session = ClientCredentialsSession(token_url='https://as.example.com/token', client_id='c', "
+        "client_secret='s', dpop=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        cwd=Path(fork_safety.__file__).parent.parent,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
