@@ -39,7 +39,8 @@ bookstore API), :mod:`.validator` (oauthlib's ``RequestValidator``), :mod:`.stat
 endpoints share), :mod:`.clients` (registered clients and client authentication),
 :mod:`.failures` (failure injection), :mod:`.records` (the request log and counters),
 :mod:`.httpd` (HTTP and TLS plumbing), :mod:`.responses` (answer helpers) and
-:mod:`.plugin` (the pytest fixtures).
+:mod:`.plugin` (the pytest fixtures). :class:`FakeClock` (:mod:`.clock`) is a hand-moved
+wall and monotonic clock for a manager.
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ from __future__ import annotations
 from .clients import BOOKSTORE_SCOPES, DEFAULT_CLIENT_ID, DEFAULT_CLIENTS, RegisteredClient
 from .clients import ClientSpec as ClientSpec
 from .clients import UnknownClientError as UnknownClientError
+from .clock import FakeClock
 from .dpop import VerifiedProof
 from .records import RecordedTokenRequest
 from .server import LocalAuthorizationServer
 
 __all__ = [
     "LocalAuthorizationServer",
+    "FakeClock",
     "RegisteredClient",
     "RecordedTokenRequest",
     "VerifiedProof",
