@@ -41,6 +41,7 @@ from reqcc import (
     TokenProviderError,
     TokenResponseError,
 )
+from reqcc.testing import FakeClock
 from reqcc.token_endpoint import DEFAULT_TIMEOUT
 
 from .threads import JOIN, Crowd, join_all, wait_until
@@ -57,17 +58,9 @@ REFRESH_THREAD = "reqcc-token-refresh"
 # -- helpers ------------------------------------------------------------------------------
 
 
-class FakeClock:
-    """A clock that only moves when the test says so."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def advance_to(clock: FakeClock, monotonic: float) -> None:
+    """Move ``clock`` forward until its monotonic reading is ``monotonic``."""
+    clock.advance(monotonic - clock.monotonic())
 
 
 def refresh_threads() -> list[threading.Thread]:
@@ -120,13 +113,9 @@ def server() -> Iterator[TokenServer]:
 
 
 @pytest.fixture
-def wall() -> FakeClock:
-    return FakeClock(WALL)
-
-
-@pytest.fixture
-def mono() -> FakeClock:
-    return FakeClock(5_000.0)
+def clock() -> FakeClock:
+    """The wall clock at :data:`WALL`, the monotonic clock at 5 000 s (apart, to catch a mix-up)."""
+    return FakeClock(WALL, monotonic_start=5_000.0)
 
 
 @pytest.fixture
@@ -137,7 +126,7 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def make_manager(
-    server: TokenServer, wall: FakeClock, mono: FakeClock, sleeps: list[float]
+    server: TokenServer, clock: FakeClock, sleeps: list[float]
 ) -> Iterator[Callable[..., ClientCredentialsManager]]:
     made: list[ClientCredentialsManager] = []
 
@@ -146,8 +135,8 @@ def make_manager(
             "token_url": server.token_url,
             "client_id": "client-1",
             "client_secret": SECRET,
-            "clock": wall,
-            "monotonic": mono,
+            "clock": clock.time,
+            "monotonic": clock.monotonic,
             "sleep": sleeps.append,
         }
         options.update(kwargs)
@@ -305,7 +294,7 @@ def test_keyboard_interrupt_in_the_fetching_thread_is_raised_in_that_thread_only
 
 
 def test_renewal_window_starts_one_background_renewal_and_no_request_waits_for_it(
-    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], clock: FakeClock
 ) -> None:
     server.expires_in = 100
     updates: list[str] = []
@@ -314,11 +303,11 @@ def test_renewal_window_starts_one_background_renewal_and_no_request_waits_for_i
     session = api_session(manager, server)
     first = manager.get_token()
 
-    mono.advance(79.9)
+    clock.advance(79.9)
     assert manager.get_token() is first
     assert refresh_threads() == [] and server.token_requests == 1
 
-    mono.advance(0.2)  # inside the window
+    clock.advance(0.2)  # inside the window
     server.token_gate = threading.Event()  # the renewal will be held at the server
     responses = Crowd(THREADS, lambda i: session.get(f"{server.api_url}books/{i}")).join()
     # The crowd is done while the renewal is still held: nobody waited for it.
@@ -338,7 +327,7 @@ def test_renewal_window_starts_one_background_renewal_and_no_request_waits_for_i
 def test_failed_renewal_warns_keeps_the_token_and_retries_after_the_backoff(
     server: TokenServer,
     make_manager: Callable[..., ClientCredentialsManager],
-    mono: FakeClock,
+    clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server.expires_in = 100
@@ -346,7 +335,7 @@ def test_failed_renewal_warns_keeps_the_token_and_retries_after_the_backoff(
     first = manager.get_token()
     server.failures.append(Failure(503, error="temporarily_unavailable"))
 
-    mono.advance(85)
+    clock.advance(85)
     with caplog.at_level(logging.WARNING, logger="reqcc"):
         assert manager.get_token() is first
         join_refresh_threads()
@@ -360,11 +349,11 @@ def test_failed_renewal_warns_keeps_the_token_and_retries_after_the_backoff(
     # holds the next renewal back.
     for _ in range(100):
         assert manager.get_token() is first
-    mono.advance(0.49)
+    clock.advance(0.49)
     assert manager.get_token() is first
     assert refresh_threads() == [] and server.token_requests == 2
 
-    mono.advance(0.52)  # past the longest first backoff: the next request renews again
+    clock.advance(0.52)  # past the longest first backoff: the next request renews again
     assert manager.get_token() is first
     join_refresh_threads()
     assert server.token_requests == 3
@@ -372,37 +361,37 @@ def test_failed_renewal_warns_keeps_the_token_and_retries_after_the_backoff(
 
 
 def test_token_is_served_until_its_deadline_while_renewals_fail_and_never_after(
-    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], clock: FakeClock
 ) -> None:
     server.expires_in = 100
     manager = make_manager(clock_skew=0, max_retries=0, failure_backoff=1.0, max_failure_backoff=4.0)
     first = manager.get_token()
     server.fail_always = Failure(503, error="temporarily_unavailable")
 
-    mono.advance(80)
-    while mono.now < 5_000 + 99.9:
+    clock.advance(80)
+    while clock.monotonic() < 5_000 + 99.9:
         assert manager.get_token() is first
         join_refresh_threads()
-        mono.advance(0.1)
+        clock.advance(0.1)
     renewals = server.token_requests - 1
     assert 6 <= renewals <= 12  # backoffs 1, 2, 4, 4, ... s, jittered to [0.5, 1], over 20 s
 
-    mono.now = 5_000 + 100.0  # the deadline: the token is not used any more
+    advance_to(clock, 5_000 + 100.0)  # the deadline: the token is not used any more
     with pytest.raises(TemporarilyUnavailable):
         manager.get_token()
     assert manager.is_expired(first)
 
 
 def test_refresh_ahead_zero_disables_background_renewal(
-    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], clock: FakeClock
 ) -> None:
     server.expires_in = 100
     manager = make_manager(clock_skew=0, refresh_ahead=0)
     first = manager.get_token()
-    mono.advance(99.9)
+    clock.advance(99.9)
     assert manager.get_token() is first
     assert refresh_threads() == [] and server.token_requests == 1
-    mono.advance(0.1)
+    clock.advance(0.1)
     assert manager.get_token().access_token == "tok-2"
     assert server.token_requests == 2
 
@@ -528,7 +517,7 @@ def test_retry_after_longer_than_max_retry_wait_ends_retrying_and_sets_the_backo
     server: TokenServer,
     make_manager: Callable[..., ClientCredentialsManager],
     sleeps: list[float],
-    mono: FakeClock,
+    clock: FakeClock,
 ) -> None:
     manager = make_manager(max_retries=2, max_retry_wait=10)
     server.failures.append(Failure(503, retry_after="30"))
@@ -537,13 +526,13 @@ def test_retry_after_longer_than_max_retry_wait_ends_retrying_and_sets_the_backo
     assert info.value.retry_after == 30.0
     assert server.token_requests == 1 and sleeps == []
 
-    mono.advance(29.9)  # the server asked for 30 s: no request before that
+    clock.advance(29.9)  # the server asked for 30 s: no request before that
     with pytest.raises(TokenResponseError) as cached:
         manager.get_token()
     assert is_cached(cached.value) and same_failure(cached.value.__cause__, info.value)
     assert server.token_requests == 1
 
-    mono.advance(0.2)
+    clock.advance(0.2)
     assert manager.get_token().access_token == "tok-1"
     assert server.token_requests == 2
 
@@ -552,15 +541,15 @@ def test_retry_after_longer_than_max_retry_wait_ends_retrying_and_sets_the_backo
 
 
 def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_the_backoff(
-    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], clock: FakeClock
 ) -> None:
     manager = make_manager()  # the defaults: 2 retries, backoff 1 s doubling up to 60 s
     server.fail_always = Failure(503)
-    start = mono.now
+    start = clock.monotonic()
     fresh: list[BaseException] = []
     cached: list[BaseException] = []
     for i in range(100):  # 100 API calls over one simulated minute
-        mono.now = start + i * 0.6
+        advance_to(clock, start + i * 0.6)
         with pytest.raises(TokenResponseError) as info:
             manager.get_token()
         (cached if is_cached(info.value) else fresh).append(info.value)
@@ -584,7 +573,7 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
     for minute in range(1, 10):
         before = len(fresh)
         for i in range(60):
-            mono.now = start + minute * 60 + i
+            advance_to(clock, start + minute * 60 + i)
             with pytest.raises(TokenResponseError) as info:
                 manager.get_token()
             if not is_cached(info.value):
@@ -597,7 +586,7 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
     server.fail_always = None
     requests_before = server.token_requests
     for _ in range(61):
-        mono.advance(1)
+        clock.advance(1)
         try:
             token = manager.get_token()
             break
@@ -613,16 +602,16 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
     with pytest.raises(TokenResponseError) as info:
         manager.get_token()
     assert not is_cached(info.value)
-    mono.advance(0.49)
+    clock.advance(0.49)
     with pytest.raises(TokenResponseError) as info:
         manager.get_token()
     assert is_cached(info.value)
-    mono.advance(0.52)
+    clock.advance(0.52)
     assert manager.get_token().access_token == "tok-2"
 
 
 def test_cached_error_keeps_the_type_of_a_network_failure(
-    make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
+    make_manager: Callable[..., ClientCredentialsManager], clock: FakeClock
 ) -> None:
     with socket.socket() as sock:  # bound, not listening: connections refused
         sock.bind(("127.0.0.1", 0))
@@ -670,8 +659,7 @@ def test_64_concurrent_401s_for_one_token_cause_one_fetch_and_one_replay_each(
 def test_wall_clock_jump_neither_expires_a_fresh_token_nor_keeps_a_dead_one(
     server: TokenServer,
     make_manager: Callable[..., ClientCredentialsManager],
-    wall: FakeClock,
-    mono: FakeClock,
+    clock: FakeClock,
     jump: float,
 ) -> None:
     # 3600 s tokens and the default 30 s skew: usable for 3570 s on the monotonic clock.
@@ -679,30 +667,32 @@ def test_wall_clock_jump_neither_expires_a_fresh_token_nor_keeps_a_dead_one(
     token = manager.get_token()
     assert token.expiry == WALL + 3600  # absolute, for persistence
 
-    wall.advance(jump)  # +2 h: the wall clock says expired; -2 h: it says 3 more hours
+    clock.jump(jump)  # +2 h: the wall clock says expired; -2 h: it says 3 more hours
     assert manager.get_token() is token
     assert manager.is_valid(token) and not manager.is_expired(token)
-    mono.advance(3569.9)
+    clock.advance(3569.9)
     assert manager.get_token() is token
     assert server.token_requests == 1
 
-    mono.advance(0.1)  # the monotonic deadline alone decides
+    clock.advance(0.1)  # the monotonic deadline alone decides
     assert manager.is_expired(token) and not manager.is_valid(token)
     new = manager.get_token()
     assert new is not token and server.token_requests == 2
-    assert new.expiry == WALL + jump + 3600
+    # Fetched now: the jumped wall clock, moved on with the monotonic one since.
+    assert clock.time() == pytest.approx(WALL + jump + 3570)
+    assert new.expiry == clock.time() + 3600
 
 
 @pytest.mark.parametrize("jump", [+7200.0, -7200.0])
 def test_wall_clock_jump_does_not_start_a_renewal(
     server: TokenServer,
     make_manager: Callable[..., ClientCredentialsManager],
-    wall: FakeClock,
+    clock: FakeClock,
     jump: float,
 ) -> None:
     manager = make_manager()  # refresh ahead on: the window opens at 2856 s
     token = manager.get_token()
-    wall.advance(jump)
+    clock.jump(jump)
     for _ in range(10):
         assert manager.get_token() is token
     assert refresh_threads() == [] and server.token_requests == 1
@@ -1060,7 +1050,7 @@ def test_callbacks_that_use_the_manager_do_not_deadlock(
 
 
 def test_update_callback_of_a_background_renewal_can_use_the_manager(
-    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
+    server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], clock: FakeClock
 ) -> None:
     server.expires_in = 100
     seen: list[Any] = []
@@ -1072,7 +1062,7 @@ def test_update_callback_of_a_background_renewal_can_use_the_manager(
 
     manager = make_manager(clock_skew=0, on_token_update=on_update)
     manager.get_token()
-    mono.advance(90)
+    clock.advance(90)
     manager.get_token()
     join_refresh_threads()
     assert seen == [("tok-1", True, True), "tok-1", ("tok-2", True, True), "tok-2"]
@@ -1097,7 +1087,7 @@ def test_provider_calling_get_token_fails_fast_instead_of_waiting_for_itself(
 def test_a_renewal_thread_that_cannot_start_does_not_wedge_the_manager(
     server: TokenServer,
     make_manager: Callable[..., ClientCredentialsManager],
-    mono: FakeClock,
+    clock: FakeClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server.expires_in = 100
@@ -1112,12 +1102,12 @@ def test_a_renewal_thread_that_cannot_start_does_not_wedge_the_manager(
             raise RuntimeError("can't create new thread at interpreter shutdown")
 
     monkeypatch.setattr(renewal_module.threading, "Thread", NoThreads)
-    mono.advance(90)
+    clock.advance(90)
     assert manager.get_token() is first  # the caller still gets the valid token
     monkeypatch.undo()
 
     # Nothing is left in flight: at the deadline the next caller fetches by itself.
-    mono.advance(10)
+    clock.advance(10)
     [result] = Crowd(1, lambda i: manager.get_token()).join()
     assert isinstance(result, OAuthToken) and result.access_token == "tok-2"
     assert server.token_requests == 2
