@@ -9,13 +9,13 @@ has no token and what to set.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 
 import requests
 from requests.adapters import BaseAdapter
 
+from . import fork_safety
 from ._log import log
 from ._urls import NO_TOKEN_ATTRIBUTE, is_loopback_host, origin
 
@@ -52,7 +52,7 @@ class UntokenedNotice(BaseAdapter):
         self.tokened = tokened
         self._warned: set[tuple[str, str, int | None]] = set()
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        fork_safety.register(self._after_fork)
 
     def send(
         self,
@@ -80,9 +80,6 @@ class UntokenedNotice(BaseAdapter):
 
     def _notice(self, url: str) -> None:
         key = origin(url)
-        if self._pid != os.getpid():  # forked: the parent's lock may be held by a thread not here
-            self._lock = threading.Lock()
-            self._pid = os.getpid()
         with self._lock:
             if key in self._warned or len(self._warned) >= MAX_ORIGINS:
                 return
@@ -102,6 +99,10 @@ class UntokenedNotice(BaseAdapter):
             "127.0.0.1 and [::1] only; %s",
             where, fix,
         )
+
+    def _after_fork(self) -> None:
+        """In a forked child: a lock of its own (a parent thread may have held the parent's)."""
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Close the inner adapter (``tokened`` is closed by its own mount)."""

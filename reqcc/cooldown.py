@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import requests
 
+from . import fork_safety
 from ._log import log
 from ._urls import origin as url_origin
 
@@ -65,6 +66,7 @@ class RejectionCooldown:
         # Origins: the endpoints that refused fresh tokens in a row, none accepted since.
         self._strikes: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
+        fork_safety.register(self.after_fork)
 
     @staticmethod
     def key(request: requests.PreparedRequest) -> str:
@@ -131,6 +133,8 @@ class RejectionCooldown:
 
     def after_fork(self) -> None:
         """Start a forked child with a lock of its own (the parent's may have been held).
+
+        Run in the child by :mod:`reqcc.fork_safety`, right after the fork.
 
         The endpoints remembered are kept: their deadlines are on the same monotonic clock
         in the child.

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import requests
 
+from . import fork_safety
 from ._log import log
 from .discovery import AuthorizationServerMetadata, choose_auth_method, fetch_metadata
 from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, Timeout, TokenEndpoint
@@ -84,6 +85,7 @@ class DiscoveredEndpoint:
         self._clock = clock
         self._retries = RetryPolicy(max_retries, retry_backoff, max_retry_wait, sleep=sleep)
         self._lock = threading.Lock()
+        fork_safety.register(self.after_fork)
         #: The metadata read, once discovery has succeeded.
         self.metadata: AuthorizationServerMetadata | None = None
         #: The token endpoint, once discovery has succeeded.
@@ -159,12 +161,12 @@ class DiscoveredEndpoint:
         """Make this safe in a forked child.
 
         A new lock (the parent's may be held there), and the metadata retries' jitter
-        reseeded (no backoff in lockstep with the parent and its other children).
+        reseeded (no backoff in lockstep with the parent and its other children). Run in
+        the child by :mod:`reqcc.fork_safety`, right after the fork; the discovered token
+        endpoint has a reset of its own.
         """
         self._lock = threading.Lock()
         self._retries.rng.seed()
-        if self.endpoint is not None:
-            self.endpoint.after_fork()
 
     def __repr__(self) -> str:
         found = self.endpoint.token_url if self.endpoint is not None else None

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets as _secrets
 import threading
@@ -34,6 +33,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from . import fork_safety
 from ._urls import origin
 from .challenges import parse_www_authenticate as parse_www_authenticate
 from .errors import ConfigurationError, ReqccError
@@ -477,9 +477,10 @@ class DPoPNonces:
     store keeps at most ``maxsize`` origins, forgetting the least recently used. A header
     value that is not a valid nonce is ignored.
 
-    Fork-safe: in a process forked from the one that created it, the first call replaces
-    the lock (another thread of the parent may have held it at the fork; no thread here
-    would ever release it) and keeps the nonces, which stay valid for the servers.
+    Fork-safe: in a process forked from the one that created it, :mod:`reqcc.fork_safety`
+    replaces the lock right after the fork (another thread of the parent may have held it;
+    no thread here would ever release it) and keeps the nonces, which stay valid for the
+    servers.
 
     :param maxsize: the number of origins remembered.
     """
@@ -490,19 +491,16 @@ class DPoPNonces:
         self.maxsize = maxsize
         self._nonces: OrderedDict[tuple[str, str, int | None], str] = OrderedDict()
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        fork_safety.register(self._after_fork)
 
-    def _locked(self) -> threading.Lock:
-        """The lock to hold: this process's own (a forked child gets a new one)."""
-        if self._pid != os.getpid():
-            self._lock = threading.Lock()
-            self._pid = os.getpid()  # last: a thread that sees it match sees the new lock
-        return self._lock
+    def _after_fork(self) -> None:
+        """In a forked child: a lock of its own (never the parent's, which may be held)."""
+        self._lock = threading.Lock()
 
     def get(self, url: str) -> str | None:
         """Return the latest nonce of ``url``'s origin, or ``None``."""
         key = origin(url)
-        with self._locked():
+        with self._lock:
             nonce = self._nonces.get(key)
             if nonce is not None:
                 self._nonces.move_to_end(key)
@@ -513,7 +511,7 @@ class DPoPNonces:
         if not is_valid_nonce(nonce):
             return False
         key = origin(url)
-        with self._locked():
+        with self._lock:
             self._nonces[key] = nonce
             self._nonces.move_to_end(key)
             while len(self._nonces) > self.maxsize:
@@ -534,16 +532,16 @@ class DPoPNonces:
 
     def discard(self, url: str) -> None:
         """Forget the nonce of ``url``'s origin."""
-        with self._locked():
+        with self._lock:
             self._nonces.pop(origin(url), None)
 
     def clear(self) -> None:
         """Forget every nonce."""
-        with self._locked():
+        with self._lock:
             self._nonces.clear()
 
     def __len__(self) -> int:
-        with self._locked():
+        with self._lock:
             return len(self._nonces)
 
     def __repr__(self) -> str:

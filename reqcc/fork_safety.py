@@ -1,104 +1,81 @@
-"""A manager in a forked child: noticing the fork, and starting afresh there.
+"""Starting afresh in a forked child: one registry of per-process state, reset at the fork.
 
-A process forked from one that used a manager inherits that manager with everything in
-it: its lock (maybe held by a parent thread that does not exist in the child), the token
-request in progress (whose leader is not there either), the token session's sockets
-(shared with the parent) and its random generator (a copy: every worker forked from one
-parent would jitter its failure backoff in lockstep). The first manager call in the
-child that takes the lock or talks to the token endpoint notices the new process id and
-replaces all of those; the token in use is kept, it is as good in the child. The fast
-path (handing out that token) does not check: it is right in a child too.
+A process forked from one that used reqcc inherits every object with everything in it:
+locks (maybe held by a parent thread that does not exist in the child), the token request
+in progress (whose leader is not there either), sessions whose pooled sockets are shared
+with the parent, and random generators (copies: every worker forked from one parent
+would jitter its backoff in lockstep). Each object that holds such state registers a
+reset here, when it is made (:func:`register`), and one ``os.register_at_fork`` hook runs
+all of them in the child, right after the fork, before any other code of the child.
 
-:class:`ForkSafetyMixin` is the part of :class:`~reqcc.ClientCredentialsManager` that
-does this; it owns the manager's per-process state (its :class:`~reqcc.single_flight.SingleFlight`,
-whose lock is the manager's lock, and the process id they belong to).
+A reset runs while the child has one thread: it must *replace* a lock (a parent thread
+may have held it; no thread here would ever release it), never release or wait for one,
+and do no I/O. What stays valid in the child (the token in use, DPoP nonces, the 401
+cool-down's deadlines on the same monotonic clock) is kept.
+
+The registry is the one piece of module-level state in reqcc, and the standard pattern
+for an at-fork hook (:mod:`logging` keeps its handlers the same way): it holds only weak
+references, so it keeps no object alive, and it shares nothing between managers but the
+hook itself. A process that forks without running Python's at-fork hooks (uWSGI workers
+without ``py-call-uwsgi-fork-hooks`` or ``lazy-apps``) does not get the resets.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
-import threading
+import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ._log import log
-from .single_flight import FailureBackoff, SingleFlight, _Flight
 
-if TYPE_CHECKING:
-    from .config import TokenProvider
-    from .cooldown import RejectionCooldown
-    from .discovered import DiscoveredEndpoint
-    from .stores._shared import SharedTokens
-    from .token_endpoint import TokenEndpoint
+__all__ = ["register"]
 
-__all__ = ["ForkSafetyMixin"]
+# Module-level on purpose, and the only such state (see the module docstring): one
+# at-fork hook per process needs one place to find what to reset. Each entry is a weak
+# reference to the object and its reset's plain function (a class attribute: it keeps no
+# instance alive); a collected object's entry removes itself. Keys give the registration
+# order, which the resets keep. Not WeakMethod: its own callback raises at interpreter
+# exit ("Exception ignored in ... _cb") when the method's function goes first.
+_resets: dict[int, tuple[weakref.ref[object], Callable[[object], None]]] = {}
+_keys = itertools.count()
 
 
-class ForkSafetyMixin:
-    """Part of :class:`~reqcc.ClientCredentialsManager`: its per-process state, renewed after ``fork``."""
+def register(reset: Callable[[], None]) -> None:
+    """Run ``reset`` (a bound method) in every process forked from this one, right after the fork.
 
-    #: The single flight of this process; its lock is :attr:`_lock`.
-    _flights: SingleFlight
-    #: The manager's lock (the single flight's): the token in use changes under it.
-    _lock: threading.Lock
-    #: The process :attr:`_flights` belongs to.
-    _pid: int
+    Only a weak reference to the method's object is kept: registering keeps no object
+    alive, and a collected object's reset is forgotten. Register once per object, in its
+    constructor.
 
-    if TYPE_CHECKING:  # what this part reads of the manager
-        token_deadline: float
-        token_provider: TokenProvider | None
-        _monotonic: Callable[[], float]
-        _backoff: FailureBackoff
-        _random: random.Random
-        _endpoint: TokenEndpoint | None
-        _discovery: DiscoveredEndpoint | None
-        _rejection_cooldown: RejectionCooldown
-        _shared: SharedTokens | None
+    :param reset: a bound method that replaces its object's per-process state (new locks,
+        new sessions, reseeded generators) and nothing else.
+    :raises TypeError: ``reset`` is not a bound method.
+    """
+    owner, function = getattr(reset, "__self__", None), getattr(reset, "__func__", None)
+    if owner is None or function is None:
+        raise TypeError(f"fork_safety.register() takes a bound method, not {type(reset).__name__}")
+    key = next(_keys)  # atomic: registering threads never share a key
+    resets = _resets  # the callback holds the dict, not the module global (gone at exit)
 
-    @property
-    def _flight(self) -> _Flight | None:
-        """The token request in progress, or ``None``."""
-        return self._flights.flight
+    def forget(_: weakref.ref[object]) -> None:
+        resets.pop(key, None)
 
-    def _reset_process_state(self) -> None:
-        """Start this process's single flight (in the constructor, and again after a fork)."""
-        # A new single flight brings a new lock. The pid last: another thread that sees it
-        # match must also see the new lock.
-        self._flights = SingleFlight(
-            self._backoff,
-            deadline=self.token_deadline,
-            monotonic=self._monotonic,
-            waiting_for=(
-                "the token_provider"
-                if self.token_provider is not None
-                else f"the token request to {self._endpoint.where}"
-                if self._endpoint is not None
-                else "the token request (after reading the issuer's metadata)"
-            ),
-        )
-        self._lock = self._flights.lock
-        self._pid = os.getpid()
+    _resets[key] = (weakref.ref(owner, forget), function)
 
-    def _check_process(self) -> None:
-        """Start afresh if this is a forked child's first call that takes the lock."""
-        # Every public method that takes the lock starts here, not only get_token():
-        # fetch_token(), invalidate() or the token setter may be a child's first call.
-        if self._pid != os.getpid():
-            self._after_fork()
 
-    def _after_fork(self) -> None:
-        # A forked child inherits locks that may be held and flights whose threads do not
-        # exist here, and the token session's sockets are shared with the parent. Its
-        # random generators are copies of the parent's: reseed them, or every worker
-        # forked from one parent jitters its backoff identically (in lockstep).
-        self._random.seed()
-        if self._discovery is not None:
-            self._discovery.after_fork()
-        elif self._endpoint is not None:
-            self._endpoint.after_fork()
-        self._rejection_cooldown.after_fork()
-        if self._shared is not None:
-            self._shared.after_fork()
-        self._reset_process_state()
-        log.debug("manager reset after fork (pid %d)", self._pid)
+def _after_fork_in_child() -> None:
+    # The child has one thread here. Each reset runs even when another fails: one broken
+    # object must not leave the others with a lock a parent thread held.
+    for ref, function in _resets.copy().values():  # a copy: a collection may drop entries meanwhile
+        owner = ref()
+        if owner is None:
+            continue
+        try:
+            function(owner)
+        except Exception:  # its type only: a repr might show a secret
+            log.exception("resetting a %s after fork failed", type(owner).__name__)
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only where os.fork is too
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,7 +7,7 @@ resource server rejects it. Its other jobs have modules of their own: the keywor
 request for all the threads that need one (:mod:`reqcc.single_flight`), renewal ahead of
 expiry (:mod:`reqcc.renewal`), where a new token comes from (:mod:`reqcc.token_source`,
 through a token store: :mod:`reqcc.sharing`) and a fresh start in a forked child
-(:mod:`reqcc.fork_safety`). It knows nothing of transport adapters.
+(:mod:`reqcc.process_state`). It knows nothing of transport adapters.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from .config import (
 from .cooldown import RejectionCooldown
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
-from .fork_safety import ForkSafetyMixin
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
+from .process_state import ProcessStateMixin
 from .provider import coerce_token
 from .renewal import RenewalMixin
 from .scopes import OAuthScope
@@ -68,7 +68,7 @@ from .single_flight import SingleFlight as SingleFlight
 from .token_endpoint import TokenEndpoint as TokenEndpoint
 
 
-class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, TokenSourceMixin):
+class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, TokenSourceMixin):
     """Obtains, caches and renews client-credentials tokens for one client.
 
     Thread-safe: one manager serves any number of threads and sessions.
@@ -285,7 +285,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
             probe_interval=config.probe_interval,
         )
         self._rejection_cooldown = RejectionCooldown(config.monotonic)
-        self._reset_process_state()
+        self._start_process_state()
         self._current: _Current | None = None
         self._last_token: OAuthToken | None = None
         self._retired: str | None = None
@@ -354,7 +354,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         session sharing this manager shares it, so such an endpoint costs two token
         requests in all.
         """
-        self._check_process()
         return self._rejection_cooldown
 
     @property
@@ -377,7 +376,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         :raises TokenDeadlineError: the metadata was not read within ``token_deadline``.
         :raises requests.RequestException: the network failed.
         """
-        self._check_process()
         return self._token_endpoint(self._monotonic() + self.token_deadline).token_url
 
     @property
@@ -423,7 +421,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     @token.setter
     def token(self, value: OAuthToken | Mapping[str, Any] | None) -> None:
-        self._check_process()
         if value is None:
             with self._lock:
                 self._current = None
@@ -439,9 +436,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         that needs a token meanwhile waits for that one result. During the failure backoff
         the last error is raised at once, marked as a repeat.
         """
-        # No fork check on the fast path: handing out the token in use is right in a forked
-        # child too. Everything that takes the lock or talks to the token endpoint
-        # (_refresh_ahead, _await_token) checks first.
         current = self._current
         if current is not None:
             now = self._monotonic()
@@ -459,7 +453,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         Meant for ``token_provider`` callbacks and for forcing a renewal; it neither waits
         for nor joins another fetch in progress.
         """
-        self._check_process()
         deadline = self._monotonic() + self.token_deadline
         token = self._token_endpoint(deadline).request_token(extra_params, deadline=deadline)
         self._adopt(token, notify=True)
@@ -490,7 +483,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         Returns whether it was current. Concurrent calls for the same token retire it
         once, so they cause a single new fetch.
         """
-        self._check_process()
         with self._lock:
             current = self._current
             if current is None or current.token.access_token != token.access_token:
@@ -544,7 +536,6 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
                 log.exception("on_token_update raised; the new token is used anyway")
 
     def _await_token(self) -> OAuthToken:
-        self._check_process()
         held = self._held_while_failing()
         if held is not None:
             return held

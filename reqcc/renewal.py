@@ -34,7 +34,6 @@ class RenewalMixin:
         _flights: SingleFlight
         _backoff: FailureBackoff
 
-        def _check_process(self) -> None: ...
         def _run(self, flight: _Flight, *, background: bool = False) -> None: ...
 
     def _refresh_ahead(self, current: HeldToken, now: float) -> None:
@@ -44,7 +43,6 @@ class RenewalMixin:
         (``monotonic``); returns at once, without a lock, while a renewal runs or the
         failure backoff lasts.
         """
-        self._check_process()
         # Unlocked first look, so that the fast path stays lock-free while a renewal runs
         # or backs off (the window may last minutes); checked again under the lock. A
         # renewal still running past its deadline is stuck: the lock is taken to count it

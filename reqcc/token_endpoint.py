@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from . import fork_safety
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
@@ -270,12 +271,14 @@ class TokenEndpoint:
         self._monotonic = monotonic
         self._random = random.Random()
         self.telemetry = Telemetry() if telemetry is None else telemetry
+        fork_safety.register(self.after_fork)
 
     def after_fork(self) -> None:
         """Make this endpoint safe to use in a process forked from the one that created it.
 
         An owned session is replaced (no sockets shared with the parent) and the retry
         jitter is reseeded (no backoff in lockstep with the parent and its other children).
+        Run in the child by :mod:`reqcc.fork_safety`, right after the fork.
         """
         if self._owns_session:
             self.session = requests.Session()

@@ -2,8 +2,9 @@
 
 Unit tests never touch the network: a ``requests_mock.Adapter`` is the inner transport of
 the reqcc adapter (``adapter=``) and another one serves the token endpoint through the
-manager's ``token_session=``. Time is a :class:`FakeClock`, passed as both ``clock=`` (wall)
-and ``monotonic=``; ``sleep=`` records the waits instead of sleeping.
+manager's ``token_session=``. Time is a :class:`reqcc.testing.FakeClock`: its ``time`` is
+``clock=``, its ``monotonic`` is ``monotonic=``, and ``sleep=`` records the waits and moves
+both clocks instead of sleeping.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 import requests_mock
 
 from reqcc import ClientCredentialsManager, ClientCredentialsSession
+from reqcc.testing import FakeClock as ShippedFakeClock
 
 from .hostile_server import HostileServer, Reply
 
@@ -34,23 +36,12 @@ CLIENT_SECRET = "sup3r-s3cret-Value"
 START = 1_700_000_000.0
 
 
-class FakeClock:
-    """A clock usable as ``clock=`` and ``monotonic=`` (call it) and whose ``sleep`` only records."""
+# The shipped clock. The old name stays for branches written before it shipped; callable
+# (its wall clock) as the old one was, so their ``clock()`` reads keep working.
+class FakeClock(ShippedFakeClock):
+    """:class:`reqcc.testing.FakeClock`, callable (its wall clock) for tests written before it shipped."""
 
-    def __init__(self, start: float = START) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``."""
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        """Record a wait without waiting."""
-        self.sleeps.append(seconds)
+    __call__ = ShippedFakeClock.time
 
 
 @dataclass
@@ -141,9 +132,7 @@ def manager_kwargs(fake: FakeClock, auth: requests_mock.Adapter, /, **overrides:
         "token_url": TOKEN_URL,
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
-        "clock": fake,
-        "monotonic": fake,
-        "sleep": fake.sleep,
+        **fake.keywords(),
         "refresh_ahead": 0,
         "token_session": token_session_for(auth),
     }

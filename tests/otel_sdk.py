@@ -15,16 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from reqcc.telemetry import Telemetry, create_telemetry
-
-
-class Clock:
-    """A monotonic clock the test moves by hand (``clock.now += 0.25``)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from reqcc.testing import FakeClock
 
 
 class Otel:
@@ -36,7 +27,7 @@ class Otel:
         self.exporter = InMemorySpanExporter()
         self.tracer_provider = TracerProvider()
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.clock = Clock()
+        self.clock = FakeClock(100.0)  # only its monotonic clock is read
 
     def shutdown(self) -> None:
         self.meter_provider.shutdown()
@@ -48,7 +39,7 @@ class Otel:
             client_id,
             meter_provider=self.meter_provider,
             tracer_provider=self.tracer_provider,
-            monotonic=self.clock,
+            monotonic=self.clock.monotonic,
         )
 
     def points(self, name: str) -> list[Any]:

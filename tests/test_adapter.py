@@ -21,8 +21,9 @@ from reqcc import (
     InsecureTransportError,
     OAuthToken,
 )
+from reqcc.testing import FakeClock
 
-from .conftest import API, TOKEN_URL, Env, FakeClock, TokenIssuer, manager_kwargs
+from .conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
 
 BOOKS = "https://api.example.com/books"
 OTHER = "https://other.example.com/"
@@ -105,19 +106,19 @@ def test_fetched_expiry_is_absolute_unix_seconds_from_the_real_clock(clock: Fake
 
 
 def test_validity_follows_the_monotonic_clock_not_wall_clock_jumps(make_env: Any) -> None:
-    wall, mono = FakeClock(), FakeClock(start=1000.0)
-    env: Env = make_env(clock=wall, monotonic=mono)
+    clock = FakeClock(monotonic_start=1000.0)
+    env: Env = make_env(**clock.keywords())
     env.session.get(BOOKS)
-    assert env.manager.token is not None and env.manager.token.expiry == wall() + 3600
-    wall.advance(30 * 86400)  # the wall clock jumps a month ahead (NTP, suspend, a manual fix)
+    assert env.manager.token is not None and env.manager.token.expiry == clock.time() + 3600
+    clock.jump(30 * 86400)  # the wall clock jumps a month ahead (NTP, suspend, a manual fix)
     env.session.get(BOOKS)
-    wall.advance(-60 * 86400)  # ... and back
-    env.session.get(BOOKS)
-    assert env.issuer.count == 1
-    mono.advance(3600 - 31)
+    clock.jump(-60 * 86400)  # ... and back
     env.session.get(BOOKS)
     assert env.issuer.count == 1
-    mono.advance(1)  # the real time passed: expiry - 30 s
+    clock.advance(3600 - 31)
+    env.session.get(BOOKS)
+    assert env.issuer.count == 1
+    clock.advance(1)  # the real time passed: expiry - 30 s
     env.session.get(BOOKS)
     assert env.issuer.count == 2
     assert env.bearers() == ["Bearer tok-1"] * 4 + ["Bearer tok-2"]
@@ -578,7 +579,7 @@ def test_401_for_a_token_already_replaced_does_not_retire_the_new_one(make_env: 
     def answer(request: Any, context: Any) -> str:
         calls.append(request.headers["Authorization"])
         if len(calls) == 1:
-            env.manager.token = OAuthToken(access_token="newer", expiry=env.clock() + 3600)
+            env.manager.token = OAuthToken(access_token="newer", expiry=env.clock.time() + 3600)
             context.status_code = 401
         return ""
 

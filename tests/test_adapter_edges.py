@@ -17,8 +17,9 @@ import requests
 import requests_mock
 
 from reqcc import ClientCredentialsAdapter
+from reqcc.testing import FakeClock
 
-from .conftest import API, Env, FakeClock, TokenIssuer, manager_kwargs
+from .conftest import API, Env, TokenIssuer, manager_kwargs
 
 BOOKS = API + "books"
 

@@ -28,9 +28,9 @@ from reqcc import (
 )
 from reqcc.discovery import MetadataError
 from reqcc.stores import FileTokenStore
-from reqcc.testing import LocalAuthorizationServer
+from reqcc.testing import FakeClock, LocalAuthorizationServer
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, FakeClock, token_session_for
+from .conftest import CLIENT_ID, CLIENT_SECRET, token_session_for
 from .hostile_server import HostileServer, Reply
 
 ISSUER = "https://as.example.com"
@@ -151,7 +151,8 @@ def test_another_issuer_in_the_document_is_refused_and_no_token_is_requested(
 def test_a_metadata_failure_is_backed_off_and_recovered_from(reqcc_server: LocalAuthorizationServer) -> None:
     clock = FakeClock()
     reqcc_server.fail_metadata_requests(3, status=503)  # outlasts the 2 retries within the fetch
-    with session_for(reqcc_server, monotonic=clock, sleep=clock.sleep, failure_backoff=2.0) as session:
+    timing = {"monotonic": clock.monotonic, "sleep": clock.sleep}
+    with session_for(reqcc_server, **timing, failure_backoff=2.0) as session:
         with pytest.raises(MetadataError) as first:
             books(session, reqcc_server)
         assert first.value.status_code == 503 and isinstance(first.value, ReqccError)
@@ -170,7 +171,7 @@ def test_a_transient_metadata_failure_is_retried_within_the_fetch(
 ) -> None:
     clock = FakeClock()
     reqcc_server.fail_metadata_requests(1, status=503)
-    with session_for(reqcc_server, monotonic=clock, sleep=clock.sleep) as session:
+    with session_for(reqcc_server, monotonic=clock.monotonic, sleep=clock.sleep) as session:
         assert books(session, reqcc_server) == 200
     assert (reqcc_server.metadata_requests, reqcc_server.token_requests) == (2, 1)
     assert len(clock.sleeps) == 1 and 0.25 <= clock.sleeps[0] <= 0.5
@@ -341,10 +342,10 @@ def _retrying_manager(
     adapter.register_uri(
         "POST", ISSUER + "/token", json={"access_token": "tok-1", "token_type": "Bearer", "expires_in": 60}
     )
-    kwargs.setdefault("sleep", clock.sleep)
+    kwargs = {**clock.keywords(), **kwargs}
     manager = ClientCredentialsManager(
         issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-        token_session=token_session_for(adapter), clock=clock, monotonic=clock, refresh_ahead=0, **kwargs,
+        token_session=token_session_for(adapter), refresh_ahead=0, **kwargs,
     )
     return manager, adapter
 

@@ -26,8 +26,9 @@ from reqcc import (
     mount,
 )
 from reqcc.adapter import REJECTION_COOLDOWN, RejectionCooldown
+from reqcc.testing import FakeClock
 
-from .conftest import API, TOKEN_URL, Env, FakeClock, TokenIssuer, manager_kwargs
+from .conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
 from .hostile_server import HostileServer, Reply
 
 MiB = 1 << 20

@@ -66,8 +66,9 @@ def response(status: int, body: bytes, content_type: str = "application/json") -
 
 
 def parsed_or_reqcc_error(status: int, body: bytes) -> OAuthToken | ReqccError:
-    try:
-        token = endpoint().parse_response(response(status, body))
+    answer, token_endpoint = response(status, body), endpoint()
+    try:  # parsed, then checked for the type asked for, as request_token does
+        token = token_endpoint._check_token_type(token_endpoint.parse_response(answer), answer)
     except ReqccError as exc:
         assert "s3cret" not in str(exc)
         return exc

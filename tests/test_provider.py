@@ -15,8 +15,9 @@ from reqcc import (
     ReqccError,
     TokenProviderError,
 )
+from reqcc.testing import FakeClock
 
-from .conftest import START, Env, FakeClock
+from .conftest import START, Env
 
 BOOKS = "https://api.example.com/books"
 
@@ -35,7 +36,8 @@ class Provider:
         if self.result is not None:
             return self.result
         return OAuthToken(
-            access_token=f"p-{len(self.calls)}", expires_in=self.lifetime, expiry=self.clock() + self.lifetime
+            access_token=f"p-{len(self.calls)}", expires_in=self.lifetime,
+            expiry=self.clock.time() + self.lifetime,
         )
 
 
@@ -108,7 +110,7 @@ def test_provider_may_call_fetch_token(make_env: Any) -> None:
 def test_provider_loading_a_stored_token_checks_is_valid(make_env: Any, clock: FakeClock) -> None:
     """The README's pattern: reuse the stored token while valid, else fetch and store."""
     store: dict[str, Any] = {
-        "token": OAuthToken(access_token="stored", expires_in=3600, expiry=clock() + 100).to_dict()
+        "token": OAuthToken(access_token="stored", expires_in=3600, expiry=clock.time() + 100).to_dict()
     }
 
     def provider(last: OAuthToken | None, manager: ClientCredentialsManager) -> OAuthToken:
@@ -135,7 +137,7 @@ def test_provider_loading_a_stored_token_checks_is_valid(make_env: Any, clock: F
 
 def test_provider_returning_an_expired_token(make_env: Any, clock: FakeClock) -> None:
     provider = Provider(clock)
-    provider.result = OAuthToken(access_token="old", expires_in=3600, expiry=clock() - 1)
+    provider.result = OAuthToken(access_token="old", expires_in=3600, expiry=clock.time() - 1)
     env: Env = make_env(token_provider=provider)
     with pytest.raises(TokenProviderError) as info:
         env.session.get(BOOKS)
@@ -170,7 +172,7 @@ def test_provider_returning_a_token_inside_the_skew_counts_as_expired(
     make_env: Any, clock: FakeClock
 ) -> None:
     provider = Provider(clock)
-    provider.result = OAuthToken(access_token="almost", expiry=clock() + 10)  # skew 30 s
+    provider.result = OAuthToken(access_token="almost", expiry=clock.time() + 10)  # skew 30 s
     env: Env = make_env(token_provider=provider)
     with pytest.raises(TokenProviderError, match="expired"):
         env.session.get(BOOKS)
@@ -261,7 +263,7 @@ def test_provider_failure_then_recovery(make_env: Any, clock: FakeClock) -> None
 
 
 def test_provider_returning_the_token_a_401_just_retired(make_env: Any, clock: FakeClock) -> None:
-    stored = OAuthToken(access_token="stale-in-db", expires_in=3600, expiry=clock() + 3600)
+    stored = OAuthToken(access_token="stale-in-db", expires_in=3600, expiry=clock.time() + 3600)
     env: Env = make_env(token_provider=lambda last, manager: stored)
     env.api.register_uri("GET", BOOKS, status_code=401)
     with pytest.raises(TokenProviderError, match="rejected") as info:
@@ -290,7 +292,7 @@ def test_on_token_update_fires_once_per_new_token(make_env: Any, clock: FakeCloc
 
 def test_on_token_update_does_not_fire_for_the_same_token_again(make_env: Any, clock: FakeClock) -> None:
     updates = Updates()
-    same = OAuthToken(access_token="same", expires_in=3600, expiry=clock() + 3600)
+    same = OAuthToken(access_token="same", expires_in=3600, expiry=clock.time() + 3600)
     provider = Provider(clock)
     provider.result = same
     env: Env = make_env(token_provider=provider, on_token_update=updates)
@@ -326,7 +328,7 @@ def test_on_token_update_exception_is_logged_and_does_not_fail_the_request(
 
 def test_token_given_at_construction_is_used_without_fetch_or_update(make_env: Any, clock: FakeClock) -> None:
     updates = Updates()
-    given = OAuthToken(access_token="given", expires_in=3600, expiry=clock() + 3600)
+    given = OAuthToken(access_token="given", expires_in=3600, expiry=clock.time() + 3600)
     env: Env = make_env(token=given, on_token_update=updates)
     for _ in range(3):
         env.session.get(BOOKS)
@@ -337,7 +339,7 @@ def test_token_given_at_construction_is_used_without_fetch_or_update(make_env: A
 
 
 def test_token_given_as_a_dict_at_construction(make_env: Any, clock: FakeClock) -> None:
-    env: Env = make_env(token={"access_token": "given-dict", "expiry": clock() + 3600})
+    env: Env = make_env(token={"access_token": "given-dict", "expiry": clock.time() + 3600})
     env.session.get(BOOKS)
     assert env.issuer.count == 0
     assert env.bearers() == ["Bearer given-dict"]
@@ -359,7 +361,8 @@ def test_token_set_by_hand_is_used_without_fetch_or_update(make_env: Any, clock:
 
 def test_an_expired_token_given_at_construction_is_replaced(make_env: Any, clock: FakeClock) -> None:
     updates = Updates()
-    env: Env = make_env(token=OAuthToken(access_token="stale", expiry=clock() - 5), on_token_update=updates)
+    stale = OAuthToken(access_token="stale", expiry=clock.time() - 5)
+    env: Env = make_env(token=stale, on_token_update=updates)
     env.session.get(BOOKS)
     assert env.issuer.count == 1
     assert env.bearers() == ["Bearer tok-1"]
@@ -391,7 +394,7 @@ def test_is_valid_is_expired_and_invalidate(make_env: Any, clock: FakeClock) -> 
     token = manager.fetch_token()
     assert manager.is_valid(token) is True
     assert manager.is_expired(token) is False
-    other = OAuthToken(access_token="other", expires_in=100, expiry=clock() + 100)
+    other = OAuthToken(access_token="other", expires_in=100, expiry=clock.time() + 100)
     assert manager.is_expired(other) is False
     clock.advance(69)
     assert manager.is_expired(other) is False
@@ -416,7 +419,7 @@ def test_a_provider_token_built_with_only_expires_in_expires_by_the_clock(
 
     env: Env = make_env(token_provider=provider)
     env.session.get(BOOKS)
-    assert env.manager.token is not None and env.manager.token.expiry == clock() + 600
+    assert env.manager.token is not None and env.manager.token.expiry == clock.time() + 600
     clock.advance(600 - 30)  # expired (30 s skew): taken as received when the provider returned it
     env.session.get(BOOKS)
     assert len(calls) == 2
@@ -426,7 +429,7 @@ def test_a_provider_token_built_with_only_expires_in_expires_by_the_clock(
 def test_a_token_set_by_hand_with_only_expires_in_expires_by_the_clock(clock: FakeClock) -> None:
     manager = ClientCredentialsManager(
         token_url="https://auth.example.com/token", client_id="c", client_secret="s",
-        clock=clock, monotonic=clock,
+        **clock.keywords(),
     )
     manager.token = OAuthToken("by-hand", expires_in=100)
     assert manager.is_valid(manager.token)

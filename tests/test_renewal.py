@@ -14,18 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 from reqcc import OAuthToken
+from reqcc.testing import FakeClock
 
-from .conftest import Env, FakeClock
+from .conftest import Env
 from .threads import JOIN, wait_until
 
 REFRESH_THREAD = "reqcc-token-refresh"
 
 
-class ReplacingClock(FakeClock):
-    """A monotonic clock that, once armed, runs ``action`` at its next reading (once)."""
+class ReplacingClock:
+    """``clock``'s monotonic reading that, once armed, runs ``action`` at its next reading (once)."""
 
-    def __init__(self, start: float) -> None:
-        super().__init__(start)
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
         self.action: Callable[[], None] | None = None
         self.fired = False
 
@@ -34,7 +35,7 @@ class ReplacingClock(FakeClock):
         if action is not None:
             action()
             self.fired = True
-        return self.now
+        return self.clock.monotonic()
 
 
 def renewed(env: Env, count: int) -> bool:
@@ -48,12 +49,11 @@ def renewed(env: Env, count: int) -> bool:
 
 
 def setup(make_env: Callable[..., Env], clock: FakeClock) -> tuple[Env, ReplacingClock]:
-    mono = ReplacingClock(clock.now)
+    mono = ReplacingClock(clock)
     env = make_env(refresh_ahead=0.2, clock_skew=0, monotonic=mono)
     env.manager.token = OAuthToken(access_token="old", token_type="Bearer", expires_in=100,
                                    expiry=clock.now + 100)
     clock.advance(90)  # the last 20 s are its renewal window: 10 s left
-    mono.advance(90)
     return env, mono
 
 

@@ -28,8 +28,9 @@ from reqcc import (
     ReqccError,
     TokenProviderError,
 )
+from reqcc.testing import FakeClock
 
-from .conftest import CLIENT_ID, TOKEN_URL, Env, FakeClock, TokenIssuer
+from .conftest import CLIENT_ID, TOKEN_URL, Env, TokenIssuer
 
 BOOKS = "https://api.example.com/books"
 SECRET = "Zq9:k%p+w x/é-s3cr3t"  # every character class §2.3.1 encodes
@@ -210,7 +211,7 @@ def test_token_endpoint_failures(
 def test_provider_failures(make_env: Any, leaks: Leaks, clock: FakeClock) -> None:
     results: list[Any] = [
         {"access_token": f"{TOKEN_PREFIX}p", "token_type": "mac"},
-        OAuthToken(access_token=f"{TOKEN_PREFIX}old", expiry=clock() - 100, refresh_token=REFRESH),
+        OAuthToken(access_token=f"{TOKEN_PREFIX}old", expiry=clock.time() - 100, refresh_token=REFRESH),
         f"{TOKEN_PREFIX}bare-string",
         {"access_token": f"{TOKEN_PREFIX}p", "expires_in": "soon"},
     ]
@@ -278,8 +279,7 @@ def test_insecure_request_error(leaks: Leaks, clock: FakeClock) -> None:
         token_url=TOKEN_URL,
         client_id=CLIENT_ID,
         client_secret=SECRET,
-        clock=clock,
-        monotonic=clock,
+        **clock.keywords(),
         token_session=token_session,
         adapter=api,
     )

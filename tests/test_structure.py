@@ -23,7 +23,10 @@ PACKAGE = Path(reqcc.__file__).parent
 #: listed belongs to the nearest listed package above it (``reqcc.stores.base`` →
 #: ``reqcc.stores``); a new top-level module needs a line here.
 LAYERS: list[set[str]] = [
-    {"reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords", "reqcc.challenges"},
+    {
+        "reqcc._log", "reqcc._version", "reqcc.errors", "reqcc.scopes", "reqcc._keywords",
+        "reqcc.challenges", "reqcc.fork_safety",
+    },
     {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry", "reqcc.backoff"},
     {"reqcc.auth_base"},
     {"reqcc.jwt_auth", "reqcc.client_assertion", "reqcc.workload"},
@@ -33,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"reqcc.discovered"},
     {
         "reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown", "reqcc.validity",
-        "reqcc.fork_safety", "reqcc.renewal", "reqcc.sharing", "reqcc.token_source",
+        "reqcc.process_state", "reqcc.renewal", "reqcc.sharing", "reqcc.token_source",
     },
     {"reqcc.manager"},
     {"reqcc.adapter", "reqcc._untokened"},

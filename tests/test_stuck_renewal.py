@@ -24,8 +24,9 @@ import requests
 import requests_mock
 
 from reqcc import ClientCredentialsManager, OAuthToken
+from reqcc.testing import FakeClock
 
-from .conftest import CLIENT_ID, TOKEN_URL, FakeClock, manager_kwargs, token_session_for
+from .conftest import CLIENT_ID, TOKEN_URL, manager_kwargs, token_session_for
 from .threads import JOIN, Crowd, join_all, wait_until
 
 #: Every token lives 100 s; with ``clock_skew=0`` its renewal window opens at 80 s.

@@ -34,7 +34,7 @@ def test_a_successful_token_request(otel: Otel) -> None:
     telemetry = otel.telemetry()
     assert telemetry.enabled
     with telemetry.token_request("https://as.example/oauth/token"):
-        otel.clock.now += 0.25
+        otel.clock.advance(0.25)
     [count] = otel.points("reqcc.token.requests")
     assert count.value == 1
     assert dict(count.attributes) == {"reqcc.client_id": "client-1", "outcome": "success"}
@@ -75,7 +75,7 @@ def test_a_provider_error_counts_as_an_error_with_its_code(otel: Otel) -> None:
     response = requests.Response()
     response.status_code = 401
     with pytest.raises(InvalidClient), telemetry.token_request():
-        otel.clock.now += 1.5
+        otel.clock.advance(1.5)
         raise InvalidClient("invalid_client", f"bad secret {SECRET}", response=response)
     [count] = otel.points("reqcc.token.requests")
     expected = {"reqcc.client_id": "client-1", "outcome": "error", "error.type": "invalid_client"}

@@ -15,8 +15,8 @@ from opentelemetry.trace import StatusCode
 
 from reqcc import ClientCredentialsSession, InvalidClient, TokenResponseError
 from reqcc.telemetry import SPAN_NAME
-from reqcc.testing import LocalAuthorizationServer
-from tests.otel_sdk import Clock, Otel
+from reqcc.testing import FakeClock, LocalAuthorizationServer
+from tests.otel_sdk import Otel
 from tests.threads import wait_until
 
 SECRET = "bookstore-secret"
@@ -130,8 +130,8 @@ def test_every_caller_that_waited_records_its_wait_the_leader_included(
     # DESIGN item 34: the caller that led the fetch waited for the token too. The wait is
     # read on the manager's monotonic clock, moved by 2.5 s while the fetch is held: each
     # of the 5 callers records exactly 2.5 s (a wait recorded as 0 s fails this).
-    clock = Clock()
-    session = session_for(monotonic=clock)
+    clock = FakeClock(100.0)
+    session = session_for(monotonic=clock.monotonic)
     manager = session.manager
     flights = manager._flights
     entered = threading.Semaphore(0)
@@ -153,7 +153,7 @@ def test_every_caller_that_waited_records_its_wait_the_leader_included(
         t.start()
     for _ in range(4):  # every thread but the leader is waiting on the leader's flight
         assert entered.acquire(timeout=10)
-    clock.now += 2.5
+    clock.advance(2.5)
     gate.set()
     for t in threads:
         t.join(10)
@@ -174,14 +174,14 @@ def test_a_single_threaded_service_records_each_wait_for_its_token(
     reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
 ) -> None:
     # The case issue 19 measured: one thread, each token fetched by the caller itself.
-    clock = Clock()
-    session = session_for(monotonic=clock)
+    clock = FakeClock(100.0)
+    session = session_for(monotonic=clock.monotonic)
     gate = reqcc_server.hold_token_requests(timeout=10)
     done: list[int] = []
     thread = threading.Thread(target=lambda: done.append(get_books(session, reqcc_server)), daemon=True)
     thread.start()
     assert wait_until(lambda: reqcc_server.token_requests == 1)
-    clock.now += 0.3
+    clock.advance(0.3)
     gate.set()
     thread.join(10)
     assert done == [200]

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from .. import fork_safety
 from .._log import excerpt, log
 from ..backoff import FailureBackoff
 from ..errors import TokenRequestError
@@ -109,6 +110,7 @@ class SharedTokens:
         self._stuck: _Call | None = None
         #: Whether the store keeps the fleet's outage record (DESIGN item 29).
         self.keeps_outages = isinstance(store, OutageStore)
+        fork_safety.register(self.after_fork)
 
     def after_fork(self) -> None:
         """Start a forked child with its own jitter, and no store call of the parent's pending."""

@@ -42,7 +42,8 @@ endpoints share), :mod:`.clients` (registered clients and client authentication)
 :mod:`.federation` (federated credentials: a platform's JWTs as a client's credential),
 :mod:`.failures` (failure injection), :mod:`.records` (the request log and counters),
 :mod:`.httpd` (HTTP and TLS plumbing), :mod:`.responses` (answer helpers) and
-:mod:`.plugin` (the pytest fixtures).
+:mod:`.plugin` (the pytest fixtures). :class:`FakeClock` (:mod:`.clock`) is a hand-moved
+wall and monotonic clock for a manager.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from __future__ import annotations
 from .clients import BOOKSTORE_SCOPES, DEFAULT_CLIENT_ID, DEFAULT_CLIENTS, RegisteredClient
 from .clients import ClientSpec as ClientSpec
 from .clients import UnknownClientError as UnknownClientError
+from .clock import FakeClock
 from .dpop import VerifiedProof
 from .federation import FederatedCredential
 from .records import RecordedTokenRequest
@@ -58,6 +60,7 @@ from .server import LocalAuthorizationServer
 
 __all__ = [
     "LocalAuthorizationServer",
+    "FakeClock",
     "RegisteredClient",
     "RecordedTokenRequest",
     "VerifiedProof",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from reqcc.testing import FakeClock  # importable from here as before it shipped
+
 from .authlib_server import AuthlibServer, Client
 
 #: A secret with every character that breaks a naive Basic or form encoding, 32+ bytes long
@@ -30,28 +32,10 @@ SPECIAL_SECRET = "s3cr:et %41+/&=x y&z=1+2/3:4% and more"
 assert len(SPECIAL_SECRET.encode()) >= 32
 
 
-class FakeClock:
-    """A clock the tests move by hand; starts at the real time so JWT checks pass."""
-
-    def __init__(self) -> None:
-        import time
-
-        self.now = time.time()
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
-
-
 @pytest.fixture
 def fake_clock() -> FakeClock:
-    """A hand-moved clock shared by the server and reqcc (wall and monotonic)."""
-    return FakeClock()
+    """A hand-moved clock shared by the server and reqcc; starts at the real time so JWT checks pass."""
+    return FakeClock(time.time())
 
 
 @dataclass(frozen=True)

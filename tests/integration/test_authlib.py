@@ -19,9 +19,10 @@ import requests
 from reqcc import ClientCredentialsSession, InvalidClient, InvalidScope, OAuthScope
 from reqcc.client_auth import make_client_auth
 from reqcc.jwt_auth import ASSERTION_TYPE
+from reqcc.testing import FakeClock
 
 from .authlib_server import AuthlibServer
-from .conftest import SPECIAL_SECRET, FakeClock, RSAKeys
+from .conftest import SPECIAL_SECRET, RSAKeys
 
 METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
 CLIENT_IDS = {
@@ -182,13 +183,13 @@ def test_raw_basic_encoding_breaks_on_authlib_for_a_percent_escape(
 def test_renewed_after_the_server_ttl(
     start_authlib: Callable[..., AuthlibServer], rsa_keys: RSAKeys, fake_clock: FakeClock
 ) -> None:
-    server = start_authlib(expires_in=2, clock=fake_clock)
+    server = start_authlib(expires_in=2, clock=fake_clock.time)
     session = session_for(
         server,
         clock_skew=0.5,
         refresh_ahead=0,
-        clock=fake_clock,
-        monotonic=fake_clock,
+        clock=fake_clock.time,
+        monotonic=fake_clock.monotonic,
         **credentials("client_secret_basic", rsa_keys),
     )
     assert session.get(server.api_url + "books").status_code == 200
@@ -213,13 +214,13 @@ def test_renewed_after_the_server_ttl(
 def test_renewed_ahead_in_the_background_near_the_end_of_its_life(
     start_authlib: Callable[..., AuthlibServer], rsa_keys: RSAKeys, fake_clock: FakeClock
 ) -> None:
-    server = start_authlib(expires_in=10, clock=fake_clock)
+    server = start_authlib(expires_in=10, clock=fake_clock.time)
     renewed = threading.Event()
     session = session_for(
         server,
         clock_skew=0,
-        clock=fake_clock,
-        monotonic=fake_clock,
+        clock=fake_clock.time,
+        monotonic=fake_clock.monotonic,
         on_token_update=lambda token: renewed.set() if server.token_requests == 2 else None,
         **credentials("private_key_jwt", rsa_keys),
     )
@@ -336,15 +337,15 @@ def test_token_revoked_at_the_server_is_retired_and_the_request_replayed(
 def test_token_params_reach_the_server_on_every_fetch(
     start_authlib: Callable[..., AuthlibServer], rsa_keys: RSAKeys, fake_clock: FakeClock
 ) -> None:
-    server = start_authlib(expires_in=2, clock=fake_clock)
+    server = start_authlib(expires_in=2, clock=fake_clock.time)
     params = {"audience": "https://api.bookstore.test/", "resource": "https://api.bookstore.test/books"}
     session = session_for(
         server,
         token_params=params,
         clock_skew=0,
         refresh_ahead=0,
-        clock=fake_clock,
-        monotonic=fake_clock,
+        clock=fake_clock.time,
+        monotonic=fake_clock.monotonic,
         **credentials("client_secret_jwt", rsa_keys),
     )
     session.get(server.api_url + "books")

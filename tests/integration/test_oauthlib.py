@@ -17,9 +17,9 @@ import requests
 
 from reqcc import ClientCredentialsSession, InvalidClient, InvalidScope, OAuthScope
 from reqcc.client_auth import make_client_auth
-from reqcc.testing import LocalAuthorizationServer
+from reqcc.testing import FakeClock, LocalAuthorizationServer
 
-from .conftest import SPECIAL_SECRET, FakeClock, TLSFiles
+from .conftest import SPECIAL_SECRET, TLSFiles
 
 Start = Callable[..., LocalAuthorizationServer]
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
@@ -68,8 +68,10 @@ def test_public_client_with_auth_method_none(start_oauthlib: Start) -> None:
 
 
 def test_renewed_after_the_server_ttl(start_oauthlib: Start, fake_clock: FakeClock) -> None:
-    server = start_oauthlib(token_ttl=2, clock=fake_clock)
-    session = session_for(server, clock_skew=0.5, refresh_ahead=0, clock=fake_clock, monotonic=fake_clock)
+    server = start_oauthlib(token_ttl=2, clock=fake_clock.time)
+    session = session_for(
+        server, clock_skew=0.5, refresh_ahead=0, clock=fake_clock.time, monotonic=fake_clock.monotonic
+    )
     assert session.get(server.api_url + "books").status_code == 200
     old = session.manager.token
     assert old is not None
@@ -153,10 +155,11 @@ def test_token_revoked_at_the_server_is_retired_and_the_request_replayed(
 
 
 def test_token_params_reach_the_server_on_every_fetch(start_oauthlib: Start, fake_clock: FakeClock) -> None:
-    server = start_oauthlib(token_ttl=2, clock=fake_clock)
+    server = start_oauthlib(token_ttl=2, clock=fake_clock.time)
     params = {"audience": "https://api.bookstore.test/", "resource": "https://api.bookstore.test/books"}
     session = session_for(
-        server, token_params=params, clock_skew=0, refresh_ahead=0, clock=fake_clock, monotonic=fake_clock
+        server, token_params=params, clock_skew=0, refresh_ahead=0,
+        clock=fake_clock.time, monotonic=fake_clock.monotonic,
     )
     session.get(server.api_url + "books")
     fake_clock.advance(3)
