@@ -76,7 +76,9 @@ def test_an_explicit_authorization_header_or_a_url_outside_base_url_is_sent_unto
     assert manager.token is not None and manager.token.access_token == "tok-1"
 
 
-def test_base_url_is_matched_case_insensitively_like_a_requests_mount(manager: ClientCredentialsManager) -> None:
+def test_base_url_is_matched_case_insensitively_like_a_requests_mount(
+    manager: ClientCredentialsManager,
+) -> None:
     flow = RequestPolicy(manager, base_url=API).flow("GET", "HTTPS://API.example.com/books")
     assert next(flow) is OBTAIN
 
@@ -137,7 +139,9 @@ def test_other_answers_neither_retire_nor_replay(
     assert manager.token is not None
 
 
-def test_a_body_that_cannot_be_replayed_retires_but_returns_the_401(manager: ClientCredentialsManager) -> None:
+def test_a_body_that_cannot_be_replayed_retires_but_returns_the_401(
+    manager: ClientCredentialsManager,
+) -> None:
     flow = RequestPolicy(manager).flow("POST", API, replayable=False)
     next(flow)
     flow.send(manager.get_token())
@@ -202,7 +206,9 @@ def dpop_manager(clock: FakeClock) -> ClientCredentialsManager:
     return m
 
 
-def test_a_dpop_token_goes_with_a_fresh_proof_carrying_ath_per_send(dpop_manager: ClientCredentialsManager) -> None:
+def test_a_dpop_token_goes_with_a_fresh_proof_carrying_ath_per_send(
+    dpop_manager: ClientCredentialsManager,
+) -> None:
     policy = RequestPolicy(dpop_manager)
     proofs = []
     for _ in range(2):
@@ -233,7 +239,9 @@ def test_use_dpop_nonce_is_replayed_once_with_the_nonce_without_retiring(
     assert unverified_claims(headers["DPoP"])["nonce"] == "n-2"  # the latest one remembered
 
 
-def test_a_nonce_challenge_without_a_replayable_body_is_returned(dpop_manager: ClientCredentialsManager) -> None:
+def test_a_nonce_challenge_without_a_replayable_body_is_returned(
+    dpop_manager: ClientCredentialsManager,
+) -> None:
     flow = RequestPolicy(dpop_manager).flow("POST", API, replayable=False)
     next(flow)
     flow.send(dpop_manager.get_token())
