@@ -69,7 +69,7 @@ class Front:
         self, auth: Any, method: str, url: str, *, guard: bool = True, follow_redirects: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return the response, read."""
+        """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read."""
         hooks = {"request": [auth.keep_home]} if guard else {}
         options = {"auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects}
         if self.flavour == "sync":
@@ -310,7 +310,8 @@ def test_importing_reqcc_imports_neither_httpx_nor_anyio() -> None:
         "print(json.dumps(sorted(m for m in ('httpx', 'httpx2', 'anyio', 'trio') if m in sys.modules)))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True, timeout=60,
+        [sys.executable, "-c", "import json\n" + code],
+        capture_output=True, text=True, check=True, timeout=60,
     ).stdout
     assert json.loads(out) == []
 
