@@ -324,3 +324,16 @@ def test_each_module_is_an_auth_of_its_own_httpx(name: str) -> None:
     reqcc_module = importlib.import_module(f"reqcc.{name}")
     assert issubclass(reqcc_module.ClientCredentialsAuth, module.Auth)
     assert reqcc_module.ClientCredentialsAuth.requires_request_body is True
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpx2"])
+def test_the_signature_lists_base_url_manager_then_every_manager_keyword(name: str) -> None:
+    if not _available(name):
+        pytest.skip(f"{name} not installed")
+    import inspect
+
+    auth_class = importlib.import_module(f"reqcc.{name}").ClientCredentialsAuth
+    manager = inspect.signature(ClientCredentialsManager).parameters
+    parameters = inspect.signature(auth_class).parameters
+    assert list(parameters) == ["base_url", "manager", *manager]
+    assert all(parameters[n] == p for n, p in manager.items())
