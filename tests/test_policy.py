@@ -284,3 +284,23 @@ def test_usable_token_never_fetches(clock: FakeClock) -> None:
     manager.token = token("tok-2")
     manager.invalidate(token("tok-2"))
     assert manager.usable_token() is None  # retired
+
+
+def test_usable_token_starts_the_background_renewal_in_the_renewal_window(clock: FakeClock) -> None:
+    import requests_mock
+
+    from .conftest import TOKEN_URL, TokenIssuer, manager_kwargs
+    from .threads import wait_until
+
+    auth = requests_mock.Adapter()
+    issuer = TokenIssuer(expires_in=100)
+    auth.register_uri("POST", TOKEN_URL, text=issuer)
+    manager = ClientCredentialsManager(**manager_kwargs(clock, auth, refresh_ahead=0.2, clock_skew=0))
+    manager.token = OAuthToken(access_token="tok-0", token_type="Bearer", expires_in=100)
+    clock.advance(79)
+    assert manager.usable_token() is manager.token and issuer.requests == []  # not in the window yet
+    clock.advance(2)
+    held = manager.usable_token()
+    assert held is not None and held.access_token == "tok-0"  # handed out at once, still valid
+    assert wait_until(lambda: manager.token is not None and manager.token.access_token == "tok-1")
+    assert len(issuer.requests) == 1
