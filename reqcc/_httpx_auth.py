@@ -18,6 +18,7 @@ origin (after redirects were followed) neither retires the token nor gives it a 
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -59,17 +60,36 @@ class _Done:
 _DONE = _Done()
 
 
+#: The environment variables a plain-http request's proxy comes from, lower case first
+#: (urllib's order, which httpx follows with ``trust_env``).
+_PROXY_VARIABLES = (
+    ("http", "http_proxy"), ("http", "HTTP_PROXY"), ("all", "all_proxy"), ("all", "ALL_PROXY"),
+)
+
+
 def _environment_proxies(url: str) -> dict[str, str] | None:
-    """The proxies httpx (``trust_env``) may take from the environment for plain-http ``url``."""
+    """The proxies httpx (``trust_env``) may take from the environment for plain-http ``url``.
+
+    Four look-ups, not ``urllib.request.getproxies()``, which decodes the whole environment
+    (about 0.1 ms, more than httpx spends on a request).
+    """
     if url[:5].lower() != "http:":
         return None
-    proxies = urllib.request.getproxies_environment()
+    environ = os.environ
+    proxies: dict[str, str] = {}
+    for scheme, name in _PROXY_VARIABLES:
+        value = environ.get(name)
+        if value and scheme not in proxies:
+            proxies[scheme] = value
     if not proxies:
         return None
+    no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY")
     host = url.split("://", 1)[-1].split("/", 1)[0]
-    if urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+    if no_proxy and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+        host, {"no": no_proxy}
+    ):
         return None
-    return {key: value for key, value in proxies.items() if key in ("http", "all")}
+    return proxies
 
 
 class AuthFlows:
@@ -131,7 +151,8 @@ class AuthFlows:
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """Send ``request`` with the token, for ``httpx.Client`` (see the class docstring)."""
         request.read()
-        flow = self._flow(request)
+        url = str(request.url)
+        flow = self._flow(request, url)
         try:
             step = next(flow)
             while True:
@@ -139,9 +160,9 @@ class AuthFlows:
                     step = flow.send(self.manager.get_token())
                     continue
                 assert isinstance(step, Send)
-                self._apply(request, step)
+                self._apply(request, step, url)
                 response = yield request
-                following = self._answer(flow, request, response)
+                following = self._answer(flow, request, response, url)
                 if following is None:
                     return
                 _discard(response, self._byte_stream)
@@ -152,7 +173,8 @@ class AuthFlows:
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         """Send ``request`` with the token, for ``httpx.AsyncClient`` (see the class docstring)."""
         await request.aread()
-        flow = self._flow(request)
+        url = str(request.url)
+        flow = self._flow(request, url)
         try:
             step = next(flow)
             while True:
@@ -161,9 +183,9 @@ class AuthFlows:
                     step = flow.send(token if token is not None else await self._tokens.token())
                     continue
                 assert isinstance(step, Send)
-                self._apply(request, step)
+                self._apply(request, step, url)
                 response = yield request
-                following = self._answer(flow, request, response)
+                following = self._answer(flow, request, response, url)
                 if following is None:
                     return
                 await _adiscard(response, self._byte_stream)
@@ -171,30 +193,28 @@ class AuthFlows:
         finally:
             flow.close()
 
-    def _flow(self, request: Any) -> Generator[Step, Any, None]:
-        url = str(request.url)
+    def _flow(self, request: Any, url: str) -> Generator[Step, Any, None]:
         stamp = request.extensions.get(STAMP)
-        authorization = request.headers.get("Authorization")
+        authorization = _authorization(request.headers)
         explicit = authorization is not None and (stamp is None or authorization != stamp[1])
         return self._policy.flow(
             request.method, url, explicit=explicit, replayable=True, proxies=_environment_proxies(url)
         )
 
-    def _apply(self, request: Any, send: Send) -> None:
+    def _apply(self, request: Any, send: Send, url: str) -> None:
         """Set the step's credential headers on ``request`` (or remove reqcc's stale ones)."""
         headers = request.headers
         if send.headers:
             for name, value in send.headers.items():
                 headers[name] = value
-            request.extensions[STAMP] = (
-                str(request.url), send.headers["Authorization"], send.headers.get(DPOP_HEADER)
-            )
+            request.extensions[STAMP] = (url, send.headers["Authorization"], send.headers.get(DPOP_HEADER))
         else:
             _strip(request)
 
-    def _answer(self, flow: Generator[Step, Any, None], request: Any, response: Any) -> Step | None:
+    def _answer(
+        self, flow: Generator[Step, Any, None], request: Any, response: Any, url: str
+    ) -> Step | None:
         """Tell the policy what came back; return its next step (a replay), or ``None`` when done."""
-        url = str(request.url)
         if response.history:
             if not request.extensions.get(GUARDED) and not self._warned_redirects:
                 self._warned_redirects = True
@@ -243,6 +263,23 @@ class AuthFlows:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, manager={self.manager!r})"
+
+
+def _authorization(headers: Any) -> str | None:
+    """The ``Authorization`` value of httpx ``headers``, or ``None``.
+
+    Read from the list httpx and httpx2 keep (``(name, lowered name, value)`` bytes) when it
+    is there: ``headers.get`` of a missing name raises and catches a ``KeyError`` inside,
+    the larger part of this auth's cost per request.
+    """
+    items = getattr(headers, "_list", None)
+    if type(items) is not list:
+        value = headers.get("Authorization")
+        return value if isinstance(value, str) else None
+    for item in items:
+        if item[1] == b"authorization":
+            return str(item[2].decode(headers.encoding))
+    return None
 
 
 def _strip(request: Any) -> None:

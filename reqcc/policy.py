@@ -37,6 +37,8 @@ from .oauth_token import OAuthToken
 __all__ = ["OBTAIN", "Obtain", "RequestPolicy", "Response", "Send", "Step", "rejects_token"]
 
 _TOKEN_REQUEST = "a request carrying a bearer token"
+#: How many origins a policy remembers as fit to carry a token (then it starts afresh).
+MAX_SECURE_ORIGINS = 64
 #: The longest ``WWW-Authenticate`` value read for its ``error`` (a longer one is cut there).
 MAX_CHALLENGE = 8192
 _WWW_AUTH_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
@@ -112,12 +114,14 @@ class RequestPolicy:
         serves (then a plain-http request to a host other than loopback is refused).
     """
 
-    __slots__ = ("_prefix", "base_url", "manager")
+    __slots__ = ("_prefix", "_secure", "base_url", "manager")
 
     def __init__(self, manager: ClientCredentialsManager, *, base_url: str | None = None) -> None:
         self.manager = manager
         self.base_url = base_url
         self._prefix = base_url.lower() if base_url is not None else None
+        # The "scheme://host:port" texts of URLs already found fit to carry a token.
+        self._secure: set[str] = set()
 
     def covers(self, url: str) -> bool:
         """Whether ``url`` is under ``base_url`` (always, without one)."""
@@ -146,7 +150,7 @@ class RequestPolicy:
         if explicit or not self.covers(url):
             yield _UNTOUCHED
             return
-        require_secure_url(url, _TOKEN_REQUEST)
+        self._require_secure(url)
         if proxies:
             require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
         token = yield OBTAIN
@@ -174,6 +178,25 @@ class RequestPolicy:
             fresh.access_token != token.access_token
         ):
             cooldown.start(endpoint)
+
+    def _require_secure(self, url: str) -> None:
+        """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
+
+        Decided once per origin text: in an ``http://`` or ``https://`` URL the first ``/``
+        from index 8 on ends the host (or comes after a ``?`` or ``#`` that ended it: the
+        text before it then holds the whole host, and the rule reads the same). At most
+        :data:`MAX_SECURE_ORIGINS` are remembered; any other URL is decided each time.
+        """
+        end = url.find("/", 8)
+        key = url[:end] if end >= 0 and url[:8].lower().startswith(("https://", "http://")) else None
+        secure = self._secure
+        if key is not None and key in secure:
+            return
+        require_secure_url(url, _TOKEN_REQUEST)
+        if key is not None:
+            if len(secure) >= MAX_SECURE_ORIGINS:
+                secure.clear()
+            secure.add(key)
 
     def _present(
         self, method: str, url: str, token: OAuthToken, replayable: bool

@@ -160,6 +160,8 @@ def test_loopback_http_through_an_environment_proxy_is_refused(
     with pytest.raises(InsecureTransportError, match="proxy"):
         front.request(auth, "GET", server.api_url + "books")
     assert server.token_requests == 0
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # exempt: it never leaves the machine
+    assert front.request(auth, "GET", server.api_url + "books").status_code == 200
 
 
 def test_base_url_must_be_secure(front: Front, server: LocalAuthorizationServer) -> None:

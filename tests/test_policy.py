@@ -304,3 +304,14 @@ def test_usable_token_starts_the_background_renewal_in_the_renewal_window(clock:
     assert held is not None and held.access_token == "tok-0"  # handed out at once, still valid
     assert wait_until(lambda: manager.token is not None and manager.token.access_token == "tok-1")
     assert len(issuer.requests) == 1
+
+
+def test_the_secure_origins_remembered_never_let_another_host_through(
+    manager: ClientCredentialsManager,
+) -> None:
+    policy = RequestPolicy(manager)
+    assert next(policy.flow("GET", "http://127.0.0.1:8080/a")) is OBTAIN  # remembered from here on
+    assert next(policy.flow("GET", "http://127.0.0.1:8080/b?x=1")) is OBTAIN
+    for url in ("http://127.0.0.1.evil.example/", "http://127.0.0.2.nip.io/", "http://10.0.0.1:8080/"):
+        with pytest.raises(InsecureTransportError):
+            next(policy.flow("GET", url))
