@@ -53,8 +53,11 @@ class AsyncTokenWait:
 
     def __init__(self, manager: ClientCredentialsManager) -> None:
         self.manager = manager
-        # The fetch under way per event loop (its native token), touched on that loop only.
+        # The fetch under way per event loop (its native token); an entry goes when its
+        # fetch ends, so a program that runs many loops one after another keeps none of them.
+        # The lock guards only dict operations (never held across a wait).
         self._pending: dict[object, _Pending] = {}
+        self._lock = threading.Lock()
 
     async def token(self) -> OAuthToken:
         """Return a usable token; a fetch, if one is needed, runs in a worker thread.
@@ -75,12 +78,15 @@ class AsyncTokenWait:
         loop = anyio.lowlevel.current_token()
         key = loop.native_token
         now = manager.monotonic()
-        pending = self._pending.get(key)
-        if pending is None or pending.done or now >= pending.deadline:
-            pending = _Pending(anyio.Event(), now + manager.token_deadline)
-            self._pending[key] = pending
+        with self._lock:
+            pending = self._pending.get(key)
+            start = pending is None or pending.done or now >= pending.deadline
+            if start:
+                pending = self._pending[key] = _Pending(anyio.Event(), now + manager.token_deadline)
+        assert pending is not None
+        if start:
             threading.Thread(
-                target=self._fetch, args=(pending, loop), name="reqcc-async-token", daemon=True
+                target=self._fetch, args=(pending, loop, key), name="reqcc-async-token", daemon=True
             ).start()
         with anyio.move_on_after(max(0.0, pending.deadline - now)):
             await pending.event.wait()
@@ -94,7 +100,7 @@ class AsyncTokenWait:
         assert pending.token is not None
         return pending.token
 
-    def _fetch(self, pending: _Pending, loop: EventLoopToken) -> None:
+    def _fetch(self, pending: _Pending, loop: EventLoopToken, key: object) -> None:
         """The worker thread: ``get_token()``, then wake the loop's waiters."""
         import anyio.from_thread
 
@@ -107,6 +113,9 @@ class AsyncTokenWait:
             interrupt = exc
             pending.error = LeaderInterrupted(type(exc).__name__)
         pending.done = True
+        with self._lock:
+            if self._pending.get(key) is pending:
+                del self._pending[key]
         try:
             anyio.from_thread.run_sync(pending.event.set, token=loop)
         except Exception as exc:  # the loop has ended: nobody waits any more

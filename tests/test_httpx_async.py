@@ -218,3 +218,18 @@ async def test_a_token_endpoint_error_reaches_every_waiting_coroutine_as_its_own
     assert len(errors) == 20 and len({id(e) for e in errors}) == 20
     assert server.token_requests == 1  # the others joined it or got it again during the backoff
     assert server.api_requests == 0
+
+
+def test_no_state_is_kept_per_event_loop_once_its_fetch_is_over(server: LocalAuthorizationServer) -> None:
+    from reqcc.async_token import AsyncTokenWait
+
+    manager = ClientCredentialsManager(
+        **{k: v for k, v in server.credentials().items() if k != "base_url"}, scopes=SCOPES
+    )
+    waiter = AsyncTokenWait(manager)
+    for backend in ("asyncio", "trio", "asyncio"):
+        manager.token = None  # each loop has to fetch
+        token = anyio.run(waiter.token, backend=backend)
+        assert token.access_token
+    assert waiter._pending == {}
+    assert server.token_requests == 3
