@@ -216,7 +216,8 @@ class AuthFlows:
     ) -> Step | None:
         """Tell the policy what came back; return its next step (a replay), or ``None`` when done."""
         if response.history:
-            if not request.extensions.get(GUARDED) and not self._warned_redirects:
+            extensions = request.extensions
+            if STAMP in extensions and not extensions.get(GUARDED) and not self._warned_redirects:
                 self._warned_redirects = True
                 log.warning(
                     "an httpx client followed a redirect of a request carrying a reqcc credential "

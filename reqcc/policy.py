@@ -76,7 +76,9 @@ class Send:
         return f"Send(headers={sorted(self.headers)!r}, token={fingerprint!r})"
 
 
-#: A response as the policy sees it: its status code and its headers.
+#: A response as the policy sees it: its status code and its headers. ``(0, {})`` is an
+#: answer the policy must learn nothing from (a front end that followed redirects got it
+#: from another origin): it neither retires the token nor gives it a nonce.
 Response = tuple[int, Mapping[str, str]]
 #: What the policy yields.
 Step = Obtain | Send

@@ -339,3 +339,15 @@ def test_the_signature_lists_base_url_manager_then_every_manager_keyword(name: s
     parameters = inspect.signature(auth_class).parameters
     assert list(parameters) == ["base_url", "manager", *manager]
     assert all(parameters[n] == p for n, p in manager.items())
+
+
+def test_a_followed_redirect_of_a_request_without_a_reqcc_credential_is_not_warned_about(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    elsewhere = serve(Reply(body=b"{}"))
+    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    auth = auth_for(front, server)  # base_url: the local server's API, not home
+    with caplog.at_level("WARNING", logger="reqcc"):
+        front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
+    assert "keep_home" not in caplog.text
