@@ -351,3 +351,32 @@ def test_a_followed_redirect_of_a_request_without_a_reqcc_credential_is_not_warn
     with caplog.at_level("WARNING", logger="reqcc"):
         front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
     assert "keep_home" not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpx2"])
+def test_keep_home_strips_reqccs_credentials_from_a_hop_to_another_origin_only(name: str) -> None:
+    # An http -> https upgrade of one host keeps Authorization in httpx; keep_home does not.
+    if not _available(name):
+        pytest.skip(f"{name} not installed")
+    from reqcc._httpx_auth import STAMP
+
+    module = importlib.import_module(name)
+    auth = importlib.import_module(f"reqcc.{name}").ClientCredentialsAuth(
+        token_url="https://auth.example.com/token", client_id="c", client_secret="s"
+    )
+    stamp = ("http://127.0.0.1/start", "DPoP tok", "proof")
+
+    def hop(url: str, authorization: str = "DPoP tok") -> Any:
+        request = module.Request(
+            "GET", url, headers={"Authorization": authorization, "DPoP": "proof"}, extensions={STAMP: stamp}
+        )
+        anyio.run(_await, auth.keep_home(request))  # the async client awaits what it returns
+        return request.headers
+
+    assert "Authorization" not in hop("https://127.0.0.1/start") and "DPoP" not in hop("https://127.0.0.1/")
+    assert hop("http://127.0.0.1/elsewhere")["DPoP"] == "proof"  # same origin: kept
+    assert hop("https://127.0.0.1/", authorization="Basic mine")["Authorization"] == "Basic mine"  # not ours
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable
