@@ -8,9 +8,10 @@ the sync threads of a shared manager: one token request in all), and every corou
 that loop needing a token meanwhile awaits one event the thread sets when it is done:
 waiting coroutines hold no thread each. The thread is not tied to any coroutine:
 cancelling a waiting coroutine (the first one included) does not cancel the fetch, and
-the others still get its token. A coroutine waits ``token_deadline`` at most, then gets a
-:class:`~reqcc.TokenDeadlineError` (a ``token_provider`` that never returns keeps its
-thread; the next coroutine after the deadline starts a new one).
+the others still get its token. Each coroutine that waited is recorded in
+``reqcc.token.wait.duration`` (DESIGN item 26). A coroutine waits ``token_deadline`` at
+most, then gets a :class:`~reqcc.TokenDeadlineError` (a ``token_provider`` that never
+returns keeps its thread; the next coroutine after the deadline starts a new one).
 
 Runs on any loop anyio supports (asyncio, trio); anyio is imported on the first cold wait.
 """
@@ -88,8 +89,13 @@ class AsyncTokenWait:
             threading.Thread(
                 target=self._fetch, args=(pending, loop, key), name="reqcc-async-token", daemon=True
             ).start()
-        with anyio.move_on_after(max(0.0, pending.deadline - now)):
-            await pending.event.wait()
+        try:
+            with anyio.move_on_after(max(0.0, pending.deadline - now)):
+                await pending.event.wait()
+        finally:
+            # Item 26: every coroutine that had to wait is a caller that waited (the worker
+            # thread's own wait in the single flight may be recorded too, as a thread's).
+            manager._telemetry.waited(manager.monotonic() - now)
         if not pending.done:
             raise TokenDeadlineError(
                 f"no token within token_deadline ({manager.token_deadline:g}s): "

@@ -233,3 +233,37 @@ def test_no_state_is_kept_per_event_loop_once_its_fetch_is_over(server: LocalAut
         assert token.access_token
     assert waiter._pending == {}
     assert server.token_requests == 3
+
+
+@pytest.mark.anyio
+async def test_every_waiting_coroutine_is_recorded_as_a_caller_that_waited(
+    server: LocalAuthorizationServer, otel: Any
+) -> None:
+    auth = make_auth(
+        pytest.importorskip("httpx"), server,
+        meter_provider=otel.meter_provider, tracer_provider=otel.tracer_provider,
+    )
+    gate = server.hold_token_requests(1, timeout=PATIENCE)
+    statuses: list[int] = []
+    with anyio.fail_after(PATIENCE):
+        async with auth_client(auth) as client, anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                statuses.append((await client.get(server.api_url + "books")).status_code)
+
+            for _ in range(10):
+                tg.start_soon(call)
+            await until(lambda: server.token_requests == 1)
+            await anyio.sleep(0.05)
+            gate.set()
+    assert statuses == [200] * 10
+    [waits] = otel.points("reqcc.token.wait.duration")
+    # the ten coroutines, and maybe the worker thread's own wait in the single flight
+    assert waits.count in (10, 11)
+    assert otel.requests_by() == {("success", None): 1}
+
+
+def auth_client(auth: Any) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(auth=auth)
