@@ -119,6 +119,10 @@ class AuthFlows:
 
     Redirects: install :meth:`keep_home` as a request event hook so that no credential
     crosses to another origin when the client follows redirects.
+
+    The request httpx hands the flow is the one sent: like httpx's own auths, the flow sets
+    the token on it, so ``response.request`` shows it. When sending fails, the flow takes
+    the token off again: the exception's ``request`` does not carry it (item 31).
     """
 
     requires_request_body = True
@@ -167,6 +171,11 @@ class AuthFlows:
                     return
                 _discard(response, self._byte_stream)
                 step = following
+        except BaseException:
+            # httpx closes the flow (GeneratorExit here) when sending failed: the exception
+            # carries this request, which must not carry the token (DESIGN item 31).
+            _strip(request)
+            raise
         finally:
             flow.close()
 
@@ -190,6 +199,9 @@ class AuthFlows:
                     return
                 await _adiscard(response, self._byte_stream)
                 step = following
+        except BaseException:
+            _strip(request)  # as in sync_auth_flow
+            raise
         finally:
             flow.close()
 

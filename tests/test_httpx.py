@@ -380,3 +380,19 @@ def test_keep_home_strips_reqccs_credentials_from_a_hop_to_another_origin_only(n
 
 async def _await(awaitable: Any) -> None:
     await awaitable
+
+
+def test_an_exception_while_sending_carries_the_request_without_token_or_proof(front: Front) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    with LocalAuthorizationServer() as server:
+        for dpop in (False, True):
+            auth = auth_for(front, server, base_url=dead, dpop=dpop)
+            with pytest.raises(front.module.TransportError) as caught:
+                front.request(auth, "GET", dead + "books")
+            headers = caught.value.request.headers
+            assert "Authorization" not in headers and "DPoP" not in headers
+        assert server.token_requests == 2  # the tokens were obtained and set, then taken off
