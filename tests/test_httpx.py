@@ -396,3 +396,25 @@ def test_an_exception_while_sending_carries_the_request_without_token_or_proof(f
             headers = caught.value.request.headers
             assert "Authorization" not in headers and "DPoP" not in headers
         assert server.token_requests == 2  # the tokens were obtained and set, then taken off
+
+
+def test_the_401_body_before_a_replay_is_not_read(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    huge = Reply(
+        401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, body=b"x" * 65536, repeat=2048,  # 128 MiB
+    )
+    api = serve(huge, Reply(body=b"{}"))
+    auth = auth_for(front, server, base_url=api.url + "/")
+    response = front.request(auth, "GET", api.url + "/books")
+    assert response.status_code == 200 and len(api.requests) == 2
+    assert api.bytes_sent < 32 * 1024 * 1024  # the connection was closed, not drained
+    assert server.token_requests == 2
+
+
+def test_no_secret_or_token_in_the_auths_repr(front: Front, server: LocalAuthorizationServer) -> None:
+    auth = auth_for(front, server)
+    token = front.request(auth, "GET", server.api_url + "books") and auth.manager.token
+    shown = repr(auth)
+    assert server.credentials()["client_secret"] not in shown and token.access_token not in shown
+    assert token.fingerprint in shown
