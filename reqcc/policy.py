@@ -28,8 +28,8 @@ from collections.abc import Generator, Mapping
 from typing import Final
 
 from ._log import log
-from ._urls import origin, require_no_cleartext_proxy, require_secure_url
-from .dpop import DPOP_HEADER, resource_demands_nonce
+from ._urls import require_no_cleartext_proxy, require_secure_url
+from .dpop import resource_demands_nonce
 from .errors import ConfigurationError
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
@@ -230,12 +230,3 @@ class RequestPolicy:
             assert isinstance(answer, tuple)
             dpop.update(url, answer[1])
         return answer
-
-
-def same_origin(url: str, other: str) -> bool:
-    """Whether two URLs have one origin (scheme, host, port; default ports filled in)."""
-    return origin(url) == origin(other)
-
-
-#: The headers a reqcc flow may set on a request (removed again when it goes without a token).
-CREDENTIAL_HEADERS: Final = ("Authorization", DPOP_HEADER)
