@@ -1,6 +1,6 @@
 """Async rows (issue 20): coroutines on one httpx AsyncClient, reqcc beside Authlib and httpx-auth.
 
-    python benchmarks/async_load.py            # the full run (about a minute)
+    python benchmarks/async_load.py            # the full run (about 4 minutes: 3 rounds)
     python benchmarks/async_load.py --quick    # one tiny iteration (the smoke test)
     python benchmarks/run.py --async           # the same, after run.py's own runs
 
@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from report import ms, percentile, rst_table  # noqa: E402
+from report import ms, num, percentile, rst_table  # noqa: E402
 from server import STATIC_TOKEN  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 
@@ -59,13 +59,15 @@ class AsyncSettings:
     tick: float = 0.005
     warm_requests: int = 300
     warm_repeats: int = 15
+    #: Rounds of the load run: each runs every library once, in turn; a row is the rounds' medians.
+    rounds: int = 3
 
     @classmethod
     def quick(cls) -> AsyncSettings:
         """One tiny iteration: for the smoke test, not for numbers."""
         return cls(
             coroutines=5, duration=0.6, lifetime=1.0, delay=0.01, outage_start=0.2, outage_length=0.1,
-            warm_requests=10, warm_repeats=1,
+            warm_requests=10, warm_repeats=1, rounds=1,
         )
 
 
@@ -278,18 +280,33 @@ def ideal_token_requests(settings: AsyncSettings) -> int:
     return max(1, math.ceil(settings.duration / settings.lifetime))
 
 
-def load_table(results: Sequence[LoadResult], settings: AsyncSettings) -> str:
-    rows = [
-        [
-            r.name, r.requests, r.failures, r.token_requests,
-            ms(percentile(r.latencies, 99)), ms(percentile(r.lags, 99)),
-            ms(max(r.lags, default=float("nan"))),
-        ]
-        for r in results
-    ]
+def _figures(r: LoadResult) -> dict[str, float]:
+    return {
+        "requests": r.requests, "failures": r.failures, "token_requests": r.token_requests,
+        "p99": percentile(r.latencies, 99), "lag_p99": percentile(r.lags, 99),
+        "lag_max": max(r.lags, default=float("nan")),
+    }
+
+
+def medians(rounds: Sequence[Sequence[LoadResult]]) -> list[tuple[str, dict[str, float]]]:
+    """Each library's figures, the median over the rounds (one list of results per round)."""
+    out = []
+    for index, first in enumerate(rounds[0]):
+        figures = [_figures(results[index]) for results in rounds]
+        out.append((first.name, {key: percentile([f[key] for f in figures], 50) for key in figures[0]}))
+    return out
+
+
+def load_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     return rst_table(
         ["library", "requests", "failed", "token requests", "p99 ms", "loop lag p99 ms", "loop lag max ms"],
-        rows,
+        [
+            [
+                name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]),
+                ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]),
+            ]
+            for name, f in rows
+        ],
     )
 
 
@@ -400,23 +417,28 @@ def report(
         raise SystemExit(f"not installed: {', '.join(missing)}")
     server = ServerProcess()
     try:
-        results = []
-        for contender in present:
-            print(f"... async load: {contender.name}", file=sys.stderr, flush=True)
-            results.append(load_run(contender, server, settings))
+        rounds = []
+        for round_ in range(settings.rounds):
+            results = []
+            for contender in present:
+                print(f"... async load, round {round_ + 1}: {contender.name}", file=sys.stderr, flush=True)
+                results.append(load_run(contender, server, settings))
+            rounds.append(results)
     finally:
         server.close()
+    rows = medians(rounds)
     say(
         f"Async load: {settings.coroutines} coroutines on one AsyncClient (asyncio) for "
         f"{settings.duration:g} s; tokens live {settings.lifetime:g} s and take {settings.delay:g} s to "
         f"mint; the token endpoint is down from {settings.outage_start:g} s for "
         f"{settings.outage_length:g} s. "
         f"At least {ideal_token_requests(settings)} token requests are needed. Loop lag: how much later "
-        f"than asked a {settings.tick * 1000:g} ms sleep woke up."
+        f"than asked a {settings.tick * 1000:g} ms sleep woke up. Medians of {settings.rounds} "
+        "round(s), each running every library in turn."
         + (f" Not installed: {', '.join(missing)}." if missing else "")
     )
     say("")
-    say(load_table(results, settings))
+    say(load_table(rows))
     say("")
     costs = warm_cost(settings)
     say(
@@ -427,14 +449,8 @@ def report(
     say("")
     say(warm_table(costs))
     return {
-        "load": [
-            {
-                "name": r.name, "requests": r.requests, "failures": r.failures,
-                "token_requests": r.token_requests, "p99": percentile(r.latencies, 99),
-                "lag_p99": percentile(r.lags, 99), "lag_max": max(r.lags, default=float("nan")),
-            }
-            for r in results
-        ],
+        "load": [{"name": name, **figures} for name, figures in rows],
+        "rounds": [[{"name": r.name, **_figures(r)} for r in results] for results in rounds],
         "warm": costs,
     }
 
