@@ -443,7 +443,7 @@ def _async_httpx(server: LocalAuthorizationServer) -> tuple[bool | None, str]:
 
         with anyio.fail_after(10):
             async with (
-                httpx.AsyncClient(auth=auth, event_hooks={"request": [auth.keep_home]}) as client,
+                httpx.AsyncClient(auth=auth, event_hooks={"request": [auth.keep_home]}, timeout=10) as client,
                 anyio.create_task_group() as tg,
             ):
                 tg.start_soon(tick)
