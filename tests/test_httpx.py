@@ -71,7 +71,8 @@ class Front:
     ) -> Any:
         """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read."""
         hooks = {"request": [auth.keep_home]} if guard else {}
-        options = {"auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects}
+        # A generous timeout: a loaded machine is slow, never a reason for these tests to fail.
+        options = {"auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30}
         if self.flavour == "sync":
             with self.module.Client(**options) as client:
                 response = client.request(method, url, **kwargs)

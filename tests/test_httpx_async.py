@@ -142,7 +142,7 @@ async def test_cancelling_the_coroutine_that_started_the_fetch_cancels_neither_i
     gate = server.hold_token_requests(1, timeout=PATIENCE)
     statuses: list[int] = []
     with anyio.fail_after(PATIENCE):
-        async with module.AsyncClient(auth=auth) as client:
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client:
             async with anyio.create_task_group() as tg:
                 first = anyio.CancelScope()
 
@@ -178,7 +178,10 @@ async def test_the_wait_is_bounded_by_token_deadline_and_the_loop_runs_meanwhile
     ticker = Ticker()
     try:
         with anyio.fail_after(PATIENCE):
-            async with module.AsyncClient(auth=auth) as client, anyio.create_task_group() as tg:
+            async with (
+                module.AsyncClient(auth=auth, timeout=PATIENCE) as client,
+                anyio.create_task_group() as tg,
+            ):
 
                 async def call() -> None:
                     try:
@@ -205,7 +208,7 @@ async def test_a_token_endpoint_error_reaches_every_waiting_coroutine_as_its_own
     auth = make_auth(module, server)
     errors: list[BaseException] = []
     with anyio.fail_after(PATIENCE):
-        async with module.AsyncClient(auth=auth) as client, anyio.create_task_group() as tg:
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client, anyio.create_task_group() as tg:
 
             async def call() -> None:
                 try:
@@ -266,4 +269,4 @@ async def test_every_waiting_coroutine_is_recorded_as_a_caller_that_waited(
 def auth_client(auth: Any) -> Any:
     import httpx
 
-    return httpx.AsyncClient(auth=auth)
+    return httpx.AsyncClient(auth=auth, timeout=PATIENCE)
