@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # the full run (about 2.5 minutes on 2 cores)
     python benchmarks/run.py --quick          # one tiny iteration of everything (the smoke test)
     python benchmarks/run.py --update-docs    # also rewrite the blocks of docs/performance.rst
+    python benchmarks/run.py --async          # also the async rows (benchmarks/async_load.py)
     tox -e bench                              # the same, contenders installed by tox
 
 What is measured (ISSUE 6):
@@ -23,7 +24,8 @@ documentation recommends for the client-credentials grant (see contenders.py).
 
 The pieces: settings.py (how much to run), overhead.py (runs 1 and 2, and the standalone
 in-process overhead table), concurrency.py (runs 3 and 4), footprint.py (run 5),
-server.py with server_process.py (the local servers in a child process), contenders.py
+server.py with server_process.py (the local servers in a child process), async_load.py
+(the async rows, behind ``--async``), contenders.py
 (the libraries and how each is configured) and report.py (tables and the docs page's blocks).
 """
 
@@ -83,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--update-readme", dest="update_docs", action="store_const", const=DOCS_PAGE, help=argparse.SUPPRESS
     )
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
+    parser.add_argument(
+        "--async", dest="async_rows", action="store_true",
+        help="also the async rows (benchmarks/async_load.py: httpx AsyncClient, reqcc beside "
+        "Authlib and httpx-auth; about a minute more)",
+    )
     args = parser.parse_args(argv)
     if "--update-readme" in (sys.argv[1:] if argv is None else argv):
         print("--update-readme is deprecated: it is --update-docs, and writes docs/performance.rst",
@@ -285,6 +292,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         say("- reqcc not importable: nothing to judge")
     say()
+    if args.async_rows:
+        import async_load
+
+        print("... async rows: benchmarks/async_load.py", file=sys.stderr, flush=True)
+        async_settings = async_load.AsyncSettings.quick() if args.quick else async_load.AsyncSettings()
+        raw["async"] = async_load.report(async_settings, allow_missing=args.allow_missing, say=say)
+        say()
     elapsed = time.monotonic() - started
     print(f"(whole run: {elapsed:.0f} s)", file=sys.stderr)
 

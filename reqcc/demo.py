@@ -6,7 +6,9 @@ token near its expiry is renewed in the background while requests go on; ``on_to
 fires; a write without ``orders.write`` is refused and succeeds with a client that has it;
 a revoked token is recovered from through 401 → retire → replay; an outage of the token
 endpoint does not stop requests while the token is still valid; a DPoP session (RFC 9449)
-gets a token bound to its key and signs a fresh proof for every request.
+gets a token bound to its key and signs a fresh proof for every request; with httpx
+installed, coroutines on an ``httpx.AsyncClient`` share one token request while the event
+loop keeps running.
 
 Nothing waits for real expiry: the session's clocks (``clock=``, ``monotonic=``) are real
 time plus an offset the tour moves forward. Tokens are shown by fingerprint only.
@@ -334,6 +336,10 @@ def _tour(server: LocalAuthorizationServer, out: TextIO, recorder: _Recorder, st
     # 8 -----------------------------------------------------------------------------------
     tour.step("DPoP: a token bound to the client's key, a fresh proof per request", lambda: _dpop(server))
 
+    # 9 -----------------------------------------------------------------------------------
+    tour.step("async httpx: many coroutines, one token request, the event loop never blocked",
+              lambda: _async_httpx(server))
+
     stats = server.stats()
     elapsed = time.monotonic() - started
     tour.say()
@@ -399,6 +405,70 @@ def _dpop(server: LocalAuthorizationServer) -> tuple[bool | None, str]:
         f"{_fp(token)} bound to that key; 3 x GET /books, each with its own proof -> {statuses}\n"
         f"(the API asked for its own nonce first -> {_plural(nonce_401s, 'replay')}; "
         "the token endpoint's is not offered to it)"
+    )
+
+
+_COROUTINES = 20
+_TICKS = 10
+
+
+def _async_httpx(server: LocalAuthorizationServer) -> tuple[bool | None, str]:
+    """Coroutines on one ``httpx.AsyncClient`` wait for one token request, held at the server.
+
+    A ticker coroutine must tick :data:`_TICKS` times while the fetch is held before the
+    tour lets it go: a loop blocked by the fetch could not.
+    """
+    try:
+        import anyio
+        import httpx
+
+        from .httpx import ClientCredentialsAuth
+    except ImportError:
+        return None, "httpx is not installed: pip install 'reqcc[httpx]'"
+    auth = ClientCredentialsAuth(**server.credentials("bookstore-reader"), scopes=[OAuthScope.BooksRead])
+    requests_before = server.token_requests
+    gate = server.hold_token_requests(1, timeout=10)
+    statuses: list[int] = []
+    ticks = [0]
+    held_ticks = [0]
+
+    async def main() -> None:
+        async def tick() -> None:
+            while len(statuses) < _COROUTINES:
+                await anyio.sleep(0.005)
+                ticks[0] += 1
+
+        async def call() -> None:
+            statuses.append((await client.get(server.api_url + "books")).status_code)
+
+        with anyio.fail_after(10):
+            async with (
+                httpx.AsyncClient(auth=auth, event_hooks={"request": [auth.keep_home]}, timeout=10) as client,
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(tick)
+                for _ in range(_COROUTINES):
+                    tg.start_soon(call)
+                while server.token_requests == requests_before:
+                    await anyio.sleep(0.005)
+                start = ticks[0]
+                while ticks[0] - start < _TICKS:
+                    await anyio.sleep(0.005)
+                held_ticks[0] = ticks[0] - start
+                gate.set()
+
+    try:
+        anyio.run(main)
+    finally:
+        gate.set()
+        auth.close()
+    token_requests = server.token_requests - requests_before
+    ok = statuses == [200] * _COROUTINES and token_requests == 1 and held_ticks[0] >= _TICKS
+    return ok, (
+        f"{_COROUTINES} coroutines on one httpx.AsyncClient -> {_plural(token_requests, 'token request')} "
+        f"(token {_fp(auth.manager.token)}), fetched in a worker thread;\n"
+        f"the event loop ticked {held_ticks[0]} times while that request was held at the server; "
+        f"{statuses.count(200)} x 200"
     )
 
 

@@ -446,6 +446,26 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
                 return current.token
         return self._await_token()
 
+    def usable_token(self) -> OAuthToken | None:
+        """Return the token in use if it is usable now, else ``None``; never waits, never fetches.
+
+        The fast path of :meth:`get_token` without its fallback: no lock, no I/O, so an
+        event loop may call it (the httpx front end's warm path, DESIGN item 37). In the
+        renewal window it starts the background renewal as :meth:`get_token` does (a
+        thread start, once per window). ``None`` means: call :meth:`get_token`, from a
+        thread that may block.
+        """
+        current = self._current
+        if current is None:
+            return None
+        now = self._monotonic()
+        expire_at = current.expire_at
+        if expire_at is not None and now >= expire_at:
+            return None
+        if current.renew_at is not None and now >= current.renew_at:
+            self._refresh_ahead(current, now)
+        return current.token
+
     def fetch_token(self, **extra_params: str) -> OAuthToken:
         """Request a new token from the token endpoint now, adopt it and return it.
 

@@ -42,8 +42,22 @@ def test_without_the_dpop_extra_the_dpop_step_is_skipped_not_counted_as_ok() -> 
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"^  skip 8\. DPoP", run.stdout, re.MULTILINE)
     assert "pip install 'reqcc[dpop]'" in run.stdout
-    assert "7/7 steps ok, 1 skipped: every step behaved as stated" in run.stdout
+    assert "8/8 steps ok, 1 skipped: every step behaved as stated" in run.stdout
     assert "(injected outage)" in run.stdout  # no DPoP nonce failure claimed
+
+
+def test_without_httpx_the_async_step_is_skipped_with_the_extra_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['httpx'] = None\n"
+        "from reqcc.cli import main\n"
+        "sys.exit(main(['demo']))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"^  skip 9\. async httpx", run.stdout, re.MULTILINE)
+    assert "pip install 'reqcc[httpx]'" in run.stdout
+    assert "8/8 steps ok, 1 skipped: every step behaved as stated" in run.stdout
 
 
 def test_demo_passes_in_a_subprocess_and_prints_no_token(tour: subprocess.CompletedProcess[str]) -> None:
@@ -51,27 +65,29 @@ def test_demo_passes_in_a_subprocess_and_prints_no_token(tour: subprocess.Comple
     assert tour.stderr == ""
     out = tour.stdout
     steps = re.findall(r"^  (ok  |FAIL) (\d)\. ", out, re.MULTILINE)
-    assert [s[0] for s in steps] == ["ok  "] * 8
-    assert "8/8 steps ok: every step behaved as stated" in out
+    assert [s[0] for s in steps] == ["ok  "] * 9
+    assert "9/9 steps ok: every step behaved as stated" in out
     for row in ("API requests", "token requests", "retries", "failures", "errors seen by callers"):
         assert re.search(rf"^  {row}\s+\d+", out, re.MULTILINE), row
     assert not TOKEN_LIKE.search(out)
     assert "bookstore-secret" not in out and "reader-secret" not in out
     fingerprints = set(re.findall(r"\b[0-9a-f]{8}\b", out))
-    # the tour's five tokens: first, renewed ahead, after the revocation, after the outage, DPoP
-    assert len(fingerprints) == 5, fingerprints
+    # the tour's six tokens: first, renewed ahead, after the revocation, after the outage, DPoP,
+    # the async httpx client's
+    assert len(fingerprints) == 6, fingerprints
 
 
 def test_demo_counts_are_exact(tour: subprocess.CompletedProcess[str]) -> None:
     text = tour.stdout
     # 1 + 40 + 5 (renewal) + 1 (403) + 1 (201) + 2 (401 and its replay) + 21 (outage)
-    # + 3 (DPoP) + 1 (the API's use_dpop_nonce 401 before the first DPoP GET's replay) = 75
-    assert re.search(r"^  API requests\s+75\s+2 x 401, 1 x 403$", text, re.MULTILINE), text
+    # + 3 (DPoP) + 1 (the API's use_dpop_nonce 401 before the first DPoP GET's replay)
+    # + 20 (async httpx) = 95
+    assert re.search(r"^  API requests\s+95\s+2 x 401, 1 x 403$", text, re.MULTILINE), text
     retries = r"^  retries\s+3\s+1 token-request retry, 2 replays after 401$"
     assert re.search(retries, text, re.MULTILINE), text
-    # issued: first, renewal, writer, after revocation, after the outage, DPoP;
+    # issued: first, renewal, writer, after revocation, after the outage, DPoP, async httpx;
     # failed: 1 attempt + 1 retry (outage), the DPoP request without the nonce
-    assert re.search(r"^  token requests\s+9\s+6 tokens issued$", text, re.MULTILINE), text
+    assert re.search(r"^  token requests\s+10\s+7 tokens issued$", text, re.MULTILINE), text
     assert re.search(r"^  failures\s+3\s", text, re.MULTILINE), text
     assert re.search(r"^  errors seen by callers\s+0\s+none$", text, re.MULTILINE), text
 
@@ -84,7 +100,7 @@ def test_demo_fails_when_a_step_misbehaves(monkeypatch: pytest.MonkeyPatch) -> N
     assert code == cli.EXIT_DEMO
     text = out.getvalue()
     assert re.search(r"^  FAIL 6\. ", text, re.MULTILINE), text
-    assert "7/8 steps ok: 1 step(s) did NOT behave" in text
+    assert "8/9 steps ok: 1 step(s) did NOT behave" in text
 
 
 def test_demo_verbose_shows_the_log_without_tokens() -> None:

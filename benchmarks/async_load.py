@@ -1,0 +1,467 @@
+"""Async rows (issue 20): coroutines on one httpx AsyncClient, reqcc beside Authlib and httpx-auth.
+
+    python benchmarks/async_load.py            # the full run (about 4 minutes: 3 rounds)
+    python benchmarks/async_load.py --quick    # one tiny iteration (the smoke test)
+    python benchmarks/run.py --async           # the same, after run.py's own runs
+
+1. The load run: ``coroutines`` coroutines send GET requests for ``duration`` seconds on one
+   ``AsyncClient`` (asyncio), tokens live ``lifetime`` seconds and take ``delay`` seconds to
+   mint, and the token endpoint is down (503) for ``outage`` seconds in the middle. Per
+   library: requests completed, failed (an exception or a non-200), token requests, p99
+   latency, and the event loop's lag (a ticker coroutine that sleeps ``tick`` seconds: how
+   much later than asked it woke up), p99 and max. The server is benchmarks/server.py in a
+   child process (the same for every library).
+2. The warm per-request cost: ``reqcc.httpx`` against the same client with a static
+   ``Authorization`` header (the floor), sync and async, through ``httpx.MockTransport``
+   (no network): the median of rounds of CPU time per request, and its ratio to the floor.
+
+Each library is configured as its documentation recommends; its default early-expiry
+margin is scaled by ``lifetime / 3600`` as in run.py. Figures on a shared machine are
+noisy: read the ratios and the counts, not the microseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from report import ms, num, percentile, rst_table  # noqa: E402
+from server import STATIC_TOKEN  # noqa: E402
+from server_process import ServerProcess  # noqa: E402
+
+CLIENT_ID = "bench-client"
+CLIENT_SECRET = "bench-secret"
+
+
+@dataclass
+class AsyncSettings:
+    """How much to run."""
+
+    coroutines: int = 200
+    duration: float = 10.0
+    lifetime: float = 4.0
+    delay: float = 0.3
+    outage_start: float = 4.5
+    outage_length: float = 1.5
+    tick: float = 0.005
+    warm_requests: int = 300
+    warm_repeats: int = 15
+    #: Rounds of the load run: each runs every library once, in turn; a row is the rounds' medians.
+    rounds: int = 3
+
+    @classmethod
+    def quick(cls) -> AsyncSettings:
+        """One tiny iteration: for the smoke test, not for numbers."""
+        return cls(
+            coroutines=5, duration=0.6, lifetime=1.0, delay=0.01, outage_start=0.2, outage_length=0.1,
+            warm_requests=10, warm_repeats=1, rounds=1,
+        )
+
+
+@dataclass
+class LoadResult:
+    """What one library did in the load run."""
+
+    name: str
+    requests: int = 0
+    failures: int = 0
+    token_requests: int = 0
+    latencies: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    note: str = ""
+
+
+Send = Callable[[str], Awaitable[int]]
+
+
+@dataclass
+class AsyncContender:
+    """A library and how to build its client: ``open(server, settings)`` yields ``send(url) -> status``."""
+
+    name: str
+    module: str
+    open: Callable[[ServerProcess, AsyncSettings], Any]
+
+    def available(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+def _scaled(margin: float, settings: AsyncSettings) -> float:
+    return margin * settings.lifetime / 3600.0
+
+
+def _limits(module: Any) -> Any:
+    return module.Limits(max_connections=100, max_keepalive_connections=100)
+
+
+def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]:
+    @asynccontextmanager
+    async def open_(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
+        module = importlib.import_module(module_name)
+        auth_module = importlib.import_module(f"reqcc.{module_name}")
+        auth = auth_module.ClientCredentialsAuth(
+            token_url=server.token_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+            base_url=server.api_url, clock_skew=_scaled(30.0, settings),  # reqcc's default margin, 30 s
+        )
+        async with module.AsyncClient(
+            auth=auth, limits=_limits(module), timeout=30, event_hooks={"request": [auth.keep_home]}
+        ) as client:
+
+            async def send(url: str) -> int:
+                return int((await client.get(url)).status_code)
+
+            yield send
+        auth.close()
+
+    return open_
+
+
+@asynccontextmanager
+async def _authlib(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
+    """Authlib's ``AsyncOAuth2Client`` with ``grant_type="client_credentials"``: it fetches a
+    new token when the held one is within ``leeway`` (default 60 s) of expiring, under an
+    anyio lock every request takes (its "Auto Update Token" docs)."""
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+    client = AsyncOAuth2Client(
+        CLIENT_ID, CLIENT_SECRET, token_endpoint=server.token_url, grant_type="client_credentials",
+        leeway=_scaled(60.0, settings), timeout=30,
+    )
+    async with client:
+        await client.fetch_token()
+
+        async def send(url: str) -> int:
+            return int((await client.get(url)).status_code)
+
+        yield send
+
+
+@asynccontextmanager
+async def _httpx_auth(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
+    """httpx-auth's ``OAuth2ClientCredentials`` on an ``httpx.AsyncClient``: its token request
+    is sent by a sync ``httpx.Client`` inside the auth flow, on the event loop."""
+    import httpx
+    import httpx_auth
+
+    httpx_auth.OAuth2.token_cache.clear()  # its cache is global: no token from an earlier run
+    with httpx.Client(timeout=30) as token_client:
+        auth = httpx_auth.OAuth2ClientCredentials(
+            server.token_url, CLIENT_ID, CLIENT_SECRET, early_expiry=_scaled(30.0, settings),
+            client=token_client,
+        )
+        async with httpx.AsyncClient(auth=auth, limits=_limits(httpx), timeout=30) as client:
+
+            async def send(url: str) -> int:
+                return int((await client.get(url)).status_code)
+
+            yield send
+
+
+def _static(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess, AsyncSettings], Any]:
+    """No token library: a static ``Authorization`` header (the floor).
+
+    ``paced``: each request first passes an empty ``anyio.Lock`` (``async with lock: pass``),
+    as every request of Authlib's ``AsyncOAuth2Client`` passes its token lock. That alone
+    changes how the coroutines enter the client's connection pool; this row shows how much
+    of a difference between libraries is that, not their token handling.
+    """
+
+    @asynccontextmanager
+    async def open_(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
+        import anyio
+
+        module = importlib.import_module(module_name)
+        lock = anyio.Lock()
+        async with module.AsyncClient(
+            headers={"Authorization": f"Bearer {STATIC_TOKEN}"}, limits=_limits(module), timeout=30
+        ) as client:
+
+            async def send(url: str) -> int:
+                if paced:
+                    async with lock:
+                        pass
+                return int((await client.get(url)).status_code)
+
+            yield send
+
+    return open_
+
+
+CONTENDERS = [
+    AsyncContender("floor: httpx, static header", "httpx", _static("httpx")),
+    AsyncContender("reqcc (httpx)", "httpx", _reqcc_on("httpx")),
+    AsyncContender("httpx-auth", "httpx_auth", _httpx_auth),
+    AsyncContender("floor: httpx2, static header", "httpx2", _static("httpx2")),
+    AsyncContender("floor: httpx2, static header, paced", "httpx2", _static("httpx2", paced=True)),
+    AsyncContender("reqcc (httpx2)", "httpx2", _reqcc_on("httpx2")),
+    AsyncContender("Authlib AsyncOAuth2Client (httpx2)", "authlib", _authlib),
+]
+
+
+# -- 1. the load run ------------------------------------------------------------------------
+
+
+def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSettings) -> LoadResult:
+    """Run the load against ``server`` with ``contender``'s client; return what happened."""
+    import anyio
+
+    server.control(reset=True, lifetime=settings.lifetime, delay=settings.delay, down=False)
+    result = LoadResult(contender.name)
+    url = server.api_url + "books"
+    # The outage is switched from threads: the control call blocks, and must not block the loop.
+    timers = [
+        threading.Timer(settings.outage_start, server.control, kwargs={"down": True}),
+        threading.Timer(
+            settings.outage_start + settings.outage_length, server.control, kwargs={"down": False}
+        ),
+    ]
+
+    async def main() -> None:
+        async with contender.open(server, settings) as send:
+            end = time.perf_counter() + settings.duration
+            stop = False
+
+            async def worker() -> None:
+                while time.perf_counter() < end:
+                    started = time.perf_counter()
+                    try:
+                        ok = await send(url) == 200
+                    except Exception:
+                        ok = False
+                    result.latencies.append(time.perf_counter() - started)
+                    result.requests += 1
+                    result.failures += not ok
+
+            async def ticker() -> None:
+                last = time.perf_counter()
+                while not stop:
+                    await anyio.sleep(settings.tick)
+                    now = time.perf_counter()
+                    result.lags.append(max(0.0, now - last - settings.tick))
+                    last = now
+
+            for timer in timers:
+                timer.start()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ticker)
+                async with anyio.create_task_group() as workers:
+                    for _ in range(settings.coroutines):
+                        workers.start_soon(worker)
+                stop = True
+
+    try:
+        anyio.run(main, backend="asyncio")
+    finally:
+        for timer in timers:
+            timer.cancel()
+            timer.join()
+        server.control(down=False)
+    result.token_requests = len(server.stats()["token_hits"])
+    return result
+
+
+def ideal_token_requests(settings: AsyncSettings) -> int:
+    """Tokens a client needs at least: one per lifetime the run spans (renewing ahead adds at most one)."""
+    import math
+
+    return max(1, math.ceil(settings.duration / settings.lifetime))
+
+
+def _figures(r: LoadResult) -> dict[str, float]:
+    return {
+        "requests": r.requests, "failures": r.failures, "token_requests": r.token_requests,
+        "p99": percentile(r.latencies, 99), "lag_p99": percentile(r.lags, 99),
+        "lag_max": max(r.lags, default=float("nan")),
+    }
+
+
+def medians(rounds: Sequence[Sequence[LoadResult]]) -> list[tuple[str, dict[str, float]]]:
+    """Each library's figures, the median over the rounds (one list of results per round)."""
+    out = []
+    for index, first in enumerate(rounds[0]):
+        figures = [_figures(results[index]) for results in rounds]
+        out.append((first.name, {key: percentile([f[key] for f in figures], 50) for key in figures[0]}))
+    return out
+
+
+def load_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
+    return rst_table(
+        ["library", "requests", "failed", "token requests", "p99 ms", "loop lag p99 ms", "loop lag max ms"],
+        [
+            [
+                name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]),
+                ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]),
+            ]
+            for name, f in rows
+        ],
+    )
+
+
+# -- 2. the warm per-request cost -----------------------------------------------------------
+
+
+def _cpu_per_request(send: Callable[[], Any], n: int) -> float:
+    started = time.process_time()
+    for _ in range(n):
+        send()
+    return (time.process_time() - started) / n
+
+
+def warm_cost(settings: AsyncSettings) -> dict[str, tuple[float, float]]:
+    """``{"sync"|"async": (reqcc µs, ratio to the floor)}``: medians over the rounds."""
+    import anyio
+    import httpx
+
+    from reqcc.httpx import ClientCredentialsAuth
+
+    url = "https://api.bench.invalid/books"
+    token_url = "https://auth.bench.invalid/token"  # answered by the Stub adapter below
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'{"id": 1}')
+
+    def auth() -> ClientCredentialsAuth:
+        import requests
+
+        class Stub(requests.adapters.BaseAdapter):  # the token request, answered in process
+            def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+                response = requests.Response()
+                response.status_code = 200
+                response._content = b'{"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}'
+                response.headers["Content-Type"] = "application/json"
+                response.request = request
+                return response
+
+            def close(self) -> None:
+                pass
+
+        session = requests.Session()
+        session.mount("https://", Stub())
+        return ClientCredentialsAuth(
+            token_url=token_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+            base_url="https://api.bench.invalid/", token_session=session,
+        )
+
+    floor_headers = {"Authorization": f"Bearer {STATIC_TOKEN}"}
+    out: dict[str, tuple[float, float]] = {}
+
+    sync_floor = httpx.Client(transport=httpx.MockTransport(handler), headers=floor_headers)
+    sync_auth = auth()
+    sync_reqcc = httpx.Client(transport=httpx.MockTransport(handler), auth=sync_auth)
+    sync_reqcc.get(url)  # warm: the token is held from here on
+    ratios, times = [], []
+    for _ in range(settings.warm_repeats):
+        floor = _cpu_per_request(lambda: sync_floor.get(url), settings.warm_requests)
+        ours = _cpu_per_request(lambda: sync_reqcc.get(url), settings.warm_requests)
+        ratios.append(ours / floor)
+        times.append(ours)
+    out["sync"] = (percentile(times, 50) * 1e6, percentile(ratios, 50))
+
+    async def async_rounds() -> tuple[list[float], list[float]]:
+        a_auth = auth()
+        async with (
+            httpx.AsyncClient(transport=httpx.MockTransport(handler), headers=floor_headers) as floor_client,
+            httpx.AsyncClient(transport=httpx.MockTransport(handler), auth=a_auth) as reqcc_client,
+        ):
+            await reqcc_client.get(url)
+            ratios, times = [], []
+            for _ in range(settings.warm_repeats):
+                started = time.process_time()
+                for _ in range(settings.warm_requests):
+                    await floor_client.get(url)
+                floor = (time.process_time() - started) / settings.warm_requests
+                started = time.process_time()
+                for _ in range(settings.warm_requests):
+                    await reqcc_client.get(url)
+                ours = (time.process_time() - started) / settings.warm_requests
+                ratios.append(ours / floor)
+                times.append(ours)
+            return times, ratios
+
+    times, ratios = anyio.run(async_rounds, backend="asyncio")
+    out["async"] = (percentile(times, 50) * 1e6, percentile(ratios, 50))
+    return out
+
+
+def warm_table(costs: dict[str, tuple[float, float]]) -> str:
+    return rst_table(
+        ["client", "reqcc.httpx µs/request", "x static header"],
+        [[name, f"{us:.0f}", f"{ratio:.3f}"] for name, (us, ratio) in costs.items()],
+    )
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def report(
+    settings: AsyncSettings, *, allow_missing: bool = True, say: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Run both, print the tables through ``say``; return the raw figures."""
+    logging.getLogger("reqcc").addHandler(logging.NullHandler())
+    present = [c for c in CONTENDERS if c.available()]
+    missing = [c.name for c in CONTENDERS if not c.available()]
+    if missing and not allow_missing:
+        raise SystemExit(f"not installed: {', '.join(missing)}")
+    server = ServerProcess()
+    try:
+        rounds = []
+        for round_ in range(settings.rounds):
+            results = []
+            for contender in present:
+                print(f"... async load, round {round_ + 1}: {contender.name}", file=sys.stderr, flush=True)
+                results.append(load_run(contender, server, settings))
+            rounds.append(results)
+    finally:
+        server.close()
+    rows = medians(rounds)
+    say(
+        f"Async load: {settings.coroutines} coroutines on one AsyncClient (asyncio) for "
+        f"{settings.duration:g} s; tokens live {settings.lifetime:g} s and take {settings.delay:g} s to "
+        f"mint; the token endpoint is down from {settings.outage_start:g} s for "
+        f"{settings.outage_length:g} s. "
+        f"At least {ideal_token_requests(settings)} token requests are needed. Loop lag: how much later "
+        f"than asked a {settings.tick * 1000:g} ms sleep woke up. Medians of {settings.rounds} "
+        "round(s), each running every library in turn."
+        + (f" Not installed: {', '.join(missing)}." if missing else "")
+    )
+    say("")
+    say(load_table(rows))
+    say("")
+    costs = warm_cost(settings)
+    say(
+        f"Warm per-request cost of reqcc.httpx against a static Authorization header, through "
+        f"httpx.MockTransport ({settings.warm_repeats} rounds x {settings.warm_requests} requests, CPU "
+        "time, medians):"
+    )
+    say("")
+    say(warm_table(costs))
+    return {
+        "load": [{"name": name, **figures} for name, figures in rows],
+        "rounds": [[{"name": r.name, **_figures(r)} for r in results] for results in rounds],
+        "warm": costs,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="one tiny iteration (smoke test)")
+    args = parser.parse_args(argv)
+    report(AsyncSettings.quick() if args.quick else AsyncSettings())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

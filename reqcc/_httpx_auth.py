@@ -1,0 +1,321 @@
+"""The httpx front end's code, shared by :mod:`reqcc.httpx` and :mod:`reqcc.httpx2` (DESIGN item 36).
+
+:class:`AuthFlows` drives the :class:`~reqcc.policy.RequestPolicy` generator from httpx's
+``sync_auth_flow`` and ``async_auth_flow``; it imports neither httpx nor httpx2 (it uses
+only the parts of a request and a response the two share). Each of the two modules makes
+its ``ClientCredentialsAuth`` from it and its own ``Auth`` class, and gives it its own
+``ByteStream``.
+
+httpx follows redirects outside the auth flow and, on a hop to another origin, strips
+``Authorization`` (not on an http-to-https upgrade of one host) but copies every other
+header, a ``DPoP`` proof included. So each request the flow sends with a credential is
+stamped, in its ``extensions`` (a dict httpx shares with its redirect hops), with the URL
+and the credential headers it got; :meth:`AuthFlows.keep_home`, a request event hook,
+strips those from a hop to another origin, and the flow itself strips them from a
+``next_request`` (``follow_redirects=False``) to another origin. An answer from another
+origin (after redirects were followed) neither retires the token nor gives it a nonce.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from collections.abc import AsyncGenerator, Generator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._keywords import passes_keywords
+from ._log import log
+from ._urls import origin
+from .async_token import AsyncTokenWait
+from .dpop import DPOP_HEADER
+from .manager import ClientCredentialsManager
+from .policy import OBTAIN, RequestPolicy, Send, Step
+from .session import _normalize_prefix
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
+    from .config import ManagerKeywords
+
+__all__ = ["AuthFlows", "STAMP"]
+
+#: The key, in a request's ``extensions``, of what a reqcc flow set on it:
+#: ``(url, Authorization value, DPoP proof or None)``.
+STAMP = "reqcc.credential"
+#: Set in a request's ``extensions`` by :meth:`AuthFlows.keep_home` (it runs for that client).
+GUARDED = "reqcc.redirects_guarded"
+#: An answer the policy must learn nothing from (it came from another origin).
+_ELSEWHERE: tuple[int, Mapping[str, str]] = (0, {})
+
+
+class _Done:
+    """An awaitable that is already done: what :meth:`AuthFlows.keep_home` returns."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_DONE = _Done()
+
+
+#: The environment variables a plain-http request's proxy comes from, lower case first
+#: (urllib's order, which httpx follows with ``trust_env``).
+_PROXY_VARIABLES = (
+    ("http", "http_proxy"), ("http", "HTTP_PROXY"), ("all", "all_proxy"), ("all", "ALL_PROXY"),
+)
+
+
+def _environment_proxies(url: str) -> dict[str, str] | None:
+    """The proxies httpx (``trust_env``) may take from the environment for plain-http ``url``.
+
+    Four look-ups, not ``urllib.request.getproxies()``, which decodes the whole environment
+    (about 0.1 ms, more than httpx spends on a request).
+    """
+    if url[:5].lower() != "http:":
+        return None
+    environ = os.environ
+    proxies: dict[str, str] = {}
+    for scheme, name in _PROXY_VARIABLES:
+        value = environ.get(name)
+        if value and scheme not in proxies:
+            proxies[scheme] = value
+    if not proxies:
+        return None
+    no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY")
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    if no_proxy and urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+        host, {"no": no_proxy}
+    ):
+        return None
+    return proxies
+
+
+class AuthFlows:
+    """An httpx ``Auth`` that sends each request with the manager's token (sync and async).
+
+    :param base_url: the URL prefix whose requests get a token (e.g. the API's root).
+        Without it every request this auth serves gets one, and a plain-http request to a
+        host other than loopback is refused (:class:`~reqcc.InsecureTransportError`).
+    :param manager: a :class:`~reqcc.ClientCredentialsManager` to share (with a
+        :class:`~reqcc.ClientCredentialsSession`, another auth, sync threads): one token
+        for all. Otherwise the manager's keywords (``token_url``, ``client_id``, …)
+        configure a new one, owned by this auth.
+
+    Rules (DESIGN items 9-24, 36): an ``Authorization`` header the caller set is sent
+    untouched; a token goes only under ``base_url``, over https or plain http to loopback
+    with no environment proxy applying; a DPoP token with a fresh proof per request; a 401
+    ``use_dpop_nonce`` is replayed once with the nonce; a 401 saying the token is bad
+    retires it and replays once with a fresh token (the body is kept for it:
+    ``requires_request_body``; the 401's body is not read: its connection is closed),
+    unless the endpoint is in the manager's 401 cool-down. Token errors are reqcc's
+    exceptions (:class:`~reqcc.ReqccError`, which derive from requests'
+    ``RequestException``, not from ``httpx.HTTPError``).
+
+    Async (item 37): the warm path is the manager's lock-free look-up; a fetch runs in a
+    worker thread, one per event loop for all the coroutines waiting (see
+    :mod:`reqcc.async_token`).
+
+    Redirects: install :meth:`keep_home` as a request event hook so that no credential
+    crosses to another origin when the client follows redirects.
+
+    The request httpx hands the flow is the one sent: like httpx's own auths, the flow sets
+    the token on it, so ``response.request`` shows it. When sending fails, the flow takes
+    the token off again: the exception's ``request`` does not carry it (item 31).
+    """
+
+    requires_request_body = True
+    requires_response_body = False
+    #: The module's ``ByteStream`` (set by :mod:`reqcc.httpx` and :mod:`reqcc.httpx2`).
+    _byte_stream: ClassVar[Any]
+
+    @passes_keywords(ClientCredentialsManager)
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        manager: ClientCredentialsManager | None = None,
+        **manager_kwargs: Unpack[ManagerKeywords],
+    ) -> None:
+        if manager is not None and manager_kwargs:
+            raise TypeError(
+                "pass either manager= or the manager's keywords, not both: "
+                f"{', '.join(sorted(manager_kwargs))}"
+            )
+        self.base_url = _normalize_prefix(base_url, "base_url") if base_url is not None else None
+        self._owns_manager = manager is None
+        self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
+        self._policy = RequestPolicy(self.manager, base_url=self.base_url)
+        self._tokens = AsyncTokenWait(self.manager)
+        self._warned_redirects = False
+
+    # -- the flows -------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+        """Send ``request`` with the token, for ``httpx.Client`` (see the class docstring)."""
+        request.read()
+        url = str(request.url)
+        flow = self._flow(request, url)
+        try:
+            step = next(flow)
+            while True:
+                if step is OBTAIN:
+                    step = flow.send(self.manager.get_token())
+                    continue
+                assert isinstance(step, Send)
+                self._apply(request, step, url)
+                response = yield request
+                following = self._answer(flow, request, response, url)
+                if following is None:
+                    return
+                _discard(response, self._byte_stream)
+                step = following
+        except BaseException:
+            # httpx closes the flow (GeneratorExit here) when sending failed: the exception
+            # carries this request, which must not carry the token (DESIGN item 31).
+            _strip(request)
+            raise
+        finally:
+            flow.close()
+
+    async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+        """Send ``request`` with the token, for ``httpx.AsyncClient`` (see the class docstring)."""
+        await request.aread()
+        url = str(request.url)
+        flow = self._flow(request, url)
+        try:
+            step = next(flow)
+            while True:
+                if step is OBTAIN:
+                    token = self.manager.usable_token()
+                    step = flow.send(token if token is not None else await self._tokens.token())
+                    continue
+                assert isinstance(step, Send)
+                self._apply(request, step, url)
+                response = yield request
+                following = self._answer(flow, request, response, url)
+                if following is None:
+                    return
+                await _adiscard(response, self._byte_stream)
+                step = following
+        except BaseException:
+            _strip(request)  # as in sync_auth_flow
+            raise
+        finally:
+            flow.close()
+
+    def _flow(self, request: Any, url: str) -> Generator[Step, Any, None]:
+        stamp = request.extensions.get(STAMP)
+        authorization = _authorization(request.headers)
+        explicit = authorization is not None and (stamp is None or authorization != stamp[1])
+        return self._policy.flow(
+            request.method, url, explicit=explicit, replayable=True, proxies=_environment_proxies(url)
+        )
+
+    def _apply(self, request: Any, send: Send, url: str) -> None:
+        """Set the step's credential headers on ``request`` (or remove reqcc's stale ones)."""
+        headers = request.headers
+        if send.headers:
+            for name, value in send.headers.items():
+                headers[name] = value
+            request.extensions[STAMP] = (url, send.headers["Authorization"], send.headers.get(DPOP_HEADER))
+        else:
+            _strip(request)
+
+    def _answer(
+        self, flow: Generator[Step, Any, None], request: Any, response: Any, url: str
+    ) -> Step | None:
+        """Tell the policy what came back; return its next step (a replay), or ``None`` when done."""
+        if response.history:
+            extensions = request.extensions
+            if STAMP in extensions and not extensions.get(GUARDED) and not self._warned_redirects:
+                self._warned_redirects = True
+                log.warning(
+                    "an httpx client followed a redirect of a request carrying a reqcc credential "
+                    "without reqcc's redirect guard: install auth.keep_home as a request event hook "
+                    "(event_hooks={'request': [auth.keep_home]}) so that no DPoP proof crosses origins"
+                )
+            final = str(response.request.url)
+            answer = (response.status_code, response.headers) if origin(final) == origin(url) else _ELSEWHERE
+        else:
+            answer = (response.status_code, response.headers)
+        following = response.next_request
+        if following is not None and origin(str(following.url)) != origin(url):
+            _strip(following)
+        try:
+            return flow.send(answer)
+        except StopIteration:
+            return None
+
+    # -- redirects -------------------------------------------------------------------
+
+    def keep_home(self, request: Any) -> Any:
+        """A request event hook for ``httpx.Client`` and ``httpx.AsyncClient`` alike.
+
+        On a redirect hop to another origin than the one a reqcc flow sent the request to,
+        it removes the credential headers that flow set (``Authorization`` on an
+        http-to-https upgrade, which httpx keeps; ``DPoP`` always). Install it as
+        ``event_hooks={"request": [auth.keep_home]}``. Returns an awaitable that is already
+        done, so the async client can await it.
+        """
+        extensions = request.extensions
+        stamp = extensions.get(STAMP)
+        if stamp is not None:
+            extensions[GUARDED] = True
+            if origin(str(request.url)) != origin(stamp[0]):
+                _strip(request)
+        return _DONE
+
+    # -- the rest --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the manager if this auth created it."""
+        if self._owns_manager:
+            self.manager.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, manager={self.manager!r})"
+
+
+def _authorization(headers: Any) -> str | None:
+    """The ``Authorization`` value of httpx ``headers``, or ``None``.
+
+    Read from the list httpx and httpx2 keep (``(name, lowered name, value)`` bytes) when it
+    is there: ``headers.get`` of a missing name raises and catches a ``KeyError`` inside,
+    the larger part of this auth's cost per request.
+    """
+    items = getattr(headers, "_list", None)
+    if type(items) is not list:
+        value = headers.get("Authorization")
+        return value if isinstance(value, str) else None
+    for item in items:
+        if item[1] == b"authorization":
+            return str(item[2].decode(headers.encoding))
+    return None
+
+
+def _strip(request: Any) -> None:
+    """Remove from ``request`` the credential headers a reqcc flow set on it, if it still has them."""
+    stamp = request.extensions.get(STAMP)
+    if stamp is None:
+        return
+    headers = request.headers
+    if headers.get("Authorization") == stamp[1]:
+        del headers["Authorization"]
+    if stamp[2] is not None and headers.get(DPOP_HEADER) == stamp[2]:
+        del headers[DPOP_HEADER]
+
+
+def _discard(response: Any, byte_stream: Any) -> None:
+    """Let go of an answer before its replay: its body is not read, its connection is closed."""
+    stream = response.stream
+    response.stream = byte_stream(b"")
+    stream.close()
+
+
+async def _adiscard(response: Any, byte_stream: Any) -> None:
+    """:func:`_discard` for the async client."""
+    stream = response.stream
+    response.stream = byte_stream(b"")
+    await stream.aclose()

@@ -1,0 +1,421 @@
+"""The httpx front end's behaviour, sync and async, on httpx and httpx2 (DESIGN items 9-24, 36).
+
+One suite: every test runs against each *front* — ``httpx.Client``, ``httpx.AsyncClient``
+on asyncio and on trio, and the same three on httpx2 — through :class:`Front`, which sends
+one request the way that front does (an async front runs its client in a fresh event loop
+per call: the auth and its manager outlive loops, as they do in real programs). The
+servers are real, on 127.0.0.1: :class:`~reqcc.testing.LocalAuthorizationServer` (token
+endpoint and bookstore API with RFC 6750 401s and DPoP) and the raw-socket
+:class:`~tests.hostile_server.HostileServer` where a test needs to see the headers sent.
+The concurrency of async waiters is tests/test_httpx_async.py's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import anyio
+import pytest
+import requests
+
+from reqcc import (
+    ClientCredentialsManager,
+    ClientCredentialsSession,
+    InsecureTransportError,
+    InvalidClient,
+    ReqccError,
+)
+from reqcc.testing import LocalAuthorizationServer
+from tests.dpop_reference import unverified_claims
+from tests.hostile_server import HostileServer, Reply
+
+SCOPES = ["books.read", "orders.read", "orders.write"]
+
+
+def _available(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+MODULES = [
+    pytest.param("httpx", marks=pytest.mark.skipif(not _available("httpx"), reason="httpx not installed")),
+    pytest.param("httpx2", marks=pytest.mark.skipif(not _available("httpx2"), reason="httpx2 not installed")),
+]
+
+
+@dataclass
+class Front:
+    """One way of sending: a module (httpx or httpx2) and a flavour (sync, asyncio, trio)."""
+
+    module: ModuleType
+    flavour: str
+
+    def auth(self, **kwargs: Any) -> Any:
+        """A ``ClientCredentialsAuth`` of this module."""
+        reqcc_module = importlib.import_module(f"reqcc.{self.module.__name__}")
+        return reqcc_module.ClientCredentialsAuth(**kwargs)
+
+    def request(
+        self, auth: Any, method: str, url: str, *, guard: bool = True, follow_redirects: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read."""
+        hooks = {"request": [auth.keep_home]} if guard else {}
+        # A generous timeout: a loaded machine is slow, never a reason for these tests to fail.
+        options = {"auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30}
+        if self.flavour == "sync":
+            with self.module.Client(**options) as client:
+                response = client.request(method, url, **kwargs)
+                response.read()
+                return response
+
+        async def send() -> Any:
+            async with self.module.AsyncClient(**options) as client:
+                response = await client.request(method, url, **kwargs)
+                await response.aread()
+                return response
+
+        return anyio.run(send, backend=self.flavour)
+
+
+@pytest.fixture(params=["sync", "asyncio", "trio"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=MODULES)
+def front(request: pytest.FixtureRequest, flavour: str) -> Front:
+    return Front(importlib.import_module(request.param), flavour)
+
+
+@pytest.fixture
+def server() -> Iterator[LocalAuthorizationServer]:
+    with LocalAuthorizationServer() as s:
+        yield s
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., HostileServer]]:
+    servers: list[HostileServer] = []
+
+    def start(*replies: Reply) -> HostileServer:
+        servers.append(HostileServer(*replies))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def auth_for(front: Front, server: LocalAuthorizationServer, **kwargs: Any) -> Any:
+    options: dict[str, Any] = {**server.credentials(), "scopes": SCOPES}
+    options.update(kwargs)
+    return front.auth(**options)
+
+
+# -- the token, where it goes ------------------------------------------------------------
+
+
+def test_one_token_is_fetched_and_reused(front: Front, server: LocalAuthorizationServer) -> None:
+    auth = auth_for(front, server)
+    for _ in range(3):
+        response = front.request(auth, "GET", server.api_url + "books")
+        assert response.status_code == 200 and response.json()
+    assert server.token_requests == 1 and server.api_requests == 3
+
+
+def test_no_token_outside_base_url_and_an_explicit_authorization_wins(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    other = serve(Reply(body=b"{}"))
+    auth = auth_for(front, server)
+    front.request(auth, "GET", other.url + "/x")
+    front.request(auth, "GET", server.api_url + "books", headers={"Authorization": "Basic abc"})
+    assert "authorization" not in other.requests[0][2]
+    assert server.token_requests == 0  # no token was even needed
+
+
+def test_plain_http_to_a_remote_host_is_refused_before_anything_is_sent(front: Front) -> None:
+    auth = front.auth(token_url="https://auth.example.com/token", client_id="c", client_secret="s")
+    with pytest.raises(InsecureTransportError):
+        front.request(auth, "GET", "http://api.example.com/books")  # no DNS, no connection: refused first
+
+
+def test_loopback_http_through_an_environment_proxy_is_refused(
+    front: Front, server: LocalAuthorizationServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = auth_for(front, server)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(InsecureTransportError, match="proxy"):
+        front.request(auth, "GET", server.api_url + "books")
+    assert server.token_requests == 0
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # exempt: it never leaves the machine
+    assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+
+
+def test_base_url_must_be_secure(front: Front, server: LocalAuthorizationServer) -> None:
+    with pytest.raises(InsecureTransportError):
+        auth_for(front, server, base_url="http://api.example.com/")
+
+
+# -- 401, replays, the cool-down -----------------------------------------------------------
+
+
+def test_a_revoked_token_is_retired_and_the_post_replayed_with_its_body(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
+    auth = auth_for(front, server)
+    assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+    server.revoke_all()
+    response = front.request(auth, "POST", server.api_url + "orders", json={"book": 2, "quantity": 1})
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["order"]["book"] == 2  # the body went out again with the replay
+    assert server.token_requests == 2 and server.api_401s == 1
+    assert [r.status_code for r in response.history] == [401]
+
+
+def test_an_api_that_refuses_every_token_costs_two_token_requests(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    api = serve(Reply(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+    auth = auth_for(front, server, base_url=api.url + "/")
+    for _ in range(4):
+        assert front.request(auth, "GET", api.url + "/admin").status_code == 401
+    assert server.token_requests == 2  # the first token, one fresh one; then the cool-down
+    assert len(api.requests) == 5
+
+
+def test_a_shared_manager_gives_httpx_and_a_requests_session_one_token(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
+    manager = ClientCredentialsManager(**{k: v for k, v in server.credentials().items() if k != "base_url"},
+                                       scopes=SCOPES)
+    with ClientCredentialsSession(base_url=server.api_url, manager=manager) as session:
+        assert session.get(server.api_url + "books").status_code == 200
+        auth = front.auth(base_url=server.api_url, manager=manager)
+        assert auth.manager is manager
+        assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+        server.revoke_all()
+        assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+        assert session.get(server.api_url + "books").status_code == 200  # the token httpx renewed
+    assert server.token_requests == 2
+
+
+def test_manager_and_manager_keywords_together_are_a_type_error(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
+    manager = ClientCredentialsManager(token_url=server.token_url, client_id="c", client_secret="s")
+    with pytest.raises(TypeError, match="either manager="):
+        front.auth(manager=manager, client_id="c")
+    with pytest.raises(TypeError, match="token_urll"):
+        front.auth(token_urll=server.token_url)
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_a_token_endpoint_error_is_reqccs_typed_error(front: Front, server: LocalAuthorizationServer) -> None:
+    server.fail_token_requests(error="invalid_client")
+    auth = auth_for(front, server)
+    with pytest.raises(InvalidClient) as caught:
+        front.request(auth, "GET", server.api_url + "books")
+    assert isinstance(caught.value, ReqccError) and isinstance(caught.value, requests.RequestException)
+    assert server.credentials()["client_secret"] not in str(caught.value)
+    assert server.api_requests == 0
+
+
+# -- DPoP --------------------------------------------------------------------------------
+
+
+def test_dpop_with_nonces_at_both_ends(front: Front) -> None:
+    with LocalAuthorizationServer(token_dpop_nonce=True, api_dpop_nonce=True) as server:
+        auth = auth_for(front, server, dpop=True)
+        for _ in range(2):
+            assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+        # one token (after one use_dpop_nonce round trip), one nonce replay at the API
+        assert server.tokens_issued == 1 and server.api_401s == 1
+        server.revoke_all()
+        assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+        assert server.tokens_issued == 2
+
+
+def test_a_cross_origin_redirect_carries_neither_token_nor_proof(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    elsewhere = serve(Reply(body=b"{}"))
+    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    with LocalAuthorizationServer(require_dpop=True) as dpop_server:
+        auth = auth_for(front, dpop_server, base_url=home.url + "/", dpop=True)
+        response = front.request(auth, "GET", home.url + "/start", follow_redirects=True)
+        assert response.status_code == 200
+        sent_home = home.requests[0][2]
+        assert sent_home["authorization"].startswith("DPoP ") and unverified_claims(sent_home["dpop"])
+        hop = elsewhere.requests[0][2]
+        assert "authorization" not in hop and "dpop" not in hop
+
+
+def test_without_following_the_next_request_to_another_origin_carries_nothing(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    elsewhere = serve(Reply(body=b"{}"))
+    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    with LocalAuthorizationServer(require_dpop=True) as dpop_server:
+        auth = auth_for(front, dpop_server, base_url=home.url + "/", dpop=True)
+        response = front.request(auth, "GET", home.url + "/start", guard=False)
+        following = response.next_request
+        assert following is not None
+        assert "Authorization" not in following.headers and "DPoP" not in following.headers
+
+
+def test_an_unguarded_client_that_follows_a_redirect_is_warned_about(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    elsewhere = serve(Reply(body=b"{}"))
+    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    auth = auth_for(front, server, base_url=home.url + "/")
+    with caplog.at_level("WARNING", logger="reqcc"):
+        front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
+    assert "keep_home" in caplog.text
+    assert "authorization" not in elsewhere.requests[0][2]  # httpx itself strips Bearer across origins
+
+
+def test_a_401_from_another_origin_after_a_redirect_retires_nothing(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    elsewhere = serve(Reply(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    auth = auth_for(front, server, base_url=home.url + "/")
+    response = front.request(auth, "GET", home.url + "/start", follow_redirects=True)
+    assert response.status_code == 401
+    assert server.token_requests == 1 and auth.manager.token is not None  # not retired, not replayed
+    assert len(home.requests) == 1
+
+
+# -- packaging --------------------------------------------------------------------------
+
+
+def test_importing_reqcc_imports_neither_httpx_nor_anyio() -> None:
+    code = (
+        "import sys, reqcc, reqcc.policy, reqcc.async_token\n"
+        "print(json.dumps(sorted(m for m in ('httpx', 'httpx2', 'anyio', 'trio') if m in sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    assert json.loads(out) == []
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpx2"])
+def test_each_module_is_an_auth_of_its_own_httpx(name: str) -> None:
+    if not _available(name):
+        pytest.skip(f"{name} not installed")
+    module = importlib.import_module(name)
+    reqcc_module = importlib.import_module(f"reqcc.{name}")
+    assert issubclass(reqcc_module.ClientCredentialsAuth, module.Auth)
+    assert reqcc_module.ClientCredentialsAuth.requires_request_body is True
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpx2"])
+def test_the_signature_lists_base_url_manager_then_every_manager_keyword(name: str) -> None:
+    if not _available(name):
+        pytest.skip(f"{name} not installed")
+    import inspect
+
+    auth_class = importlib.import_module(f"reqcc.{name}").ClientCredentialsAuth
+    manager = inspect.signature(ClientCredentialsManager).parameters
+    parameters = inspect.signature(auth_class).parameters
+    assert list(parameters) == ["base_url", "manager", *manager]
+    assert all(parameters[n] == p for n, p in manager.items())
+
+
+def test_a_followed_redirect_of_a_request_without_a_reqcc_credential_is_not_warned_about(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    elsewhere = serve(Reply(body=b"{}"))
+    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    auth = auth_for(front, server)  # base_url: the local server's API, not home
+    with caplog.at_level("WARNING", logger="reqcc"):
+        front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
+    assert "keep_home" not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpx2"])
+def test_keep_home_strips_reqccs_credentials_from_a_hop_to_another_origin_only(name: str) -> None:
+    # An http -> https upgrade of one host keeps Authorization in httpx; keep_home does not.
+    if not _available(name):
+        pytest.skip(f"{name} not installed")
+    from reqcc._httpx_auth import STAMP
+
+    module = importlib.import_module(name)
+    auth = importlib.import_module(f"reqcc.{name}").ClientCredentialsAuth(
+        token_url="https://auth.example.com/token", client_id="c", client_secret="s"
+    )
+    stamp = ("http://127.0.0.1/start", "DPoP tok", "proof")
+
+    def hop(url: str, authorization: str = "DPoP tok") -> Any:
+        request = module.Request(
+            "GET", url, headers={"Authorization": authorization, "DPoP": "proof"}, extensions={STAMP: stamp}
+        )
+        anyio.run(_await, auth.keep_home(request))  # the async client awaits what it returns
+        return request.headers
+
+    assert "Authorization" not in hop("https://127.0.0.1/start") and "DPoP" not in hop("https://127.0.0.1/")
+    assert hop("http://127.0.0.1/elsewhere")["DPoP"] == "proof"  # same origin: kept
+    assert hop("https://127.0.0.1/", authorization="Basic mine")["Authorization"] == "Basic mine"  # not ours
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable
+
+
+def test_an_exception_while_sending_carries_the_request_without_token_or_proof(front: Front) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    with LocalAuthorizationServer() as server:
+        for dpop in (False, True):
+            auth = auth_for(front, server, base_url=dead, dpop=dpop)
+            with pytest.raises(front.module.TransportError) as caught:
+                front.request(auth, "GET", dead + "books")
+            headers = caught.value.request.headers
+            assert "Authorization" not in headers and "DPoP" not in headers
+        assert server.token_requests == 2  # the tokens were obtained and set, then taken off
+
+
+def test_the_401_body_before_a_replay_is_not_read(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    huge = Reply(
+        401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}, body=b"x" * 65536, repeat=2048,  # 128 MiB
+    )
+    api = serve(huge, Reply(body=b"{}"))
+    auth = auth_for(front, server, base_url=api.url + "/")
+    response = front.request(auth, "GET", api.url + "/books")
+    assert response.status_code == 200 and len(api.requests) == 2
+    assert api.bytes_sent < 32 * 1024 * 1024  # the connection was closed, not drained
+    assert server.token_requests == 2
+
+
+def test_no_secret_or_token_in_the_auths_repr(front: Front, server: LocalAuthorizationServer) -> None:
+    auth = auth_for(front, server)
+    token = front.request(auth, "GET", server.api_url + "books") and auth.manager.token
+    shown = repr(auth)
+    assert server.credentials()["client_secret"] not in shown and token.access_token not in shown
+    assert token.fingerprint in shown
