@@ -16,7 +16,7 @@ import pytest
 from reqcc import OAuthToken
 from reqcc.stores import FileTokenStore
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 MiB = 1 << 20
 

@@ -28,7 +28,7 @@ from reqcc.errors import (
 )
 from reqcc.token_endpoint import MAX_RESPONSE_BYTES, TokenEndpoint
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 MiB = 1 << 20
 SECRET = "hostile-s3cret/+ &\"<é"

@@ -31,7 +31,7 @@ from reqcc.client_auth import ClientSecretBasic, ClientSecretPost
 from reqcc.testing import LocalAuthorizationServer
 from reqcc.token_endpoint import TokenEndpoint
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 CHECK = "does not look like a token endpoint: check token_url"
 RAW_HINT = 'basic_auth_encoding="raw"'

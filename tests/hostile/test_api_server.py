@@ -28,8 +28,8 @@ from reqcc import (
 from reqcc.adapter import REJECTION_COOLDOWN, RejectionCooldown
 from reqcc.testing import FakeClock
 
-from .conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
-from .hostile_server import HostileServer, Reply
+from ..conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
+from ..hostile_server import HostileServer, Reply
 
 MiB = 1 << 20
 BOOKS = API + "books"

@@ -21,8 +21,8 @@ import requests
 
 import reqcc
 
-from .hostile_server import HostileServer, Reply
-from .threads import run_threads
+from ..hostile_server import HostileServer, Reply
+from ..threads import run_threads
 
 SECRET = "Sx9p@ss/wo\"rd<&>é+ =Zq't~!*()"
 

@@ -18,8 +18,8 @@ import pytest
 from reqcc import ClientCredentialsManager, ConfigurationError, OAuthToken, ReqccError
 from reqcc.errors import TokenDeadlineError
 
-from .hostile_server import HostileServer, Reply
-from .threads import JOIN, run_threads
+from ..hostile_server import HostileServer, Reply
+from ..threads import JOIN, run_threads
 
 THREADS = 4
 DEADLINE = 0.5
