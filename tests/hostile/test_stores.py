@@ -1,4 +1,4 @@
-"""Issue 10's store cases: a file store that stays readable, private folders, a Redis that never answers."""
+"""Token stores that misbehave: a file store that stays readable, private folders, a silent Redis."""
 
 from __future__ import annotations
 

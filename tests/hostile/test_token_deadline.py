@@ -1,4 +1,4 @@
-"""Issue 10, the manager's side: ``token_deadline`` for every waiting thread (DESIGN item 14)
+"""The manager against stalling token endpoints: ``token_deadline`` for every waiting thread (DESIGN item 14)
 and a ``BaseException`` kept in the thread it was raised in (item 21).
 
 The servers are raw-socket ones on loopback (tests/hostile_server.py) that stall or drip;
