@@ -1,4 +1,4 @@
-"""The adapter's less common paths (issue 19): requests not built by requests, a replay with the same token.
+"""The adapter's less common paths: requests not built by requests, a replay with the same token.
 
 A ``PreparedRequest`` built or altered by hand may have headers that are not a
 ``CaseInsensitiveDict`` or ``hooks`` that are not requests' dict; the adapter must still find

@@ -1,4 +1,4 @@
-"""``reqcc demo --serve`` says how to call it, and every line it offers works as pasted (issue 13).
+"""``reqcc demo --serve`` says how to call it, and every line it offers works as pasted.
 
 The demo clients' secrets used to appear nowhere; now the server's URLs, every client with
 its (throwaway, loopback-only) secret, and ready-to-paste ``reqcc`` and ``curl`` lines are

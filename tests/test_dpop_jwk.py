@@ -1,4 +1,4 @@
-"""DPoP's fixed sizes (issue 19): EC JWK coordinates padded to the curve, the nonce length cap.
+"""reqcc.dpop's fixed sizes: EC JWK coordinates padded to the curve, the nonce length cap.
 
 RFC 7518 §6.2.1.2: an EC JWK's ``x`` and ``y`` are the full size of the curve's coordinates,
 leading zero bytes included. A random key has a coordinate with a leading zero byte about

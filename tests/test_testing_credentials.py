@@ -1,4 +1,4 @@
-"""``LocalAuthorizationServer.credentials()`` and the ``reqcc_server`` fixture with custom clients (issue 13).
+"""``LocalAuthorizationServer.credentials()`` and the ``reqcc_server`` fixture with custom clients.
 
 A marker that registers only custom clients used to leave ``credentials()`` with a
 ``KeyError`` for the default client it looked for.

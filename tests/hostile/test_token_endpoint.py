@@ -1,4 +1,4 @@
-"""Issue 10 against a raw-socket hostile token endpoint (DESIGN items 14-16, 20; issue 13's messages).
+"""A raw-socket hostile token endpoint (DESIGN items 14-16, 20) and the messages that point at the fix.
 
 Every case counts what the server managed to send and how many token requests it got,
 and keeps the test small in memory: bodies are bounded (a few tens of MiB at most, most
@@ -28,7 +28,7 @@ from reqcc.errors import (
 )
 from reqcc.token_endpoint import MAX_RESPONSE_BYTES, TokenEndpoint
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 MiB = 1 << 20
 SECRET = "hostile-s3cret/+ &\"<é"
@@ -197,7 +197,7 @@ def test_a_token_with_crlf_is_refused_without_echoing_it(serve: Callable[..., Ho
     assert "X-Injected" not in message and "tok\r" not in message and "tok\\r" not in message
 
 
-# -- issue 13: messages that point at the fix ---------------------------------------------
+# -- messages that point at the fix -------------------------------------------------------
 
 
 @pytest.mark.parametrize(

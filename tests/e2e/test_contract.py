@@ -1,13 +1,18 @@
-"""Black-box checks of DESIGN.md's contract through the public API only (QA pass).
+"""DESIGN.md's contract checked from outside, through the public API only.
 
-Each test here came out of probing the contract from outside: a behaviour no other test
-pinned, or a deviation (marked ``xfail(strict=True)`` with the item it breaks, so that the
-fix turns it into a failure that asks for the mark to be removed).
+The token request follows no redirect (items 6 and 10), a token a failing token endpoint
+echoes is not in the error (item 13), ``token_deadline`` bounds the discovering thread's
+metadata read (items 14 and 25, against a raw-socket server that drips), and reqcc's errors
+stay ``requests`` exceptions (item 7). A deviation found this way is marked
+``xfail(strict=True)`` with the item it breaks, so that the fix turns it into a failure that
+asks for the mark to be removed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -15,6 +20,9 @@ import requests_mock
 
 import reqcc
 from reqcc import ClientCredentialsSession
+
+from ..hostile_server import HostileServer, Reply
+from ..threads import run_threads
 
 TOKEN_URL = "https://auth.example.com/token"
 API = "https://api.example.com/"
@@ -86,3 +94,39 @@ def test_current_token_echoed_by_a_failing_token_endpoint_is_not_in_the_error(
     assert TOKEN not in str(caught.value)
     assert TOKEN not in repr(caught.value)
     assert all(TOKEN not in record.getMessage() for record in caplog.records)
+
+
+# -- items 14 and 25: token_deadline bounds the leader's metadata read ---------------------
+
+
+def test_a_dripping_metadata_endpoint_releases_the_discovering_thread_by_the_deadline(
+    serve: Callable[..., HostileServer],
+) -> None:
+    """Item 14: one fetch ends within token_deadline for every thread, discovery included.
+
+    The metadata document drips one byte every 0.2 s (well under the per-read timeout), so
+    only the deadline can end it. The waiters were released on time already; the thread
+    that reads the metadata must be too, with a ReqccError, and no token request is sent.
+    """
+    server = serve(
+        Reply(headers={"Content-Type": "application/json"}, body=b" ", repeat=100, drip=0.2), lifetime=30
+    )
+    manager = reqcc.ClientCredentialsManager(
+        issuer=server.url, client_id="c", client_secret="s", token_deadline=1.0, timeout=(2, 2)
+    )
+    started = time.monotonic()
+    results = run_threads(lambda i: manager.get_token(), 3, timeout=10)
+    elapsed = time.monotonic() - started
+
+    assert all(isinstance(r, reqcc.ReqccError) for r in results), results
+    assert any(isinstance(r, reqcc.TokenDeadlineError) for r in results), results
+    assert elapsed < 6, f"the discovering thread took {elapsed:.1f}s with token_deadline=1"
+    assert all(method == "GET" for method, *_ in server.requests)  # no token request
+
+
+# -- item 7: the exceptions' classes ----------------------------------------------------
+
+
+def test_requests_exceptions_stay_requests_exceptions() -> None:
+    """Item 7 (kept): every reqcc error is still a requests RequestException."""
+    assert issubclass(reqcc.TokenDeadlineError, requests.RequestException)

@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from reqcc import ClientCredentialsAdapter, ClientCredentialsManager, OAuthToken
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 LIVE = "live-token-ABC123"
 FRESH = "fresh-token-XYZ789"

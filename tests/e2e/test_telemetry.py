@@ -173,7 +173,7 @@ def test_every_caller_that_waited_records_its_wait_the_leader_included(
 def test_a_single_threaded_service_records_each_wait_for_its_token(
     reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
 ) -> None:
-    # The case issue 19 measured: one thread, each token fetched by the caller itself.
+    # One thread, each token fetched by the caller itself.
     clock = FakeClock(100.0)
     session = session_for(monotonic=clock.monotonic)
     gate = reqcc_server.hold_token_requests(timeout=10)

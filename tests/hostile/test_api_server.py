@@ -1,4 +1,4 @@
-"""Issue 10, the adapter's side: the token stays home without the session's help (DESIGN
+"""The adapter against hostile API servers: the token stays home without the session's help (DESIGN
 item 17), no cleartext through a proxy (18), the 401 cool-down (19), a 401 body before a
 replay read capped (15).
 
@@ -28,8 +28,8 @@ from reqcc import (
 from reqcc.adapter import REJECTION_COOLDOWN, RejectionCooldown
 from reqcc.testing import FakeClock
 
-from .conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
-from .hostile_server import HostileServer, Reply
+from ..conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
+from ..hostile_server import HostileServer, Reply
 
 MiB = 1 << 20
 BOOKS = API + "books"

@@ -22,8 +22,8 @@ import pytest
 from reqcc import OAuthToken, ReqccError
 from reqcc.stores import FileTokenStore, RedisTokenStore
 
-from .conftest import API, Env, FakeClock, TokenIssuer
-from .fake_redis import FakeRedis
+from ..conftest import API, Env, FakeClock, TokenIssuer
+from ..fake_redis import FakeRedis
 
 MiB = 1 << 20
 #: The most bytes of a stored value reqcc reads: the file store's limit (1 MiB).

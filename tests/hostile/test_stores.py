@@ -1,4 +1,4 @@
-"""Issue 10's store cases: a file store that stays readable, private folders, a Redis that never answers."""
+"""Token stores that misbehave: a file store that stays readable, private folders, a silent Redis."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from reqcc import OAuthToken
 from reqcc.stores import FileTokenStore
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 MiB = 1 << 20
 

@@ -1,4 +1,4 @@
-"""DESIGN item 35 and the messages of issue 19: a wrong token_url, the Basic encoding, scopes.
+"""DESIGN item 35 and the token endpoint's error messages: a wrong token_url, the Basic encoding, scopes.
 
 Observed on 0.2: ``token_url`` pointed at an API path answering ``401 {"error":
 "invalid_token"}`` said "refused client 'cid': invalid_token [HTTP 401]" with no word of
@@ -31,7 +31,7 @@ from reqcc.client_auth import ClientSecretBasic, ClientSecretPost
 from reqcc.testing import LocalAuthorizationServer
 from reqcc.token_endpoint import TokenEndpoint
 
-from .hostile_server import HostileServer, Reply
+from ..hostile_server import HostileServer, Reply
 
 CHECK = "does not look like a token endpoint: check token_url"
 RAW_HINT = 'basic_auth_encoding="raw"'

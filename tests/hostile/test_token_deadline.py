@@ -1,4 +1,4 @@
-"""Issue 10, the manager's side: ``token_deadline`` for every waiting thread (DESIGN item 14)
+"""The manager against stalling token endpoints: ``token_deadline`` for every waiting thread (DESIGN item 14)
 and a ``BaseException`` kept in the thread it was raised in (item 21).
 
 The servers are raw-socket ones on loopback (tests/hostile_server.py) that stall or drip;
@@ -18,8 +18,8 @@ import pytest
 from reqcc import ClientCredentialsManager, ConfigurationError, OAuthToken, ReqccError
 from reqcc.errors import TokenDeadlineError
 
-from .hostile_server import HostileServer, Reply
-from .threads import JOIN, run_threads
+from ..hostile_server import HostileServer, Reply
+from ..threads import JOIN, run_threads
 
 THREADS = 4
 DEADLINE = 0.5

@@ -22,9 +22,9 @@ import requests
 from reqcc import ClientCredentialsAdapter, ClientCredentialsManager, OAuthProviderError, OAuthToken
 from reqcc.cooldown import REJECTION_COOLDOWN, REJECTION_ORIGIN_STRIKES, RejectionCooldown
 
-from .conftest import API, Env, FakeClock, TokenIssuer
-from .hostile_server import HostileServer, Reply
-from .otel_sdk import Otel
+from ..conftest import API, Env, FakeClock, TokenIssuer
+from ..hostile_server import HostileServer, Reply
+from ..otel_sdk import Otel
 
 MiB = 1 << 20
 ORDERS = API + "orders/"

@@ -1,4 +1,4 @@
-"""Issue 10, the command line: a secret flag, misspelt or misplaced, is refused without
+"""The command line and secrets: a secret flag, misspelt or misplaced, is refused without
 echoing its value (DESIGN item 20); ``reqcc token --format header`` never prints a token
 that is not header-safe (item 16)."""
 
