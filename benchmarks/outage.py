@@ -59,6 +59,11 @@ OUTAGE_BLOCK = (
     ".. outage-table-start (written by benchmarks/outage.py --update-docs)",
     ".. outage-table-end",
 )
+LENGTHS_BLOCK = (  # the table of --outages
+    ".. outage-lengths-start (written by benchmarks/outage.py --outages ... --update-docs)",
+    ".. outage-lengths-end",
+)
+PAGE = DOCS_PAGE.parent / "reliability.rst"
 GRACE = 0.05  # s after the server sent a token before a failure counts as "while usable"
 
 
@@ -272,13 +277,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "option: reqcc alone and its fleets only, one row per length)")
     parser.add_argument("--stores", default="file,redis,none",
                         help="the fleet rows: file, redis, none (comma-separated; '' for none)")
+    parser.add_argument("--libraries", default=None, metavar="NAME,...",
+                        help="only these libraries (names as in the table; default: all of them)")
     parser.add_argument("--allow-missing", action="store_true",
                         help="skip libraries that are not installed instead of failing")
     parser.add_argument("--post-max", type=float, default=None,
                         help="seconds to wait after the return for a recovery (default 70)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
-    parser.add_argument("--update-docs", nargs="?", const=DOCS_PAGE, type=Path, metavar="PAGE",
-                        help="also rewrite the outage block of PAGE (default: docs/performance.rst)")
+    parser.add_argument("--update-docs", nargs="?", const=PAGE, type=Path, metavar="PAGE",
+                        help="also rewrite the outage block of PAGE (default: docs/reliability.rst)")
     args = parser.parse_args(argv)
     logging.getLogger("reqcc").addHandler(logging.NullHandler())
     settings = OutageSettings.quick() if args.quick else OutageSettings()
@@ -289,6 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         stores = [s for s in stores if s == "file"]  # the smoke test: one fleet, no redis-server
     libraries = [cs.REQCC] if args.outages else [c for c in cs.CONTENDERS if c is not cs.FLOOR]
+    if args.libraries is not None:
+        wanted = {n.strip() for n in args.libraries.split(",") if n.strip()}
+        unknown = wanted - {c.name for c in cs.CONTENDERS}
+        if unknown:
+            parser.error(f"unknown libraries: {', '.join(sorted(unknown))}")
+        libraries = [c for c in cs.CONTENDERS if c.name in wanted]
     missing = [c for c in libraries if not c.available()]
     if missing and not args.allow_missing:
         print("not installed: " + ", ".join(c.name for c in missing)
@@ -357,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"rows": [asdict(r) for r in rows], "targets": [{"met": m, "text": t} for m, t in checks],
              "settings": asdict(settings)}, indent=2))
     if args.update_docs:
-        update_docs(args.update_docs, OUTAGE_BLOCK, "\n".join(out))
+        update_docs(args.update_docs, LENGTHS_BLOCK if args.outages else OUTAGE_BLOCK, "\n".join(out))
     return 0
 
 
