@@ -109,7 +109,7 @@ def schedule(seconds: float, seed: int) -> tuple[list[Outage], list[float]]:
     """
     rng = random.Random(seed)
     scale = min(1.0, seconds / 180.0)  # a short run gets short outages
-    lengths = [0.5, 40.0 * scale]
+    lengths = [0.5, round(40.0 * scale, 1)]
     outages: list[Outage] = []
     t = 15.0 * scale
     modes = list(FAILING_MODES)

@@ -38,6 +38,12 @@ def outside(text: str) -> str:
     return text
 
 
+def without(text: str, markers: tuple[str, str]) -> str:
+    """The text without what is between a start marker's line and the end marker."""
+    start, end = text.index(markers[0]), text.index(markers[1])
+    return text[: text.index("\n", start) + 1] + text[end:]
+
+
 def assert_clean_rst(text: str) -> None:
     warnings = io.StringIO()
     docutils.core.publish_doctree(
@@ -111,3 +117,36 @@ def test_overhead_script_runs_alone_and_says_what_it_skipped(tmp_path: Path) -> 
     assert block(written, OVERHEAD).strip() == table.strip()  # the block is what it printed
     assert block(written, PERFORMANCE) == block(PAGE.read_text(), PERFORMANCE)  # and only that block
     assert_clean_rst(block(written, OVERHEAD))
+
+
+OUTAGE_PAGE = ROOT / "docs" / "reliability.rst"
+OUTAGE_BLOCK = (".. outage-table-start", ".. outage-table-end")
+
+
+def test_outage_benchmark_runs_once_quickly(tmp_path: Path) -> None:
+    # reqcc alone and one fleet (two processes sharing a FileTokenStore) through a tiny outage.
+    raw = tmp_path / "outage.json"
+    page = tmp_path / "reliability.rst"
+    shutil.copy(OUTAGE_PAGE, page)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "outage.py"), "--quick", "--libraries", "reqcc",
+         "--json", str(raw), "--update-docs", str(page)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Targets for reqcc (issue 18):" in proc.stdout
+    data = json.loads(raw.read_text())
+    rows = {row["name"]: row for row in data["rows"]}
+    assert set(rows) == {"reqcc", "reqcc, 2 processes x 2 threads, FileTokenStore"}
+    alone, fleet = rows["reqcc"], rows["reqcc, 2 processes x 2 threads, FileTokenStore"]
+    # Both really ran through the outage and back: requests before, during and after it.
+    assert alone["requests"] >= 20 and fleet["requests"] >= 20
+    assert alone["recovery"] is not None and fleet["recovery"] is not None
+    assert 0.4 <= alone["outage"] <= 1.0 and alone["hung"] == fleet["hung"] == 0
+    # Three targets for the process alone and for the fleet with a store.
+    assert len(data["targets"]) == 6
+    written = page.read_text()
+    figures = block(written, OUTAGE_BLOCK)
+    assert "QUICK MODE" in figures and "FileTokenStore" in figures
+    assert without(written, OUTAGE_BLOCK) == without(OUTAGE_PAGE.read_text(), OUTAGE_BLOCK)
+    assert_clean_rst(figures)
