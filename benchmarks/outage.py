@@ -51,8 +51,9 @@ for _path in (str(HERE), str(HERE.parent)):
 os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")  # as run.py: this process only
 
 import contenders as cs  # noqa: E402
-from outage_load import Outcome, Plan, drive  # noqa: E402
-from report import DOCS_PAGE, machine, rst_table, update_docs  # noqa: E402
+from outage_figures import OutageRow, summarize, table, targets  # noqa: E402
+from outage_load import Plan, drive  # noqa: E402
+from report import DOCS_PAGE, machine, update_docs  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
 
 OUTAGE_BLOCK = (
@@ -64,7 +65,6 @@ LENGTHS_BLOCK = (  # the table of --outages
     ".. outage-lengths-end",
 )
 PAGE = DOCS_PAGE.parent / "reliability.rst"
-GRACE = 0.05  # s after the server sent a token before a failure counts as "while usable"
 
 
 @dataclass
@@ -86,49 +86,6 @@ class OutageSettings:
         """One tiny iteration: for the smoke test, not for numbers."""
         return cls(lifetime=1.0, pre=0.3, threads=2, interval=0.05, post_min=0.2, post_max=2.0,
                    fleet_processes=2, fleet_threads=2)
-
-
-@dataclass
-class OutageRow:
-    """One library (or reqcc fleet) through one outage."""
-
-    name: str
-    outage: float
-    requests: int
-    hits_per_s: float
-    recovery: float | None  # None: some process never succeeded after the return
-    failed_after: int
-    failed_usable: int
-    failed_total: int
-    hung: int
-    errors: dict[str, int]
-
-
-def summarize(name: str, down: float, up: float, per_process: Sequence[Sequence[Outcome]],
-              stats: dict[str, Any], hung: int) -> OutageRow:
-    """Reduce the outcomes of every process of one run, and the server's log, to one row."""
-    issued = [(i + GRACE, e) for i, e in stats["issued"]]
-    recoveries: list[float | None] = []
-    failed_after = failed_usable = failed_total = requests = 0
-    errors: dict[str, int] = {}
-    for outcomes in per_process:
-        first = next((t1 for _t0, t1, r in outcomes if r == "200" and t1 >= up), None)
-        recoveries.append(None if first is None else first - up)
-        for t0, t1, result in outcomes:
-            requests += 1
-            if result == "200":
-                continue
-            failed_total += 1
-            errors[result] = errors.get(result, 0) + 1
-            failed_after += t0 >= up
-            failed_usable += any(i <= t0 and t1 < e for i, e in issued)
-    hits = sum(1 for received, _a, _ok in stats["token_hits"] if down <= received < up)
-    return OutageRow(
-        name=name, outage=up - down, requests=requests, hits_per_s=hits / (up - down),
-        recovery=None if None in recoveries else max(r for r in recoveries if r is not None),
-        failed_after=failed_after, failed_usable=failed_usable, failed_total=failed_total,
-        hung=hung, errors=errors,
-    )
 
 
 def _toggle(server: ServerProcess, plan: Plan) -> tuple[float, float]:
@@ -220,37 +177,6 @@ def run_fleet(store: str, server: ServerProcess, settings: OutageSettings, lengt
         down, up, [[tuple(o) for o in r["outcomes"]] for r in reports], server.stats(),
         sum(r["hung"] for r in reports),
     )
-
-
-def table(rows: Sequence[OutageRow]) -> str:
-    """The rows as an reST simple table."""
-    return rst_table(
-        ["library", "outage s", "requests", "token reqs/s in outage", "recovery s",
-         "failed after return", "failed while usable", "failed in all"],
-        [[r.name, f"{r.outage:.1f}", r.requests, f"{r.hits_per_s:.2f}",
-          "never" if r.recovery is None else f"{r.recovery:.2f}", r.failed_after, r.failed_usable,
-          r.failed_total] for r in rows],
-    )
-
-
-def targets(rows: Sequence[OutageRow]) -> list[tuple[bool, str]]:
-    """reqcc's targets (issue 18), one per row of reqcc alone or of a fleet with a store."""
-    out = []
-    for r in rows:
-        if not r.name.startswith("reqcc"):
-            continue
-        label = f"{r.name}, {r.outage:.1f} s outage"
-        out.append((r.recovery is not None and r.recovery <= 1.5,
-                    f"{label}: recovery within 1.5 s of the return: "
-                    + ("never" if r.recovery is None else f"{r.recovery:.2f} s")))
-        if "no store" not in r.name:
-            out.append((r.hits_per_s <= 1.5,
-                        f"{label}: at most 1.5 token requests a second during the outage: "
-                        f"{r.hits_per_s:.2f}"))
-        out.append((r.failed_usable == 0 and r.hung == 0,
-                    f"{label}: no failed request while a usable token existed: {r.failed_usable}"
-                    + (f"; {r.hung} threads hung" if r.hung else "")))
-    return out
 
 
 def _start_redis(folder: str) -> Any:

@@ -9,6 +9,7 @@ docs build runs with warnings as errors) and leave the rest of the page alone.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import shutil
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import docutils.core
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "run.py"
@@ -150,3 +152,31 @@ def test_outage_benchmark_runs_once_quickly(tmp_path: Path) -> None:
     assert "QUICK MODE" in figures and "FileTokenStore" in figures
     assert without(written, OUTAGE_BLOCK) == without(OUTAGE_PAGE.read_text(), OUTAGE_BLOCK)
     assert_clean_rst(figures)
+
+
+def test_outage_figures_from_outcomes_and_the_server_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    figures = importlib.import_module("outage_figures")
+    # The endpoint was down from 10 to 20; a token was usable from 5.0 (+50 ms) to 12.0, and
+    # another one issued at 21.0.
+    stats = {"token_hits": [[4.9, 5.0, True], [11.0, 11.0, False], [15.0, 15.0, False],
+                            [20.0, 21.0, True]],
+             "issued": [[5.0, 12.0], [21.0, 25.0]]}
+    first = [(8.0, 8.1, "200"), (11.5, 11.6, "TemporarilyUnavailable"),  # usable: counts
+             (11.95, 12.05, "TemporarilyUnavailable"),  # ended after the expiry
+             (20.5, 20.6, "TemporarilyUnavailable"), (21.0, 21.2, "200")]
+    second = [(5.01, 5.02, "ConnectionError"),  # within 50 ms of the answer: not yet
+              (20.0, 20.5, "200")]
+    row = figures.summarize("reqcc", 10.0, 20.0, [first, second], stats, hung=0)
+    assert (row.requests, row.failed_total, row.failed_usable, row.failed_after) == (7, 4, 1, 1)
+    assert row.hits_per_s == pytest.approx(0.2) and row.recovery == pytest.approx(1.2)
+    assert row.errors == {"TemporarilyUnavailable": 3, "ConnectionError": 1}
+    assert [met for met, _ in figures.targets([row])] == [True, True, False]
+
+    never = figures.summarize("reqcc, fleet, no store", 10.0, 20.0, [first, [(21.0, 21.1, "503")]],
+                              stats, hung=0)
+    assert never.recovery is None
+    met, text = figures.targets([never])[0]
+    assert not met and text.endswith("never")
+    assert len(figures.targets([never])) == 2  # no store: no target for the endpoint's load
+    assert "never" in figures.table([never])
