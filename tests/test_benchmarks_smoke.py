@@ -164,13 +164,14 @@ def test_outage_figures_from_outcomes_and_the_server_log(monkeypatch: pytest.Mon
              "issued": [[5.0, 12.0], [21.0, 25.0]]}
     first = [(8.0, 8.1, "200"), (11.5, 11.6, "TemporarilyUnavailable"),  # usable: counts
              (11.95, 12.05, "TemporarilyUnavailable"),  # ended after the expiry
+             (19.9, 20.1, "TemporarilyUnavailable"),  # started before the return
              (20.5, 20.6, "TemporarilyUnavailable"), (21.0, 21.2, "200")]
     second = [(5.01, 5.02, "ConnectionError"),  # within 50 ms of the answer: not yet
               (20.0, 20.5, "200")]
     row = figures.summarize("reqcc", 10.0, 20.0, [first, second], stats, hung=0)
-    assert (row.requests, row.failed_total, row.failed_usable, row.failed_after) == (7, 4, 1, 1)
+    assert (row.requests, row.failed_total, row.failed_usable, row.failed_after) == (8, 5, 1, 1)
     assert row.hits_per_s == pytest.approx(0.2) and row.recovery == pytest.approx(1.2)
-    assert row.errors == {"TemporarilyUnavailable": 3, "ConnectionError": 1}
+    assert row.errors == {"TemporarilyUnavailable": 4, "ConnectionError": 1}
     assert [met for met, _ in figures.targets([row])] == [True, True, False]
 
     never = figures.summarize("reqcc, fleet, no store", 10.0, 20.0, [first, [(21.0, 21.1, "503")]],
