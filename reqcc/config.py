@@ -64,6 +64,8 @@ _SCOPE_SEPARATORS = re.compile(r"[\s,]+")
 DEFAULT_REFRESH_AHEAD = 0.2
 #: Seconds one token fetch may take for every thread that needs it (DESIGN item 14).
 DEFAULT_TOKEN_DEADLINE = 30.0
+#: Seconds between two probes of a failing token endpoint while no usable token is held (item 27).
+DEFAULT_PROBE_INTERVAL = 1.0
 
 
 class ManagerKeywords(TypedDict, total=False):
@@ -98,6 +100,7 @@ class ManagerKeywords(TypedDict, total=False):
     max_retry_wait: float
     failure_backoff: float
     max_failure_backoff: float
+    probe_interval: float
     token_deadline: float
     clock: Callable[[], float]
     monotonic: Callable[[], float]
@@ -128,6 +131,7 @@ class ManagerConfig:
     refresh_ahead: float
     failure_backoff: float
     max_failure_backoff: float
+    probe_interval: float
     token_deadline: float
     token_provider: TokenProvider | None
     on_token_update: TokenUpdateCallback | None
@@ -260,6 +264,7 @@ def check_config(
     max_retry_wait: float,
     failure_backoff: float,
     max_failure_backoff: float,
+    probe_interval: float,
     token_deadline: float,
     clock: Callable[[], float],
     monotonic: Callable[[], float],
@@ -321,6 +326,7 @@ def check_config(
     clock_skew = _seconds(clock_skew, "clock_skew")
     failure_backoff = _seconds(failure_backoff, "failure_backoff")
     max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
+    probe_interval = _seconds(probe_interval, "probe_interval")
     token_deadline = _seconds(token_deadline, "token_deadline", allow_zero=False)
     normalized_scopes = normalize_scopes(scopes)
     prover = check_dpop(dpop, dpop_key, clock)
@@ -403,7 +409,7 @@ def check_config(
     checked_params = check_form_fields(token_params or {}, "token_params")
     store = None if token_store is None else check_token_store(token_store)
     shared = None if store is None or endpoint is None else share(
-        store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep
+        store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep, clock=clock
     )
     return ManagerConfig(
         endpoint=endpoint,
@@ -415,6 +421,7 @@ def check_config(
         refresh_ahead=refresh_ahead,
         failure_backoff=failure_backoff,
         max_failure_backoff=max_failure_backoff,
+        probe_interval=probe_interval,
         token_deadline=token_deadline,
         token_provider=token_provider,
         on_token_update=on_token_update,

@@ -23,6 +23,7 @@ from ._keywords import passes_keywords
 from ._log import log
 from .client_auth import ClientAuth
 from .config import (
+    DEFAULT_PROBE_INTERVAL,
     DEFAULT_REFRESH_AHEAD,
     DEFAULT_TOKEN_DEADLINE,
     TokenProvider,
@@ -113,9 +114,17 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
     :param max_retries: retries of a transient token-endpoint failure (default 2).
     :param retry_backoff: base seconds of the exponential wait between those retries.
     :param max_retry_wait: the longest one retry waits (a longer ``Retry-After`` ends retrying).
-    :param failure_backoff: seconds before the first new attempt after a failed fetch
-        (default 1); doubles per consecutive failure, jittered, up to ``max_failure_backoff``.
-    :param max_failure_backoff: the longest that wait grows to, in seconds (default 60).
+    :param failure_backoff: while a usable token is held (a renewal ahead of expiry
+        failed), seconds before the first new attempt after a failed fetch (default 1);
+        doubles per consecutive failure, jittered, up to ``max_failure_backoff``.
+    :param max_failure_backoff: the longest that wait grows to, in seconds (default 60);
+        a ``Retry-After`` longer than this is waited this long.
+    :param probe_interval: while no usable token is held and the token endpoint is failing,
+        seconds between two probes of it (default 1, jittered by ±20 %): one probe at a time
+        for all threads, each a single HTTP request, and callers in between get the last
+        error at once. So an outage costs the endpoint about one request an interval, and
+        its return is seen within about one (DESIGN item 27). Meanwhile a held token is used
+        up to its real expiry, the ``clock_skew`` margin included (item 28).
     :param token_deadline: seconds one token fetch may take, all of it (default 30): every
         attempt, every retry wait and every byte of the answer, and every thread waiting for
         it. A token endpoint that never answers or drips its answer, or a ``token_provider``
@@ -173,6 +182,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         max_retry_wait: float = 10.0,
         failure_backoff: float = 1.0,
         max_failure_backoff: float = 60.0,
+        probe_interval: float = DEFAULT_PROBE_INTERVAL,
         token_deadline: float = DEFAULT_TOKEN_DEADLINE,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -206,6 +216,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
             max_retry_wait=max_retry_wait,
             failure_backoff=failure_backoff,
             max_failure_backoff=max_failure_backoff,
+            probe_interval=probe_interval,
             token_deadline=token_deadline,
             clock=clock,
             monotonic=monotonic,
@@ -220,6 +231,7 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         self.refresh_ahead = config.refresh_ahead
         self.failure_backoff = config.failure_backoff
         self.max_failure_backoff = config.max_failure_backoff
+        self.probe_interval = config.probe_interval
         self.token_deadline = config.token_deadline
         self.token_provider = config.token_provider
         self.on_token_update = config.on_token_update
@@ -239,7 +251,11 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
         self._dpop = config.dpop
         self._random = random.Random()
         self._backoff = FailureBackoff(
-            config.failure_backoff, config.max_failure_backoff, monotonic=config.monotonic, rng=self._random
+            config.failure_backoff,
+            config.max_failure_backoff,
+            monotonic=config.monotonic,
+            rng=self._random,
+            probe_interval=config.probe_interval,
         )
         self._rejection_cooldown = RejectionCooldown(config.monotonic)
         self._reset_process_state()
@@ -496,7 +512,39 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     def _await_token(self) -> OAuthToken:
         self._check_process()
-        return self._flights.get(self._usable_token, self._run, waited=self._telemetry.waited)
+        held = self._held_while_failing()
+        if held is not None:
+            return held
+        try:
+            return self._flights.get(
+                self._usable_token,
+                self._run,
+                waited=self._telemetry.waited,
+                recheck=self._peek_store if self._shared is not None else None,
+            )
+        except requests.RequestException:
+            # The fetch that just found the token endpoint failing: a token that has not
+            # really expired yet still serves (DESIGN item 28).
+            held = self._held_while_failing()
+            if held is None:
+                raise
+            return held
+
+    def _held_while_failing(self) -> OAuthToken | None:
+        """The held token while the token endpoint fails and the token's real expiry is ahead (item 28).
+
+        Past its ``clock_skew`` margin but not its expiry, it is handed out, and a renewal
+        is tried in the background when the backoff allows, as in its renewal window.
+        Only the slow path (the token's margin reached) comes here.
+        """
+        current = self._current
+        if current is None or not self._backoff.failing:
+            return None
+        now = self._monotonic()
+        if not current.unexpired(now):
+            return None
+        self._refresh_ahead(current, now)
+        return current.token
 
     def _usable_token(self, now: float) -> OAuthToken | None:
         current = self._current
@@ -504,7 +552,11 @@ class ClientCredentialsManager(ForkSafetyMixin, RenewalMixin, SharingMixin, Toke
 
     def _run(self, flight: _Flight, *, background: bool = False) -> None:
         deadline = flight.deadline
-        result = self._flights.lead(flight, lambda: self._obtain_shared(deadline), background=background)
+        # A probe of an endpoint known to be failing is one HTTP request (DESIGN item 27).
+        retries = not self._backoff.failing
+        result = self._flights.lead(
+            flight, lambda: self._obtain_shared(deadline, retries=retries), background=background
+        )
         if result is not None:
             token, obtained_here = result
             self._adopt(token, notify=obtained_here, flight=flight)

@@ -24,6 +24,9 @@ from .stores.base import TokenStore, token_store_key
 from .token_endpoint import TokenEndpoint
 from .validity import HeldToken
 
+if TYPE_CHECKING:
+    from .single_flight import FailureBackoff
+
 __all__ = ["SharingMixin", "share", "store_key"]
 
 
@@ -48,9 +51,10 @@ def share(
     *,
     monotonic: Callable[[], float],
     sleep: Callable[[float], None],
+    clock: Callable[[], float],
 ) -> SharedTokens:
     """Return the store step of a manager with this (known) endpoint and these scopes."""
-    return SharedTokens(store, store_key(endpoint, scopes), monotonic=monotonic, sleep=sleep)
+    return SharedTokens(store, store_key(endpoint, scopes), monotonic=monotonic, sleep=sleep, clock=clock)
 
 
 class SharingMixin:
@@ -68,19 +72,24 @@ class SharingMixin:
         _sleep: Callable[[float], None]
         _current: HeldToken | None
         _retired: str | None
+        _backoff: FailureBackoff
+        token_deadline: float
 
-        def _obtain(self, deadline: float | None = None) -> OAuthToken: ...
+        def _obtain(self, deadline: float | None = None, *, retries: bool = True) -> OAuthToken: ...
         def _token_endpoint(self, deadline: float | None = None) -> TokenEndpoint: ...
         def _deadlines(self, token: OAuthToken) -> HeldToken: ...
+        def _adopt(self, token: OAuthToken, *, notify: bool) -> None: ...
 
-    def _obtain_shared(self, deadline: float | None = None) -> tuple[OAuthToken, bool]:
+    def _obtain_shared(
+        self, deadline: float | None = None, *, retries: bool = True
+    ) -> tuple[OAuthToken, bool]:
         """Obtain a token, through the token store if there is one.
 
         Returns the token and whether this process obtained it (fetch or provider), as
-        opposed to reading it from the store.
+        opposed to reading it from the store. ``retries=False``: a probe, one HTTP request.
         """
         if self.token_store is None:
-            return self._obtain(deadline), True
+            return self._obtain(deadline, retries=retries), True
         shared = self._shared
         if shared is None:  # the store key names the token endpoint: discover it first
             shared = self._shared = share(
@@ -89,8 +98,30 @@ class SharingMixin:
                 self._scopes,
                 monotonic=self._monotonic,
                 sleep=self._sleep,
+                clock=self._clock,
             )
-        return shared.obtain(lambda: self._obtain(deadline), self._usable_from_store)
+        return shared.obtain(
+            lambda retry: self._obtain(deadline, retries=retry),
+            self._usable_from_store,
+            deadline=deadline,
+            retries=retries,
+            probe_delay=self._backoff.probe_delay,
+        )
+
+    def _peek_store(self) -> OAuthToken | None:
+        """Adopt and return a token another process stored since this one last failed, or ``None``.
+
+        Asked by a caller that would get the last failure again (no usable token, the next
+        probe not due): another process's probe may have succeeded (DESIGN item 29). At most
+        one look per the store's ``poll_interval``, within ``token_deadline``.
+        """
+        shared = self._shared
+        if shared is None:
+            return None
+        token = shared.peek(self._usable_from_store, self._monotonic() + self.token_deadline)
+        if token is not None:
+            self._adopt(token, notify=False)
+        return token
 
     def _usable_from_store(self, token: OAuthToken) -> bool:
         """Whether a token found in the store may be adopted instead of obtaining one."""

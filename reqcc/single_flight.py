@@ -128,55 +128,102 @@ def _copy_error(exc: BaseException, traceback: TracebackType | None) -> BaseExce
 
 
 class FailureBackoff:
-    """When the next token request may go out after failed ones.
+    """When the next token request may go out after failed ones: the two regimes of DESIGN item 27.
 
-    The first new attempt after a failure waits ``base`` seconds; the wait doubles per
-    consecutive failure up to ``maximum``, jittered to between half and all of it, and is
-    at least a server's ``Retry-After`` (capped at ``maximum`` too). Meanwhile callers get
-    the last error again. Methods that change it are called with the manager's lock held.
+    After a failure it keeps two times, and which one applies depends on whether the
+    manager still holds a usable token when it asks:
+
+    - :attr:`retry_at`, while a usable token is held (only a renewal ahead of expiry
+      failed, no caller is failing): ``base`` seconds after the first failure, doubling
+      per consecutive failure up to ``maximum``, jittered to between half and all of it;
+    - :attr:`probe_at`, while no usable token is held (every caller is failing anyway):
+      a steady ``probe_interval`` after the last failure, jittered by ±20 %, so the
+      endpoint is probed about once an interval and its return is seen within one.
+
+    Both are at least a server's ``Retry-After``, capped at ``maximum``. Meanwhile
+    callers get the last error again (:meth:`check`). Methods that change it are called
+    with the manager's lock held.
 
     :param rng: the jitter's random generator (the manager reseeds it after a fork).
+    :param probe_interval: seconds between two probes while no usable token is held.
     """
 
     def __init__(
-        self, base: float, maximum: float, *, monotonic: Callable[[], float], rng: random.Random
+        self,
+        base: float,
+        maximum: float,
+        *,
+        monotonic: Callable[[], float],
+        rng: random.Random,
+        probe_interval: float = 1.0,
     ) -> None:
         self.base = base
         self.maximum = maximum
+        self.probe_interval = probe_interval
         self._monotonic = monotonic
         self._random = rng
         self.failures = 0
-        #: Monotonic time before which no new attempt is made (``-inf``: no backoff).
+        #: Monotonic time before which no renewal is tried while a usable token is held.
         self.retry_at = -math.inf
+        #: Monotonic time before which no probe goes out while no usable token is held.
+        self.probe_at = -math.inf
         self.last_error: BaseException | None = None
         self.last_error_at = 0.0
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last attempt failed (the token endpoint is known to be failing)."""
+        return self.last_error is not None
+
+    def _asked(self, exc: Exception) -> float:
+        """The ``Retry-After`` ``exc`` carries, capped at :attr:`maximum` (0 without one)."""
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool):
+            return min(float(retry_after), self.maximum)  # a server does not park us for a day
+        return 0.0
+
+    def probe_delay(self, exc: Exception) -> float:
+        """Return the seconds from the failure ``exc`` to the next probe.
+
+        The jittered ``probe_interval``, or the ``Retry-After`` of ``exc`` (capped) if longer.
+        """
+        return max(self.probe_interval * (0.8 + 0.4 * self._random.random()), self._asked(exc))
+
     def record(self, exc: Exception) -> None:
-        """Count a failed attempt and start its backoff."""
+        """Count a failed attempt and schedule the next one in both regimes."""
         self.failures += 1
         delay = min(self.maximum, self.base * 2 ** (self.failures - 1))
-        delay *= 0.5 + self._random.random() / 2
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)):
-            delay = max(delay, min(float(retry_after), self.maximum))
+        delay = max(delay * (0.5 + self._random.random() / 2), self._asked(exc))
+        probe = self.probe_delay(exc)
         now = self._monotonic()
         self.last_error = exc
         self.last_error_at = now
         self.retry_at = now + delay
+        self.probe_at = now + probe
 
     def reset(self) -> None:
         """Forget the failures: a token was obtained."""
         self.failures = 0
-        self.retry_at = -math.inf
+        self.retry_at = self.probe_at = -math.inf
         self.last_error = None
 
-    def check(self, now: float) -> None:
-        """Raise the last error again, marked as a repeat, while its backoff lasts."""
-        if self.last_error is not None and now < self.retry_at:
+    def next_attempt(self, *, holding: bool) -> float:
+        """Return the monotonic time of the next attempt (``-inf``: now).
+
+        :attr:`retry_at` while ``holding`` a usable token, else :attr:`probe_at`.
+        """
+        return self.retry_at if holding else self.probe_at
+
+    def check(self, now: float, *, holding: bool = False) -> None:
+        """Raise the last error again, marked as a repeat, until the next attempt is due."""
+        if self.last_error is None:
+            return
+        due = self.next_attempt(holding=holding)
+        if now < due:
             raise as_cached_error(
                 self.last_error,
                 f"token request failed {now - self.last_error_at:.1f}s ago; "
-                f"next attempt in {self.retry_at - now:.1f}s",
+                f"next attempt in {due - now:.1f}s",
             )
 
 
@@ -351,6 +398,7 @@ class SingleFlight:
         run: Callable[[_Flight], None],
         *,
         waited: Callable[[float], None],
+        recheck: Callable[[], OAuthToken | None] | None = None,
     ) -> OAuthToken:
         """Return the usable token held, or else lead or join a flight and return its token.
 
@@ -363,7 +411,11 @@ class SingleFlight:
         :param held: called under the lock with the ``monotonic`` time: the token held if
             it is usable then, else ``None``.
         :param run: the leader's part: obtains the token and adopts it (see :meth:`lead`).
-        :param waited: told the seconds a caller that joined a flight waited for it.
+        :param waited: told the seconds a caller waited for a flight: every caller that led
+            or joined one (not one that got a usable token, or the last error at once).
+        :param recheck: asked, without the lock, by a caller about to get the last error
+            again: a token obtained elsewhere meanwhile (another process's, through a token
+            store), adopted, or ``None``.
         :raises ReqccError: the flight's error, or the last one again during the backoff.
         """
         interrupted = 0
@@ -373,10 +425,27 @@ class SingleFlight:
                 token = held(now)
                 if token is not None:
                     return token
-                flight, leader = self.join(now)
+                try:
+                    flight, leader = self.join(now)
+                except TokenProviderError:
+                    raise
+                except Exception as exc:  # the last error again: the next attempt is not due
+                    repeat: Exception | None = exc
+                else:
+                    repeat = None
+            if repeat is not None:
+                token = recheck() if recheck is not None else None
+                if token is not None:
+                    return token
+                raise repeat
             if leader:
-                run(flight)
-                return self.wait(flight, leader=True)
+                # The leader waits for its own token request: that is a wait too (DESIGN
+                # item 34), whether it ends in a token or an error.
+                try:
+                    run(flight)
+                    return self.wait(flight, leader=True)
+                finally:
+                    waited(self._monotonic() - now)
             # Another thread is obtaining the token: this caller had to wait.
             try:
                 return self.wait(flight, leader=False)

@@ -283,20 +283,29 @@ class TokenEndpoint:
     # -- one token, with retries ------------------------------------------------------
 
     def request_token(
-        self, extra_params: Mapping[str, str] | None = None, *, deadline: float | None = None
+        self,
+        extra_params: Mapping[str, str] | None = None,
+        *,
+        deadline: float | None = None,
+        retries: bool = True,
     ) -> OAuthToken:
         """Request a token, retrying transient failures, and return it.
 
         :param extra_params: extra form fields for this request only.
         :param deadline: a ``monotonic`` time by which the whole fetch (every attempt, every
             retry wait, every byte of the answer) must be over; ``None`` for no deadline.
+        :param retries: ``False`` for a probe of an endpoint known to be failing: one HTTP
+            request, no retry (DESIGN item 27).
         :raises OAuthProviderError: the server answered with a §5.2 error body.
         :raises TokenResponseError: the answer is not a usable token response.
         :raises TokenDeadlineError: the deadline passed.
         :raises requests.RequestException: the network failed (after the retries).
         """
         extra = check_form_fields(extra_params or {}, "fetch_token()") if extra_params else {}
-        return self.retry_policy().call(
+        policy = self.retry_policy()
+        if not retries:
+            policy.max_retries = 0
+        return policy.call(
             lambda: self._request_once(extra, deadline),
             what=f"token request to {self.token_url}",
             deadline=deadline,

@@ -49,14 +49,16 @@ class TokenSourceMixin:
         _last_token: OAuthToken | None
         _retired: str | None
 
-    def _obtain(self, deadline: float | None = None) -> OAuthToken:
+    def _obtain(self, deadline: float | None = None, *, retries: bool = True) -> OAuthToken:
         """Obtain a new token from the ``token_provider`` or the token endpoint.
 
         ``deadline`` (``monotonic``) bounds the token request, discovery included (item 14).
+        ``retries=False`` makes it a probe of an endpoint known to be failing: one HTTP
+        token request, not retried (item 27).
         """
         provider = self.token_provider
         if provider is None:
-            return self._token_endpoint(deadline).request_token(deadline=deadline)
+            return self._token_endpoint(deadline).request_token(deadline=deadline, retries=retries)
         return call_provider(
             provider,
             self._last_token,

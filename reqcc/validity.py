@@ -20,19 +20,37 @@ __all__ = ["HeldToken", "hold"]
 class HeldToken:
     """The token in use and its deadlines on the monotonic clock (derived at adoption)."""
 
-    __slots__ = ("expire_at", "renew_at", "token")
+    __slots__ = ("end_at", "expire_at", "renew_at", "token")
 
-    def __init__(self, token: OAuthToken, expire_at: float | None, renew_at: float | None) -> None:
+    def __init__(
+        self,
+        token: OAuthToken,
+        expire_at: float | None,
+        renew_at: float | None,
+        end_at: float | None = None,
+    ) -> None:
         #: The token.
         self.token = token
         #: The ``monotonic`` time from which it is expired, or ``None`` (it never expires by the clock).
         self.expire_at = expire_at
         #: The ``monotonic`` time from which it is renewed ahead, or ``None`` (never ahead).
         self.renew_at = renew_at
+        #: The ``monotonic`` time of its real expiry, without the clock-skew margin (default:
+        #: :attr:`expire_at`). Used only while the token endpoint is failing (DESIGN item 28).
+        self.end_at = expire_at if end_at is None else end_at
 
     def usable(self, now: float) -> bool:
         """Whether the token is unexpired at ``now`` (``monotonic``)."""
         return self.expire_at is None or now < self.expire_at
+
+    def unexpired(self, now: float) -> bool:
+        """Whether the token's real expiry (the skew margin not subtracted) is still ahead at ``now``.
+
+        While the token endpoint is failing, such a token is used in its skew margin
+        (DESIGN item 28): the margin guards against clock differences with a healthy
+        endpoint at hand, and never reaches past the expiry the server gave.
+        """
+        return self.end_at is None or now < self.end_at
 
 
 def hold(
@@ -45,7 +63,7 @@ def hold(
 ) -> HeldToken:
     """Return ``token`` with its deadlines, as of now.
 
-    ``expire_at`` is its expiry less :meth:`~reqcc.OAuthToken.effective_skew`;
+    ``end_at`` is its expiry; ``expire_at`` is that less :meth:`~reqcc.OAuthToken.effective_skew`;
     ``renew_at`` is ``refresh_ahead`` of its lifetime (``expires_in``, else what is left of
     it) before that, or ``None`` when ``refresh_ahead`` is 0. A token without an expiry
     gets neither.
@@ -54,9 +72,10 @@ def hold(
         return HeldToken(token, None, None)
     now = monotonic()
     remaining = token.expiry - clock()
-    expire_at = now + remaining - token.effective_skew(clock_skew)
+    end_at = now + remaining
+    expire_at = end_at - token.effective_skew(clock_skew)
     renew_at = None
     if refresh_ahead > 0:
         lifetime = token.expires_in if token.expires_in is not None else max(remaining, 0.0)
         renew_at = expire_at - refresh_ahead * lifetime
-    return HeldToken(token, expire_at, renew_at)
+    return HeldToken(token, expire_at, renew_at, end_at)

@@ -231,7 +231,7 @@ def test_provider_raising_a_requests_error_keeps_it(make_env: Any) -> None:
 def test_provider_failure_then_recovery(make_env: Any, clock: FakeClock) -> None:
     provider = Provider(clock)
     provider.result = "not a token"
-    env: Env = make_env(token_provider=provider, failure_backoff=0)
+    env: Env = make_env(token_provider=provider, failure_backoff=0, probe_interval=0)
     with pytest.raises(TokenProviderError):
         env.session.get(BOOKS)
     provider.result = None

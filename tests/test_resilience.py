@@ -551,10 +551,12 @@ def test_retry_after_longer_than_max_retry_wait_ends_retrying_and_sets_the_backo
 # -- 4. backoff after failure -------------------------------------------------------------
 
 
-def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_the_backoff(
+def test_dead_endpoint_is_probed_once_an_interval_and_success_resets_the_backoff(
     server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
 ) -> None:
-    manager = make_manager()  # the defaults: 2 retries, backoff 1 s doubling up to 60 s
+    # DESIGN item 27: no token held, so every caller fails anyway: the endpoint is probed at
+    # a steady probe_interval (1 s, jittered to 0.8-1.2 s), one HTTP request per probe.
+    manager = make_manager()  # the defaults: 2 retries, probe_interval 1 s
     server.fail_always = Failure(503)
     start = mono.now
     fresh: list[BaseException] = []
@@ -570,16 +572,17 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
         f"\n[observed] dead endpoint, 100 calls in a minute: {attempts} fetches, "
         f"{server.token_requests} token requests, {len(cached)} cached errors"
     )
-    # Backoffs 1, 2, 4, 8, 16, 32 s, each jittered to [0.5, 1] of itself: 6 or 7 fetches
-    # fit in 60 s (each starting at most 0.6 s after its backoff), each one request plus 2 retries.
-    assert 6 <= attempts <= 7
-    assert server.token_requests == 3 * attempts
+    # Each probe is due 0.8-1.2 s after the last: the second call after it (1.2 s) sends it.
+    assert attempts == 50
+    # The first fetch did not know the endpoint was failing: 1 request + 2 retries. Every
+    # probe after it is a single request.
+    assert server.token_requests == attempts + 2
     assert len(cached) == 100 - attempts
     assert all(type(e) is TokenResponseError and "next attempt in" in str(e) for e in cached)
     # ... each the repeat of one of the failed fetches (its very response).
     assert all(any(e.__cause__.response is f.response for f in fresh) for e in cached)
 
-    # Later minutes: the backoff is capped at 60 s (jittered: 30-60 s), one or two fetches.
+    # Later minutes: still one probe a second or two (no doubling while no token is held).
     per_minute = []
     for minute in range(1, 10):
         before = len(fresh)
@@ -590,34 +593,37 @@ def test_dead_endpoint_sees_a_handful_of_requests_per_minute_and_success_resets_
             if not is_cached(info.value):
                 fresh.append(info.value)
         per_minute.append(len(fresh) - before)
-    print(f"[observed] dead endpoint, fetches in minutes 2-10: {per_minute}")
-    assert all(n <= 2 for n in per_minute[3:])
+    print(f"[observed] dead endpoint, probes in minutes 2-10: {per_minute}")
+    assert all(30 <= n <= 60 for n in per_minute)
+    assert server.token_requests == len(fresh) + 2
 
-    # The endpoint comes back: the first attempt after the backoff succeeds ...
+    # The endpoint comes back: the next probe, within 1.2 s, succeeds ...
     server.fail_always = None
     requests_before = server.token_requests
-    for _ in range(61):
-        mono.advance(1)
+    for _ in range(3):
+        mono.advance(0.6)
         try:
             token = manager.get_token()
             break
         except TokenResponseError as exc:
             assert is_cached(exc)
     else:
-        pytest.fail("no new attempt within the 60 s cap")
+        pytest.fail("no probe within 1.2 s of the endpoint's return")
     assert token.access_token == "tok-1" and server.token_requests == requests_before + 1
 
-    # ... and resets the backoff: the next failure waits the base delay (1 s), not 60 s.
+    # ... and resets the backoff: the next failure is fetched with retries again, and the
+    # probe after it is due in 0.8-1.2 s.
     manager.token = None
     server.failures.extend([Failure(503)] * 3)
     with pytest.raises(TokenResponseError) as info:
         manager.get_token()
     assert not is_cached(info.value)
-    mono.advance(0.49)
+    assert server.token_requests == requests_before + 4
+    mono.advance(0.79)
     with pytest.raises(TokenResponseError) as info:
         manager.get_token()
     assert is_cached(info.value)
-    mono.advance(0.52)
+    mono.advance(0.42)
     assert manager.get_token().access_token == "tok-2"
 
 

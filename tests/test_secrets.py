@@ -218,7 +218,7 @@ def test_provider_failures(make_env: Any, leaks: Leaks, clock: FakeClock) -> Non
     def provider(last: OAuthToken | None, manager: ClientCredentialsManager) -> Any:
         return results.pop(0)
 
-    env = env_with_secret(make_env, token_provider=provider, failure_backoff=0)
+    env = env_with_secret(make_env, token_provider=provider, failure_backoff=0, probe_interval=0)
     for problem in ("not Bearer", "expired", "must be an OAuthToken or a dict", "expires_in"):
         leaks.raised(lambda: env.session.get(BOOKS), TokenProviderError, problem)
     leaks.check()

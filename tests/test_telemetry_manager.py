@@ -16,7 +16,8 @@ from opentelemetry.trace import StatusCode
 from reqcc import ClientCredentialsSession, InvalidClient, TokenResponseError
 from reqcc.telemetry import SPAN_NAME
 from reqcc.testing import LocalAuthorizationServer
-from tests.otel_sdk import Otel
+from tests.otel_sdk import Clock, Otel
+from tests.threads import wait_until
 
 SECRET = "bookstore-secret"
 
@@ -64,7 +65,9 @@ def test_one_request_per_token_request_and_nothing_on_the_warm_path(
         "server.address": "127.0.0.1",
         "server.port": reqcc_server.port,
     }
-    assert otel.points("reqcc.token.wait.duration") == []  # nobody had to wait
+    # The first request waited for the token it fetched (item 34); the warm path never waits.
+    [waits] = otel.points("reqcc.token.wait.duration")
+    assert waits.count == 1
     assert otel.points("reqcc.token.rejections") == []
 
 
@@ -72,7 +75,7 @@ def test_a_failure_carries_its_error_type(
     reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
 ) -> None:
     reqcc_server.fail_token_requests(error="invalid_client", description=f"bad secret {SECRET}")
-    session = session_for(failure_backoff=0)
+    session = session_for(failure_backoff=0, probe_interval=0)
     with pytest.raises(InvalidClient):
         get_books(session, reqcc_server)
     assert get_books(session, reqcc_server) == 200
@@ -121,10 +124,14 @@ def test_a_401_rejection_is_counted_once(
     assert otel.requests_by() == {("success", None): 2}
 
 
-def test_waiting_threads_record_their_wait_and_the_leader_does_not(
+def test_every_caller_that_waited_records_its_wait_the_leader_included(
     reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
 ) -> None:
-    session = session_for()
+    # DESIGN item 34: the caller that led the fetch waited for the token too. The wait is
+    # read on the manager's monotonic clock, moved by 2.5 s while the fetch is held: each
+    # of the 5 callers records exactly 2.5 s (a wait recorded as 0 s fails this).
+    clock = Clock()
+    session = session_for(monotonic=clock)
     manager = session.manager
     flights = manager._flights
     entered = threading.Semaphore(0)
@@ -146,6 +153,7 @@ def test_waiting_threads_record_their_wait_and_the_leader_does_not(
         t.start()
     for _ in range(4):  # every thread but the leader is waiting on the leader's flight
         assert entered.acquire(timeout=10)
+    clock.now += 2.5
     gate.set()
     for t in threads:
         t.join(10)
@@ -154,8 +162,31 @@ def test_waiting_threads_record_their_wait_and_the_leader_does_not(
     assert reqcc_server.token_requests == 1
     assert otel.requests_by() == {("success", None): 1}
     [waits] = otel.points("reqcc.token.wait.duration")
-    assert waits.count == 4 and waits.sum >= 0
+    assert waits.count == 5 and waits.sum == pytest.approx(5 * 2.5)
     assert dict(waits.attributes) == {"reqcc.client_id": "bookstore-app"}
+    # Later requests use the token: nobody waits any more.
+    assert get_books(session, reqcc_server) == 200
+    [waits] = otel.points("reqcc.token.wait.duration")
+    assert waits.count == 5
+
+
+def test_a_single_threaded_service_records_each_wait_for_its_token(
+    reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
+) -> None:
+    # The case issue 19 measured: one thread, each token fetched by the caller itself.
+    clock = Clock()
+    session = session_for(monotonic=clock)
+    gate = reqcc_server.hold_token_requests(timeout=10)
+    done: list[int] = []
+    thread = threading.Thread(target=lambda: done.append(get_books(session, reqcc_server)), daemon=True)
+    thread.start()
+    assert wait_until(lambda: reqcc_server.token_requests == 1)
+    clock.now += 0.3
+    gate.set()
+    thread.join(10)
+    assert done == [200]
+    [waits] = otel.points("reqcc.token.wait.duration")
+    assert waits.count == 1 and waits.sum == pytest.approx(0.3)
 
 
 def test_discovery_is_not_a_token_request(
@@ -175,7 +206,7 @@ def test_no_secret_or_token_in_anything_recorded(
     reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
 ) -> None:
     reqcc_server.fail_token_requests(error="invalid_client", description=f"secret {SECRET} refused")
-    session = session_for(failure_backoff=0)
+    session = session_for(failure_backoff=0, probe_interval=0)
     with pytest.raises(InvalidClient):
         get_books(session, reqcc_server)
     assert get_books(session, reqcc_server) == 200

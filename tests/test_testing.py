@@ -31,7 +31,9 @@ assert SECRET is not None
 def _session(
     server: LocalAuthorizationServer, client_id: str = "bookstore-app", **kwargs: object
 ) -> ClientCredentialsSession:
-    config = {**server.credentials(client_id), "max_retries": 0, "failure_backoff": 0, **kwargs}
+    config = {
+        **server.credentials(client_id), "max_retries": 0, "failure_backoff": 0, "probe_interval": 0, **kwargs
+    }
     return ClientCredentialsSession(**config)
 
 

@@ -351,7 +351,8 @@ def test_failure_then_recovery_on_a_later_request(make_env: Any) -> None:
     assert isinstance(again.value.__cause__, InvalidClient)
     assert env.issuer.count == 1
     # ... and once it has passed, the next request tries again and recovers: no sticky failure.
-    env.clock.advance(env.manager.failure_backoff + 0.01)
+    # (No token is held: the next attempt is a probe, due within probe_interval ±20 %.)
+    env.clock.advance(env.manager.probe_interval * 1.2 + 0.01)
     response = env.session.get(BOOKS)
     assert response.status_code == 200
     assert env.issuer.count == 2
@@ -363,6 +364,7 @@ def test_failure_then_recovery_on_a_later_request(make_env: Any) -> None:
 def test_failure_then_recovery_without_backoff(make_env: Any) -> None:
     env: Env = make_env(
         failure_backoff=0,
+        probe_interval=0,
         max_retries=0,
         issuer=TokenIssuer(answers=[{"status_code": 503, "text": "busy"}, {"status_code": 200, "text": ""}]),
     )

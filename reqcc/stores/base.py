@@ -5,13 +5,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Iterable, Mapping
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
 from ..oauth_token import OAuthToken
 
-__all__ = ["TokenStore", "token_store_key", "check_token_store", "DEFAULT_LEASE_TIMEOUT"]
+__all__ = [
+    "DEFAULT_LEASE_TIMEOUT",
+    "Outage",
+    "OutageStore",
+    "TokenStore",
+    "check_token_store",
+    "token_store_key",
+]
 
 #: Seconds a lease lasts unless its holder releases it first (a dead holder's lease runs out).
 DEFAULT_LEASE_TIMEOUT = 10.0
@@ -57,6 +66,66 @@ class TokenStore(Protocol):
 
     def release_lease(self, key: str, holder: str) -> None:
         """Give the lease on ``key`` back, only if ``holder`` still holds it."""
+        ...
+
+
+#: The longest an outage record is kept after its next probe was due (a fleet that stopped).
+OUTAGE_RECORD_TTL = 300.0
+#: The most characters of an outage record's error description that are stored.
+_MAX_OUTAGE_ERROR = 400
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A token-endpoint outage as the processes sharing a store see it (DESIGN item 29).
+
+    Kept in the store beside the token by the process whose fetch failed, and removed when
+    a token is written: while it is there, no process sends a token request before
+    ``next_probe``, and the callers of every process get ``error`` meanwhile.
+
+    :ivar next_probe: wall-clock time (Unix seconds) of the fleet's next probe.
+    :ivar failed_at: wall-clock time of the failure.
+    :ivar error: the failure, described (exception type and a short, redacted message).
+    """
+
+    next_probe: float
+    failed_at: float
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as stored (JSON types)."""
+        return {"next_probe": self.next_probe, "failed_at": self.failed_at, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Outage | None:
+        """The record stored as ``data``, or ``None`` when it is not one (a corrupt entry is no outage)."""
+        if not isinstance(data, dict):
+            return None
+        next_probe, failed_at, error = data.get("next_probe"), data.get("failed_at"), data.get("error")
+        for number in (next_probe, failed_at):
+            if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+                return None
+        if not isinstance(error, str):
+            return None
+        assert isinstance(next_probe, (int, float)) and isinstance(failed_at, (int, float))
+        return cls(float(next_probe), float(failed_at), error[:_MAX_OUTAGE_ERROR])
+
+
+@runtime_checkable
+class OutageStore(Protocol):
+    """A :class:`TokenStore` that also keeps the fleet's :class:`Outage` record (optional).
+
+    A store without these methods shares tokens all the same; its processes then probe a
+    failing token endpoint each on their own schedule. ``TokenStore.write`` of a token
+    removes the record.
+    """
+
+    def read_outage(self, key: str) -> Outage | None:
+        """Return the outage record stored under ``key``, or ``None``."""
+        ...
+
+    def write_outage(self, key: str, outage: Outage) -> None:
+        """Store ``outage`` under ``key``, replacing the one there."""
         ...
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .._log import log
 from ..errors import ConfigurationError
 from ..oauth_token import OAuthToken
-from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL
+from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL, OUTAGE_RECORD_TTL, Outage
 
 __all__ = ["FileTokenStore"]
 
@@ -40,10 +40,12 @@ def _seconds(value: Any, keyword: str) -> float:
 class FileTokenStore:
     """Shares tokens through one JSON file: every process of a host uses the same token.
 
-    The file maps each key to its token and lease. Reads take no lock (the file is only
-    ever replaced whole: written to a temporary file in the same folder, then renamed over
-    it with ``os.replace``); changes are made under a cross-process lock on ``PATH.lock``
-    (the ``filelock`` package). Files are created with mode 0600 in a folder created 0700.
+    The file maps each key to its token, its lease and the token endpoint's outage record
+    (:meth:`read_outage`; the fleet's next probe and last failure, DESIGN item 29). Reads
+    take no lock (the file is only ever replaced whole: written to a temporary file in the
+    same folder, then renamed over it with ``os.replace``); changes are made under a
+    cross-process lock on ``PATH.lock`` (the ``filelock`` package). Files are created with
+    mode 0600 in a folder created 0700.
 
     A corrupt or unreadable file, one that is not a regular file, or one that other users
     can read or write or that another user owns, is logged and not trusted: it reads as
@@ -119,6 +121,24 @@ class FileTokenStore:
             if not isinstance(entry, dict):
                 entry = entries[key] = {}
             entry["token"] = data
+            entry.pop("outage", None)  # a token was obtained: the outage is over
+            return None, True
+
+        self._update(change)
+
+    def read_outage(self, key: str) -> Outage | None:
+        """Return the token endpoint's outage recorded under ``key`` (DESIGN item 29), or ``None``."""
+        entry = self._load().get(key)
+        return Outage.from_dict(entry.get("outage")) if isinstance(entry, dict) else None
+
+    def write_outage(self, key: str, outage: Outage) -> None:
+        """Record the token endpoint's outage under ``key``, beside its token; a token written ends it."""
+
+        def change(entries: dict[str, Any]) -> tuple[None, bool]:
+            entry = entries.get(key)
+            if not isinstance(entry, dict):
+                entry = entries[key] = {}
+            entry["outage"] = outage.to_dict()
             return None, True
 
         self._update(change)
@@ -156,10 +176,20 @@ class FileTokenStore:
     # -- the file -------------------------------------------------------------------------
 
     def _live(self, lease: Any) -> bool:
+        """Whether ``lease`` still runs: until its ``until``, and never past ``lease_timeout`` from now.
+
+        A lease whose ``until`` is further ahead than ``lease_timeout`` was not taken by a
+        reqcc with this store's settings and clock (a clock that jumped back, a corrupt or
+        forged file): it is not honoured, or it would hold every token request for as long
+        as it claims (DESIGN item 29).
+        """
         if not isinstance(lease, dict):
             return False
         until = lease.get("until")
-        return isinstance(until, (int, float)) and until > self._clock()
+        if not isinstance(until, (int, float)) or isinstance(until, bool):
+            return False
+        now = self._clock()
+        return now < until <= now + self.lease_timeout
 
     def _load(self) -> dict[str, Any]:
         """Return the file's entries; ``{}`` when it is missing, or logged as not trustworthy."""
@@ -239,6 +269,9 @@ class FileTokenStore:
                 continue
             if not self._live(entry.get("lease")):
                 entry.pop("lease", None)
+            outage = Outage.from_dict(entry.get("outage"))
+            if "outage" in entry and (outage is None or outage.next_probe + OUTAGE_RECORD_TTL <= now):
+                del entry["outage"]
             token = entry.get("token")
             expiry = token.get("expiry") if isinstance(token, dict) else None
             if token is not None and isinstance(expiry, (int, float)) and expiry <= now:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from .._log import log
 from ..errors import ConfigurationError
 from ..oauth_token import OAuthToken
-from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL
+from .base import DEFAULT_LEASE_TIMEOUT, DEFAULT_POLL_INTERVAL, OUTAGE_RECORD_TTL, Outage
 
 __all__ = ["RedisTokenStore"]
 
@@ -23,6 +23,18 @@ __all__ = ["RedisTokenStore"]
 _RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+# Take over a lease that would last longer than a lease may (no expiry, or more than
+# lease_timeout left: set by something else than reqcc with these settings), only if it
+# still does; ARGV: the new holder, lease_timeout in milliseconds.
+_TAKE_OVER_SCRIPT = """
+local left = redis.call('pttl', KEYS[1])
+if left == -1 or left > tonumber(ARGV[2]) then
+    redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
 end
 return 0
 """
@@ -95,12 +107,16 @@ class RedisTokenStore:
             client = _bounded(client, socket_timeout)
         self.client: Any = client
         self._release = client.register_script(_RELEASE_SCRIPT)
+        self._take_over = client.register_script(_TAKE_OVER_SCRIPT)
 
     def _token_key(self, key: str) -> str:
         return f"{self.prefix}token:{key}"
 
     def _lease_key(self, key: str) -> str:
         return f"{self.prefix}lease:{key}"
+
+    def _outage_key(self, key: str) -> str:
+        return f"{self.prefix}outage:{key}"
 
     def read(self, key: str) -> OAuthToken | None:
         """Return the token stored under ``key``, or ``None``."""
@@ -116,20 +132,47 @@ class RedisTokenStore:
             return None
 
     def write(self, key: str, token: OAuthToken) -> None:
-        """Store ``token`` under ``key``, expiring when the token does."""
+        """Store ``token`` under ``key``, expiring when the token does; the outage record goes."""
         value = json.dumps(token.to_dict(), separators=(",", ":"))
         if token.expiry is None:
             self.client.set(self._token_key(key), value)
-            return
-        remaining_ms = int((token.expiry - self._clock()) * 1000)
-        if remaining_ms > 0:
-            self.client.set(self._token_key(key), value, px=remaining_ms)
+        else:
+            remaining_ms = int((token.expiry - self._clock()) * 1000)
+            if remaining_ms > 0:
+                self.client.set(self._token_key(key), value, px=remaining_ms)
+        self.client.delete(self._outage_key(key))  # a token was obtained: the outage is over
+
+    def read_outage(self, key: str) -> Outage | None:
+        """Return the token endpoint's outage recorded under ``key`` (DESIGN item 29), or ``None``."""
+        raw = self.client.get(self._outage_key(key))
+        if raw is None or len(raw) > 4096:
+            return None
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            return Outage.from_dict(json.loads(text))
+        except ValueError:
+            return None
+
+    def write_outage(self, key: str, outage: Outage) -> None:
+        """Record the token endpoint's outage under ``key``; it expires a while after its next probe."""
+        value = json.dumps(outage.to_dict(), separators=(",", ":"))
+        ttl_ms = int((max(0.0, outage.next_probe - self._clock()) + OUTAGE_RECORD_TTL) * 1000)
+        self.client.set(self._outage_key(key), value, px=ttl_ms)
 
     def acquire_lease(self, key: str) -> str | None:
-        """Take the lease on ``key`` (``SET NX PX``) unless another holder has a live one."""
+        """Take the lease on ``key`` (``SET NX PX``) unless another holder has a live one.
+
+        A lease found with no expiry, or with more than ``lease_timeout`` left, is taken
+        over (atomically, in Lua): a lease never lasts past ``lease_timeout`` from now.
+        """
         holder = uuid.uuid4().hex
-        taken = self.client.set(self._lease_key(key), holder, nx=True, px=int(self.lease_timeout * 1000))
-        return holder if taken else None
+        lease_ms = int(self.lease_timeout * 1000)
+        if self.client.set(self._lease_key(key), holder, nx=True, px=lease_ms):
+            return holder
+        if self._take_over(keys=[self._lease_key(key)], args=[holder, lease_ms]):
+            log.warning("token store %r: a lease without a bounded expiry was taken over", self)
+            return holder
+        return None
 
     def release_lease(self, key: str, holder: str) -> None:
         """Delete the lease on ``key`` if ``holder`` still holds it (atomically, in Lua)."""
