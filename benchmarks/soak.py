@@ -49,11 +49,14 @@ for _path in (str(HERE), str(HERE.parent)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from report import DOCS_PAGE, machine, update_docs  # noqa: E402
 from soak_server import FlappingServer  # noqa: E402
 
 from tests.redis_server import RedisServer  # noqa: E402
 
 GRACE = 0.05
+PAGE = DOCS_PAGE.parent / "reliability.rst"
+SOAK_BLOCK = (".. soak-start (written by benchmarks/soak.py --update-docs)", ".. soak-end")
 FAILING_MODES = ("503", "reset", "slow")
 
 
@@ -69,6 +72,8 @@ class Outage:
     returned: float = 0.0  # max(up, the last failing answer sent)
     hits: int = 0
     recovery: float | None = None  # the slowest process; None: one had no success before the next
+    failed: int = 0  # failed requests started from its beginning to the next outage's
+    failed_usable: int = 0  # ... of them, while a usable token existed
 
 
 @dataclass
@@ -175,6 +180,8 @@ def analyse(report: Report, server: FlappingServer, per_process: Sequence[Sequen
             )
             recoveries.append(None if first is None else first - outage.returned)
         outage.recovery = None if None in recoveries else max(r for r in recoveries if r is not None)
+    spans = [(o, o.down, (report.outages[k + 1].down if k + 1 < len(report.outages) else 0.0) or end)
+             for k, o in enumerate(report.outages) if o.down]
     for outcomes in per_process:
         for t0, t1, result in outcomes:
             report.requests += 1
@@ -182,7 +189,12 @@ def analyse(report: Report, server: FlappingServer, per_process: Sequence[Sequen
                 continue
             report.failed += 1
             report.errors[result] = report.errors.get(result, 0) + 1
-            report.failed_usable += any(a <= t0 and t1 < b for a, b in usable)
+            was_usable = any(a <= t0 and t1 < b for a, b in usable)
+            report.failed_usable += was_usable
+            for outage, since, until in spans:
+                if since <= t0 < until:
+                    outage.failed += 1
+                    outage.failed_usable += was_usable
 
 
 def checks(report: Report, recovery_limit: float) -> list[tuple[bool, str]]:
@@ -227,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recovery-limit", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--update-docs", nargs="?", const=PAGE, type=Path, metavar="PAGE",
+                        help="also rewrite the soak block of PAGE (default: docs/reliability.rst)")
     args = parser.parse_args(argv)
     logging.getLogger("reqcc").addHandler(logging.NullHandler())
     executable = shutil.which("redis-server")
@@ -278,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     worker.wait()
             redis.stop()
     report.load.append(os.getloadavg()[0])
-    return _print(report, checks(report, args.recovery_limit), args.json)
+    return _print(report, checks(report, args.recovery_limit), args.json, args.update_docs)
 
 
 def _conduct(report: Report, server: FlappingServer, redis: RedisServer,
@@ -321,20 +335,32 @@ def _conduct(report: Report, server: FlappingServer, redis: RedisServer,
             report.hung.append(f"process {worker.pid} exited with {code}")
 
 
-def _print(report: Report, results: list[tuple[bool, str]], json_path: str | None) -> int:
-    print(f"{report.requests} requests, {report.failed} failed "
-          f"({', '.join(f'{k} x{v}' for k, v in sorted(report.errors.items())) or 'none'}); "
-          f"load average {', '.join(f'{x:.2f}' for x in report.load)} (start, first minute, end)")
-    print(f"{'outage':>8} {'mode':>6} {'hits':>5} {'hits/s':>7} {'recovery s':>11}")
+def _print(report: Report, results: list[tuple[bool, str]], json_path: str | None,
+           page: Path | None) -> int:
+    lines = [
+        f"{report.requests} requests, {report.failed} failed "
+        f"({', '.join(f'{k} x{v}' for k, v in sorted(report.errors.items())) or 'none'}); "
+        f"load average {', '.join(f'{x:.2f}' for x in report.load)} (start, first minute, end)",
+        "failed: requests failed from the outage's start to the next one's; usable: of them, while "
+        "a usable token existed",
+        f"{'at s':>6} {'outage s':>8} {'mode':>6} {'hits':>5} {'hits/s':>7} {'recovery s':>11} "
+        f"{'failed':>7} {'usable':>7}",
+    ]
     for o in report.outages:
         if o.down:
             rec = "never" if o.recovery is None else f"{o.recovery:.2f}"
-            print(f"{o.up - o.down:>8.1f} {o.mode:>6} {o.hits:>5} {o.hits / (o.up - o.down):>7.2f} {rec:>11}")
-    for met, text in results:
-        print(f"[{'met' if met else 'MISSED'}] {text}")
+            lines.append(f"{o.at:>6.0f} {o.up - o.down:>8.1f} {o.mode:>6} {o.hits:>5} "
+                         f"{o.hits / (o.up - o.down):>7.2f} {rec:>11} {o.failed:>7} {o.failed_usable:>7}")
+    lines.append("Redis restarted at " + ", ".join(f"{r:.0f} s" for r in report.redis_restarts))
+    lines += [f"[{'met' if met else 'MISSED'}] {text}" for met, text in results]
+    print("\n".join(lines), flush=True)
     if json_path:
         Path(json_path).write_text(json.dumps(
             {**asdict(report), "checks": [{"met": m, "text": t} for m, t in results]}, indent=2))
+    if page is not None:
+        head = (f"{machine()}\n\n``benchmarks/soak.py --minutes {report.seconds / 60:g}``, "
+                f"{report.processes} processes x {report.threads} threads:\n\n.. code-block:: text\n\n")
+        update_docs(page, SOAK_BLOCK, head + "\n".join("    " + line for line in lines))
     return 0 if all(met for met, _ in results) else 1
 
 

@@ -8,6 +8,7 @@ checks: recoveries, failures while a usable token existed, flat resources, hangs
 from __future__ import annotations
 
 import importlib
+import io
 import itertools
 import json
 import types
@@ -111,6 +112,7 @@ def test_analysis_counts_failures_while_usable_and_the_slowest_recovery(
     assert report.errors == {"TemporarilyUnavailable": 3, "ConnectionError": 1}
     assert outage.returned == 111.0 and outage.hits == 3
     assert outage.recovery == pytest.approx(1.3)  # the slower process: 112.3 - 111.0
+    assert (outage.failed, outage.failed_usable) == (3, 1)  # the failure at 90.02 came before it
 
     results = dict((text.split(":")[0], met) for met, text in soak.checks(report, 1.5))
     assert results["requests failed while a usable token existed in the fleet"] is False
@@ -140,3 +142,29 @@ def test_resources_and_hangs_are_checked(soak: types.ModuleType) -> None:
     assert [met for met, _ in results] == [False, True, True, True, True, False]
     assert "no outage ran" in results[0][1] and "exited with 3" in results[-1][1]
     assert json.dumps([t for _, t in results])  # plain text, printable and JSON-able
+
+
+def test_the_report_goes_into_the_docs_page_as_clean_rst(soak: types.ModuleType, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import docutils.core
+
+    page = tmp_path / "reliability.rst"
+    original = (ROOT / "docs" / "reliability.rst").read_text()
+    page.write_text(original)
+    outage = soak.Outage(at=15.0, length=40.0, mode="reset", down=100.0, up=140.0, returned=140.0,
+                         hits=41, recovery=0.4)
+    report = soak.Report(600.0, 4, 4, [outage], [60.0, 400.0], requests=10, load=[1.0, 2.0, 3.0])
+    assert soak._print(report, [(True, "no hang")], None, page) == 0
+    printed = capsys.readouterr().out
+    assert "40.0  reset    41    1.02        0.40" in printed and "[met] no hang" in printed
+    written = page.read_text()
+    start, end = written.index(soak.SOAK_BLOCK[0]), written.index(soak.SOAK_BLOCK[1])
+    assert written[:start] == original[: original.index(soak.SOAK_BLOCK[0])]  # only the block
+    figures = written[written.index("\n", start) + 1 : end]
+    assert "--minutes 10" in figures and "[met] no hang" in figures
+    warnings = io.StringIO()
+    docutils.core.publish_doctree(
+        figures, settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": warnings}
+    )
+    assert warnings.getvalue() == ""
+    assert soak._print(report, [(True, "no hang"), (False, "no outage ran")], None, None) == 1
