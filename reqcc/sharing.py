@@ -106,6 +106,7 @@ class SharingMixin:
             deadline=deadline,
             retries=retries,
             probe_delay=self._backoff.probe_delay,
+            secrets=lambda: self._token_endpoint(deadline).secrets(),
         )
 
     def _peek_store(self) -> OAuthToken | None:

@@ -4,7 +4,9 @@ A manager has one :class:`SingleFlight`. The first thread that needs a token whi
 is being obtained becomes the flight's *leader* and obtains it (or a background renewal
 thread does); every thread that needs a token meanwhile *joins* the flight and waits for
 the same token or the same error. After a failure, :class:`FailureBackoff` answers new
-callers with that error again, marked as a repeat, until its backoff has passed.
+callers with that error again, marked as a repeat, until the next attempt is due: after
+a doubling backoff while a usable token is held, after a steady probe interval while none
+is (DESIGN item 27).
 
 The waits: :meth:`SingleFlight.wait` is the one place a joined thread waits for a flight
 (a whole-fetch deadline bounds it there), and :meth:`SingleFlight.lead` the one place a
@@ -213,6 +215,10 @@ class FailureBackoff:
         :attr:`retry_at` while ``holding`` a usable token, else :attr:`probe_at`.
         """
         return self.retry_at if holding else self.probe_at
+
+    def due(self, now: float, *, holding: bool = False) -> bool:
+        """Whether a new attempt may be made at ``now`` (no failure, or its next attempt is due)."""
+        return self.last_error is None or now >= self.next_attempt(holding=holding)
 
     def check(self, now: float, *, holding: bool = False) -> None:
         """Raise the last error again, marked as a repeat, until the next attempt is due."""
@@ -425,19 +431,20 @@ class SingleFlight:
                 token = held(now)
                 if token is not None:
                     return token
-                try:
+                self._drop_overdue(now)
+                repeat = recheck is not None and self.flight is None and not self.backoff.due(now)
+                if not repeat:
                     flight, leader = self.join(now)
-                except TokenProviderError:
-                    raise
-                except Exception as exc:  # the last error again: the next attempt is not due
-                    repeat: Exception | None = exc
-                else:
-                    repeat = None
-            if repeat is not None:
-                token = recheck() if recheck is not None else None
+            if repeat:
+                # The next attempt is not due: the last error again, unless a token was
+                # obtained elsewhere meanwhile (another process's, through a token store).
+                assert recheck is not None
+                token = recheck()
                 if token is not None:
                     return token
-                raise repeat
+                with self.lock:
+                    self.backoff.check(self._monotonic())  # raises, unless it became due
+                continue
             if leader:
                 # The leader waits for its own token request: that is a wait too (DESIGN
                 # item 34), whether it ends in a token or an error.

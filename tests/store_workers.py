@@ -180,3 +180,120 @@ def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[l
             if child.is_alive():
                 child.kill()
                 child.join(5)
+
+
+# -- outages (DESIGN item 29) -------------------------------------------------------------
+
+
+def outage_worker(
+    spec: StoreSpec,
+    token_url: str,
+    ready: queue.Queue[int],
+    go: Any,
+    results: queue.Queue[tuple[Any, ...]],
+    threads: int,
+    probe_interval: float,
+) -> None:
+    """Ask for a token from ``threads`` threads until each has one; put (pid, fingerprints, errors).
+
+    Each thread retries every 20 ms while the token endpoint fails. Gives up after a minute.
+    """
+    import threading
+    import time
+
+    from reqcc import ClientCredentialsManager
+
+    try:
+        manager = ClientCredentialsManager(
+            token_url=token_url,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            token_store=make_store(spec),
+            probe_interval=probe_interval,
+            max_retries=0,
+        )
+        fingerprints: list[str] = []
+        errors = [0]
+        lock = threading.Lock()
+
+        def ask() -> None:
+            give_up = time.monotonic() + 60
+            while time.monotonic() < give_up:
+                try:
+                    token = manager.get_token()
+                except Exception:
+                    with lock:
+                        errors[0] += 1
+                    time.sleep(0.02)
+                    continue
+                with lock:
+                    fingerprints.append(token.fingerprint)
+                return
+
+        ready.put(os.getpid())
+        if not go.wait(60):
+            results.put((os.getpid(), "no go signal", None))
+            return
+        workers = [threading.Thread(target=ask) for _ in range(threads)]
+        for worker_thread in workers:
+            worker_thread.start()
+        for worker_thread in workers:
+            worker_thread.join()
+        results.put((os.getpid(), fingerprints, errors[0]))
+    except BaseException as exc:  # reported to the test, which fails on it
+        results.put((os.getpid(), f"{type(exc).__name__}: {exc}", None))
+
+
+def run_outage_fleet(
+    spec: StoreSpec,
+    server: Any,
+    outage: float,
+    processes: int = 3,
+    threads: int = 2,
+    probe_interval: float = 0.2,
+) -> tuple[list[tuple[Any, ...]], int, float]:
+    """Start ``processes`` spawned workers while the token endpoint fails; end the outage after ``outage`` s.
+
+    Returns the workers' results, the token requests the server saw during the outage and
+    how long it really lasted (seconds, from the go signal).
+    """
+    import multiprocessing
+    import time
+
+    from .token_server import Failure
+
+    ctx = multiprocessing.get_context("spawn")
+    ready: Any = ctx.Queue()
+    results: Any = ctx.Queue()
+    go = ctx.Event()
+    children = [
+        ctx.Process(
+            target=outage_worker,
+            args=(spec, server.token_url, ready, go, results, threads, probe_interval),
+            daemon=True,
+        )
+        for _ in range(processes)
+    ]
+    server.fail_always = Failure(503)
+    try:
+        for child in children:
+            child.start()
+        for _ in children:
+            ready.get(timeout=60)
+        started = time.monotonic()
+        go.set()
+        time.sleep(outage)
+        with server.lock:
+            server.fail_always = None
+            during = server.token_requests
+        lasted = time.monotonic() - started
+        out = [results.get(timeout=60) for _ in children]
+        for child in children:
+            child.join(10)
+        return out, during, lasted
+    finally:
+        server.fail_always = None
+        for child in children:
+            if child.is_alive():
+                child.kill()
+                child.join(5)

@@ -324,3 +324,86 @@ def _session(adapter: requests_mock.Adapter) -> Any:
     session = requests.Session()
     session.mount("https://", adapter)
     return session
+
+
+# -- real processes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "redis"])
+def test_processes_sharing_a_store_probe_about_once_an_interval_in_all_and_recover_together(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from .store_workers import run_outage_fleet
+    from .token_server import TokenServer
+
+    if kind == "file":
+        spec: tuple[Any, ...] = ("file", str(tmp_path / "tokens.json"), 10.0)
+    else:
+        spec = ("redis", request.getfixturevalue("redis_url"), f"reqcc-test-{uuid.uuid4().hex[:8]}:", 10.0)
+    with TokenServer() as server:
+        results, during, lasted = run_outage_fleet(spec, server, outage=1.0, processes=3, threads=2)
+        after = server.token_requests - during
+        issued = len(server.valid_tokens)
+    print(f"\n[observed] 3 processes x 2 threads, {kind} store, {lasted:.1f}s outage: "
+          f"{during} token requests during it, {after} after")
+    assert all(isinstance(r[1], list) for r in results), results
+    # Every thread of every process got the one token the first successful probe stored.
+    assert [len(r[1]) for r in results] == [2, 2, 2]
+    assert len({f for r in results for f in r[1]}) == 1
+    assert issued == 1 and after == 1
+    assert sum(r[2] for r in results) > 0  # they did fail during the outage
+    # About one probe per interval (0.2 s, at least 0.16 s apart) for the fleet: 3 processes
+    # probing each on their own would send about three times as many.
+    assert during <= lasted / 0.16 + 2
+
+
+def test_the_failure_told_to_the_fleet_carries_no_secret(tmp_path: Path) -> None:
+    clock = FakeClock()
+    endpoint = Endpoint()
+    secret = "provider-Secret-42"
+
+    def provider(last: Any, manager: Any) -> Any:
+        raise TokenRequestError(f"identity service refused secret {secret}")
+
+    store = FileTokenStore(tmp_path / "tokens.json", clock=clock)
+    manager = ClientCredentialsManager(
+        **manager_kwargs(
+            clock, endpoint.adapter, token_store=store, client_secret=secret, token_provider=provider
+        )
+    )
+    with pytest.raises(TokenRequestError):
+        manager.get_token()
+    outage = store.read_outage(manager._shared.key)  # type: ignore[union-attr]
+    assert outage is not None and outage.error == "TokenRequestError: identity service refused secret ***"
+    assert secret not in (tmp_path / "tokens.json").read_text()
+
+
+def test_a_provider_failure_repeated_between_probes_still_looks_in_the_store(tmp_path: Path) -> None:
+    from reqcc import OAuthToken, TokenProviderError
+
+    clock = FakeClock()
+    endpoint = Endpoint()
+    down = [True]
+    issued = iter(range(1, 100))
+
+    def provider(last: Any, manager: Any) -> OAuthToken:
+        if down[0]:
+            raise TokenProviderError("identity service down")
+        return OAuthToken(f"prov-{next(issued)}", expires_in=3600)
+
+    store = FileTokenStore(tmp_path / "tokens.json", clock=clock)
+    kwargs = manager_kwargs(clock, endpoint.adapter, token_store=store, token_provider=provider)
+    first, second = ClientCredentialsManager(**kwargs), ClientCredentialsManager(**kwargs)
+    # second's jitter draws: the fleet's next probe in 0.8 s, its own next attempt in 1.2 s.
+    draws = iter([0.0, 0.0, 1.0])
+    second._random.random = lambda: next(draws)  # type: ignore[method-assign]
+    with pytest.raises(TokenProviderError):
+        second.get_token()
+    down[0] = False
+    clock.advance(1.0)
+    token = first.get_token()  # the fleet's probe is due: first's succeeds
+    assert token.access_token == "prov-1"
+    # second's own next attempt is not: its next request still takes the stored token up
+    # (a repeated TokenProviderError is a repeat like any other).
+    assert second.get_token() == token
+    assert next(issued) == 2

@@ -7,18 +7,21 @@ token parameters then shares one token, fetched once and renewed once for the fl
 - :class:`FileTokenStore` — a JSON file, for the processes of one host (gunicorn or Celery
   workers); needs nothing but reqcc.
 - :class:`RedisTokenStore` — Redis, for many hosts; ``pip install 'reqcc[redis]'``.
-- :class:`TokenStore` — the protocol to implement for any other backend.
+- :class:`TokenStore` — the protocol to implement for any other backend (and
+  :class:`OutageStore`, optional, for the fleet's :class:`Outage` record: DESIGN item 29).
 """
 
 from __future__ import annotations
 
-from .base import DEFAULT_LEASE_TIMEOUT, TokenStore, check_token_store, token_store_key
+from .base import DEFAULT_LEASE_TIMEOUT, Outage, OutageStore, TokenStore, check_token_store, token_store_key
 from .file_store import FileTokenStore
 from .redis_store import RedisTokenStore
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT",
     "FileTokenStore",
+    "Outage",
+    "OutageStore",
     "RedisTokenStore",
     "TokenStore",
     "check_token_store",

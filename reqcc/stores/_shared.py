@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from .._log import excerpt, log
@@ -40,6 +40,8 @@ from .base import Outage, OutageStore, TokenStore
 __all__ = ["SharedTokens"]
 
 _T = TypeVar("_T")
+#: A failure -> (seconds to the fleet's next probe, the values to redact from its description).
+_Schedule = Callable[[Exception], tuple[float, Iterable[str]]]
 
 #: Seconds the store is left alone after a failure; doubles per consecutive failure.
 STORE_RETRY_BACKOFF = 1.0
@@ -113,6 +115,7 @@ class SharedTokens:
         deadline: float | None = None,
         retries: bool = True,
         probe_delay: Callable[[Exception], float] = lambda exc: 1.0,
+        secrets: Callable[[], Iterable[str]] = tuple,
     ) -> tuple[OAuthToken, bool]:
         """Return a token and whether this process obtained it (``False``: read from the store).
 
@@ -125,13 +128,17 @@ class SharedTokens:
         :param retries: ``False`` when this process knows the endpoint is failing.
         :param probe_delay: seconds from a failure to the fleet's next probe (the manager's
             :meth:`~reqcc.single_flight.FailureBackoff.probe_delay`).
+        :param secrets: the values to redact from a failure before the fleet is told of it.
         :raises TokenRequestError: the fleet's last failure, when its next probe is not due
             yet, or when another process is probing the failing endpoint right now.
         """
         if not self._usable():
             return fetch(retries), True
+        def schedule(exc: Exception) -> tuple[float, Iterable[str]]:
+            return probe_delay(exc), secrets()
+
         try:
-            return self._obtain(fetch, acceptable, deadline, retries, probe_delay)
+            return self._obtain(fetch, acceptable, deadline, retries, schedule)
         except _StoreFailed:
             return fetch(retries), True
 
@@ -163,7 +170,7 @@ class SharedTokens:
         acceptable: Callable[[OAuthToken], bool],
         deadline: float | None,
         retries: bool,
-        probe_delay: Callable[[Exception], float],
+        schedule: _Schedule,
     ) -> tuple[OAuthToken, bool]:
         store, key = self.store, self.key
         token = self._call(deadline, store.read, key)
@@ -183,7 +190,7 @@ class SharedTokens:
         while True:
             holder = self._call(deadline, store.acquire_lease, key)
             if holder is not None:
-                return self._lead(holder, fetch, acceptable, deadline, retries, probe_delay)
+                return self._lead(holder, fetch, acceptable, deadline, retries, schedule)
             if outage is not None:
                 # The endpoint is failing and another process is probing it: its answer is
                 # the fleet's. Meanwhile callers get the last error at once.
@@ -211,7 +218,7 @@ class SharedTokens:
         acceptable: Callable[[OAuthToken], bool],
         deadline: float | None,
         retries: bool,
-        probe_delay: Callable[[Exception], float],
+        schedule: _Schedule,
     ) -> tuple[OAuthToken, bool]:
         try:
             # Read again: the previous holder may have written just before releasing.
@@ -228,7 +235,7 @@ class SharedTokens:
             try:
                 token = fetch(retries)
             except Exception as exc:
-                self._record_outage(exc, probe_delay(exc), deadline)
+                self._record_outage(exc, *schedule(exc), deadline)
                 raise
             self._write(token, deadline)
             return token, True
@@ -253,7 +260,9 @@ class SharedTokens:
         if now < outage.next_probe:
             raise _outage_error(outage, now, probing=False)
 
-    def _record_outage(self, exc: Exception, delay: float, deadline: float | None) -> None:
+    def _record_outage(
+        self, exc: Exception, delay: float, secrets: Iterable[str], deadline: float | None
+    ) -> None:
         """Tell the fleet when to probe next after ``exc``, before the lease is released."""
         if not self.keeps_outages:
             return
@@ -261,7 +270,7 @@ class SharedTokens:
         outage = Outage(
             next_probe=now + delay,
             failed_at=now,
-            error=_describe(exc),
+            error=_describe(exc, secrets),
         )
         store: Any = self.store
         try:
@@ -339,13 +348,13 @@ class SharedTokens:
         )
 
 
-def _describe(exc: Exception) -> str:
-    """What the fleet is told of a failure: its type and a short excerpt of its message.
+def _describe(exc: Exception, secrets: Iterable[str]) -> str:
+    """What the fleet is told of a failure: its type and a short, redacted excerpt of its message.
 
-    reqcc's messages are redacted where they are made (DESIGN item 13); the excerpt is cut
-    short so that a record stays small.
+    reqcc's messages are redacted where they are made (DESIGN item 13); a provider's are
+    not, so the manager's credentials and tokens are redacted again here.
     """
-    return f"{type(exc).__name__}: {excerpt(str(exc), (), 300)}"
+    return f"{type(exc).__name__}: {excerpt(str(exc), secrets, 300)}"
 
 
 def _outage_error(outage: Outage, now: float, *, probing: bool) -> TokenRequestError:
