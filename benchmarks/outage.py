@@ -285,6 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in errors:
             say(f"- {line}")
         say()
+    examples = [f"{r.name} ({r.outage:.1f} s): {e}" for r in rows for e in r.usable_examples]
+    if examples:
+        say("Failed while a usable token existed (the first five of each row):")
+        say()
+        for line in examples:
+            say(f"- {line}")
+        say()
     say("Targets for reqcc (issue 18):")
     say()
     checks = targets(rows)

@@ -7,7 +7,7 @@ the tests import this module.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from outage_load import Outcome
@@ -32,6 +32,9 @@ class OutageRow:
     failed_total: int
     hung: int
     errors: dict[str, int]
+    #: The first few failures while a token was usable: when, relative to the token's
+    #: sending and to the return, and what (to tell a slow store from a real miss).
+    usable_examples: list[str] = field(default_factory=list)
 
 
 def summarize(name: str, down: float, up: float, per_process: Sequence[Sequence[Outcome]],
@@ -41,7 +44,8 @@ def summarize(name: str, down: float, up: float, per_process: Sequence[Sequence[
     recoveries: list[float | None] = []
     failed_after = failed_usable = failed_total = requests = 0
     errors: dict[str, int] = {}
-    for outcomes in per_process:
+    examples: list[str] = []
+    for process, outcomes in enumerate(per_process):
         first = next((t1 for _t0, t1, r in outcomes if r == "200" and t1 >= up), None)
         recoveries.append(None if first is None else first - up)
         for t0, t1, result in outcomes:
@@ -51,13 +55,18 @@ def summarize(name: str, down: float, up: float, per_process: Sequence[Sequence[
             failed_total += 1
             errors[result] = errors.get(result, 0) + 1
             failed_after += t0 >= up
-            failed_usable += any(i <= t0 and t1 < e for i, e in issued)
+            sent = [i - GRACE for i, e in issued if i <= t0 and t1 < e]
+            if sent:
+                failed_usable += 1
+                if len(examples) < 5:
+                    examples.append(f"process {process}: {result}, started {t0 - max(sent):.3f} s after a "
+                                    f"token was sent, {t0 - up:+.2f} s from the return")
     hits = sum(1 for received, _a, _ok in stats["token_hits"] if down <= received < up)
     return OutageRow(
         name=name, outage=up - down, requests=requests, hits_per_s=hits / (up - down),
         recovery=None if None in recoveries else max(r for r in recoveries if r is not None),
         failed_after=failed_after, failed_usable=failed_usable, failed_total=failed_total,
-        hung=hung, errors=errors,
+        hung=hung, errors=errors, usable_examples=examples,
     )
 
 

@@ -103,6 +103,7 @@ class Report:
     last: list[Sample] = field(default_factory=list)
     hung: list[str] = field(default_factory=list)
     load: list[float] = field(default_factory=list)
+    usable_examples: list[str] = field(default_factory=list)  # the first failures while usable
 
 
 def schedule(seconds: float, seed: int) -> tuple[list[Outage], list[float]]:
@@ -182,19 +183,29 @@ def analyse(report: Report, server: FlappingServer, per_process: Sequence[Sequen
         outage.recovery = None if None in recoveries else max(r for r in recoveries if r is not None)
     spans = [(o, o.down, (report.outages[k + 1].down if k + 1 < len(report.outages) else 0.0) or end)
              for k, o in enumerate(report.outages) if o.down]
-    for outcomes in per_process:
+    for process, outcomes in enumerate(per_process):
         for t0, t1, result in outcomes:
             report.requests += 1
             if result == "200":
                 continue
             report.failed += 1
             report.errors[result] = report.errors.get(result, 0) + 1
-            was_usable = any(a <= t0 and t1 < b for a, b in usable)
+            sent = [a - GRACE for a, b in usable if a <= t0 and t1 < b]
+            was_usable = bool(sent)
             report.failed_usable += was_usable
+            if was_usable and len(report.usable_examples) < 10:
+                report.usable_examples.append(
+                    f"process {process}: {result} at {t0 - report_start(report, end):.2f} s, "
+                    f"{t0 - max(sent):.3f} s after a token was sent")
             for outage, since, until in spans:
                 if since <= t0 < until:
                     outage.failed += 1
                     outage.failed_usable += was_usable
+
+
+def report_start(report: Report, end: float) -> float:
+    """The run's start, monotonic."""
+    return end - report.seconds
 
 
 def checks(report: Report, recovery_limit: float) -> list[tuple[bool, str]]:
@@ -352,6 +363,7 @@ def _print(report: Report, results: list[tuple[bool, str]], json_path: str | Non
             lines.append(f"{o.at:>6.0f} {o.up - o.down:>8.1f} {o.mode:>6} {o.hits:>5} "
                          f"{o.hits / (o.up - o.down):>7.2f} {rec:>11} {o.failed:>7} {o.failed_usable:>7}")
     lines.append("Redis restarted at " + ", ".join(f"{r:.0f} s" for r in report.redis_restarts))
+    lines += [f"failed while usable: {e}" for e in report.usable_examples]
     lines += [f"[{'met' if met else 'MISSED'}] {text}" for met, text in results]
     print("\n".join(lines), flush=True)
     if json_path:

@@ -172,6 +172,8 @@ def test_outage_figures_from_outcomes_and_the_server_log(monkeypatch: pytest.Mon
     assert (row.requests, row.failed_total, row.failed_usable, row.failed_after) == (8, 5, 1, 1)
     assert row.hits_per_s == pytest.approx(0.2) and row.recovery == pytest.approx(1.2)
     assert row.errors == {"TemporarilyUnavailable": 4, "ConnectionError": 1}
+    assert row.usable_examples == [
+        "process 0: TemporarilyUnavailable, started 6.500 s after a token was sent, -8.50 s from the return"]
     assert [met for met, _ in figures.targets([row])] == [True, True, False]
 
     never = figures.summarize("reqcc, fleet, no store", 10.0, 20.0, [first, [(21.0, 21.1, "503")]],

@@ -113,6 +113,8 @@ def test_analysis_counts_failures_while_usable_and_the_slowest_recovery(
     assert outage.returned == 111.0 and outage.hits == 3
     assert outage.recovery == pytest.approx(1.3)  # the slower process: 112.3 - 111.0
     assert (outage.failed, outage.failed_usable) == (3, 1)  # the failure at 90.02 came before it
+    assert report.usable_examples == [  # the run started at 130 - 60 s
+        "process 0: TemporarilyUnavailable at 33.00 s, 13.000 s after a token was sent"]
 
     results = dict((text.split(":")[0], met) for met, text in soak.checks(report, 1.5))
     assert results["requests failed while a usable token existed in the fleet"] is False
