@@ -110,8 +110,12 @@ def schedule(seconds: float, seed: int) -> tuple[list[Outage], list[float]]:
     """The outages (0.5 s and 40 s first, then random lengths) and the two Redis restarts.
 
     Healthy spells of 8-20 s separate the outages (the first starts after 15 s, the last
-    ends 15 s before the end, so every recovery is seen). Redis restarts fall 3 s into the
-    healthy spells nearest a third and two thirds of the run.
+    ends 15 s before the end, so every recovery is seen). Redis restarts fall in the middle
+    of the first healthy spell of 12 s or more after a third and after two thirds of the
+    run: the endpoint has been back for seconds and every process holds a token, so the
+    restart is seen on its own. (A restart during a recovery would leave the processes that
+    hold no token blind to the token another one just obtained, until Redis is back: a
+    failure "while a usable token existed" that no store-sharing scheme can avoid.)
     """
     rng = random.Random(seed)
     scale = min(1.0, seconds / 180.0)  # a short run gets short outages
@@ -126,11 +130,15 @@ def schedule(seconds: float, seed: int) -> tuple[list[Outage], list[float]]:
             break
         outages.append(Outage(at=t, length=length, mode=modes[len(outages) % len(modes)]))
         t += length + rng.uniform(8.0, 20.0) * scale
-    ups = [o.at + o.length for o in outages]
+    starts = [0.0] + [o.at + o.length for o in outages]
+    spells = list(zip(starts, [o.at for o in outages] + [seconds], strict=True))
     restarts = []
     for fraction in (1 / 3, 2 / 3):
-        after = [u for u in ups if u >= seconds * fraction] or [ups[-1] if ups else 0.0]
-        restarts.append(after[0] + 3.0 * scale)
+        floor = max(seconds * fraction, restarts[-1] if restarts else 0.0)
+        later = [sp for sp in spells if sp[0] >= floor]
+        fit = [sp for sp in later if sp[1] - sp[0] >= 12.0 * scale]
+        begin, end = (fit or [max(later or spells, key=lambda sp: sp[1] - sp[0])])[0]
+        restarts.append((begin + end) / 2)
     return outages, restarts
 
 
