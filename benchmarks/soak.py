@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -325,6 +326,7 @@ def _conduct(report: Report, server: FlappingServer, redis: RedisServer,
     for outage in report.outages:
         events += [(start + outage.at, "down", outage), (start + outage.at + outage.length, "up", outage)]
     events += [(start + at, "redis", None) for at in report.redis_restarts]
+    restarts: list[threading.Thread] = []
     for at, kind, outage in sorted(events, key=lambda e: e[0]):
         time.sleep(max(0.0, at - time.monotonic()))
         if kind == "down":
@@ -333,15 +335,16 @@ def _conduct(report: Report, server: FlappingServer, redis: RedisServer,
         elif kind == "up":
             outage.up = time.monotonic()
             server.set_mode("up")
-        elif kind == "redis":
-            redis.stop()
-            time.sleep(1.0)
-            redis.start()
+        elif kind == "redis":  # in a thread: the restart takes a second or more, the schedule goes on
+            restarts.append(threading.Thread(target=_restart, args=(redis,), daemon=True))
+            restarts[-1].start()
         else:
             samples = [sample(w.pid) for w in workers if w.poll() is None]
             (report.first if kind == "sample-first" else report.last).extend(samples)
             if kind == "sample-first":
                 report.load.append(os.getloadavg()[0])
+    for thread in restarts:
+        thread.join()
     for worker in workers:
         try:
             code = worker.wait(max(0.0, end + 90.0 - time.monotonic()))
@@ -352,6 +355,13 @@ def _conduct(report: Report, server: FlappingServer, redis: RedisServer,
             continue
         if code != 0:
             report.hung.append(f"process {worker.pid} exited with {code}")
+
+
+def _restart(redis: RedisServer) -> None:
+    """Stop redis-server (its data is lost: no persistence), wait a second, start it again."""
+    redis.stop()
+    time.sleep(1.0)
+    redis.start()
 
 
 def _print(report: Report, results: list[tuple[bool, str]], json_path: str | None,

@@ -186,3 +186,26 @@ def test_outage_figures_from_outcomes_and_the_server_log(monkeypatch: pytest.Mon
     assert [text.split(": ")[1] for _, text in figures.targets([never])] == [
         "recovery within 1.5 s of the return", "no thread hung"]
     assert "never" in figures.table([never])
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="the soak needs redis-server on PATH")
+def test_soak_runs_once_quickly(tmp_path: Path) -> None:
+    # 12 seconds, 2 processes x 2 threads: too short for its verdicts (a restart of Redis
+    # may fall on a recovery), long enough for every part to run: the flapping endpoint,
+    # the Redis restarts, the samples of every process, the analysis and the report.
+    raw = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "soak.py"), "--minutes", "0.2", "--processes", "2",
+         "--threads", "2", "--json", str(raw)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: a check missed, which is data here
+    data = json.loads(raw.read_text())
+    ran = [o for o in data["outages"] if o["down"]]
+    assert len(ran) == len(data["outages"]) >= 3 and {o["mode"] for o in ran} == {"503", "reset", "slow"}
+    assert all(o["up"] - o["down"] >= 0.4 for o in ran)  # the schedule kept time (restarts aside)
+    assert data["requests"] >= 100 and sum(o["hits"] for o in ran) >= 1
+    assert len(data["first"]) == len(data["last"]) == 2 and data["hung"] == []
+    assert all(s["rss_kib"] > 0 and s["threads"] >= 3 and s["fds"] >= 3 for s in data["first"] + data["last"])
+    assert "[met] no hang" in proc.stdout and "Redis restarted at" in proc.stdout
+    assert len(data["checks"]) == 4 + 2 + 1
