@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 from oauthlib.oauth2 import BackendApplicationClient
@@ -208,6 +208,35 @@ class _FormAuth(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "_FormAuth(<hidden>)"
+
+
+#: Form fields of a token request that hold the client's credentials.
+_CREDENTIAL_FIELDS = frozenset({"client_secret", "client_assertion"})
+#: What stands in for a credential in :func:`_without_credentials`.
+_REDACTED = "<redacted>"
+
+
+def _without_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Return a copy of a token request fit to travel with an error: its credentials redacted.
+
+    Errors of the token request carry it (``exc.request``, ``exc.response.request``), and
+    error reporters print its headers and body. The copy's ``Authorization`` (the Basic
+    credential) and ``DPoP`` headers and its ``client_secret`` and ``client_assertion`` form
+    fields read :data:`_REDACTED`; everything else is as sent (DESIGN items 13 and 31).
+    """
+    safe = request.copy()
+    for name in ("Authorization", DPOP_HEADER):
+        if name in safe.headers:
+            safe.headers[name] = _REDACTED
+    body = safe.body
+    if isinstance(body, (bytes, str)) and body:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        fields = parse_qsl(text, keep_blank_values=True)
+        if any(name in _CREDENTIAL_FIELDS for name, _ in fields):
+            redacted = urlencode([(n, _REDACTED if n in _CREDENTIAL_FIELDS else v) for n, v in fields])
+            safe.body = redacted.encode("utf-8") if isinstance(body, bytes) else redacted
+            safe.headers["Content-Length"] = str(len(redacted.encode("utf-8")))
+    return safe
 
 
 class TokenEndpoint:
@@ -406,12 +435,40 @@ class TokenEndpoint:
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
-        response = requests.Session.request(
+        try:
+            response = self._send(url, body, plain_headers, auth_headers, deadline)
+        except requests.RequestException as exc:  # a network failure: it carries the request too
+            for carrier in (exc, exc.response):
+                if carrier is not None and getattr(carrier, "request", None) is not None:
+                    carrier.request = _without_credentials(carrier.request)
+            raise
+        # Every error raised from here on carries the response, and through it the request:
+        # error reporters print both. Hand them a copy without the client's credentials.
+        response.request = _without_credentials(response.request)
+        if self.dpop is not None:
+            # On every answer, success too (RFC 9449 §8.2).
+            self.dpop.update_token_nonce(url, response.headers)
+        self._read_body(response, deadline)
+        if hooks:
+            for hook in hooks.get("access_token_response", ()):
+                response = hook(response)
+        return self._check_token_type(self.parse_response(response), response)
+
+    def _send(
+        self,
+        url: str,
+        body: str,
+        headers: dict[str, str],
+        auth_headers: dict[str, str],
+        deadline: float | None,
+    ) -> requests.Response:
+        """POST one token request; return the response, its body not read yet."""
+        return requests.Session.request(
             self.session,
             "POST",
             url,
             data=body.encode("utf-8"),
-            headers=plain_headers,
+            headers=headers,
             auth=_FormAuth(auth_headers),
             timeout=self._attempt_timeout(deadline),
             allow_redirects=False,
@@ -423,14 +480,6 @@ class TokenEndpoint:
             # gzip-bomb body is abandoned at 1 MiB), before any hook or parser sees it.
             stream=True,
         )
-        if self.dpop is not None:
-            # On every answer, success too (RFC 9449 §8.2).
-            self.dpop.update_token_nonce(url, response.headers)
-        self._read_body(response, deadline)
-        if hooks:
-            for hook in hooks.get("access_token_response", ()):
-                response = hook(response)
-        return self._check_token_type(self.parse_response(response), response)
 
     def _check_token_type(self, token: OAuthToken, response: requests.Response) -> OAuthToken:
         """Accept a DPoP token exactly when one was asked for: no downgrade, no surprise."""

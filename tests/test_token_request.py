@@ -472,3 +472,65 @@ def test_an_oauth2session_token_session_may_use_loopback_http(make_env: Any) -> 
     local: Env = make_env(token_url="http://127.0.0.1:8080/token", token_session=token_session)
     local.session.get(BOOKS)  # OAuth2Session.request would refuse http (oauthlib InsecureTransportError)
     assert env.issuer.count == 1
+
+
+# -- the token request an error carries holds no credential (items 13, 31) ----------------
+
+
+def _request_text(request: Any) -> str:
+    body = request.body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return text + "\n" + "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+
+
+def _credential_forms(client_id: str, secret: str) -> list[str]:
+    from urllib.parse import quote_plus
+
+    basic = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
+    return [secret, quote_plus(secret), basic]
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+def test_a_refused_secret_is_not_in_the_request_the_error_carries(auth_method: str) -> None:
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    secret = "wrong+secret/XYZ=="
+    with LocalAuthorizationServer() as server:
+        keywords = {**server.credentials(), "client_secret": secret, "auth_method": auth_method}
+        with ClientCredentialsSession(**keywords) as session, pytest.raises(InvalidClient) as caught:
+            session.get(server.api_url + "books")
+    exc = caught.value
+    assert exc.response is not None and exc.request is exc.response.request
+    carried = _request_text(exc.request)
+    assert exc.request.method == "POST" and exc.request.url == server.token_url  # still useful
+    assert "grant_type=client_credentials" in carried
+    client_id = keywords["client_id"]
+    for form in _credential_forms(client_id, secret):
+        assert form not in carried
+    if auth_method == "client_secret_basic":
+        assert exc.request.headers["Authorization"] == "<redacted>"
+    else:
+        assert "client_secret=%3Credacted%3E" in carried and f"client_id={client_id}" in carried
+
+
+def test_a_network_failure_of_the_token_request_carries_no_secret() -> None:
+    import socket
+
+    from reqcc import ClientCredentialsSession
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    secret = "network-secret-123"
+    session = ClientCredentialsSession(
+        token_url=f"http://127.0.0.1:{port}/token", client_id=CLIENT_ID, client_secret=secret,
+        auth_method="client_secret_post", base_url=f"http://127.0.0.1:{port}/", max_retries=0,
+    )
+    with session, pytest.raises(requests.ConnectionError) as caught:
+        session.get(f"http://127.0.0.1:{port}/books")
+    assert caught.value.request is not None
+    carried = _request_text(caught.value.request)
+    assert "client_secret=%3Credacted%3E" in carried
+    for form in _credential_forms(CLIENT_ID, secret):
+        assert form not in carried
