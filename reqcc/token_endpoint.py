@@ -438,9 +438,10 @@ class TokenEndpoint:
         try:
             response = self._send(url, body, plain_headers, auth_headers, deadline)
         except requests.RequestException as exc:  # a network failure: it carries the request too
-            for carrier in (exc, exc.response):
-                if carrier is not None and getattr(carrier, "request", None) is not None:
-                    carrier.request = _without_credentials(carrier.request)
+            if isinstance(exc.request, requests.PreparedRequest):
+                exc.request = _without_credentials(exc.request)
+            if exc.response is not None and isinstance(exc.response.request, requests.PreparedRequest):
+                exc.response.request = _without_credentials(exc.response.request)
             raise
         # Every error raised from here on carries the response, and through it the request:
         # error reporters print both. Hand them a copy without the client's credentials.
