@@ -219,7 +219,16 @@ def test_file_store_drops_expired_tokens_when_it_rewrites(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'{"reqcc_token_store": 99, "entries": {}}'],
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"reqcc_token_store": 99, "entries": {}}',
+        b"[" * 200_000 + b"]" * 200_000,  # deep nesting within the 1 MiB: was a RecursionError
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    ],
+    ids=["broken", "empty", "binary", "array", "version", "deep-array", "deep-object"],
 )
 def test_corrupt_file_reads_as_empty_and_is_replaced(
     tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
@@ -390,11 +399,12 @@ def test_token_for_another_secret_or_scope_set_is_not_used(server: TokenServer, 
     assert server.token_requests == 3
 
 
+@pytest.mark.parametrize("content", ["garbage{", "[" * 300_000], ids=["garbage", "deep"])
 def test_session_with_a_corrupt_store_file_succeeds_and_repairs_it(
-    server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
 ) -> None:
     path = tmp_path / "t.json"
-    path.write_text("garbage{")
+    path.write_text(content)
     path.chmod(0o600)
     with caplog.at_level(logging.DEBUG, "reqcc"):
         session = ClientCredentialsSession(

@@ -195,7 +195,7 @@ class FileTokenStore:
             raw = file.read(_MAX_SIZE + 1)
         try:
             document = json.loads(raw.decode("utf-8")) if len(raw) <= _MAX_SIZE else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deep nesting, within the 1 MiB
             document = None
         if (
             not isinstance(document, dict)
