@@ -248,3 +248,46 @@ def test_two_stores_with_different_keys_in_one_process_do_not_mix(tmp_path: Path
     b = FileTokenStore(tmp_path / "a.json", encryption_key=KEY_B)
     a.write("k", TOKEN)
     assert b.read("k") is None and a.read("k") == TOKEN
+
+
+# -- expired sealed entries are forgotten, as clear ones are -------------------------------
+
+
+def test_a_sealed_store_drops_expired_entries_when_it_rewrites(tmp_path: Path) -> None:
+    now = [1000.0]
+    path = tmp_path / "t.json"
+    store = FileTokenStore(path, clock=lambda: now[0], encryption_key=[KEY_A, KEY_B])
+    store.write("old", OAuthToken("a", expires_in=10, expiry=1010.0))
+    store.write("forever", OAuthToken("b"))
+    # Another fleet's entry on the same file, sealed with a key this store does not hold.
+    FileTokenStore(path, clock=lambda: now[0], encryption_key=bytes(32)).write(
+        "theirs", OAuthToken("c", expires_in=10, expiry=1010.0)
+    )
+    now[0] = 1020.0
+    store.write("new", OAuthToken("d", expires_in=10, expiry=1030.0))
+    assert sorted(entries(path)) == ["forever", "new", "theirs"]  # theirs: not ours to judge
+    assert store.read("new") == OAuthToken("d", expires_in=10, expiry=1030.0)
+
+
+def test_restarts_of_dpop_processes_do_not_fill_a_sealed_file(tmp_path: Path) -> None:
+    # dpop=True makes a key per process, and the store key holds its thumbprint: each
+    # process start is a new entry. Sealed entries were never pruned: after enough restarts
+    # the file reached 1 MiB and every write failed (EFBIG), for every client on the host.
+    import time
+
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+    from tests.conftest import FakeClock
+
+    clock = FakeClock(time.time())
+    path = tmp_path / "tokens.json"
+    sizes = []
+    with LocalAuthorizationServer(token_ttl=60, clock=clock) as server:
+        for _ in range(6):
+            store = FileTokenStore(path, clock=clock, encryption_key=KEY_A)
+            keywords = {**server.credentials(), "dpop": True, "token_store": store, "clock": clock}
+            with ClientCredentialsSession(**keywords) as session:
+                assert session.get(server.api_url + "books").status_code == 200
+            sizes.append(len(entries(path)))
+            clock.advance(120)  # that process's token has expired
+    assert sizes == [1] * 6

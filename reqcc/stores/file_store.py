@@ -250,6 +250,12 @@ class FileTokenStore:
             if not self._live(entry.get("lease")):
                 entry.pop("lease", None)
             token = entry.get("token")
+            if isinstance(token, str) and self._sealer is not None:
+                # Sealed: its expiry is read by opening it (an entry no key opens is left alone,
+                # it may be another fleet's on the same file).
+                token = self._sealer.unseal(key, token)
+                if token is None:
+                    continue
             expiry = token.get("expiry") if isinstance(token, dict) else None
             if token is not None and isinstance(expiry, (int, float)) and expiry <= now:
                 del entry["token"]
