@@ -133,10 +133,27 @@ def test_corrupt_value_reads_as_none(
     client = redis.Redis.from_url(redis_server.url)
     client.set(f"{prefix}token:k", b"\xff not json")
     client.set(f"{prefix}token:j", json.dumps({"token_type": "Bearer"}))
+    client.set(f"{prefix}token:deep", "[" * 500_000)  # within the 1 MiB: was a RecursionError
     with caplog.at_level(logging.WARNING, "reqcc"):
         assert store.read("k") is None
         assert store.read("j") is None
-    assert "not a token" in caplog.text
+        assert store.read("deep") is None
+    assert caplog.text.count("not a token") == 3
+
+
+def test_a_deeply_nested_value_is_a_miss_not_a_store_failure(
+    redis_server: RedisServer, server: TokenServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisTokenStore(url=redis_server.url, prefix=prefix)
+    manager(server, store).get_token()
+    (key,) = redis.Redis.from_url(redis_server.url).keys(f"{prefix}token:*")
+    redis.Redis.from_url(redis_server.url).set(key, "[" * 300_000)
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        second = manager(server, store)
+        second.get_token()
+    assert server.token_requests == 2
+    assert "failed" not in caplog.text  # a corrupt entry, not a broken store backed off for 1 s
+    assert store.read(key.decode().rpartition(":")[2]) == second.token  # replaced by the new fetch
 
 
 def test_configuration_errors() -> None:

@@ -132,7 +132,7 @@ class RedisTokenStore:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
             data = json.loads(text) if self._sealer is None else self._sealer.open(key, text)
             return None if data is None else OAuthToken.from_dict(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: deep nesting within the cap
             log.warning("token store %r: the entry for key %s… is not a token (%s); ignored",
                         self, key[:8], type(exc).__name__)
             return None
