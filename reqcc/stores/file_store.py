@@ -53,7 +53,8 @@ class FileTokenStore:
     for itself.
 
     The file never grows past the 1 MiB its readers accept: a token whose JSON exceeds
-    64 KiB is not stored (a WARNING; the process keeps using it), and a change that would
+    64 KiB is not stored (a WARNING; the process keeps using it; an entry that large is
+    not read either), and a change that would
     make the file larger than 1 MiB raises ``OSError(EFBIG)`` and leaves the file as it
     was (the other clients' entries are kept). Missing folders on the way to ``path`` are
     all created with mode 0700, whatever the umask.
@@ -99,6 +100,12 @@ class FileTokenStore:
         if data is not None and self._sealer is not None:
             data = self._sealer.open(key, data)
         if data is None:
+            return None
+        if len(json.dumps(data, separators=(",", ":"))) > _MAX_TOKEN_SIZE:
+            # Never written by a store (write() refuses it): altered. Adopted, it would be sent
+            # as a header no server takes (431) on every request until it expires.
+            log.warning("token store %s: the entry for key %s… is larger than a stored token may be "
+                        "(%d bytes); ignored", self.path, key[:8], _MAX_TOKEN_SIZE)
             return None
         try:
             return OAuthToken.from_dict(data)
