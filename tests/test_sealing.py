@@ -291,3 +291,54 @@ def test_restarts_of_dpop_processes_do_not_fill_a_sealed_file(tmp_path: Path) ->
             sizes.append(len(entries(path)))
             clock.advance(120)  # that process's token has expired
     assert sizes == [1] * 6
+
+
+# -- black box: keys in odd forms, rotation and two keys on one file, through sessions -------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{KEY_A}, frozenset([KEY_A]), (k for k in [KEY_A]), {KEY_A: 1}, [[KEY_A]], True, [None]],
+    ids=["set", "frozenset", "generator", "dict", "nested", "bool", "none"],
+)
+def test_keys_without_an_order_or_not_bytes_are_refused(tmp_path: Path, value: Any) -> None:
+    # A set would make "the first seals" arbitrary: refused, not guessed.
+    with pytest.raises(ConfigurationError, match="encryption_key"):
+        FileTokenStore(tmp_path / "t.json", encryption_key=value)
+
+
+def test_a_key_given_as_a_bytearray_or_a_view_is_copied(tmp_path: Path) -> None:
+    mutable = bytearray(KEY_A)
+    store = FileTokenStore(tmp_path / "t.json", encryption_key=mutable)
+    store.write("k", TOKEN)
+    mutable[:] = bytes(32)  # the caller wipes its buffer: the store keeps its own copy
+    assert store.read("k") == TOKEN
+    strided = memoryview(bytes(b for pair in zip(KEY_A, KEY_B, strict=True) for b in pair))[::2]
+    assert FileTokenStore(tmp_path / "t.json", encryption_key=strided).read("k") == TOKEN
+
+
+def test_sessions_rotating_keys_share_without_a_fetch_and_two_keys_on_one_file_never_fail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    path = tmp_path / "tokens.json"
+
+    def session(server: LocalAuthorizationServer, key: Any) -> ClientCredentialsSession:
+        store = FileTokenStore(path, encryption_key=key)
+        return ClientCredentialsSession(**server.credentials(), token_store=store)
+
+    with LocalAuthorizationServer() as server:
+        with session(server, KEY_A) as old:
+            assert old.get(server.api_url + "books").status_code == 200
+        with session(server, [KEY_B, KEY_A]) as rotating:  # deployed [new, old]: opens the old entry
+            assert rotating.get(server.api_url + "books").status_code == 200
+        assert server.token_requests == 1
+        with caplog.at_level(logging.WARNING, logger="reqcc"):
+            # Two fleets with unrelated keys on one file: each is a miss for the other.
+            for key in (bytes(32), KEY_B, bytes(32)):
+                with session(server, key) as other:
+                    assert other.get(server.api_url + "books").status_code == 200
+        assert server.token_requests == 4  # each found the other key's entry: three more fetches
+        assert all("opens with none" in message for message in warnings_of(caplog))
