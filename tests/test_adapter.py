@@ -694,3 +694,113 @@ def test_netrc_credentials_do_not_displace_the_bearer_token(make_env: Any, netrc
     env.session.mount("https://other.example.com/", env.api)
     env.session.get("https://other.example.com/x")
     assert env.api.request_history[-1].headers["Authorization"].startswith("Basic ")
+
+
+# -- black box: nothing an exception or a response reaches holds the token (item 31) ----------
+
+
+def _reachable_text(*roots: object, limit: int = 50_000) -> str:
+    """The repr of every object reachable from ``roots`` through attributes, args and containers.
+
+    Not through frames or tracebacks (locals are the reporter's own business), modules,
+    classes or functions. Bounded: the walk stops at ``limit`` objects.
+    """
+    import contextlib
+    import types
+
+    skip = (types.FrameType, types.TracebackType, types.ModuleType, type, types.FunctionType,
+            types.MethodType, types.BuiltinFunctionType)
+    seen: set[int] = set()
+    texts: list[str] = []
+    queue: list[object] = list(roots)
+    while queue and len(seen) < limit:
+        item = queue.pop()
+        if id(item) in seen or isinstance(item, skip):
+            continue
+        seen.add(id(item))
+        if isinstance(item, (str, bytes, bytearray)):
+            texts.append(item if isinstance(item, str) else bytes(item).decode("latin-1"))
+            continue
+        if isinstance(item, (int, float, bool)) or item is None:
+            continue
+        with contextlib.suppress(Exception):  # a half-closed urllib3 object may not repr
+            texts.append(repr(item))
+        if isinstance(item, dict):
+            queue.extend(item.keys())
+            queue.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            queue.extend(item)
+        if isinstance(item, BaseException):
+            queue.extend((item.args, item.__cause__, item.__context__))
+        for name in getattr(type(item), "__slots__", ()):
+            queue.append(getattr(item, name, None))
+        try:
+            queue.extend(vars(item).values())
+        except TypeError:
+            pass
+        if isinstance(item, requests.structures.CaseInsensitiveDict):
+            queue.extend(item.items())
+    return "\n".join(texts)
+
+
+def _hostile_session(token_type: str, live: str, url: str) -> requests.Session:
+    from reqcc import ClientCredentialsManager, OAuthToken
+
+    manager = ClientCredentialsManager(
+        token_url="https://auth.example.com/t", client_id="c", client_secret="s",
+        token=OAuthToken(live, token_type=token_type, expires_in=3600), dpop=token_type == "DPoP",
+    )
+    session = requests.Session()
+    session.trust_env = False
+    reqcc.mount(session, url + "/", manager=manager)
+    return session
+
+
+@pytest.mark.parametrize("token_type", ["Bearer", "DPoP"])
+@pytest.mark.parametrize(
+    "case", ["stream-reset-mid-body", "reset-mid-body", "redirect-then-stall", "redirect-then-reset",
+             "hook-raises", "nonce-replay-reset"],
+)
+def test_no_exception_or_response_of_a_failing_exchange_reaches_the_token(
+    serve: Any, token_type: str, case: str
+) -> None:
+    from .hostile_server import Reply
+
+    live = f"live-{token_type}-token-QWERTY123"
+    half_body = Reply(status=200, body=b"x" * 1000, framing="declared", declared_length=100_000, reset=True)
+    replies = {
+        "stream-reset-mid-body": [half_body],
+        "reset-mid-body": [half_body],
+        "redirect-then-stall": [Reply(status=302, headers={"Location": "/next"}), Reply(stall=True)],
+        "redirect-then-reset": [Reply(status=302, headers={"Location": "/next"}), Reply(reset_at_once=True)],
+        "hook-raises": [Reply(status=500, body=b"{}")],
+        "nonce-replay-reset": [
+            Reply(
+                status=401,
+                headers={"WWW-Authenticate": 'DPoP error="use_dpop_nonce"', "DPoP-Nonce": "n-1"},
+            ),
+            Reply(reset_at_once=True),
+        ],
+    }[case]
+    if case == "nonce-replay-reset" and token_type == "Bearer":
+        pytest.skip("a DPoP nonce is asked of DPoP clients only")
+    server = serve(*replies, lifetime=10)
+    session = _hostile_session(token_type, live, server.url)
+    hooks = {"response": [lambda r, *a, **k: r.raise_for_status()]} if case == "hook-raises" else None
+    caught: BaseException | None = None
+    response = None
+    try:
+        response = session.get(server.url + "/orders", timeout=(2, 0.5), stream=case.startswith("stream"),
+                               hooks=hooks)
+        for _ in response.iter_content(4096):
+            pass
+    except (requests.RequestException, OSError) as exc:
+        caught = exc
+    assert caught is not None, "the exchange was meant to fail"
+    sent = [headers.get("authorization", "") for _, _, headers, _ in server.requests]
+    assert any(live in header for header in sent)  # it did go out
+    shown = _reachable_text(caught, response)
+    assert live not in shown
+    if token_type == "DPoP":
+        proofs = [headers["dpop"] for _, _, headers, _ in server.requests if "dpop" in headers]
+        assert proofs and not any(proof in shown for proof in proofs)
