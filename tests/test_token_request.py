@@ -534,3 +534,36 @@ def test_a_network_failure_of_the_token_request_carries_no_secret() -> None:
     assert "client_secret=%3Credacted%3E" in carried
     for form in _credential_forms(CLIENT_ID, secret):
         assert form not in carried
+
+
+# -- black box: the Basic-encoding hint (item 35) against a real loopback server ---------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "wrong", "auth_method", "hint"),
+    [
+        ("p+a ss:w%rd/=", "q+a ss:w%rd/=", "client_secret_basic", True),  # encoding changes it
+        ("plainsecret", "wrongsecret", "client_secret_basic", False),  # nothing to encode
+        ("p+a ss:w%rd/=", "q+a ss:w%rd/=", "client_secret_post", False),  # no Basic at all
+    ],
+    ids=["basic-special", "basic-plain", "post-special"],
+)
+def test_the_basic_encoding_hint_only_where_encoding_changed_the_credential(
+    secret: str, wrong: str, auth_method: str, hint: bool
+) -> None:
+    from urllib.parse import quote, quote_plus
+
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    with LocalAuthorizationServer({"svc": (secret, ["books.read"])}) as server:
+        keywords = {**server.credentials("svc"), "auth_method": auth_method, "scopes": ["books.read"]}
+        with ClientCredentialsSession(**keywords) as good:  # the server form-decodes: accepted
+            assert good.get(server.api_url + "books").status_code == 200
+        with ClientCredentialsSession(**{**keywords, "client_secret": wrong}) as bad:
+            with pytest.raises(InvalidClient) as caught:
+                bad.get(server.api_url + "books")
+    message = str(caught.value)
+    assert ('basic_auth_encoding="raw"' in message) is hint
+    for form in (wrong, quote(wrong, safe=""), quote_plus(wrong), base64.b64encode(wrong.encode()).decode()):
+        assert form not in message and form not in repr(caught.value)
