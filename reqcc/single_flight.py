@@ -363,7 +363,8 @@ class SingleFlight:
         :param held: called under the lock with the ``monotonic`` time: the token held if
             it is usable then, else ``None``.
         :param run: the leader's part: obtains the token and adopts it (see :meth:`lead`).
-        :param waited: told the seconds a caller that joined a flight waited for it.
+        :param waited: told the seconds a caller that led or joined a flight waited for it
+            (DESIGN item 34: the leader too; a caller that found a usable token is not told).
         :raises ReqccError: the flight's error, or the last one again during the backoff.
         """
         interrupted = 0
@@ -375,8 +376,12 @@ class SingleFlight:
                     return token
                 flight, leader = self.join(now)
             if leader:
-                run(flight)
-                return self.wait(flight, leader=True)
+                # This caller waits for the token it fetches: its wait counts too (item 34).
+                try:
+                    run(flight)
+                    return self.wait(flight, leader=True)
+                finally:
+                    waited(self._monotonic() - now)
             # Another thread is obtaining the token: this caller had to wait.
             try:
                 return self.wait(flight, leader=False)
