@@ -567,3 +567,22 @@ def test_the_basic_encoding_hint_only_where_encoding_changed_the_credential(
     assert ('basic_auth_encoding="raw"' in message) is hint
     for form in (wrong, quote(wrong, safe=""), quote_plus(wrong), base64.b64encode(wrong.encode()).decode()):
         assert form not in message and form not in repr(caught.value)
+
+
+def test_a_token_session_hook_raising_for_the_status_carries_no_secret() -> None:
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    secret = "hooked-secret-456"
+    token_session = requests.Session()  # a house session that raises on any error status
+    token_session.hooks["response"].append(lambda response, *args, **kwargs: response.raise_for_status())
+    with LocalAuthorizationServer() as server:
+        keywords = {**server.credentials(), "client_secret": secret, "token_session": token_session}
+        with ClientCredentialsSession(**keywords) as session, pytest.raises(requests.HTTPError) as caught:
+            session.get(server.api_url + "books")
+    exc = caught.value
+    assert exc.response is not None and exc.response.status_code == 401
+    for carried in (exc.request, exc.response.request):
+        assert carried is not None and carried.headers["Authorization"] == "<redacted>"
+        for form in _credential_forms(keywords["client_id"], secret):
+            assert form not in _request_text(carried)
