@@ -707,3 +707,18 @@ def test_the_assertion_is_in_no_log_repr_or_carried_request(
     for assertion in (trusted, untrusted):
         for text in shown:
             assert assertion not in text and assertion.split(".")[2] not in text
+
+
+def test_a_dpop_nonce_demand_is_answered_with_the_file_read_again(
+    tmp_path: Path, wall_clock: FakeClock
+) -> None:
+    path = tmp_path / "token"
+    assertion = PLATFORM.mint(now=wall_clock())
+    path.write_text(assertion + "\n")
+    with federated_server(wall_clock, token_dpop_nonce=True, api_dpop_nonce=True) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path, dpop=True) as session:
+            assert session.get(server.api_url + "books").status_code == 200
+            assert session.manager.token.token_type == "DPoP"  # type: ignore[union-attr]
+        log = server.token_request_log
+    assert len(log) == 2  # the nonce demand, then the token
+    assert [record.form["client_assertion"] for record in log] == [[assertion], [assertion]]
