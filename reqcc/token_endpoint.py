@@ -26,6 +26,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
+from .challenges import parse_www_authenticate
 from .client_auth import ClientAuth, ClientSecretBasic
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
@@ -664,13 +665,19 @@ class TokenEndpoint:
 
         A redirect (token requests do not follow them), a 404 or 405 whatever the body, a
         401 or 403 with an error code no token endpoint sends (RFC 6750's ``invalid_token``,
-        an API's own), or an HTML page that is not a server failure.
+        an API's own), or an HTML page that is not a server failure. Not a 401 with a
+        ``Basic`` challenge: that refuses the client's credentials.
         """
         status = response.status_code
         if 300 <= status < 400:
             return f"{NOT_A_TOKEN_ENDPOINT} (token requests do not follow redirects)"
         if status in (404, 405):
             return NOT_A_TOKEN_ENDPOINT
+        if status == 401 and _challenges_basic(response.headers.get("WWW-Authenticate")):
+            # A Basic challenge answers the client's credentials (RFC 6749 §5.2): a token
+            # endpoint, or a proxy in front of it, refusing them (Spring Boot's JSON error
+            # page says "error": "Unauthorized"), not an API path.
+            return ""
         if status in (401, 403) and isinstance(code, str) and code not in TOKEN_ENDPOINT_ERROR_CODES:
             return NOT_A_TOKEN_ENDPOINT
         html = "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<"
@@ -680,6 +687,11 @@ class TokenEndpoint:
 
     def __repr__(self) -> str:
         return f"TokenEndpoint({self.token_url!r}, {self.client_auth!r})"
+
+
+def _challenges_basic(value: str | None) -> bool:
+    """Whether a ``WWW-Authenticate`` value holds a ``Basic`` challenge (read within bounds)."""
+    return bool(value) and any(scheme == "basic" for scheme, _ in parse_www_authenticate(value or ""))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -586,3 +586,49 @@ def test_a_token_session_hook_raising_for_the_status_carries_no_secret() -> None
         assert carried is not None and carried.headers["Authorization"] == "<redacted>"
         for form in _credential_forms(keywords["client_id"], secret):
             assert form not in _request_text(carried)
+
+
+# -- a refused credential is not a wrong token_url (item 35) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        # Spring Boot's error page for a refused Basic credential (legacy Spring OAuth2).
+        (b'{"timestamp":"2026-12-08T02:00:00Z","status":401,"error":"Unauthorized","path":"/oauth/token"}',
+         "application/json", OAuthProviderError),
+        (b"<html><body>401 Authorization Required</body></html>", "text/html", TokenResponseError),
+    ],
+    ids=["spring-json", "proxy-html"],
+)
+def test_a_basic_challenge_is_a_refused_credential_not_a_wrong_token_url(
+    serve: Any, body: bytes, content_type: str, expected: type[Exception]
+) -> None:
+    from reqcc import ClientCredentialsManager, NotATokenEndpoint
+
+    from .hostile_server import Reply
+
+    challenge = {"WWW-Authenticate": 'Basic realm="oauth2/client"', "Content-Type": content_type}
+    server = serve(Reply(status=401, headers=challenge, body=body), lifetime=5)
+    manager = ClientCredentialsManager(
+        token_url=server.url + "/oauth/token", client_id="c", client_secret="s", max_retries=0
+    )
+    with pytest.raises(expected) as caught:
+        manager.fetch_token()
+    assert not isinstance(caught.value, NotATokenEndpoint)
+    assert "check token_url" not in str(caught.value) and "HTTP 401" in str(caught.value)
+
+
+def test_an_api_path_with_a_bearer_challenge_is_still_a_wrong_token_url(serve: Any) -> None:
+    from reqcc import ClientCredentialsManager, NotATokenEndpoint
+
+    from .hostile_server import Reply
+
+    answer = Reply(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                   body=b'{"error":"invalid_token"}')
+    server = serve(answer, lifetime=5)
+    manager = ClientCredentialsManager(
+        token_url=server.url + "/api/books", client_id="c", client_secret="s", max_retries=0
+    )
+    with pytest.raises(NotATokenEndpoint, match="check token_url"):
+        manager.fetch_token()
