@@ -23,6 +23,7 @@ from reqcc import (
 )
 
 from .conftest import API, TOKEN_URL, Env, FakeClock, TokenIssuer, manager_kwargs
+from .reachable import reachable_text
 
 BOOKS = "https://api.example.com/books"
 OTHER = "https://other.example.com/"
@@ -699,50 +700,6 @@ def test_netrc_credentials_do_not_displace_the_bearer_token(make_env: Any, netrc
 # -- black box: nothing an exception or a response reaches holds the token (item 31) ----------
 
 
-def _reachable_text(*roots: object, limit: int = 50_000) -> str:
-    """The repr of every object reachable from ``roots`` through attributes, args and containers.
-
-    Not through frames or tracebacks (locals are the reporter's own business), modules,
-    classes or functions. Bounded: the walk stops at ``limit`` objects.
-    """
-    import contextlib
-    import types
-
-    skip = (types.FrameType, types.TracebackType, types.ModuleType, type, types.FunctionType,
-            types.MethodType, types.BuiltinFunctionType)
-    seen: set[int] = set()
-    texts: list[str] = []
-    queue: list[object] = list(roots)
-    while queue and len(seen) < limit:
-        item = queue.pop()
-        if id(item) in seen or isinstance(item, skip):
-            continue
-        seen.add(id(item))
-        if isinstance(item, (str, bytes, bytearray)):
-            texts.append(item if isinstance(item, str) else bytes(item).decode("latin-1"))
-            continue
-        if isinstance(item, (int, float, bool)) or item is None:
-            continue
-        with contextlib.suppress(Exception):  # a half-closed urllib3 object may not repr
-            texts.append(repr(item))
-        if isinstance(item, dict):
-            queue.extend(item.keys())
-            queue.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            queue.extend(item)
-        if isinstance(item, BaseException):
-            queue.extend((item.args, item.__cause__, item.__context__))
-        for name in getattr(type(item), "__slots__", ()):
-            queue.append(getattr(item, name, None))
-        try:
-            queue.extend(vars(item).values())
-        except TypeError:
-            pass
-        if isinstance(item, requests.structures.CaseInsensitiveDict):
-            queue.extend(item.items())
-    return "\n".join(texts)
-
-
 def _hostile_session(token_type: str, live: str, url: str) -> requests.Session:
     from reqcc import ClientCredentialsManager, OAuthToken
 
@@ -799,7 +756,7 @@ def test_no_exception_or_response_of_a_failing_exchange_reaches_the_token(
     assert caught is not None, "the exchange was meant to fail"
     sent = [headers.get("authorization", "") for _, _, headers, _ in server.requests]
     assert any(live in header for header in sent)  # it did go out
-    shown = _reachable_text(caught, response)
+    shown = reachable_text(caught, response)
     assert live not in shown
     if token_type == "DPoP":
         proofs = [headers["dpop"] for _, _, headers, _ in server.requests if "dpop" in headers]
