@@ -39,6 +39,7 @@ from reqcc.stores import FileTokenStore
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, TOKEN_URL, FakeClock, TokenIssuer, manager_kwargs
 from .platform_tokens import KubeletVolume, Platform, unsigned_jwt, write_in_place, write_replace
+from .reachable import reachable_text
 
 PLATFORM = Platform()
 
@@ -704,6 +705,7 @@ def test_the_assertion_is_in_no_log_repr_or_carried_request(
     carried = exc.request.body if exc.request is not None else b""
     assert isinstance(carried, bytes) and b"client_assertion=%3Credacted%3E" in carried
     shown += [str(exc), repr(exc), caplog.text, carried.decode(), str(exc.request.headers)]  # type: ignore[union-attr]
+    shown.append(reachable_text(exc))
     for assertion in (trusted, untrusted):
         for text in shown:
             assert assertion not in text and assertion.split(".")[2] not in text
