@@ -434,8 +434,6 @@ class TokenEndpoint:
             proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
             require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
-        # requests.Session.request, not the session's own override: OAuth2Session.request
-        # would refuse loopback http and add a token of its own.
         try:
             response = self._send(url, body, plain_headers, auth_headers, deadline)
         except requests.RequestException as exc:  # a network failure: it carries the request too
@@ -465,6 +463,8 @@ class TokenEndpoint:
         deadline: float | None,
     ) -> requests.Response:
         """POST one token request; return the response, its body not read yet."""
+        # requests.Session.request, not the session's own override: OAuth2Session.request
+        # would refuse loopback http and add a token of its own.
         return requests.Session.request(
             self.session,
             "POST",

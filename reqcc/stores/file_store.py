@@ -54,10 +54,9 @@ class FileTokenStore:
 
     The file never grows past the 1 MiB its readers accept: a token whose JSON exceeds
     64 KiB is not stored (a WARNING; the process keeps using it; an entry that large is
-    not read either), and a change that would
-    make the file larger than 1 MiB raises ``OSError(EFBIG)`` and leaves the file as it
-    was (the other clients' entries are kept). Missing folders on the way to ``path`` are
-    all created with mode 0700, whatever the umask.
+    not read either), and a change that would make the file larger than 1 MiB raises
+    ``OSError(EFBIG)`` and leaves the file as it was (the other clients' entries are kept).
+    Missing folders on the way to ``path`` are all created with mode 0700, whatever the umask.
 
     :param path: the store file (e.g. ``/run/myapp/tokens.json``; a folder every process of
         the service can write, and that other users cannot).
