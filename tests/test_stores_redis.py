@@ -110,6 +110,16 @@ def test_works_with_a_client_given_by_the_user_decoding_responses(
     assert store.acquire_lease("k") is not None
 
 
+def test_a_short_value_that_is_not_utf8_is_not_called_huge(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    redis.Redis.from_url(redis_server.url).set(f"{prefix}token:k", b"\xff\xfe garbage")
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        assert RedisTokenStore(client, prefix=prefix).read("k") is None
+    assert "or not UTF-8" in caplog.text  # a 12-byte value: 'over 1 MiB' alone sent people looking
+
+
 def test_lease_is_set_nx_px_and_release_checks_the_holder(redis_server: RedisServer, prefix: str) -> None:
     store = RedisTokenStore(url=redis_server.url, prefix=prefix, lease_timeout=3)
     client = redis.Redis.from_url(redis_server.url)
