@@ -62,6 +62,7 @@ EXPIRY_MARGIN = 5.0
 #: ``(audience) -> str``: returns a fresh assertion for a token endpoint (the audience).
 AssertionCallable = Callable[[str], str]
 
+_UTF8_BOM = b"\xef\xbb\xbf"
 # Three base64url parts; the signature may be empty only in an unsecured JWT (which a
 # server refuses, but that is its call). Visible ASCII only, so always header- and form-safe.
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -114,8 +115,14 @@ def assertion_expiry(assertion: str, source: str, *, audience: str | None = None
         raise ClientAssertionError(
             f"client assertion from {source} is not a JWT (its payload is not a JSON object)", source=source
         )
-    exp = payload.get("exp")
-    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not math.isfinite(exp):
+    claim = payload.get("exp")
+    exp = math.nan
+    if not isinstance(claim, bool) and isinstance(claim, (int, float)):
+        try:
+            exp = float(claim)
+        except OverflowError:  # an int too large for a float
+            pass
+    if not math.isfinite(exp):
         raise ClientAssertionError(
             f"client assertion from {source} has no numeric 'exp' claim (RFC 7523 §3 requires one)",
             source=source,
@@ -130,7 +137,7 @@ def assertion_expiry(assertion: str, source: str, *, audience: str | None = None
                 "the projected token's audience to it (serviceAccountToken.audience in the pod spec)",
                 source=source,
             )
-    return float(exp)
+    return exp
 
 
 def _check_expiry(expiry: float, now: float, source: str) -> None:
@@ -253,8 +260,11 @@ class AssertionFile:
             raise self._error(problem)
         if size > MAX_ASSERTION_SIZE:
             raise self._error(f"is larger than {MAX_ASSERTION_SIZE} bytes: not a client assertion")
+        data = b"".join(chunks)
+        if data.startswith(_UTF8_BOM):  # a hand-written file saved by an editor that adds one
+            data = data[len(_UTF8_BOM) :]
         try:
-            text = b"".join(chunks).decode("ascii").strip()
+            text = data.decode("ascii").strip()
         except UnicodeDecodeError:
             raise self._error("is not a JWT (it holds non-ASCII bytes)") from None
         if not text:

@@ -42,9 +42,12 @@ class RejectionCooldown:
     counts too (DESIGN item 34): when ``strikes`` different endpoints of one origin have
     refused freshly fetched tokens in a row, with no fresh token accepted there in between,
     the whole origin cools down for ``seconds`` (a WARNING once); its 401s retire no token
-    meanwhile. One endpoint refusing again after its own cool-down is no new strike. An
-    origin with fewer strikes, and every other origin, still recovers from a revocation at
-    once.
+    meanwhile. Strikes count within ``seconds`` of each other only: a few endpoints refusing
+    every token (a missing permission), hit hours apart between accepted requests (which
+    this class never sees), are not such an API, and must not switch off the recovery from
+    a revocation for the whole origin. One endpoint refusing again after its own cool-down
+    is no new strike. An origin with fewer strikes, and every other origin, still recovers
+    from a revocation at once.
 
     A manager owns one (its ``rejection_cooldown``), shared by every adapter that uses
     that manager.
@@ -63,8 +66,9 @@ class RejectionCooldown:
         self.strikes = strikes
         # Endpoints and origins ("ORIGIN scheme://host:port") cooling down, until when.
         self._until: OrderedDict[str, float] = OrderedDict()
-        # Origins: the endpoints that refused fresh tokens in a row, none accepted since.
-        self._strikes: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # Origins: the endpoints that refused fresh tokens in a row, none accepted since, each
+        # with the time of its refusal (a refusal older than ``seconds`` no longer counts).
+        self._strikes: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._lock = threading.Lock()
         fork_safety.register(self.after_fork)
 
@@ -87,7 +91,13 @@ class RejectionCooldown:
             new = self._put(key)
             origin_new = False
             if origin is not None:
-                strikes = self._strikes.pop(origin, frozenset()) | {key}
+                now = self._monotonic()
+                strikes = {
+                    endpoint: at
+                    for endpoint, at in self._strikes.pop(origin, {}).items()
+                    if now - at < self.seconds
+                }
+                strikes[key] = now
                 if len(strikes) >= self.strikes:
                     origin_new = self._put(origin)
                 else:

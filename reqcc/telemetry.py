@@ -10,7 +10,7 @@ returns an object that records, for one client:
   same attributes;
 - ``reqcc.token.rejections`` (counter): tokens retired after the API answered 401;
 - ``reqcc.token.wait.duration`` (histogram, seconds): how long a caller waited for a
-  token, recorded only when it had to wait;
+  token, recorded only when it had to wait (the caller that led the fetch included);
 
 every point with ``reqcc.client_id``; and one span ``reqcc token request`` (kind CLIENT)
 per HTTP token request, a child of whatever span is current, with status ERROR and

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
@@ -26,6 +26,7 @@ from . import fork_safety
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
 from ._log import excerpt, log
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
+from .challenges import parse_www_authenticate
 from .client_auth import ClientAuth, ClientSecretBasic
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
@@ -208,6 +209,35 @@ class _FormAuth(requests.auth.AuthBase):
 
     def __repr__(self) -> str:
         return "_FormAuth(<hidden>)"
+
+
+#: Form fields of a token request that hold the client's credentials.
+_CREDENTIAL_FIELDS = frozenset({"client_secret", "client_assertion"})
+#: What stands in for a credential in :func:`_without_credentials`.
+_REDACTED = "<redacted>"
+
+
+def _without_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Return a copy of a token request fit to travel with an error: its credentials redacted.
+
+    Errors of the token request carry it (``exc.request``, ``exc.response.request``), and
+    error reporters print its headers and body. The copy's ``Authorization`` (the Basic
+    credential) and ``DPoP`` headers and its ``client_secret`` and ``client_assertion`` form
+    fields read :data:`_REDACTED`; everything else is as sent (DESIGN items 13 and 31).
+    """
+    safe = request.copy()
+    for name in ("Authorization", DPOP_HEADER):
+        if name in safe.headers:
+            safe.headers[name] = _REDACTED
+    body = safe.body
+    if isinstance(body, (bytes, str)) and body:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        fields = parse_qsl(text, keep_blank_values=True)
+        if any(name in _CREDENTIAL_FIELDS for name, _ in fields):
+            redacted = urlencode([(n, _REDACTED if n in _CREDENTIAL_FIELDS else v) for n, v in fields])
+            safe.body = redacted.encode("utf-8") if isinstance(body, bytes) else redacted
+            safe.headers["Content-Length"] = str(len(redacted.encode("utf-8")))
+    return safe
 
 
 class TokenEndpoint:
@@ -417,14 +447,43 @@ class TokenEndpoint:
             proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
             require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
         log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
+        try:
+            response = self._send(url, body, plain_headers, auth_headers, deadline)
+        except requests.RequestException as exc:  # a network failure: it carries the request too
+            if isinstance(exc.request, requests.PreparedRequest):
+                exc.request = _without_credentials(exc.request)
+            if exc.response is not None and isinstance(exc.response.request, requests.PreparedRequest):
+                exc.response.request = _without_credentials(exc.response.request)
+            raise
+        # Every error raised from here on carries the response, and through it the request:
+        # error reporters print both. Hand them a copy without the client's credentials.
+        response.request = _without_credentials(response.request)
+        if self.dpop is not None:
+            # On every answer, success too (RFC 9449 §8.2).
+            self.dpop.update_token_nonce(url, response.headers)
+        self._read_body(response, deadline)
+        if hooks:
+            for hook in hooks.get("access_token_response", ()):
+                response = hook(response)
+        return self._check_token_type(self.parse_response(response), response)
+
+    def _send(
+        self,
+        url: str,
+        body: str,
+        headers: dict[str, str],
+        auth_headers: dict[str, str],
+        deadline: float | None,
+    ) -> requests.Response:
+        """POST one token request; return the response, its body not read yet."""
         # requests.Session.request, not the session's own override: OAuth2Session.request
         # would refuse loopback http and add a token of its own.
-        response = requests.Session.request(
+        return requests.Session.request(
             self.session,
             "POST",
             url,
             data=body.encode("utf-8"),
-            headers=plain_headers,
+            headers=headers,
             auth=_FormAuth(auth_headers),
             timeout=self._attempt_timeout(deadline),
             allow_redirects=False,
@@ -436,14 +495,6 @@ class TokenEndpoint:
             # gzip-bomb body is abandoned at 1 MiB), before any hook or parser sees it.
             stream=True,
         )
-        if self.dpop is not None:
-            # On every answer, success too (RFC 9449 §8.2).
-            self.dpop.update_token_nonce(url, response.headers)
-        self._read_body(response, deadline)
-        if hooks:
-            for hook in hooks.get("access_token_response", ()):
-                response = hook(response)
-        return self._check_token_type(self.parse_response(response), response)
 
     def _check_token_type(self, token: OAuthToken, response: requests.Response) -> OAuthToken:
         """Accept a DPoP token exactly when one was asked for: no downgrade, no surprise."""
@@ -629,13 +680,19 @@ class TokenEndpoint:
 
         A redirect (token requests do not follow them), a 404 or 405 whatever the body, a
         401 or 403 with an error code no token endpoint sends (RFC 6750's ``invalid_token``,
-        an API's own), or an HTML page that is not a server failure.
+        an API's own), or an HTML page that is not a server failure. Not a 401 with a
+        ``Basic`` challenge: that refuses the client's credentials.
         """
         status = response.status_code
         if 300 <= status < 400:
             return f"{NOT_A_TOKEN_ENDPOINT} (token requests do not follow redirects)"
         if status in (404, 405):
             return NOT_A_TOKEN_ENDPOINT
+        if status == 401 and _challenges_basic(response.headers.get("WWW-Authenticate")):
+            # A Basic challenge answers the client's credentials (RFC 6749 §5.2): a token
+            # endpoint, or a proxy in front of it, refusing them (Spring Boot's JSON error
+            # page says "error": "Unauthorized"), not an API path.
+            return ""
         if status in (401, 403) and isinstance(code, str) and code not in TOKEN_ENDPOINT_ERROR_CODES:
             return NOT_A_TOKEN_ENDPOINT
         html = "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<"
@@ -645,6 +702,11 @@ class TokenEndpoint:
 
     def __repr__(self) -> str:
         return f"TokenEndpoint({self.token_url!r}, {self.client_auth!r})"
+
+
+def _challenges_basic(value: str | None) -> bool:
+    """Whether a ``WWW-Authenticate`` value holds a ``Basic`` challenge (read within bounds)."""
+    return bool(value) and any(scheme == "basic" for scheme, _ in parse_www_authenticate(value or ""))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -56,7 +56,9 @@ def entra_workload_identity(
     (default: ``os.environ``, only read): ``AZURE_CLIENT_ID`` (the app's client id),
     ``AZURE_TENANT_ID``, ``AZURE_FEDERATED_TOKEN_FILE`` (the projected service-account
     token, audience ``api://AzureADTokenExchange``) and ``AZURE_AUTHORITY_HOST`` (default
-    :data:`DEFAULT_ENTRA_AUTHORITY`). A keyword given here wins over its variable.
+    :data:`DEFAULT_ENTRA_AUTHORITY`; a bare host such as ``login.microsoftonline.us``, as
+    azure-identity's ``AzureAuthorityHosts`` spell them, means https). A keyword given here
+    wins over its variable.
 
     The token endpoint is the v2.0 one, ``{authority}/{tenant}/oauth2/v2.0/token``. Entra
     grants ``{resource}/.default`` scopes to client credentials: pass
@@ -75,6 +77,10 @@ def entra_workload_identity(
     )
     authority = authority_host if authority_host is not None else env.get("AZURE_AUTHORITY_HOST")
     authority = (authority or DEFAULT_ENTRA_AUTHORITY).strip()
+    if "://" not in authority:
+        # A bare host, as azure-identity's AzureAuthorityHosts spell them
+        # ("login.microsoftonline.us"): azure-identity reads it as https, and so does reqcc.
+        authority = "https://" + authority
     if not _TENANT.fullmatch(tenant):
         raise ConfigurationError(f"the tenant id must be a GUID or a domain name, got {tenant[:80]!r}")
     return {

@@ -24,6 +24,7 @@ from reqcc import (
 from reqcc.testing import FakeClock
 
 from .conftest import API, TOKEN_URL, Env, TokenIssuer, manager_kwargs
+from .reachable import reachable_text
 
 BOOKS = "https://api.example.com/books"
 OTHER = "https://other.example.com/"
@@ -695,3 +696,69 @@ def test_netrc_credentials_do_not_displace_the_bearer_token(make_env: Any, netrc
     env.session.mount("https://other.example.com/", env.api)
     env.session.get("https://other.example.com/x")
     assert env.api.request_history[-1].headers["Authorization"].startswith("Basic ")
+
+
+# -- black box: nothing an exception or a response reaches holds the token (item 31) ----------
+
+
+def _hostile_session(token_type: str, live: str, url: str) -> requests.Session:
+    from reqcc import ClientCredentialsManager, OAuthToken
+
+    manager = ClientCredentialsManager(
+        token_url="https://auth.example.com/t", client_id="c", client_secret="s",
+        token=OAuthToken(live, token_type=token_type, expires_in=3600), dpop=token_type == "DPoP",
+    )
+    session = requests.Session()
+    session.trust_env = False
+    reqcc.mount(session, url + "/", manager=manager)
+    return session
+
+
+@pytest.mark.parametrize("token_type", ["Bearer", "DPoP"])
+@pytest.mark.parametrize(
+    "case", ["stream-reset-mid-body", "reset-mid-body", "redirect-then-stall", "redirect-then-reset",
+             "hook-raises", "nonce-replay-reset"],
+)
+def test_no_exception_or_response_of_a_failing_exchange_reaches_the_token(
+    serve: Any, token_type: str, case: str
+) -> None:
+    from .hostile_server import Reply
+
+    live = f"live-{token_type}-token-QWERTY123"
+    half_body = Reply(status=200, body=b"x" * 1000, framing="declared", declared_length=100_000, reset=True)
+    replies = {
+        "stream-reset-mid-body": [half_body],
+        "reset-mid-body": [half_body],
+        "redirect-then-stall": [Reply(status=302, headers={"Location": "/next"}), Reply(stall=True)],
+        "redirect-then-reset": [Reply(status=302, headers={"Location": "/next"}), Reply(reset_at_once=True)],
+        "hook-raises": [Reply(status=500, body=b"{}")],
+        "nonce-replay-reset": [
+            Reply(
+                status=401,
+                headers={"WWW-Authenticate": 'DPoP error="use_dpop_nonce"', "DPoP-Nonce": "n-1"},
+            ),
+            Reply(reset_at_once=True),
+        ],
+    }[case]
+    if case == "nonce-replay-reset" and token_type == "Bearer":
+        pytest.skip("a DPoP nonce is asked of DPoP clients only")
+    server = serve(*replies, lifetime=10)
+    session = _hostile_session(token_type, live, server.url)
+    hooks = {"response": [lambda r, *a, **k: r.raise_for_status()]} if case == "hook-raises" else None
+    caught: BaseException | None = None
+    response = None
+    try:
+        response = session.get(server.url + "/orders", timeout=(2, 0.5), stream=case.startswith("stream"),
+                               hooks=hooks)
+        for _ in response.iter_content(4096):
+            pass
+    except (requests.RequestException, OSError) as exc:
+        caught = exc
+    assert caught is not None, "the exchange was meant to fail"
+    sent = [headers.get("authorization", "") for _, _, headers, _ in server.requests]
+    assert any(live in header for header in sent)  # it did go out
+    shown = reachable_text(caught, response)
+    assert live not in shown
+    if token_type == "DPoP":
+        proofs = [headers["dpop"] for _, _, headers, _ in server.requests if "dpop" in headers]
+        assert proofs and not any(proof in shown for proof in proofs)

@@ -161,6 +161,26 @@ def test_a_bad_cache_key_is_refused_without_showing_it(
     assert server.token_requests == 0
 
 
+@pytest.mark.parametrize("via", ["file", "variable"])
+def test_a_hex_cache_key_is_refused_with_how_to_make_one(
+    server: LocalAuthorizationServer, token_file: Path, tmp_path: Path, via: str
+) -> None:
+    hex_key = bytes(range(32)).hex()  # what 'openssl rand -hex 32' gives a newcomer
+    key_file = tmp_path / "key"
+    key_file.write_text(hex_key + "\n")
+    extra = ["--cache-key-file", str(key_file)] if via == "file" else []
+    variables = {"REQCC_CACHE_KEY": hex_key} if via == "variable" else {}
+    result = call(
+        "token",
+        "--cache",
+        str(tmp_path / "c.json"),
+        *extra,
+        env=env(server, REQCC_CLIENT_ASSERTION_FILE=str(token_file), **variables),
+    )
+    assert result.returncode == 3 and "openssl rand -base64 32" in result.stderr
+    assert hex_key not in result.stderr and server.token_requests == 0
+
+
 def test_a_cache_key_file_without_cache_is_refused(tmp_path: Path) -> None:
     result = call(
         "token",

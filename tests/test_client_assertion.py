@@ -39,6 +39,7 @@ from reqcc.stores import FileTokenStore
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, TOKEN_URL, FakeClock, TokenIssuer, manager_kwargs
 from .platform_tokens import KubeletVolume, Platform, unsigned_jwt, write_in_place, write_replace
+from .reachable import reachable_text
 
 PLATFORM = Platform()
 
@@ -507,3 +508,219 @@ def test_a_refused_assertion_is_counted_but_a_missing_one_is_not(
     assert otel.requests_by()[("error", "invalid_client")] == 1
     recorded = otel.recorded_text()
     assert assertion not in recorded and assertion.split(".")[2] not in recorded
+
+
+# -- black box: a session against a real loopback server that trusts the platform ------------
+
+
+FEDERATED_CLIENT = "orders-service"
+
+
+def federated_server(clock: FakeClock, **kwargs: Any) -> Any:
+    from reqcc.testing import FederatedCredential, LocalAuthorizationServer, RegisteredClient
+
+    from .platform_tokens import ENTRA_AUDIENCE, K8S_ISSUER, K8S_SUBJECT
+
+    credential = FederatedCredential(
+        issuer=K8S_ISSUER, subject=K8S_SUBJECT, audience=ENTRA_AUDIENCE, key=PLATFORM.public_pem()
+    )
+    client = RegisteredClient(FEDERATED_CLIENT, None, frozenset({"books.read"}), federated=(credential,))
+    return LocalAuthorizationServer(clients=[client], clock=clock, **kwargs)
+
+
+def federated_session(server: Any, clock: FakeClock, **kwargs: Any) -> ClientCredentialsSession:
+    return ClientCredentialsSession(
+        token_url=server.token_url,
+        client_id=FEDERATED_CLIENT,
+        scopes=["books.read"],
+        base_url=server.api_url,
+        clock=clock,
+        refresh_ahead=0,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def wall_clock() -> FakeClock:
+    import time
+
+    return FakeClock(time.time())
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix"),
+    [("", "\n"), ("", "\r\n"), ("  \t", " \n\n"), ("\ufeff", ""), ("\ufeff", "\n")],
+    ids=["newline", "crlf", "blanks", "bom", "bom-newline"],
+)
+def test_a_hand_written_file_is_sent_without_its_newline_or_bom(
+    tmp_path: Path, wall_clock: FakeClock, prefix: str, suffix: str
+) -> None:
+    assertion = PLATFORM.mint(now=wall_clock())
+    path = tmp_path / "token"
+    path.write_bytes((prefix + assertion + suffix).encode("utf-8"))
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path) as session:
+            assert session.get(server.api_url + "books").status_code == 200
+        assert server.token_request_log[-1].form["client_assertion"] == [assertion]
+
+
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        ({"exp": 10**400}, "numeric 'exp'"),  # too large for a float: was a bare OverflowError
+        ({"exp": -(10**400)}, "numeric 'exp'"),
+        ({"exp": "4102444800"}, "numeric 'exp'"),
+        ({"exp": None}, "numeric 'exp'"),
+        ({"exp": [4102444800]}, "numeric 'exp'"),
+        ({"exp": 1.5}, "has expired"),
+    ],
+    ids=["huge-int", "huge-negative", "string", "null", "list", "float-past"],
+)
+def test_an_odd_exp_is_a_typed_error_and_no_token_request(
+    tmp_path: Path, wall_clock: FakeClock, claims: dict[str, Any], problem: str
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(unsigned_jwt({"iss": "x", "sub": "y", **claims}))
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path) as session:
+            with pytest.raises(ClientAssertionError, match=problem) as caught:
+                session.get(server.api_url + "books")
+        assert caught.value.source == str(path)
+        assert server.token_requests == 0 and server.api_requests == 0
+
+
+def test_a_float_exp_in_the_future_is_used(tmp_path: Path, wall_clock: FakeClock) -> None:
+    path = tmp_path / "token"
+    path.write_text(PLATFORM.mint(now=wall_clock(), exp=wall_clock() + 600.75))
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path) as session:
+            assert session.get(server.api_url + "books").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["text", "directory", "symlink-loop", "dangling-symlink", "fifo"])
+def test_what_is_not_a_jwt_file_sends_nothing(tmp_path: Path, wall_clock: FakeClock, kind: str) -> None:
+    path = tmp_path / "token"
+    if kind == "text":
+        path.write_text("this is not a token\n")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "symlink-loop":
+        os.symlink(tmp_path / "other", path)
+        os.symlink(path, tmp_path / "other")
+    elif kind == "dangling-symlink":
+        os.symlink(tmp_path / "nowhere", path)
+    else:
+        os.mkfifo(path)
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path) as session:
+            with pytest.raises(ClientAssertionError) as caught:
+                session.get(server.api_url + "books")
+        assert str(path) in str(caught.value)
+        assert server.token_requests == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file of mode 0")
+def test_a_file_without_read_permission_sends_nothing(tmp_path: Path, wall_clock: FakeClock) -> None:
+    path = tmp_path / "token"
+    path.write_text(PLATFORM.mint(now=wall_clock()))
+    path.chmod(0)
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path) as session:
+            with pytest.raises(ClientAssertionError, match="Permission denied"):
+                session.get(server.api_url + "books")
+        assert server.token_requests == 0
+
+
+def test_a_deleted_file_fails_the_next_fetch_and_its_return_recovers(
+    tmp_path: Path, wall_clock: FakeClock
+) -> None:
+    path = tmp_path / "token"
+    path.write_text(PLATFORM.mint(now=wall_clock(), lifetime=3600))
+    with federated_server(wall_clock, token_ttl=60) as server:
+        session = federated_session(server, wall_clock, client_assertion_file=path, monotonic=wall_clock)
+        with session:
+            assert session.get(server.api_url + "books").status_code == 200
+            path.unlink()
+            wall_clock.advance(120)  # the token expired; the assertion held would still be valid
+            with pytest.raises(ClientAssertionError, match="does not exist"):
+                session.get(server.api_url + "books")
+            path.write_text(PLATFORM.mint(now=wall_clock(), lifetime=3600))
+            wall_clock.advance(60)  # past the failure backoff
+            assert session.get(server.api_url + "books").status_code == 200
+        assert server.token_requests == 2
+
+
+def test_a_thousand_threads_one_token_request_per_rotation(tmp_path: Path, wall_clock: FakeClock) -> None:
+    import threading
+
+    volume = KubeletVolume(tmp_path / "sa")
+    volume.publish(PLATFORM.mint(now=wall_clock(), lifetime=3600))
+    threads_count, rounds = 1000, 3
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=volume.path) as session:
+            manager = session.manager
+            for round_ in range(rounds):
+                barrier = threading.Barrier(threads_count)
+                tokens: list[str] = []
+
+                def call(barrier: threading.Barrier = barrier, tokens: list[str] = tokens) -> None:
+                    barrier.wait()
+                    tokens.append(manager.get_token().access_token)
+
+                workers = [threading.Thread(target=call) for _ in range(threads_count)]
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+                assert len(tokens) == threads_count and len(set(tokens)) == 1
+                # A few real API calls with it, then the platform rotates and the token is retired.
+                assert session.get(server.api_url + "books").status_code == 200
+                volume.publish(PLATFORM.mint(now=wall_clock(), lifetime=3600, jti=f"round-{round_}"))
+                manager.invalidate(manager.token)
+        log = server.token_request_log
+    assert len(log) == rounds
+    sent = [record.form["client_assertion"][0] for record in log]
+    assert len(set(sent)) == rounds  # each round's one fetch read the rotated file
+
+
+def test_the_assertion_is_in_no_log_repr_or_carried_request(
+    tmp_path: Path, wall_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from .platform_tokens import K8S_SUBJECT
+
+    trusted = PLATFORM.mint(now=wall_clock())
+    untrusted = Platform(subject=K8S_SUBJECT).mint(now=wall_clock())  # a key the server does not trust
+    path = tmp_path / "token"
+    path.write_text(trusted)
+    caplog.set_level(logging.DEBUG)  # every logger: reqcc, urllib3, the server's
+    with federated_server(wall_clock) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path) as session:
+            assert session.get(server.api_url + "books").status_code == 200
+            shown = [repr(session), repr(session.manager), repr(session.get_adapter(server.api_url))]
+            path.write_text(untrusted)
+            session.manager.invalidate(session.manager.token)
+            with pytest.raises(InvalidClient) as caught:
+                session.get(server.api_url + "books")
+    exc = caught.value
+    carried = exc.request.body if exc.request is not None else b""
+    assert isinstance(carried, bytes) and b"client_assertion=%3Credacted%3E" in carried
+    shown += [str(exc), repr(exc), caplog.text, carried.decode(), str(exc.request.headers)]  # type: ignore[union-attr]
+    shown.append(reachable_text(exc))
+    for assertion in (trusted, untrusted):
+        for text in shown:
+            assert assertion not in text and assertion.split(".")[2] not in text
+
+
+def test_a_dpop_nonce_demand_is_answered_with_the_file_read_again(
+    tmp_path: Path, wall_clock: FakeClock
+) -> None:
+    path = tmp_path / "token"
+    assertion = PLATFORM.mint(now=wall_clock())
+    path.write_text(assertion + "\n")
+    with federated_server(wall_clock, token_dpop_nonce=True, api_dpop_nonce=True) as server:
+        with federated_session(server, wall_clock, client_assertion_file=path, dpop=True) as session:
+            assert session.get(server.api_url + "books").status_code == 200
+            assert session.manager.token.token_type == "DPoP"  # type: ignore[union-attr]
+        log = server.token_request_log
+    assert len(log) == 2  # the nonce demand, then the token
+    assert [record.form["client_assertion"] for record in log] == [[assertion], [assertion]]

@@ -209,7 +209,16 @@ def test_file_store_drops_expired_tokens_when_it_rewrites(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'{"reqcc_token_store": 99, "entries": {}}'],
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"reqcc_token_store": 99, "entries": {}}',
+        b"[" * 200_000 + b"]" * 200_000,  # deep nesting within the 1 MiB: was a RecursionError
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    ],
+    ids=["broken", "empty", "binary", "array", "version", "deep-array", "deep-object"],
 )
 def test_corrupt_file_reads_as_empty_and_is_replaced(
     tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
@@ -380,11 +389,12 @@ def test_token_for_another_secret_or_scope_set_is_not_used(server: TokenServer, 
     assert server.token_requests == 3
 
 
+@pytest.mark.parametrize("content", ["garbage{", "[" * 300_000], ids=["garbage", "deep"])
 def test_session_with_a_corrupt_store_file_succeeds_and_repairs_it(
-    server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: TokenServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
 ) -> None:
     path = tmp_path / "t.json"
-    path.write_text("garbage{")
+    path.write_text(content)
     path.chmod(0o600)
     with caplog.at_level(logging.DEBUG, "reqcc"):
         session = ClientCredentialsSession(
@@ -692,3 +702,106 @@ def test_waiter_takes_over_a_lease_its_live_holder_never_releases(
     token = m.get_token()
     assert server.token_requests == 1
     assert store.read(m._shared.key) == token  # type: ignore[union-attr]
+
+
+# -- black box: what a session does with odd entries of a file store (DESIGN item 32) ---------
+
+
+def _rewrite_only_token(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    document = json.loads(path.read_text())
+    (entry,) = document["entries"].values()
+    change(entry["token"])
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+
+
+@pytest.mark.parametrize("token_type", ["bearer", "BEARER", None], ids=["lower", "upper", "absent"])
+def test_a_bearer_session_adopts_an_entry_whatever_the_case_of_its_type(
+    tmp_path: Path, token_type: str | None
+) -> None:
+    from reqcc.testing import LocalAuthorizationServer
+
+    path = tmp_path / "tokens.json"
+    with LocalAuthorizationServer() as server:
+        with ClientCredentialsSession(**server.credentials(), token_store=FileTokenStore(path)) as first:
+            first.get(server.api_url + "books")
+
+        def retype(token: dict[str, Any]) -> None:
+            token.pop("token_type")
+            if token_type is not None:
+                token["token_type"] = token_type
+
+        _rewrite_only_token(path, retype)
+        with ClientCredentialsSession(**server.credentials(), token_store=FileTokenStore(path)) as second:
+            assert second.get(server.api_url + "books").status_code == 200
+        assert server.token_requests == 1
+
+
+def test_a_dpop_session_adopts_a_lower_case_dpop_entry_of_its_key(tmp_path: Path) -> None:
+    from reqcc.testing import LocalAuthorizationServer
+
+    path = tmp_path / "tokens.json"
+    key = _ec_private_jwk()
+    with LocalAuthorizationServer() as server:
+        keywords = {**server.credentials(), "dpop_key": key}
+        with ClientCredentialsSession(**keywords, token_store=FileTokenStore(path)) as first:
+            first.get(server.api_url + "books")
+        _rewrite_only_token(path, lambda token: token.update(token_type="dpop"))
+        with ClientCredentialsSession(**keywords, token_store=FileTokenStore(path)) as second:
+            response = second.get(server.api_url + "books")
+            assert response.status_code == 200 and second.manager.token.token_type == "DPoP"  # type: ignore[union-attr]
+        assert server.token_requests == 1
+
+
+@pytest.mark.parametrize("token_type", ["bearer", None], ids=["bearer", "absent"])
+def test_a_dpop_session_refuses_an_entry_that_is_not_dpop_and_replaces_it(
+    tmp_path: Path, token_type: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reqcc.testing import LocalAuthorizationServer
+
+    path = tmp_path / "tokens.json"
+    key = _ec_private_jwk()
+    with LocalAuthorizationServer() as server:
+        keywords = {**server.credentials(), "dpop_key": key}
+        with ClientCredentialsSession(**keywords, token_store=FileTokenStore(path)) as first:
+            first.get(server.api_url + "books")
+
+        def retype(token: dict[str, Any]) -> None:
+            token.pop("token_type")
+            if token_type is not None:
+                token["token_type"] = token_type
+
+        _rewrite_only_token(path, retype)
+        with caplog.at_level(logging.WARNING, "reqcc"):
+            with ClientCredentialsSession(**keywords, token_store=FileTokenStore(path)) as second:
+                assert second.get(server.api_url + "books").status_code == 200
+        assert server.token_requests == 2
+        assert "holds a Bearer token" in caplog.text
+        (entry,) = json.loads(path.read_text())["entries"].values()
+        assert entry["token"]["token_type"] == "DPoP"  # the fetched token replaced it
+
+
+def test_a_huge_entry_in_the_file_is_a_miss_not_a_header_no_server_takes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reqcc.testing import LocalAuthorizationServer
+
+    path = tmp_path / "tokens.json"
+    with LocalAuthorizationServer() as server:
+        with ClientCredentialsSession(**server.credentials(), token_store=FileTokenStore(path)) as first:
+            first.get(server.api_url + "books")
+        # 900 KB of header-safe token: within the file's 1 MiB, far past what write() stores.
+        _rewrite_only_token(path, lambda token: token.update(access_token="A" * 900_000))
+        with caplog.at_level(logging.WARNING, "reqcc"):
+            with ClientCredentialsSession(**server.credentials(), token_store=FileTokenStore(path)) as second:
+                # 0.3 before the fix: adopted, and every request was a 431 until it expired.
+                assert second.get(server.api_url + "books").status_code == 200
+                assert len(second.manager.token.access_token) < 1000  # type: ignore[union-attr]
+        assert server.token_requests == 2
+        assert "larger than a stored token may be" in caplog.text
+
+
+def _ec_private_jwk() -> dict[str, Any]:
+    from jwcrypto import jwk
+
+    return dict(json.loads(jwk.JWK.generate(kty="EC", crv="P-256").export_private()))

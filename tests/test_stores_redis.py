@@ -110,6 +110,16 @@ def test_works_with_a_client_given_by_the_user_decoding_responses(
     assert store.acquire_lease("k") is not None
 
 
+def test_a_short_value_that_is_not_utf8_is_not_called_huge(
+    redis_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    redis.Redis.from_url(redis_server.url).set(f"{prefix}token:k", b"\xff\xfe garbage")
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        assert RedisTokenStore(client, prefix=prefix).read("k") is None
+    assert "or not UTF-8" in caplog.text  # a 12-byte value: 'over 1 MiB' alone sent people looking
+
+
 def test_lease_is_set_nx_px_and_release_checks_the_holder(redis_server: RedisServer, prefix: str) -> None:
     store = RedisTokenStore(url=redis_server.url, prefix=prefix, lease_timeout=3)
     client = redis.Redis.from_url(redis_server.url)
@@ -133,10 +143,27 @@ def test_corrupt_value_reads_as_none(
     client = redis.Redis.from_url(redis_server.url)
     client.set(f"{prefix}token:k", b"\xff not json")
     client.set(f"{prefix}token:j", json.dumps({"token_type": "Bearer"}))
+    client.set(f"{prefix}token:deep", "[" * 500_000)  # within the 1 MiB: was a RecursionError
     with caplog.at_level(logging.WARNING, "reqcc"):
         assert store.read("k") is None
         assert store.read("j") is None
-    assert "not a token" in caplog.text
+        assert store.read("deep") is None
+    assert caplog.text.count("not a token") == 3
+
+
+def test_a_deeply_nested_value_is_a_miss_not_a_store_failure(
+    redis_server: RedisServer, server: TokenServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisTokenStore(url=redis_server.url, prefix=prefix)
+    manager(server, store).get_token()
+    (key,) = redis.Redis.from_url(redis_server.url).keys(f"{prefix}token:*")
+    redis.Redis.from_url(redis_server.url).set(key, "[" * 300_000)
+    with caplog.at_level(logging.WARNING, "reqcc"):
+        second = manager(server, store)
+        second.get_token()
+    assert server.token_requests == 2
+    assert "failed" not in caplog.text  # a corrupt entry, not a broken store backed off for 1 s
+    assert store.read(key.decode().rpartition(":")[2]) == second.token  # replaced by the new fetch
 
 
 def test_configuration_errors() -> None:

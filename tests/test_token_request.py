@@ -28,6 +28,7 @@ from reqcc import (
 )
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, START, TOKEN_URL, Env, TokenIssuer
+from .reachable import reachable_text
 
 BOOKS = "https://api.example.com/books"
 
@@ -474,3 +475,165 @@ def test_an_oauth2session_token_session_may_use_loopback_http(make_env: Any) -> 
     local: Env = make_env(token_url="http://127.0.0.1:8080/token", token_session=token_session)
     local.session.get(BOOKS)  # OAuth2Session.request would refuse http (oauthlib InsecureTransportError)
     assert env.issuer.count == 1
+
+
+# -- the token request an error carries holds no credential (items 13, 31) ----------------
+
+
+def _request_text(request: Any) -> str:
+    body = request.body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    return text + "\n" + "\n".join(f"{name}: {value}" for name, value in request.headers.items())
+
+
+def _credential_forms(client_id: str, secret: str) -> list[str]:
+    from urllib.parse import quote_plus
+
+    basic = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
+    return [secret, quote_plus(secret), basic]
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+def test_a_refused_secret_is_not_in_the_request_the_error_carries(auth_method: str) -> None:
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    secret = "wrong+secret/XYZ=="
+    with LocalAuthorizationServer() as server:
+        keywords = {**server.credentials(), "client_secret": secret, "auth_method": auth_method}
+        with ClientCredentialsSession(**keywords) as session, pytest.raises(InvalidClient) as caught:
+            session.get(server.api_url + "books")
+    exc = caught.value
+    assert exc.response is not None and exc.request is exc.response.request
+    carried = _request_text(exc.request)
+    assert exc.request.method == "POST" and exc.request.url == server.token_url  # still useful
+    assert "grant_type=client_credentials" in carried
+    client_id = keywords["client_id"]
+    reachable = reachable_text(exc)  # everything an error reporter could walk to, not frames
+    for form in _credential_forms(client_id, secret):
+        assert form not in carried and form not in reachable
+    if auth_method == "client_secret_basic":
+        assert exc.request.headers["Authorization"] == "<redacted>"
+    else:
+        assert "client_secret=%3Credacted%3E" in carried and f"client_id={client_id}" in carried
+
+
+def test_a_network_failure_of_the_token_request_carries_no_secret() -> None:
+    import socket
+
+    from reqcc import ClientCredentialsSession
+
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    secret = "network-secret-123"
+    session = ClientCredentialsSession(
+        token_url=f"http://127.0.0.1:{port}/token", client_id=CLIENT_ID, client_secret=secret,
+        auth_method="client_secret_post", base_url=f"http://127.0.0.1:{port}/", max_retries=0,
+    )
+    with session, pytest.raises(requests.ConnectionError) as caught:
+        session.get(f"http://127.0.0.1:{port}/books")
+    assert caught.value.request is not None
+    carried = _request_text(caught.value.request)
+    assert "client_secret=%3Credacted%3E" in carried
+    reachable = reachable_text(caught.value)
+    for form in _credential_forms(CLIENT_ID, secret):
+        assert form not in carried and form not in reachable
+
+
+# -- black box: the Basic-encoding hint (item 35) against a real loopback server ---------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "wrong", "auth_method", "hint"),
+    [
+        ("p+a ss:w%rd/=", "q+a ss:w%rd/=", "client_secret_basic", True),  # encoding changes it
+        ("plainsecret", "wrongsecret", "client_secret_basic", False),  # nothing to encode
+        ("p+a ss:w%rd/=", "q+a ss:w%rd/=", "client_secret_post", False),  # no Basic at all
+    ],
+    ids=["basic-special", "basic-plain", "post-special"],
+)
+def test_the_basic_encoding_hint_only_where_encoding_changed_the_credential(
+    secret: str, wrong: str, auth_method: str, hint: bool
+) -> None:
+    from urllib.parse import quote, quote_plus
+
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    with LocalAuthorizationServer({"svc": (secret, ["books.read"])}) as server:
+        keywords = {**server.credentials("svc"), "auth_method": auth_method, "scopes": ["books.read"]}
+        with ClientCredentialsSession(**keywords) as good:  # the server form-decodes: accepted
+            assert good.get(server.api_url + "books").status_code == 200
+        with ClientCredentialsSession(**{**keywords, "client_secret": wrong}) as bad:
+            with pytest.raises(InvalidClient) as caught:
+                bad.get(server.api_url + "books")
+    message = str(caught.value)
+    assert ('basic_auth_encoding="raw"' in message) is hint
+    for form in (wrong, quote(wrong, safe=""), quote_plus(wrong), base64.b64encode(wrong.encode()).decode()):
+        assert form not in message and form not in repr(caught.value)
+
+
+def test_a_token_session_hook_raising_for_the_status_carries_no_secret() -> None:
+    from reqcc import ClientCredentialsSession
+    from reqcc.testing import LocalAuthorizationServer
+
+    secret = "hooked-secret-456"
+    token_session = requests.Session()  # a house session that raises on any error status
+    token_session.hooks["response"].append(lambda response, *args, **kwargs: response.raise_for_status())
+    with LocalAuthorizationServer() as server:
+        keywords = {**server.credentials(), "client_secret": secret, "token_session": token_session}
+        with ClientCredentialsSession(**keywords) as session, pytest.raises(requests.HTTPError) as caught:
+            session.get(server.api_url + "books")
+    exc = caught.value
+    assert exc.response is not None and exc.response.status_code == 401
+    for carried in (exc.request, exc.response.request):
+        assert carried is not None and carried.headers["Authorization"] == "<redacted>"
+        for form in _credential_forms(keywords["client_id"], secret):
+            assert form not in _request_text(carried)
+
+
+# -- a refused credential is not a wrong token_url (item 35) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        # Spring Boot's error page for a refused Basic credential (legacy Spring OAuth2).
+        (b'{"timestamp":"2026-12-08T02:00:00Z","status":401,"error":"Unauthorized","path":"/oauth/token"}',
+         "application/json", OAuthProviderError),
+        (b"<html><body>401 Authorization Required</body></html>", "text/html", TokenResponseError),
+    ],
+    ids=["spring-json", "proxy-html"],
+)
+def test_a_basic_challenge_is_a_refused_credential_not_a_wrong_token_url(
+    serve: Any, body: bytes, content_type: str, expected: type[Exception]
+) -> None:
+    from reqcc import ClientCredentialsManager, NotATokenEndpoint
+
+    from .hostile_server import Reply
+
+    challenge = {"WWW-Authenticate": 'Basic realm="oauth2/client"', "Content-Type": content_type}
+    server = serve(Reply(status=401, headers=challenge, body=body), lifetime=5)
+    manager = ClientCredentialsManager(
+        token_url=server.url + "/oauth/token", client_id="c", client_secret="s", max_retries=0
+    )
+    with pytest.raises(expected) as caught:
+        manager.fetch_token()
+    assert not isinstance(caught.value, NotATokenEndpoint)
+    assert "check token_url" not in str(caught.value) and "HTTP 401" in str(caught.value)
+
+
+def test_an_api_path_with_a_bearer_challenge_is_still_a_wrong_token_url(serve: Any) -> None:
+    from reqcc import ClientCredentialsManager, NotATokenEndpoint
+
+    from .hostile_server import Reply
+
+    answer = Reply(status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                   body=b'{"error":"invalid_token"}')
+    server = serve(answer, lifetime=5)
+    manager = ClientCredentialsManager(
+        token_url=server.url + "/api/books", client_id="c", client_secret="s", max_retries=0
+    )
+    with pytest.raises(NotATokenEndpoint, match="check token_url"):
+        manager.fetch_token()

@@ -40,6 +40,29 @@ def test_entra_authority_host_names_another_cloud(host: str) -> None:
     assert keywords["token_url"] == f"https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token"
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "login.microsoftonline.us",  # azure-identity's AzureAuthorityHosts.AZURE_GOVERNMENT
+        "login.microsoftonline.us/",
+        " login.microsoftonline.us \n",
+        " https://login.microsoftonline.us// ",
+    ],
+)
+def test_entra_authority_host_as_azure_identity_spells_it_makes_a_session(host: str) -> None:
+    from reqcc import ClientCredentialsSession
+
+    keywords = entra_workload_identity(environ={**ENV, "AZURE_AUTHORITY_HOST": host})
+    assert keywords["token_url"] == f"https://login.microsoftonline.us/{TENANT}/oauth2/v2.0/token"
+    with ClientCredentialsSession(**keywords, scopes=["api://orders/.default"]) as session:
+        assert session.manager.token_url == keywords["token_url"]
+
+
+def test_entra_whitespace_around_the_variables_is_not_part_of_them() -> None:
+    env = {name: f"  {value}\n" for name, value in ENV.items()}
+    assert entra_workload_identity(environ=env) == entra_workload_identity(environ=ENV)
+
+
 def test_entra_keywords_win_over_the_environment(tmp_path: Path) -> None:
     keywords = entra_workload_identity(
         environ=ENV,

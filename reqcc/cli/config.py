@@ -189,6 +189,10 @@ def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: 
     return config
 
 
+#: How to make a key, for a refused one (hex, the other habit, is 64 characters: not a key here).
+_MAKE_A_KEY = "; make one with 'openssl rand -base64 32' (not -hex) or 'head -c 32 /dev/urandom > FILE'"
+
+
 def cache_key(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes | None:
     """The key sealing ``reqcc token --cache``: ``--cache-key-file``, else ``REQCC_CACHE_KEY``.
 
@@ -206,15 +210,20 @@ def cache_key(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes | N
             ) from None
         key = raw if len(raw) == 32 else _base64_key(raw.strip())
         if key is None:
-            raise CliError(f"--cache-key-file: {path!r} holds neither 32 bytes nor their base64", EXIT_CONFIG)
+            raise CliError(
+                f"--cache-key-file: {path!r} holds neither 32 bytes nor their base64{_MAKE_A_KEY}",
+                EXIT_CONFIG,
+            )
         return key
     text = environ.get("REQCC_CACHE_KEY")
     if not text:
         return None
     key = _base64_key(text.strip().encode("ascii", "replace"))
     if key is None:
-        raise CliError("REQCC_CACHE_KEY must be the base64 of 32 random bytes (its value is not shown)",
-                       EXIT_CONFIG)
+        raise CliError(
+            f"REQCC_CACHE_KEY must be the base64 of 32 random bytes (its value is not shown){_MAKE_A_KEY}",
+            EXIT_CONFIG,
+        )
     return key
 
 

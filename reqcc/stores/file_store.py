@@ -55,10 +55,10 @@ class FileTokenStore:
     for itself.
 
     The file never grows past the 1 MiB its readers accept: a token whose JSON exceeds
-    64 KiB is not stored (a WARNING; the process keeps using it), and a change that would
-    make the file larger than 1 MiB raises ``OSError(EFBIG)`` and leaves the file as it
-    was (the other clients' entries are kept). Missing folders on the way to ``path`` are
-    all created with mode 0700, whatever the umask.
+    64 KiB is not stored (a WARNING; the process keeps using it; an entry that large is
+    not read either), and a change that would make the file larger than 1 MiB raises
+    ``OSError(EFBIG)`` and leaves the file as it was (the other clients' entries are kept).
+    Missing folders on the way to ``path`` are all created with mode 0700, whatever the umask.
 
     :param path: the store file (e.g. ``/run/myapp/tokens.json``; a folder every process of
         the service can write, and that other users cannot).
@@ -101,6 +101,12 @@ class FileTokenStore:
         if data is not None and self._sealer is not None:
             data = self._sealer.open(key, data)
         if data is None:
+            return None
+        if len(json.dumps(data, separators=(",", ":"))) > _MAX_TOKEN_SIZE:
+            # Never written by a store (write() refuses it): altered. Adopted, it would be sent
+            # as a header no server takes (431) on every request until it expires.
+            log.warning("token store %s: the entry for key %s… is larger than a stored token may be "
+                        "(%d bytes); ignored", self.path, key[:8], _MAX_TOKEN_SIZE)
             return None
         try:
             return OAuthToken.from_dict(data)
@@ -225,7 +231,7 @@ class FileTokenStore:
             raw = file.read(_MAX_SIZE + 1)
         try:
             document = json.loads(raw.decode("utf-8")) if len(raw) <= _MAX_SIZE else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deep nesting, within the 1 MiB
             document = None
         if (
             not isinstance(document, dict)
@@ -283,6 +289,12 @@ class FileTokenStore:
             if "outage" in entry and (outage is None or outage.next_probe + OUTAGE_RECORD_TTL <= now):
                 del entry["outage"]
             token = entry.get("token")
+            if isinstance(token, str) and self._sealer is not None:
+                # Sealed: its expiry is read by opening it (an entry no key opens is left alone,
+                # it may be another fleet's on the same file).
+                token = self._sealer.unseal(key, token)
+                if token is None:
+                    continue
             expiry = token.get("expiry") if isinstance(token, dict) else None
             if token is not None and isinstance(expiry, (int, float)) and expiry <= now:
                 del entry["token"]

@@ -135,12 +135,12 @@ class RedisTokenStore:
         """Return the token stored under ``key``, or ``None``."""
         try:  # one byte past the cap, never more: a huge value is not read (DESIGN item 32)
             raw = self.client.getrange(self._token_key(key), 0, MAX_VALUE_SIZE)
-        except UnicodeDecodeError:  # decode_responses=True, and the cut fell inside a character
-            raw = None
-            oversized = True
-        else:
-            oversized = raw is not None and len(raw) > MAX_VALUE_SIZE
-        if oversized:
+        except UnicodeDecodeError:  # decode_responses=True: the cut fell inside a character,
+            # or the value is no UTF-8 at all (however short)
+            log.warning("token store %r: the entry for key %s… is over %d bytes or not UTF-8; ignored",
+                        self, key[:8], MAX_VALUE_SIZE)
+            return None
+        if raw is not None and len(raw) > MAX_VALUE_SIZE:
             log.warning("token store %r: the entry for key %s… is over %d bytes; ignored",
                         self, key[:8], MAX_VALUE_SIZE)
             return None
@@ -150,7 +150,7 @@ class RedisTokenStore:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
             data = json.loads(text) if self._sealer is None else self._sealer.open(key, text)
             return None if data is None else OAuthToken.from_dict(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: deep nesting within the cap
             log.warning("token store %r: the entry for key %s… is not a token (%s); ignored",
                         self, key[:8], type(exc).__name__)
             return None

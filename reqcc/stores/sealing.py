@@ -106,6 +106,17 @@ class Sealer:
         if not isinstance(stored, str) or not stored.startswith(SEALED_PREFIX):
             self._warn(stored, key, "is not sealed (written by a process without encryption_key?)")
             return None
+        data = self.unseal(key, stored)
+        if data is None:
+            self._warn(
+                stored, key, "opens with none of this store's encryption keys (another key, or altered)"
+            )
+        return data
+
+    def unseal(self, key: str, stored: str) -> Any:
+        """Return what :meth:`seal` sealed under ``key``, or ``None`` if no key opens it; no warning."""
+        if not stored.startswith(SEALED_PREFIX):
+            return None
         try:
             raw = base64.urlsafe_b64decode(stored[len(SEALED_PREFIX) :].encode("ascii"))
         except (ValueError, binascii.Error):
@@ -120,9 +131,8 @@ class Sealer:
                     continue
                 try:
                     return json.loads(plain)
-                except ValueError:
+                except (ValueError, RecursionError):
                     break
-        self._warn(stored, key, "opens with none of this store's encryption keys (another key, or altered)")
         return None
 
     def _warn(self, stored: object, key: str, problem: str) -> None:
