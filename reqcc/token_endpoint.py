@@ -319,6 +319,8 @@ class TokenEndpoint:
                 or not is_valid_nonce(nonce)
             ):
                 raise
+            # Not past the deadline: no HTTP request (nor telemetry span) is started after it.
+            self._check_deadline(deadline, exc)
             log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
             return self._counted_exchange(extra, deadline, nonce)
 
