@@ -7,16 +7,22 @@ request after it, the capped read and its refusals, the cleartext-proxy check.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 import requests
 import requests_mock
 
 from reqcc._urls import NO_TOKEN_ATTRIBUTE
-from reqcc.errors import InsecureTransportError
+from reqcc.client_auth import ClientSecretBasic
+from reqcc.dpop import DPoPKey, DPoPProver
+from reqcc.errors import InsecureTransportError, OAuthProviderError, TokenDeadlineError
+from reqcc.telemetry import Telemetry
 from reqcc.to_server import MAX_ANSWER_BYTES, clip_timeout, send
+from reqcc.token_endpoint import TokenEndpoint
 
 from .hostile_server import HostileServer, Reply
 
@@ -189,3 +195,47 @@ def test_a_connection_broken_mid_body_is_a_requests_error() -> None:
     with HostileServer(Reply(200, body=b"{", framing="declared", declared_length=1000, reset=True)) as server:
         with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
             send(requests.Session(), "GET", server.url + "/", headers={}, refusals=Refusals(), timeout=5)
+
+
+# -- the token endpoint on the send path ------------------------------------------------------
+
+
+class SlowTelemetry(Telemetry):
+    """Counts the token requests the endpoint reports; each one ends ``took`` seconds later."""
+
+    def __init__(self, now: list[float], took: float) -> None:
+        self.requests = 0
+        self._now, self._took = now, took
+
+    @contextlib.contextmanager
+    def _request(self) -> Iterator[None]:
+        self.requests += 1
+        try:
+            yield
+        finally:
+            self._now[0] += self._took
+
+    def token_request(self, url: str | None = None) -> AbstractContextManager[None]:
+        return self._request()
+
+
+def test_no_dpop_nonce_replay_is_started_after_the_deadline() -> None:
+    now = [100.0]
+    session, transport = mocked(
+        status_code=400, json={"error": "use_dpop_nonce"}, headers={"DPoP-Nonce": "nonce-A"}
+    )
+    telemetry = SlowTelemetry(now, took=11.0)  # the first exchange ends past the deadline
+    endpoint = TokenEndpoint(
+        URL, ClientSecretBasic("client", "s3cret"), session=session, max_retries=0,
+        dpop=DPoPProver(DPoPKey.generate()), monotonic=lambda: now[0], telemetry=telemetry,
+    )
+    with pytest.raises(TokenDeadlineError, match="within the token deadline") as caught:
+        endpoint.request_token(deadline=110.0)
+    assert transport.call_count == 1 and telemetry.requests == 1
+    assert isinstance(caught.value.__cause__, OAuthProviderError)
+    # Within the deadline the replay is sent (and counted): one more HTTP request.
+    now[0] = 100.0
+    telemetry.requests, telemetry._took = 0, 1.0
+    with pytest.raises(OAuthProviderError, match="use_dpop_nonce"):
+        endpoint.request_token(deadline=110.0)
+    assert transport.call_count == 3 and telemetry.requests == 2
