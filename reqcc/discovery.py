@@ -17,8 +17,10 @@ a failure off like a token failure. Given the caller's
 request is: :class:`MetadataError` is a :class:`~reqcc.errors.TokenRequestError`, so a
 5xx or 429 answer is transient the same way a token endpoint's is, and a connection
 error or timeout too; another 4xx is not (it moves on to the next well-known URL).
-The body is parsed with the token answers' bounded JSON reader
-(:func:`reqcc._body.load_json`).
+Each request goes out through the one send path to the authorization server
+(:func:`reqcc.to_server.send`, as token requests do); the answer is then checked by pure
+functions, :func:`metadata_answer_status` and :func:`parse_metadata_body`. The body is
+parsed with the token answers' bounded JSON reader (:func:`reqcc._body.load_json`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""One client's token endpoint: prepares, sends, retries and parses token requests.
+"""One client's token endpoint: its token requests, retried, with their hooks and telemetry.
 
-oauthlib's ``BackendApplicationClient`` prepares the form body and checks the answer
-(a fresh client per request, so no state carries over between fetches). The request is
-sent here rather than through requests-oauthlib's ``OAuth2Session.fetch_token``, which
-logs the Basic credentials, a posted secret and the issued token at DEBUG level and
-mutates the session's state mid-fetch. A user who needs requests-oauthlib's compliance
-hooks for a non-standard server passes an ``OAuth2Session`` as ``token_session``: its
-``access_token_request`` and ``access_token_response`` hooks are applied here.
+Each request is built and its answer parsed by the pure functions of
+:mod:`reqcc.token_messages` (oauthlib's ``BackendApplicationClient`` prepares the form body
+and checks the answer, a fresh client per request, so no state carries over between
+fetches) and sent through :func:`reqcc.to_server.send`, the one send path to the
+authorization server. The request is sent this way rather than through requests-oauthlib's
+``OAuth2Session.fetch_token``, which logs the Basic credentials, a posted secret and the
+issued token at DEBUG level and mutates the session's state mid-fetch. A user who needs
+requests-oauthlib's compliance hooks for a non-standard server passes an ``OAuth2Session``
+as ``token_session``: its ``access_token_request`` and ``access_token_response`` hooks are
+applied here.
 """
 
 from __future__ import annotations
@@ -357,7 +360,7 @@ class TokenEndpoint:
             headers=request.plain_headers,
             auth_headers=request.auth_headers,
             credentials="the token request (client credentials)",
-            refusals=self,
+            refusals=_Refusals(self),
             timeout=self.timeout,
             deadline=deadline,
             monotonic=self._monotonic,
@@ -392,31 +395,6 @@ class TokenEndpoint:
             basic_encoding_changed=isinstance(auth, ClientSecretBasic) and auth.encoding_changes_credential(),
         )
 
-    # -- the errors of reqcc.to_server.send (this endpoint is its Refusals) ---------------
-
-    def expired(self, url: str, response: requests.Response | None, received: int | None) -> Exception:
-        """The deadline error: no time left to send, or the answer still arriving."""
-        if response is None:
-            return TokenDeadlineError(
-                f"token endpoint {self.where} did not issue a token for client {self._client} "
-                "within the token deadline"
-            )
-        return TokenDeadlineError(
-            f"token endpoint {self.where} was still sending its answer (HTTP "
-            f"{response.status_code}, {received} bytes so far) for client {self._client} "
-            "at the token deadline; the rest was not read",
-            response=response,
-        )
-
-    def too_large(self, url: str, response: requests.Response) -> Exception:
-        """The error for an answer larger than :data:`MAX_RESPONSE_BYTES`."""
-        return TokenResponseError(
-            f"token endpoint {self.where} answered HTTP {response.status_code} with a body "
-            f"larger than {MAX_RESPONSE_BYTES} bytes (after decoding) for client {self._client}; "
-            "the rest was not read",
-            response=response,
-        )
-
     @property
     def where(self) -> str:
         """The token endpoint as shown in messages: host and path, without the query."""
@@ -429,6 +407,35 @@ class TokenEndpoint:
 
     def __repr__(self) -> str:
         return f"TokenEndpoint({self.token_url!r}, {self.client_auth!r})"
+
+
+class _Refusals:
+    """A token endpoint's errors for :func:`reqcc.to_server.send`: the deadline, the size cap."""
+
+    def __init__(self, endpoint: TokenEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def expired(self, url: str, response: requests.Response | None, received: int | None) -> Exception:
+        """The deadline error: no time left to send, or the answer still arriving."""
+        where, client = self._endpoint.where, _short_repr(self._endpoint.client_auth.client_id)
+        if response is None:
+            return TokenDeadlineError(
+                f"token endpoint {where} did not issue a token for client {client} within the token deadline"
+            )
+        return TokenDeadlineError(
+            f"token endpoint {where} was still sending its answer (HTTP {response.status_code}, "
+            f"{received} bytes so far) for client {client} at the token deadline; the rest was not read",
+            response=response,
+        )
+
+    def too_large(self, url: str, response: requests.Response) -> Exception:
+        """The error for an answer larger than :data:`MAX_RESPONSE_BYTES`."""
+        return TokenResponseError(
+            f"token endpoint {self._endpoint.where} answered HTTP {response.status_code} with a body "
+            f"larger than {MAX_RESPONSE_BYTES} bytes (after decoding) for client "
+            f"{_short_repr(self._endpoint.client_auth.client_id)}; the rest was not read",
+            response=response,
+        )
 
 
 def is_transient(exc: BaseException) -> bool:
