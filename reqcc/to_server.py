@@ -30,7 +30,7 @@ import requests
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 
-__all__ = ["MAX_ANSWER_BYTES", "Timeout", "Answer", "Refusals", "send", "clip_timeout"]
+__all__ = ["MAX_ANSWER_BYTES", "Timeout", "Answer", "Refusals", "send", "read_answer", "clip_timeout"]
 
 #: The largest answer read from the authorization server (after decoding): 1 MiB, as Go's x/oauth2.
 MAX_ANSWER_BYTES = DEFAULT_BODY_LIMIT
@@ -160,10 +160,28 @@ def send(
     if skip_body is not None and skip_body(response):
         response.close()
         return Answer(response.status_code, response.headers, b"", response)
+    body = read_answer(response, url, refusals, deadline=deadline, monotonic=monotonic)
+    return Answer(response.status_code, response.headers, body, response)
+
+
+def read_answer(
+    response: requests.Response,
+    url: str,
+    refusals: Refusals,
+    *,
+    deadline: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> bytes:
+    """Return the body of an answer of the authorization server, read capped (see :func:`send`).
+
+    Also for a response a hook put in the place of the one :func:`send` returned: a body
+    already read is checked against the cap as it is.
+
+    :raises Exception: ``refusals.expired(...)`` or ``refusals.too_large(...)``.
+    """
     try:
-        body = read_capped(response, MAX_ANSWER_BYTES, deadline=deadline, monotonic=monotonic)
+        return read_capped(response, MAX_ANSWER_BYTES, deadline=deadline, monotonic=monotonic)
     except BodyLimitError as exc:
         if exc.reason == "deadline":
             raise refusals.expired(url, response, exc.received) from None
         raise refusals.too_large(url, response) from None
-    return Answer(response.status_code, response.headers, body, response)

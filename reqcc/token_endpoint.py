@@ -36,7 +36,7 @@ from .errors import (
 )
 from .oauth_token import OAuthToken
 from .telemetry import Telemetry
-from .to_server import MAX_ANSWER_BYTES, send
+from .to_server import MAX_ANSWER_BYTES, read_answer, send
 from .to_server import Timeout as Timeout  # re-exported: the type of every timeout keyword
 from .token_messages import (
     RETRY_STATUSES,
@@ -352,6 +352,7 @@ class TokenEndpoint:
         if dpop is not None:
             request = with_dpop_proof(request, dpop.token_proof(request.url, nonce))
         log.debug("requesting a token from %s (auth method %s)", request.url, self.client_auth.method)
+        refusals = _Refusals(self)
         answer = send(
             self.session,
             "POST",
@@ -360,7 +361,7 @@ class TokenEndpoint:
             headers=request.plain_headers,
             auth_headers=request.auth_headers,
             credentials="the token request (client credentials)",
-            refusals=_Refusals(self),
+            refusals=refusals,
             timeout=self.timeout,
             deadline=deadline,
             monotonic=self._monotonic,
@@ -372,7 +373,9 @@ class TokenEndpoint:
         if hooks:
             for hook in hooks.get("access_token_response", ()):
                 response = hook(response)
-            status, headers, body = response.status_code, response.headers, response.content or b""
+            # What a hook returns is read capped too (a body already read: checked as it is).
+            body = read_answer(response, request.url, refusals)
+            status, headers = response.status_code, response.headers
         token = parse_token_answer(
             status, headers, body, self.answer_context(), now=self._clock(), response=response
         )

@@ -19,7 +19,7 @@ import requests_mock
 from reqcc._urls import NO_TOKEN_ATTRIBUTE
 from reqcc.client_auth import ClientSecretBasic
 from reqcc.dpop import DPoPKey, DPoPProver
-from reqcc.errors import InsecureTransportError, OAuthProviderError, TokenDeadlineError
+from reqcc.errors import InsecureTransportError, OAuthProviderError, TokenDeadlineError, TokenResponseError
 from reqcc.telemetry import Telemetry
 from reqcc.to_server import MAX_ANSWER_BYTES, clip_timeout, send
 from reqcc.token_endpoint import TokenEndpoint
@@ -239,3 +239,19 @@ def test_no_dpop_nonce_replay_is_started_after_the_deadline() -> None:
     with pytest.raises(OAuthProviderError, match="use_dpop_nonce"):
         endpoint.request_token(deadline=110.0)
     assert transport.call_count == 3 and telemetry.requests == 2
+
+
+def test_what_a_response_hook_returns_is_read_capped_too() -> None:
+    session, transport = mocked(json={"access_token": "tok", "token_type": "Bearer"})
+
+    def bloat(response: requests.Response) -> requests.Response:
+        response._content = b'{"access_token": "' + b"x" * MAX_ANSWER_BYTES + b'", "token_type": "Bearer"}'
+        return response
+
+    session.compliance_hook = {"access_token_response": [bloat]}  # type: ignore[attr-defined]
+    endpoint = TokenEndpoint(URL, ClientSecretBasic("client", "s3cret"), session=session, max_retries=0)
+    with pytest.raises(TokenResponseError, match=f"larger than {MAX_ANSWER_BYTES} bytes"):
+        endpoint.request_token()
+    session.compliance_hook = {"access_token_response": [lambda r: r]}  # type: ignore[attr-defined]
+    assert endpoint.request_token().access_token == "tok"
+    assert transport.call_count == 2
