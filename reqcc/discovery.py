@@ -17,8 +17,10 @@ a failure off like a token failure. Given the caller's
 request is: :class:`MetadataError` is a :class:`~reqcc.errors.TokenRequestError`, so a
 5xx or 429 answer is transient the same way a token endpoint's is, and a connection
 error or timeout too; another 4xx is not (it moves on to the next well-known URL).
-The body is parsed with the token answers' bounded JSON reader
-(:func:`reqcc._body.load_json`).
+Each request goes out through the one send path to the authorization server
+(:func:`reqcc.to_server.send`, as token requests do); the answer is then checked by pure
+functions, :func:`metadata_answer_status` and :func:`parse_metadata_body`. The body is
+parsed with the token answers' bounded JSON reader (:func:`reqcc._body.load_json`).
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
-from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
+from ._body import load_json
 from ._log import excerpt, log
-from ._urls import NO_TOKEN_ATTRIBUTE, is_loopback_host, origin, require_secure_url
+from ._urls import is_loopback_host, origin, require_secure_url
 from .client_auth import TLS_AUTH_METHODS
 from .errors import ConfigurationError, InsecureTransportError, TokenDeadlineError, TokenRequestError
-from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, Timeout, describe_failure, parse_retry_after
+from .to_server import MAX_ANSWER_BYTES, Answer, Timeout, send
+from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, describe_failure
+from .token_messages import answer_response, parse_retry_after
 
 __all__ = [
     "AuthorizationServerMetadata",
@@ -52,6 +57,8 @@ __all__ = [
     "well_known_urls",
     "fetch_metadata",
     "parse_metadata",
+    "parse_metadata_body",
+    "metadata_answer_status",
     "choose_auth_method",
 ]
 
@@ -60,7 +67,7 @@ OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
 #: The RFC 8414 well-known segment, inserted between the issuer's host and path.
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 #: The largest metadata document read, in bytes (after content decoding).
-MAX_METADATA_BYTES = DEFAULT_BODY_LIMIT
+MAX_METADATA_BYTES = MAX_ANSWER_BYTES
 #: ``token_endpoint_auth_methods_supported`` when the document omits it (RFC 8414 §2).
 DEFAULT_AUTH_METHODS: tuple[str, ...] = ("client_secret_basic",)
 
@@ -271,16 +278,7 @@ def fetch_metadata(
             log.debug("no authorization server metadata at %s (HTTP %d)", url, response.status_code)
             misses.append(f"{final_url} answered HTTP {response.status_code}")
             continue
-        try:
-            document = load_json(body)
-        except ValueError as exc:
-            raise MetadataError(
-                f"authorization server metadata at {final_url} is not JSON ({exc}): "
-                f"{excerpt(body.decode('utf-8', 'replace')) or '<empty>'}",
-                url=final_url,
-                response=response,
-            ) from None
-        metadata = parse_metadata(document, issuer, final_url)
+        metadata = parse_metadata_body(body, issuer, final_url, response=response)
         log.debug(
             "issuer %s: token endpoint %s (from %s)", metadata.issuer, metadata.token_endpoint, final_url
         )
@@ -294,6 +292,30 @@ def fetch_metadata(
 
 def _whose(issuer: str | None, metadata_url: str | None) -> str:
     return f"issuer {issuer}" if issuer is not None else f"metadata_url {metadata_url}"
+
+
+def parse_metadata_body(
+    body: bytes, issuer: str | None, url: str, *, response: requests.Response | None = None
+) -> AuthorizationServerMetadata:
+    """Decode and check a metadata document's body read from ``url`` (see :func:`parse_metadata`).
+
+    The body is decoded with the token answers' bounded JSON reader
+    (:func:`reqcc._body.load_json`).
+
+    :param response: the ``response`` of the error for a body that is not JSON.
+    :raises MetadataError: the body is not JSON (or nested too deep), or
+        :func:`parse_metadata` refuses the document.
+    """
+    try:
+        document = load_json(body)
+    except ValueError as exc:
+        raise MetadataError(
+            f"authorization server metadata at {url} is not JSON ({exc}): "
+            f"{excerpt(body.decode('utf-8', 'replace')) or '<empty>'}",
+            url=url,
+            response=response,
+        ) from None
+    return parse_metadata(document, issuer, url)
 
 
 def parse_metadata(document: object, issuer: str | None, url: str) -> AuthorizationServerMetadata:
@@ -427,17 +449,8 @@ def choose_auth_method(
 # -- HTTP ---------------------------------------------------------------------------------
 
 
-class _NoCredentials(requests.auth.AuthBase):
-    """Sends no Authorization header (not the session's auth, not .netrc) and no bearer token."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.pop("Authorization", None)
-        setattr(r, NO_TOKEN_ATTRIBUTE, True)
-        return r
-
-
 class _Clipped:
-    """The per-request timeout of a metadata read, cut to what is left of its deadline."""
+    """A metadata read's timeout and deadline, and its errors for :func:`reqcc.to_server.send`."""
 
     def __init__(self, timeout: Timeout, deadline: float | None, monotonic: Callable[[], float]) -> None:
         self.timeout = timeout
@@ -445,7 +458,11 @@ class _Clipped:
         self.monotonic = monotonic
 
     def expired(
-        self, url: str, received: int | None = None, cause: BaseException | None = None
+        self,
+        url: str,
+        response: requests.Response | None = None,
+        received: int | None = None,
+        cause: BaseException | None = None,
     ) -> TokenDeadlineError:
         """The error for a metadata read still going at the deadline."""
         so_far = "" if received is None else f" (still sending its document, {received} bytes so far)"
@@ -456,21 +473,17 @@ class _Clipped:
             response=getattr(cause, "response", None),
         )
 
+    def too_large(self, url: str, response: requests.Response) -> MetadataError:
+        """The error for a document larger than :data:`MAX_METADATA_BYTES`."""
+        return MetadataError(
+            f"authorization server metadata at {url} is too large (more than {MAX_METADATA_BYTES} bytes)",
+            url=url,
+        )
+
     def check(self, url: str, cause: BaseException | None) -> None:
         """Raise the deadline error (from ``cause``) once the deadline has passed."""
         if self.deadline is not None and self.monotonic() >= self.deadline:
             raise self.expired(url, cause=cause) from cause
-
-    def left(self, url: str) -> Timeout:
-        """The timeout of the next request (raises once the deadline has passed)."""
-        if self.deadline is None:
-            return self.timeout
-        left = self.deadline - self.monotonic()
-        if left <= 0:
-            raise self.expired(url)
-        if isinstance(self.timeout, tuple):
-            return (min(self.timeout[0], left), min(self.timeout[1], left))
-        return min(self.timeout, left)
 
 
 def _read_retried(
@@ -503,46 +516,70 @@ def _read(
     :raises MetadataError: an answer that is neither a document nor "not here" (with its
         status and ``Retry-After``: a 429 or 5xx is transient).
     """
-    response, final_url = _get(session, url, clipped)
-    try:
-        if 400 <= response.status_code < 500 and response.status_code not in _TRANSIENT_4XX:
-            return response, final_url, None
-        body = _read_capped_body(response, MAX_METADATA_BYTES, final_url, clipped)
-    finally:
-        response.close()
-    if not 200 <= response.status_code < 300:
+    answer, final_url = _get(session, url, clipped)
+    found = metadata_answer_status(
+        answer.status, answer.headers, answer.body, url=final_url, now=clock, response=answer.response
+    )
+    if found:
+        return answer.response, final_url, answer.body
+    return answer.response, final_url, None
+
+
+def metadata_answer_status(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str,
+    now: Callable[[], float],
+    response: requests.Response | None = None,
+) -> bool:
+    """Return whether an answer of ``url`` is a metadata document (``False``: none there).
+
+    A 4xx other than 429 means "no document for us at this URL" (a gateway may answer 401
+    or 403 where nothing is published, not only 404); a 2xx is a document to parse.
+
+    :param now: the wall clock, read only for an HTTP-date ``Retry-After``.
+    :param response: the error's ``response``; by default one made of ``(status, headers, body)``.
+    :raises MetadataError: any other status (with ``Retry-After``: a 429 or 5xx is transient).
+    """
+    if _no_document(status):
+        return False
+    if not 200 <= status < 300:
         raise MetadataError(
-            f"authorization server metadata at {final_url} answered HTTP {response.status_code}; "
+            f"authorization server metadata at {url} answered HTTP {status}; "
             f"body: {excerpt(body.decode('utf-8', 'replace')) or '<empty>'}",
-            url=final_url,
-            response=response,
-            retry_after=parse_retry_after(response.headers.get("Retry-After"), clock()),
+            url=url,
+            response=answer_response(status, headers, body) if response is None else response,
+            retry_after=parse_retry_after(CaseInsensitiveDict(headers).get("Retry-After"), now()),
         )
-    return response, final_url, body
+    return True
 
 
-def _get(session: requests.Session, url: str, clipped: _Clipped) -> tuple[requests.Response, str]:
-    """GET ``url`` following same-origin redirects; return the final response (unread) and URL."""
+def _no_document(status: int) -> bool:
+    return 400 <= status < 500 and status not in _TRANSIENT_4XX
+
+
+def _get(session: requests.Session, url: str, clipped: _Clipped) -> tuple[Answer, str]:
+    """GET ``url`` following same-origin redirects; return the final answer (read) and URL."""
     home = origin(url)
     for _ in range(_MAX_REDIRECTS + 1):
-        timeout = clipped.left(url)
         log.debug("reading authorization server metadata from %s", url)
-        # requests.Session.request, not an override (OAuth2Session's adds a token of its own).
-        response = requests.Session.request(
+        answer = send(
             session,
             "GET",
             url,
             headers={"Accept": "application/json"},
-            auth=_NoCredentials(),
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            verify=session.verify,
+            refusals=clipped,
+            timeout=clipped.timeout,
+            deadline=clipped.deadline,
+            monotonic=clipped.monotonic,
+            skip_body=lambda r: bool(r.is_redirect and r.headers.get("Location"))
+            or _no_document(r.status_code),
         )
-        location = response.headers.get("Location")
-        if not (response.is_redirect and location):
-            return response, url
-        response.close()
+        location = answer.headers.get("Location")
+        if not (answer.response.is_redirect and location):
+            return answer, url
         target = urljoin(url, location)
         if origin(target) != home:
             raise MetadataError(
@@ -552,18 +589,6 @@ def _get(session: requests.Session, url: str, clipped: _Clipped) -> tuple[reques
             )
         url = target
     raise MetadataError(f"authorization server metadata at {url}: too many redirects", url=url)
-
-
-def _read_capped_body(response: requests.Response, limit: int, url: str, clipped: _Clipped) -> bytes:
-    """Read ``response``'s decoded body with the shared capped reader (too large: :class:`MetadataError`)."""
-    try:
-        return read_capped(response, limit, deadline=clipped.deadline, monotonic=clipped.monotonic)
-    except BodyLimitError as exc:
-        if exc.reason == "deadline":
-            raise clipped.expired(url, exc.received) from None
-        raise MetadataError(
-            f"authorization server metadata at {url} is too large (more than {limit} bytes)", url=url
-        ) from exc
 
 
 def _url_field(

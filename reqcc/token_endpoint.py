@@ -1,46 +1,51 @@
-"""One client's token endpoint: prepares, sends, retries and parses token requests.
+"""One client's token endpoint: its token requests, retried, with their hooks and telemetry.
 
-oauthlib's ``BackendApplicationClient`` prepares the form body and checks the answer
-(a fresh client per request, so no state carries over between fetches). The request is
-sent here rather than through requests-oauthlib's ``OAuth2Session.fetch_token``, which
-logs the Basic credentials, a posted secret and the issued token at DEBUG level and
-mutates the session's state mid-fetch. A user who needs requests-oauthlib's compliance
-hooks for a non-standard server passes an ``OAuth2Session`` as ``token_session``: its
-``access_token_request`` and ``access_token_response`` hooks are applied here.
+Each request is built and its answer parsed by the pure functions of
+:mod:`reqcc.token_messages` (oauthlib's ``BackendApplicationClient`` prepares the form body
+and checks the answer, a fresh client per request, so no state carries over between
+fetches) and sent through :func:`reqcc.to_server.send`, the one send path to the
+authorization server. The request is sent this way rather than through requests-oauthlib's
+``OAuth2Session.fetch_token``, which logs the Basic credentials, a posted secret and the
+issued token at DEBUG level and mutates the session's state mid-fetch. A user who needs
+requests-oauthlib's compliance hooks for a non-standard server passes an ``OAuth2Session``
+as ``token_session``: its ``access_token_request`` and ``access_token_response`` hooks are
+applied here.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
 from . import fork_safety
-from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, load_json, read_capped
-from ._log import excerpt, log
-from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
-from .challenges import parse_www_authenticate
+from ._log import log
 from .client_auth import ClientAuth, ClientSecretBasic
 from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, token_endpoint_demands_nonce
 from .errors import (
-    TOKEN_ENDPOINT_ERROR_CODES,
     ConfigurationError,
-    NotATokenEndpoint,
     OAuthProviderError,
     TokenDeadlineError,
     TokenRequestError,
     TokenResponseError,
-    provider_error_class,
 )
 from .oauth_token import OAuthToken
 from .telemetry import Telemetry
+from .to_server import MAX_ANSWER_BYTES, read_answer, send
+from .to_server import Timeout as Timeout  # re-exported: the type of every timeout keyword
+from .token_messages import (
+    RETRY_STATUSES,
+    AnswerContext,
+    TokenRequest,
+    build_token_request,
+    parse_token_answer,
+    with_dpop_proof,
+)
 
 __all__ = [
     "TokenEndpoint", "RetryPolicy", "DEFAULT_TIMEOUT", "MAX_RESPONSE_BYTES", "RETRY_STATUSES",
@@ -50,9 +55,7 @@ __all__ = [
 #: (connect, read) seconds for a token request when no ``timeout`` is given.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 #: The largest token response read (after decoding): 1 MiB, as Go's x/oauth2.
-MAX_RESPONSE_BYTES = DEFAULT_BODY_LIMIT
-#: HTTP statuses of the token endpoint that are retried.
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RESPONSE_BYTES = MAX_ANSWER_BYTES
 #: §5.2 error codes that are retried.
 RETRY_ERROR_CODES = frozenset({"temporarily_unavailable", "server_error"})
 #: §5.2 error codes that are never retried, whatever the HTTP status they come with.
@@ -61,20 +64,10 @@ CLIENT_ERROR_CODES = frozenset({
     "unsupported_grant_type", "invalid_scope",
 })
 
-#: Added to an ``invalid_client`` refusal of a Basic credential that form-encoding changed.
-BASIC_ENCODING_HINT = (
-    "; the client_id or client_secret holds characters that client_secret_basic form-encodes "
-    "(RFC 6749 §2.3.1) and many servers do not decode: if the credential is right, try "
-    'basic_auth_encoding="raw"'
-)
-#: How a wrong ``token_url`` is named in messages (:class:`~reqcc.NotATokenEndpoint`).
-NOT_A_TOKEN_ENDPOINT = "this does not look like a token endpoint: check token_url"
-
 _RESERVED_FIELDS = frozenset(
     {"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
 )
 
-Timeout = float | tuple[float, float]
 _T = TypeVar("_T")
 
 
@@ -95,23 +88,6 @@ def check_form_fields(params: Mapping[str, Any], keyword: str) -> dict[str, str]
             raise ConfigurationError(f"{keyword}[{name!r}] must be a string")
         out[name] = value
     return out
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Return the seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 @dataclass
@@ -188,56 +164,6 @@ class RetryPolicy:
                     what, describe_failure(exc), attempt, self.max_retries, wait,
                 )
                 self.sleep(wait)
-
-
-class _FormAuth(requests.auth.AuthBase):
-    """Sets exactly the client-authentication headers, overriding session auth and .netrc.
-
-    It also marks the request as one a reqcc adapter must pass through untouched: a
-    ``token_session`` that reqcc is mounted on (one session for API and token calls) would
-    otherwise route the token request back into the manager, which waits on itself.
-    """
-
-    def __init__(self, headers: Mapping[str, str]) -> None:
-        self._headers = dict(headers)
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.pop("Authorization", None)
-        r.headers.update(self._headers)
-        setattr(r, NO_TOKEN_ATTRIBUTE, True)
-        return r
-
-    def __repr__(self) -> str:
-        return "_FormAuth(<hidden>)"
-
-
-#: Form fields of a token request that hold the client's credentials.
-_CREDENTIAL_FIELDS = frozenset({"client_secret", "client_assertion"})
-#: What stands in for a credential in :func:`_without_credentials`.
-_REDACTED = "<redacted>"
-
-
-def _without_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """Return a copy of a token request fit to travel with an error: its credentials redacted.
-
-    Errors of the token request carry it (``exc.request``, ``exc.response.request``), and
-    error reporters print its headers and body. The copy's ``Authorization`` (the Basic
-    credential) and ``DPoP`` headers and its ``client_secret`` and ``client_assertion`` form
-    fields read :data:`_REDACTED`; everything else is as sent (DESIGN items 13 and 31).
-    """
-    safe = request.copy()
-    for name in ("Authorization", DPOP_HEADER):
-        if name in safe.headers:
-            safe.headers[name] = _REDACTED
-    body = safe.body
-    if isinstance(body, (bytes, str)) and body:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        fields = parse_qsl(text, keep_blank_values=True)
-        if any(name in _CREDENTIAL_FIELDS for name, _ in fields):
-            redacted = urlencode([(n, _REDACTED if n in _CREDENTIAL_FIELDS else v) for n, v in fields])
-            safe.body = redacted.encode("utf-8") if isinstance(body, bytes) else redacted
-            safe.headers["Content-Length"] = str(len(redacted.encode("utf-8")))
-    return safe
 
 
 class TokenEndpoint:
@@ -380,30 +306,6 @@ class TokenEndpoint:
 
     # -- one HTTP exchange -------------------------------------------------------------
 
-    def prepare_body(self, extra: Mapping[str, str]) -> tuple[dict[str, str], str]:
-        """Return the headers and form body of one token request (fresh credentials each time)."""
-        parts = self.client_auth.prepare(self.token_url)
-        form = dict(parts.form)
-        include_client_id = form.pop("client_id", None) is not None
-        from oauthlib.oauth2 import BackendApplicationClient  # imported at the first token request
-
-        client = BackendApplicationClient(self.client_auth.client_id)
-        body: str = client.prepare_request_body(
-            scope=self.scope, include_client_id=include_client_id, **form
-        )
-        # token_params and fetch_token()'s extras are appended here, not passed to oauthlib as
-        # keywords: a field in both would be a TypeError there (the extra one wins here),
-        # oauthlib drops empty values, and names such as "body" are its own parameters.
-        fields = {**self.token_params, **extra}
-        if fields:
-            body += "&" + urlencode(list(fields.items()))
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/x-www-form-urlencoded",
-            **parts.headers,
-        }
-        return headers, body
-
     def _request_once(self, extra: Mapping[str, str], deadline: float | None = None) -> OAuthToken:
         try:
             return self._counted_exchange(extra, deadline)
@@ -420,6 +322,8 @@ class TokenEndpoint:
                 or not is_valid_nonce(nonce)
             ):
                 raise
+            # Not past the deadline: no HTTP request (nor telemetry span) is started after it.
+            self._check_deadline(deadline, exc)
             log.debug("the token endpoint asked for a DPoP nonce; asking once more with it")
             return self._counted_exchange(extra, deadline, nonce)
 
@@ -433,111 +337,76 @@ class TokenEndpoint:
     def _exchange(
         self, extra: Mapping[str, str], deadline: float | None, nonce: str | None = None
     ) -> OAuthToken:
-        headers, body = self.prepare_body(extra)
-        url = self.token_url
+        request = build_token_request(
+            self.token_url,
+            self.client_auth.prepare(self.token_url),  # fresh credentials each time
+            client_id=self.client_auth.client_id,
+            scope=self.scope,
+            fields={**self.token_params, **extra},
+        )
         hooks = getattr(self.session, "compliance_hook", None)
         if hooks:
             for hook in hooks.get("access_token_request", ()):
-                url, headers, body = hook(url, headers, body)
-        auth_headers = {k: v for k, v in headers.items() if k.lower() == "authorization"}
-        plain_headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        if self.dpop is not None:
-            plain_headers[DPOP_HEADER] = self.dpop.token_proof(url, nonce)
-        if url[:5].lower() == "http:":  # loopback (checked at construction): only without a proxy
-            proxies = self.session.merge_environment_settings(url, {}, None, None, None)["proxies"]
-            require_no_cleartext_proxy(url, proxies, "the token request (client credentials)")
-        log.debug("requesting a token from %s (auth method %s)", url, self.client_auth.method)
+                request = TokenRequest(*hook(request.url, dict(request.headers), request.body))
+        dpop = self.dpop
+        if dpop is not None:
+            request = with_dpop_proof(request, dpop.token_proof(request.url, nonce))
+        log.debug("requesting a token from %s (auth method %s)", request.url, self.client_auth.method)
+        refusals = _Refusals(self)
         try:
-            response = self._send(url, body, plain_headers, auth_headers, deadline)
+            answer = send(
+                self.session,
+                "POST",
+                request.url,
+                data=request.body.encode("utf-8"),
+                headers=request.plain_headers,
+                auth_headers=request.auth_headers,
+                credentials="the token request (client credentials)",
+                refusals=refusals,
+                timeout=self.timeout,
+                deadline=deadline,
+                monotonic=self._monotonic,
+                # On every answer, success too (RFC 9449 §8.2), before its body is read.
+                on_headers=(
+                    None if dpop is None else lambda r: dpop.update_token_nonce(request.url, r.headers)
+                ),
+            )
         except requests.RequestException as exc:  # a network failure: it carries the request too
-            if isinstance(exc.request, requests.PreparedRequest):
-                exc.request = _without_credentials(exc.request)
-            if exc.response is not None and isinstance(exc.response.request, requests.PreparedRequest):
-                exc.response.request = _without_credentials(exc.response.request)
+            _scrub(exc)
             raise
+        response = answer.response
         # Every error raised from here on carries the response, and through it the request:
         # error reporters print both. Hand them a copy without the client's credentials.
-        response.request = _without_credentials(response.request)
-        if self.dpop is not None:
-            # On every answer, success too (RFC 9449 §8.2).
-            self.dpop.update_token_nonce(url, response.headers)
-        self._read_body(response, deadline)
+        if isinstance(response.request, requests.PreparedRequest):
+            response.request = _without_credentials(response.request)
+        status, headers, body = answer.status, answer.headers, answer.body
         if hooks:
             for hook in hooks.get("access_token_response", ()):
                 response = hook(response)
-        return self._check_token_type(self.parse_response(response), response)
-
-    def _send(
-        self,
-        url: str,
-        body: str,
-        headers: dict[str, str],
-        auth_headers: dict[str, str],
-        deadline: float | None,
-    ) -> requests.Response:
-        """POST one token request; return the response, its body not read yet."""
-        # requests.Session.request, not the session's own override: OAuth2Session.request
-        # would refuse loopback http and add a token of its own.
-        return requests.Session.request(
-            self.session,
-            "POST",
-            url,
-            data=body.encode("utf-8"),
-            headers=headers,
-            auth=_FormAuth(auth_headers),
-            timeout=self._attempt_timeout(deadline),
-            allow_redirects=False,
-            # Explicitly: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a
-            # Session.verify it is not handed per request (psf/requests#3829), which would
-            # silently drop the CA bundle (or verify=False) configured on token_session.
-            verify=self.session.verify,
-            # The answer is read here, streamed and capped (a hostile server's endless or
-            # gzip-bomb body is abandoned at 1 MiB), before any hook or parser sees it.
-            stream=True,
+            # What a hook returns is read capped too (a body already read: checked as it is).
+            body = read_answer(response, request.url, refusals)
+            status, headers = response.status_code, response.headers
+        token = parse_token_answer(
+            status, headers, body, self.answer_context(), now=self._clock(), response=response
         )
-
-    def _check_token_type(self, token: OAuthToken, response: requests.Response) -> OAuthToken:
-        """Accept a DPoP token exactly when one was asked for: no downgrade, no surprise."""
-        expected = "Bearer" if self.dpop is None else "DPoP"
-        if token.token_type == expected:
-            return token
-        if self.dpop is not None:
-            message = (
-                "token endpoint answered a DPoP token request with a Bearer token: refusing the "
-                "downgrade to an unbound token (does the server support DPoP for this client?)"
+        if self.scope and token.scope and set(token.scopes) != set(self.scope.split()):
+            log.info(
+                "token %s was granted scope %r; requested %r", token.fingerprint, token.scope, self.scope
             )
-        else:
-            message = (
-                "token endpoint issued a DPoP token, but reqcc did not ask for one: token_type is not Bearer"
-            )
-        raise TokenResponseError(f"{message} [HTTP {response.status_code}]", response=response)
+        return token
 
-    def _attempt_timeout(self, deadline: float | None) -> Timeout:
-        if deadline is None:
-            return self.timeout
-        left = max(0.001, deadline - self._monotonic())
-        if isinstance(self.timeout, tuple):
-            return (min(self.timeout[0], left), min(self.timeout[1], left))
-        return min(self.timeout, left)
-
-    def _read_body(self, response: requests.Response, deadline: float | None) -> bytes:
-        """Read the answer's body, capped at :data:`MAX_RESPONSE_BYTES` after decoding."""
-        try:
-            return read_capped(response, MAX_RESPONSE_BYTES, deadline=deadline, monotonic=self._monotonic)
-        except BodyLimitError as exc:
-            if exc.reason == "deadline":
-                raise TokenDeadlineError(
-                    f"token endpoint {self.where} was still sending its answer (HTTP "
-                    f"{response.status_code}, {exc.received} bytes so far) for client {self._client} "
-                    "at the token deadline; the rest was not read",
-                    response=response,
-                ) from None
-            raise TokenResponseError(
-                f"token endpoint {self.where} answered HTTP {response.status_code} with a body "
-                f"larger than {MAX_RESPONSE_BYTES} bytes (after decoding) for client {self._client}; "
-                "the rest was not read",
-                response=response,
-            ) from None
+    def answer_context(self) -> AnswerContext:
+        """What parsing this endpoint's answers needs: names for messages, secrets, the token type."""
+        auth = self.client_auth
+        return AnswerContext(
+            where=self.where,
+            client_id=auth.client_id,
+            auth_method=auth.method,
+            scope=self.scope,
+            token_type="Bearer" if self.dpop is None else "DPoP",
+            secrets=tuple(self.secrets()),
+            basic_encoding_changed=isinstance(auth, ClientSecretBasic) and auth.encoding_changes_credential(),
+        )
 
     @property
     def where(self) -> str:
@@ -549,164 +418,74 @@ class TokenEndpoint:
     def _client(self) -> str:
         return _short_repr(self.client_auth.client_id)
 
-    def parse_response(self, response: requests.Response) -> OAuthToken:
-        """Turn the token endpoint's answer into an :class:`OAuthToken` or a typed error.
-
-        Every malformed answer is a :class:`TokenResponseError` (or an
-        :class:`OAuthProviderError` for a §5.2 error body), never a bare exception.
-        """
-        status = response.status_code
-        raw = self._read_body(response, None)  # no-op when already read
-        text = raw.decode("utf-8", errors="replace")
-        secrets = tuple(self.secrets())
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-        try:
-            data: Any = load_json(raw)
-        except ValueError:  # not JSON, not UTF-8/16/32, or nested too deep
-            data = None
-        body_excerpt = excerpt(text, secrets) or "<empty>"
-        code = data.get("error") if isinstance(data, dict) else None
-        reason = self._wrong_url(response, text, data, code)
-        if reason:
-            shown_code = excerpt(code, secrets, 60) if isinstance(code, str) and code else None
-            raise NotATokenEndpoint(
-                f"token endpoint {self.where} answered HTTP {status}"
-                f"{f' with error {shown_code!r}' if shown_code else ''} for client {self._client}: "
-                f"{reason}; body: {body_excerpt}",
-                response=response,
-                retry_after=retry_after,
-                error=shown_code,
-            )
-        if isinstance(data, dict) and "error" in data:
-            code = data["error"]
-            if isinstance(code, str) and code:
-                self._raise_provider_error(data, code, response, retry_after, secrets)
-            raise TokenResponseError(
-                f"token endpoint {self.where} answered HTTP {status} with an \"error\" that is not "
-                f"a non-empty string, for client {self._client}; body: {body_excerpt}",
-                response=response,
-                retry_after=retry_after,
-            )
-        if not 200 <= status < 300:
-            raise TokenResponseError(
-                f"token endpoint {self.where} answered HTTP {status} without an OAuth error for client "
-                f"{self._client}; body: {body_excerpt}",
-                response=response,
-                retry_after=retry_after,
-            )
-        if data is None:
-            raise TokenResponseError(
-                f"token endpoint {self.where} answered HTTP {status} with a body that is not JSON"
-                f"; body: {body_excerpt}",
-                response=response,
-            )
-        if not isinstance(data, dict):
-            raise TokenResponseError(
-                f"token endpoint {self.where} answered HTTP {status} with JSON that is not an object: "
-                f"{body_excerpt}",
-                response=response,
-            )
-        from oauthlib.oauth2 import BackendApplicationClient  # loaded by prepare_body already
-
-        try:
-            token = OAuthToken.from_response(data, now=self._clock(), requested_scope=self.scope)
-            # oauthlib's own checks, on a fresh client with no requested scope: its scope
-            # change Warning and its status-blind error mapping cannot fire or leak.
-            # It is given the fields as reqcc read them (an expires_in of "3600.5" is a number
-            # to us, an int() error to oauthlib).
-            checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
-            if token.expires_in is not None:
-                checked["expires_in"] = token.expires_in
-            BackendApplicationClient(self.client_auth.client_id).parse_request_body_response(
-                json.dumps(checked)
-            )
-        except Exception as exc:  # any failure to read the answer is the answer's fault
-            message = (
-                excerpt(str(exc), secrets, 120)
-                if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError)
-                else type(exc).__name__
-            )
-            raise TokenResponseError(
-                f"token endpoint {self.where} answered HTTP {status} with an unusable token response "
-                f"({message}); body: {body_excerpt}",
-                response=response,
-            ) from None
-        if self.scope and token.scope and set(token.scopes) != set(self.scope.split()):
-            log.info(
-                "token %s was granted scope %r; requested %r", token.fingerprint, token.scope, self.scope
-            )
-        return token
-
-    def _raise_provider_error(
-        self,
-        data: Mapping[str, Any],
-        code: str,
-        response: requests.Response,
-        retry_after: float | None,
-        secrets: tuple[str, ...],
-    ) -> None:
-        description = data.get("error_description")
-        uri = data.get("error_uri")
-        shown_code = excerpt(code, secrets, 60)
-        shown_description = excerpt(str(description), secrets) if description is not None else None
-        shown_uri = excerpt(str(uri), secrets, 300) if uri is not None else None
-        message = f"token endpoint {self.where} refused client {self._client}: {shown_code}"
-        if shown_description:
-            message += f" ({shown_description})"
-        message += f" [HTTP {response.status_code}]"
-        if code == "invalid_client":
-            message += (
-                f"; sent with auth method {self.client_auth.method!r}: check client_id, the "
-                "credential and auth_method"
-            )
-            auth = self.client_auth
-            if isinstance(auth, ClientSecretBasic) and auth.encoding_changes_credential():
-                message += BASIC_ENCODING_HINT
-        elif code == "invalid_scope":
-            asked = f"'{excerpt(self.scope, secrets, 200)}'" if self.scope else "none (no scope parameter)"
-            message += f"; scopes asked for: {asked}"
-        raise provider_error_class(code)(
-            shown_code,
-            shown_description,
-            shown_uri,
-            response=response,
-            retry_after=retry_after,
-            message=message,
-        )
-
-    @staticmethod
-    def _wrong_url(response: requests.Response, text: str, data: object, code: object) -> str:
-        """Why the answer says ``token_url`` names no token endpoint, or ``""`` (DESIGN item 35).
-
-        A redirect (token requests do not follow them), a 404 or 405 whatever the body, a
-        401 or 403 with an error code no token endpoint sends (RFC 6750's ``invalid_token``,
-        an API's own), or an HTML page that is not a server failure. Not a 401 with a
-        ``Basic`` challenge: that refuses the client's credentials.
-        """
-        status = response.status_code
-        if 300 <= status < 400:
-            return f"{NOT_A_TOKEN_ENDPOINT} (token requests do not follow redirects)"
-        if status in (404, 405):
-            return NOT_A_TOKEN_ENDPOINT
-        if status == 401 and _challenges_basic(response.headers.get("WWW-Authenticate")):
-            # A Basic challenge answers the client's credentials (RFC 6749 §5.2): a token
-            # endpoint, or a proxy in front of it, refusing them (Spring Boot's JSON error
-            # page says "error": "Unauthorized"), not an API path.
-            return ""
-        if status in (401, 403) and isinstance(code, str) and code not in TOKEN_ENDPOINT_ERROR_CODES:
-            return NOT_A_TOKEN_ENDPOINT
-        html = "html" in response.headers.get("Content-Type", "").lower() or text.lstrip()[:1] == "<"
-        if html and data is None and status < 500 and status not in RETRY_STATUSES:
-            return NOT_A_TOKEN_ENDPOINT
-        return ""
-
     def __repr__(self) -> str:
         return f"TokenEndpoint({self.token_url!r}, {self.client_auth!r})"
 
 
-def _challenges_basic(value: str | None) -> bool:
-    """Whether a ``WWW-Authenticate`` value holds a ``Basic`` challenge (read within bounds)."""
-    return bool(value) and any(scheme == "basic" for scheme, _ in parse_www_authenticate(value or ""))
+#: Form fields of a token request that hold the client's credentials.
+_CREDENTIAL_FIELDS = frozenset({"client_secret", "client_assertion"})
+#: What stands in for a credential in :func:`_without_credentials`.
+_REDACTED = "<redacted>"
+
+
+def _without_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """Return a copy of a token request fit to travel with an error: its credentials redacted.
+
+    Errors of the token request carry it (``exc.request``, ``exc.response.request``), and
+    error reporters print its headers and body. The copy's ``Authorization`` (the Basic
+    credential) and ``DPoP`` headers and its ``client_secret`` and ``client_assertion`` form
+    fields read :data:`_REDACTED`; everything else is as sent (DESIGN items 13 and 31).
+    """
+    safe = request.copy()
+    for name in ("Authorization", DPOP_HEADER):
+        if name in safe.headers:
+            safe.headers[name] = _REDACTED
+    body = safe.body
+    if isinstance(body, (bytes, str)) and body:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        fields = parse_qsl(text, keep_blank_values=True)
+        if any(name in _CREDENTIAL_FIELDS for name, _ in fields):
+            redacted = urlencode([(n, _REDACTED if n in _CREDENTIAL_FIELDS else v) for n, v in fields])
+            safe.body = redacted.encode("utf-8") if isinstance(body, bytes) else redacted
+            safe.headers["Content-Length"] = str(len(redacted.encode("utf-8")))
+    return safe
+
+
+def _scrub(exc: requests.RequestException) -> None:
+    """Make a failed token request's exception carry copies without the client's credentials."""
+    if isinstance(exc.request, requests.PreparedRequest):
+        exc.request = _without_credentials(exc.request)
+    if exc.response is not None and isinstance(exc.response.request, requests.PreparedRequest):
+        exc.response.request = _without_credentials(exc.response.request)
+
+
+class _Refusals:
+    """A token endpoint's errors for :func:`reqcc.to_server.send`: the deadline, the size cap."""
+
+    def __init__(self, endpoint: TokenEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def expired(self, url: str, response: requests.Response | None, received: int | None) -> Exception:
+        """The deadline error: no time left to send, or the answer still arriving."""
+        where, client = self._endpoint.where, _short_repr(self._endpoint.client_auth.client_id)
+        if response is None:
+            return TokenDeadlineError(
+                f"token endpoint {where} did not issue a token for client {client} within the token deadline"
+            )
+        return TokenDeadlineError(
+            f"token endpoint {where} was still sending its answer (HTTP {response.status_code}, "
+            f"{received} bytes so far) for client {client} at the token deadline; the rest was not read",
+            response=response,
+        )
+
+    def too_large(self, url: str, response: requests.Response) -> Exception:
+        """The error for an answer larger than :data:`MAX_RESPONSE_BYTES`."""
+        return TokenResponseError(
+            f"token endpoint {self._endpoint.where} answered HTTP {response.status_code} with a body "
+            f"larger than {MAX_RESPONSE_BYTES} bytes (after decoding) for client "
+            f"{_short_repr(self._endpoint.client_auth.client_id)}; the rest was not read",
+            response=response,
+        )
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
         "reqcc.challenges", "reqcc.fork_safety",
     },
     {"reqcc.oauth_token", "reqcc._urls", "reqcc.dpop", "reqcc._body", "reqcc.telemetry", "reqcc.backoff"},
-    {"reqcc.auth_base"},
+    {"reqcc.auth_base", "reqcc.to_server", "reqcc.token_messages"},
     {"reqcc.jwt_auth", "reqcc.client_assertion", "reqcc.workload"},
     {"reqcc.client_auth"},
     {"reqcc.token_endpoint", "reqcc.stores"},
