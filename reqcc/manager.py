@@ -249,11 +249,10 @@ class ClientCredentialsManager(ReusingSource):
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
         )
-        self.failure_backoff = config.failure_backoff
-        self.max_failure_backoff = config.max_failure_backoff
-        self.probe_interval = config.probe_interval
+        # At most 30 instance attributes, all told (the reusing source's too): CPython keeps
+        # an instance's attributes inline only up to 30 keys, and past that get_token's read of
+        # self._current becomes a dict look-up (tests/test_reusing.py checks it).
         self.token_provider = config.token_provider
-        self.token_store = config.token_store
         self._scopes = config.scopes
         self._discovery = config.discovery
         self._client_id = config.client_id
@@ -314,6 +313,26 @@ class ClientCredentialsManager(ReusingSource):
             self.token = coerce_token(token, "token", ConfigurationError, self._clock)
 
     # -- configuration, read-only -------------------------------------------------------
+
+    @property
+    def failure_backoff(self) -> float:
+        """Seconds before the first new attempt after a failed renewal (the ``failure_backoff`` keyword)."""
+        return self._backoff.base
+
+    @property
+    def max_failure_backoff(self) -> float:
+        """The longest wait after failed fetches, in seconds (the ``max_failure_backoff`` keyword)."""
+        return self._backoff.maximum
+
+    @property
+    def probe_interval(self) -> float:
+        """Seconds between two probes of a failing token endpoint (the ``probe_interval`` keyword)."""
+        return self._backoff.probe_interval
+
+    @property
+    def token_store(self) -> TokenStore | None:
+        """The token store shared with other processes (the ``token_store`` keyword), or ``None``."""
+        return self._store.store if self._store is not None else None
 
     @property
     def _endpoint(self) -> TokenEndpoint | None:

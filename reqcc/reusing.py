@@ -34,7 +34,7 @@ from .backoff import FailureBackoff
 from .config import TokenUpdateCallback
 from .oauth_token import OAuthToken
 from .single_flight import SingleFlight, _Flight
-from .token_source import TokenSource
+from .token_source import Obtained, TokenSource
 from .validity import HeldToken, hold
 
 __all__ = ["ReusingSource"]
@@ -163,7 +163,8 @@ class ReusingSource:
         try:
             return self._flights.get(
                 self._usable_token,
-                self._run,
+                self._obtainer,
+                self._adopt_obtained,
                 waited=self._waited,
                 recheck=self._peek_store if self._peek is not None else None,
             )
@@ -195,16 +196,20 @@ class ReusingSource:
         current = self._current
         return current.token if current is not None and current.usable(now) else None
 
-    def _run(self, flight: _Flight, *, background: bool = False) -> None:
-        """Lead ``flight``: obtain a token from the source and adopt it (or record the failure)."""
-        deadline = flight.deadline
+    def _obtainer(self, flight: _Flight) -> Callable[[], Obtained]:
+        """What the leader of ``flight`` calls: the source, asked with the flight's deadline."""
         # A probe of an endpoint known to be failing is one HTTP request (DESIGN item 27).
         retries = not self._backoff.failing
-        result = self._flights.lead(
-            flight, functools.partial(self._source.token, deadline, retries=retries), background=background
-        )
+        return functools.partial(self._source.token, flight.deadline, retries=retries)
+
+    def _adopt_obtained(self, obtained: Obtained, flight: _Flight) -> None:
+        self._adopt(obtained.token, notify=obtained.fresh, flight=flight)
+
+    def _renew(self, flight: _Flight) -> None:
+        """The background renewal's thread: lead ``flight`` (a failure is logged and recorded)."""
+        result = self._flights.lead(flight, self._obtainer(flight), background=True)
         if result is not None:
-            self._adopt(result.token, notify=result.fresh, flight=flight)
+            self._adopt_obtained(result, flight)
 
     def _peek_store(self) -> OAuthToken | None:
         """Adopt and return a token another process stored since this one last failed, or ``None``."""
@@ -243,9 +248,8 @@ class ReusingSource:
         log.debug("token %s in its renewal window; renewing in the background", current.token.fingerprint)
         try:
             threading.Thread(
-                target=self._run,
+                target=self._renew,
                 args=(flight,),
-                kwargs={"background": True},  # keyword-only: positional True raised TypeError in the thread
                 name="reqcc-token-refresh",
                 daemon=True,
             ).start()
