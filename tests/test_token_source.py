@@ -1,9 +1,9 @@
-"""The token sources of a manager's chain (reqcc/token_source.py, reqcc/store_source.py).
+"""The token sources at the end of a manager's chain (reqcc/token_source.py), and the chain.
 
 x/oauth2's shape: the manager (the reusing source) -> the store source, with a token store
--> the provider source | the endpoint source. Each is tested here through its one method,
-``token(deadline, *, retries)``; the chain's behaviour as a whole is the manager's, tested
-everywhere else.
+(tests/test_store_source.py) -> the provider source | the endpoint source. Each is tested
+through its one method, ``token(deadline, *, retries)``; the chain's behaviour as a whole
+is the manager's, tested everywhere else.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import requests_mock
 from reqcc import ClientCredentialsManager, OAuthToken, ReqccError, TokenProviderError
 from reqcc.store_source import StoreSource
 from reqcc.stores import FileTokenStore
-from reqcc.stores._shared import SharedTokens
 from reqcc.token_source import EndpointSource, Obtained, ProviderSource
 
 from .conftest import TOKEN_URL, FakeClock, manager_kwargs
-from .test_reusing import ScriptedSource
 
 
 def endpoint_answers(*answers: dict[str, Any]) -> requests_mock.Adapter:
@@ -89,42 +87,3 @@ def test_the_provider_source_gives_the_provider_the_last_token_and_checks_its_an
     assert seen == [(last, marker)]
     with pytest.raises(TokenProviderError, match="must be an OAuthToken or a dict"):
         source.token(None)
-
-
-def store_source(
-    clock: FakeClock, tmp_path: Path, inner: ScriptedSource, *, dpop: bool = False
-) -> tuple[StoreSource, FileTokenStore]:
-    store = FileTokenStore(tmp_path / "tokens.json", clock=clock.time)
-    shared = SharedTokens(store, "the-key", monotonic=clock.monotonic, sleep=clock.sleep, clock=clock.time)
-    manager = ClientCredentialsManager(**manager_kwargs(clock, requests_mock.Adapter()))
-    source = StoreSource(
-        inner, manager._endpoints, store, shared, scopes=(), acceptable=lambda token: True,
-        probe_delay=lambda exc: 1.0, dpop=dpop, monotonic=clock.monotonic, sleep=clock.sleep,
-        clock=clock.time,
-    )
-    return source, store
-
-
-def test_the_store_source_hands_out_a_stored_token_without_asking_the_source_it_wraps(
-    clock: FakeClock, tmp_path: Path
-) -> None:
-    inner = ScriptedSource(clock)
-    source, store = store_source(clock, tmp_path, inner)
-    stored = OAuthToken("stored-1", expiry=clock.time() + 100)
-    store.write("the-key", stored)
-    obtained = source.token(clock.monotonic() + 30)
-    assert obtained.token.access_token == "stored-1" and not obtained.fresh  # another process's
-    assert inner.calls == 0
-
-
-def test_the_store_source_asks_the_source_it_wraps_and_stores_its_token(
-    clock: FakeClock, tmp_path: Path
-) -> None:
-    inner = ScriptedSource(clock)
-    source, store = store_source(clock, tmp_path, inner, dpop=True)
-    store.write("the-key", OAuthToken("bearer-1", expiry=clock.time() + 100))  # wrong type: a miss
-    obtained = source.token(clock.monotonic() + 30)
-    assert obtained.token.access_token == "tok-1" and obtained.fresh
-    assert inner.calls == 1
-    written = store.read("the-key")
-    assert written is not None and written.access_token == "tok-1"
