@@ -40,7 +40,8 @@ from .reusing import ReusingSource
 from .scopes import OAuthScope
 from .store_source import StoreSource
 from .stores.base import TokenStore
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout, TokenEndpoint
+from .token_endpoint import DEFAULT_TIMEOUT, Timeout
+from .token_endpoint import TokenEndpoint as TokenEndpoint  # importable from here, as before
 from .token_source import EndpointSource, ProviderSource, TokenSource
 
 if TYPE_CHECKING:  # optional dependency: types only
