@@ -26,7 +26,7 @@ from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
-from .sharing import share, store_key
+from .store_source import share, store_key
 from .stores._shared import SharedTokens
 from .stores.base import TokenStore, check_token_store
 from .telemetry import Telemetry, create_telemetry

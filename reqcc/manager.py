@@ -2,18 +2,17 @@
 
 :class:`ClientCredentialsManager` hands out the token in use while it is usable (the fast
 path: no lock), gets a new one when it is not, adopts it, and retires it when the
-resource server rejects it. Its other jobs have modules of their own: the keyword checks
-(:mod:`reqcc.config`), the held token's deadlines (:mod:`reqcc.validity`), one token
-request for all the threads that need one (:mod:`reqcc.single_flight`), renewal ahead of
-expiry (:mod:`reqcc.renewal`), where a new token comes from (:mod:`reqcc.token_source`,
-through a token store: :mod:`reqcc.sharing`) and a fresh start in a forked child
-(:mod:`reqcc.process_state`). It knows nothing of transport adapters.
+resource server rejects it. It is the head of a chain of token sources, in the shape of
+Go's ``golang.org/x/oauth2``: a reusing source (:mod:`reqcc.reusing`: the token held, one
+flight, renewal, the failure backoff, fork safety) in front of a store source
+(:mod:`reqcc.store_source`, with ``token_store=``) in front of a provider or endpoint
+source (:mod:`reqcc.token_source`). This module checks the keywords (:mod:`reqcc.config`),
+builds that chain and adds the public API. It knows nothing of transport adapters.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,17 +35,14 @@ from .cooldown import RejectionCooldown
 from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
-from .process_state import ProcessStateMixin
 from .provider import coerce_token
-from .renewal import RenewalMixin
+from .reusing import ReusingSource
 from .scopes import OAuthScope
-from .sharing import SharingMixin
-from .single_flight import FailureBackoff, _Flight
+from .store_source import StoreSource
 from .stores.base import TokenStore
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout
-from .token_source import TokenSourceMixin
-from .validity import HeldToken as _Current
-from .validity import hold
+from .token_endpoint import TokenEndpoint as TokenEndpoint  # importable from here, as before
+from .token_source import EndpointSource, ProviderSource, TokenSource
 
 if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.metrics import MeterProvider
@@ -61,17 +57,17 @@ __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 from .config import normalize_scopes as normalize_scopes
 from .errors import TokenProviderError as TokenProviderError
 from .provider import call_provider as call_provider
-from .sharing import share as share
 from .single_flight import MAX_INTERRUPTED as MAX_INTERRUPTED
 from .single_flight import LeaderInterrupted as LeaderInterrupted
 from .single_flight import SingleFlight as SingleFlight
-from .token_endpoint import TokenEndpoint as TokenEndpoint
+from .store_source import share as share
 
 
-class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, TokenSourceMixin):
+class ClientCredentialsManager(ReusingSource):
     """Obtains, caches and renews client-credentials tokens for one client.
 
-    Thread-safe: one manager serves any number of threads and sessions.
+    Thread-safe: one manager serves any number of threads and sessions. It is the
+    reusing source (:mod:`reqcc.reusing`) at the head of its chain of token sources.
 
     :param token_url: the token endpoint (https, or http to a loopback host). Give it or
         ``issuer``, not both.
@@ -254,45 +250,95 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
         )
-        self.clock_skew = config.clock_skew
-        self.refresh_ahead = config.refresh_ahead
-        self.failure_backoff = config.failure_backoff
-        self.max_failure_backoff = config.max_failure_backoff
-        self.probe_interval = config.probe_interval
-        self.token_deadline = config.token_deadline
+        # At most 30 instance attributes, all told (the reusing source's too): CPython keeps
+        # an instance's attributes inline only up to 30 keys, and past that get_token's read of
+        # self._current becomes a dict look-up (tests/test_reusing.py checks it).
         self.token_provider = config.token_provider
-        self.on_token_update = config.on_token_update
-        self.token_store = config.token_store
         self._scopes = config.scopes
-        self._clock = config.clock
-        self._monotonic = config.monotonic
-        self._sleep = config.sleep
-        self._endpoint = config.endpoint
-        if self._endpoint is not None:
-            self._endpoint.known_tokens = self._known_tokens
         self._discovery = config.discovery
         self._client_id = config.client_id
         self._token_params = config.token_params
-        self._shared = config.shared
         self._telemetry = config.telemetry
         self._dpop = config.dpop
-        self._random = random.Random()
-        self._backoff = FailureBackoff(
-            config.failure_backoff,
-            config.max_failure_backoff,
-            monotonic=config.monotonic,
-            rng=self._random,
-            probe_interval=config.probe_interval,
-        )
         self._rejection_cooldown = RejectionCooldown(config.monotonic)
-        self._start_process_state()
-        self._current: _Current | None = None
-        self._last_token: OAuthToken | None = None
-        self._retired: str | None = None
+        # The chain of token sources (x/oauth2's shape): this reusing source -> the token
+        # store, if any -> the token_provider | the token endpoint (discovered or given).
+        self._endpoints = EndpointSource(
+            config.endpoint, config.discovery, monotonic=config.monotonic, known_tokens=self._known_tokens
+        )
+        inner: ProviderSource | EndpointSource = self._endpoints
+        if config.token_provider is not None:
+            inner = ProviderSource(
+                config.token_provider,
+                self,
+                last=lambda: self._last_token,
+                retired=lambda: self._retired,
+                clock_skew=lambda: self.clock_skew,
+                clock=config.clock,
+                dpop=config.dpop is not None,
+            )
+        source: TokenSource = inner
+        #: The store source with ``token_store=``, else ``None``.
+        self._store: StoreSource | None = None
+        if config.token_store is not None:
+            source = self._store = StoreSource(
+                inner,
+                self._endpoints,
+                config.token_store,
+                config.shared,
+                scopes=config.scopes,
+                acceptable=self._replaces_held,
+                probe_delay=self._probe_delay,
+                dpop=config.dpop is not None,
+                monotonic=config.monotonic,
+                sleep=config.sleep,
+                clock=config.clock,
+            )
+        super().__init__(
+            source,
+            clock_skew=config.clock_skew,
+            refresh_ahead=config.refresh_ahead,
+            renews_ahead=config.token_provider is None,
+            token_deadline=config.token_deadline,
+            failure_backoff=config.failure_backoff,
+            max_failure_backoff=config.max_failure_backoff,
+            probe_interval=config.probe_interval,
+            clock=config.clock,
+            monotonic=config.monotonic,
+            on_token_update=config.on_token_update,
+            waited=config.telemetry.waited,
+            peek=self._store.peek if self._store is not None else None,
+            waiting_for=inner.where,
+        )
         if token is not None:
             self.token = coerce_token(token, "token", ConfigurationError, self._clock)
 
     # -- configuration, read-only -------------------------------------------------------
+
+    @property
+    def failure_backoff(self) -> float:
+        """Seconds before the first new attempt after a failed renewal (the ``failure_backoff`` keyword)."""
+        return self._backoff.base
+
+    @property
+    def max_failure_backoff(self) -> float:
+        """The longest wait after failed fetches, in seconds (the ``max_failure_backoff`` keyword)."""
+        return self._backoff.maximum
+
+    @property
+    def probe_interval(self) -> float:
+        """Seconds between two probes of a failing token endpoint (the ``probe_interval`` keyword)."""
+        return self._backoff.probe_interval
+
+    @property
+    def token_store(self) -> TokenStore | None:
+        """The token store shared with other processes (the ``token_store`` keyword), or ``None``."""
+        return self._store.store if self._store is not None else None
+
+    @property
+    def _endpoint(self) -> TokenEndpoint | None:
+        """The token endpoint; ``None`` with ``issuer`` until it is discovered."""
+        return self._endpoints.endpoint
 
     @property
     def token_url(self) -> str | None:
@@ -376,7 +422,7 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
         :raises TokenDeadlineError: the metadata was not read within ``token_deadline``.
         :raises requests.RequestException: the network failed.
         """
-        return self._token_endpoint(self._monotonic() + self.token_deadline).token_url
+        return self._endpoints.resolve(self._monotonic() + self.token_deadline).token_url
 
     @property
     def dpop(self) -> DPoPProver | None:
@@ -422,49 +468,9 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
     @token.setter
     def token(self, value: OAuthToken | Mapping[str, Any] | None) -> None:
         if value is None:
-            with self._lock:
-                self._current = None
+            self._drop()
             return
         self._adopt(coerce_token(value, "token", ConfigurationError, self._clock), notify=False)
-
-    def get_token(self) -> OAuthToken:
-        """Return a usable token, obtaining one if needed. This is what the adapter calls.
-
-        Fast path: a valid token is returned without locking. In its renewal window a
-        background renewal is started and the still-valid token returned. Without a usable
-        token, the calling thread fetches (or calls the provider) and every other thread
-        that needs a token meanwhile waits for that one result. During the failure backoff
-        the last error is raised at once, marked as a repeat.
-        """
-        current = self._current
-        if current is not None:
-            now = self._monotonic()
-            expire_at = current.expire_at
-            if expire_at is None or now < expire_at:  # current.usable(now), inlined
-                if current.renew_at is not None and now >= current.renew_at:
-                    self._refresh_ahead(current, now)
-                return current.token
-        return self._await_token()
-
-    def usable_token(self) -> OAuthToken | None:
-        """Return the token in use if it is usable now, else ``None``; never waits, never fetches.
-
-        The fast path of :meth:`get_token` without its fallback: no lock, no I/O, so an
-        event loop may call it (the httpx front end's warm path, DESIGN item 37). In the
-        renewal window it starts the background renewal as :meth:`get_token` does (a
-        thread start, once per window). ``None`` means: call :meth:`get_token`, from a
-        thread that may block.
-        """
-        current = self._current
-        if current is None:
-            return None
-        now = self._monotonic()
-        expire_at = current.expire_at
-        if expire_at is not None and now >= expire_at:
-            return None
-        if current.renew_at is not None and now >= current.renew_at:
-            self._refresh_ahead(current, now)
-        return current.token
 
     def fetch_token(self, **extra_params: str) -> OAuthToken:
         """Request a new token from the token endpoint now, adopt it and return it.
@@ -474,7 +480,7 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
         for nor joins another fetch in progress.
         """
         deadline = self._monotonic() + self.token_deadline
-        token = self._token_endpoint(deadline).request_token(extra_params, deadline=deadline)
+        token = self._endpoints.resolve(deadline).request_token(extra_params, deadline=deadline)
         self._adopt(token, notify=True)
         return token
 
@@ -503,12 +509,8 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
         Returns whether it was current. Concurrent calls for the same token retire it
         once, so they cause a single new fetch.
         """
-        with self._lock:
-            current = self._current
-            if current is None or current.token.access_token != token.access_token:
-                return False
-            self._current = None
-            self._retired = token.access_token
+        if not self._retire(token):
+            return False
         log.info("token %s retired after the resource server rejected it", token.fingerprint)
         self._telemetry.rejection()
         return True
@@ -517,93 +519,6 @@ class ClientCredentialsManager(ProcessStateMixin, RenewalMixin, SharingMixin, To
         """Release the token session if the manager created it."""
         if self._endpoint is not None:
             self._endpoint.close()
-
-    # -- internals ---------------------------------------------------------------------
-
-    def _deadlines(self, token: OAuthToken) -> _Current:
-        # A token_provider's token is not renewed ahead: the provider decides when to fetch.
-        refresh_ahead = self.refresh_ahead if self.token_provider is None else 0.0
-        return hold(
-            token, clock_skew=self.clock_skew, refresh_ahead=refresh_ahead,
-            clock=self._clock, monotonic=self._monotonic,
-        )
-
-    def _adopt(self, token: OAuthToken, *, notify: bool, flight: _Flight | None = None) -> None:
-        current = self._deadlines(token)
-        with self._lock:
-            stale = flight is not None and self._flights.is_stale(flight)
-            if not stale:
-                previous = self._last_token
-                self._current = current
-                self._last_token = token
-                if token.access_token != self._retired:
-                    self._retired = None
-                self._flights.landed(flight)
-        if flight is not None:
-            flight.finish(token, None)  # its leader gets the token it waited for, even a late one
-        if stale:
-            # It outlived token_deadline, and a newer token was obtained meanwhile: that one
-            # stays in use.
-            log.debug("token %s arrived after token_deadline; the newer token stays", token.fingerprint)
-            return
-        changed = previous is None or previous.access_token != token.access_token
-        if changed:
-            log.debug("token %s adopted (expiry %s)", token.fingerprint, token.expiry)
-        if notify and changed and self.on_token_update is not None:
-            try:
-                self.on_token_update(token)
-            except Exception:
-                log.exception("on_token_update raised; the new token is used anyway")
-
-    def _await_token(self) -> OAuthToken:
-        held = self._held_while_failing()
-        if held is not None:
-            return held
-        try:
-            return self._flights.get(
-                self._usable_token,
-                self._run,
-                waited=self._telemetry.waited,
-                recheck=self._peek_store if self._shared is not None else None,
-            )
-        except requests.RequestException:
-            # The fetch that just found the token endpoint failing: a token that has not
-            # really expired yet still serves (DESIGN item 28).
-            held = self._held_while_failing()
-            if held is None:
-                raise
-            return held
-
-    def _held_while_failing(self) -> OAuthToken | None:
-        """The held token while the token endpoint fails and the token's real expiry is ahead (item 28).
-
-        Past its ``clock_skew`` margin but not its expiry, it is handed out, and a renewal
-        is tried in the background when the backoff allows, as in its renewal window.
-        Only the slow path (the token's margin reached) comes here.
-        """
-        current = self._current
-        if current is None or not self._backoff.failing:
-            return None
-        now = self._monotonic()
-        if not current.unexpired(now):
-            return None
-        self._refresh_ahead(current, now)
-        return current.token
-
-    def _usable_token(self, now: float) -> OAuthToken | None:
-        current = self._current
-        return current.token if current is not None and current.usable(now) else None
-
-    def _run(self, flight: _Flight, *, background: bool = False) -> None:
-        deadline = flight.deadline
-        # A probe of an endpoint known to be failing is one HTTP request (DESIGN item 27).
-        retries = not self._backoff.failing
-        result = self._flights.lead(
-            flight, lambda: self._obtain_shared(deadline, retries=retries), background=background
-        )
-        if result is not None:
-            token, obtained_here = result
-            self._adopt(token, notify=obtained_here, flight=flight)
 
     def __repr__(self) -> str:
         token = self.token

@@ -296,22 +296,26 @@ class SingleFlight:
     def get(
         self,
         held: Callable[[float], OAuthToken | None],
-        run: Callable[[_Flight], None],
+        obtain: Callable[[_Flight], Callable[[], _T]],
+        adopt: Callable[[_T, _Flight], None],
         *,
         waited: Callable[[float], None],
         recheck: Callable[[], OAuthToken | None] | None = None,
     ) -> OAuthToken:
         """Return the usable token held, or else lead or join a flight and return its token.
 
-        The caller that finds no usable token and no flight leads a new one: it calls
-        ``run(flight)`` and returns the flight's token (or raises its error). A caller that
+        The caller that finds no usable token and no flight leads a new one: it runs
+        ``obtain(flight)()`` (see :meth:`lead`), has ``adopt`` take its result, and returns
+        the flight's token (or raises its error). A caller that
         finds a flight in progress waits for it (see :meth:`wait`); when that flight's
         leader was interrupted (DESIGN item 21) it starts over, up to
         :data:`MAX_INTERRUPTED` times.
 
         :param held: called under the lock with the ``monotonic`` time: the token held if
             it is usable then, else ``None``.
-        :param run: the leader's part: obtains the token and adopts it (see :meth:`lead`).
+        :param obtain: returns, for the flight about to be led, what obtains its token (the
+            next token source, asked with the flight's deadline).
+        :param adopt: takes what ``obtain`` returned, for the flight: ends it (see :meth:`lead`).
         :param waited: told the seconds a caller waited for a flight: every caller that led
             or joined one (not one that got a usable token, or the last error at once).
         :param recheck: asked, without the lock, by a caller about to get the last error
@@ -344,7 +348,9 @@ class SingleFlight:
                 # The leader waits for its own token request: that is a wait too (DESIGN
                 # item 34), whether it ends in a token or an error.
                 try:
-                    run(flight)
+                    result = self.lead(flight, obtain(flight), background=False)
+                    if result is not None:
+                        adopt(result, flight)
                     return self.wait(flight, leader=True)
                 finally:
                     waited(self._monotonic() - now)

@@ -157,7 +157,7 @@ def test_a_forked_child_jitters_its_store_backoff_on_its_own(clock: FakeClock, t
 
     store = FileTokenStore(tmp_path / "tokens.json", clock=clock)
     manager = ClientCredentialsManager(**manager_kwargs(clock, requests_mock.Adapter(), token_store=store))
-    shared = manager._shared
+    shared = manager._store.shared  # type: ignore[union-attr]
     assert shared is not None
     state = shared._backoff._random.getstate()
     # The store step registers its own reset with the fork registry, which a forked child runs.

@@ -154,7 +154,7 @@ def test_callers_do_not_wait_for_another_process_probing_a_failing_endpoint(tmp_
     endpoint = Endpoint()
     store = FileTokenStore(tmp_path / "tokens.json", clock=clock)
     [manager] = fleet(clock, endpoint, store, n=1)
-    key = manager._shared.key  # type: ignore[union-attr]
+    key = manager._store.shared.key  # type: ignore[union-attr]
     outage = Outage(next_probe=clock.now - 0.1, failed_at=clock.now - 1.1, error="E: HTTP 503")
     store.write_outage(key, outage)
     assert store.acquire_lease(key) is not None  # another process is probing right now
@@ -171,7 +171,7 @@ def test_a_process_that_finds_the_fleet_failing_probes_with_one_request(tmp_path
     manager = ClientCredentialsManager(
         **manager_kwargs(clock, endpoint.adapter, token_store=store, max_retries=2)
     )
-    key = manager._shared.key  # type: ignore[union-attr]
+    key = manager._store.shared.key  # type: ignore[union-attr]
     store.write_outage(key, Outage(next_probe=clock.now, failed_at=clock.now - 1, error="E: HTTP 503"))
     with pytest.raises(TokenResponseError):
         manager.get_token()  # this process never failed, but the fleet knows the endpoint fails
@@ -205,7 +205,7 @@ def test_a_stale_file_lease_a_day_ahead_is_taken_over_at_once(tmp_path: Path) ->
     manager = ClientCredentialsManager(
         **manager_kwargs(clock, endpoint.adapter, token_store=store, token_deadline=3)
     )
-    key = manager._shared.key  # type: ignore[union-attr]
+    key = manager._store.shared.key  # type: ignore[union-attr]
     stale = {"lease": {"holder": "x", "until": clock.now + 86400}}
     document = {"reqcc_token_store": 1, "entries": {key: stale}}
     (tmp_path / "tokens.json").write_text(json.dumps(document))
@@ -222,7 +222,7 @@ def test_a_dead_holders_lease_is_waited_for_half_the_deadline_at_most(tmp_path: 
     manager = ClientCredentialsManager(
         **manager_kwargs(clock, endpoint.adapter, token_store=store, token_deadline=3)
     )
-    key = manager._shared.key  # type: ignore[union-attr]
+    key = manager._store.shared.key  # type: ignore[union-attr]
     assert store.acquire_lease(key) is not None  # a holder that died: 10 s left on its lease
     start = clock.now
     token = manager.get_token()
@@ -373,7 +373,7 @@ def test_the_failure_told_to_the_fleet_carries_no_secret(tmp_path: Path) -> None
     )
     with pytest.raises(TokenRequestError):
         manager.get_token()
-    outage = store.read_outage(manager._shared.key)  # type: ignore[union-attr]
+    outage = store.read_outage(manager._store.shared.key)  # type: ignore[union-attr]
     assert outage is not None and outage.error == "TokenRequestError: identity service refused secret ***"
     assert secret not in (tmp_path / "tokens.json").read_text()
 

@@ -26,7 +26,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-import reqcc.renewal as renewal_module
+import reqcc.reusing as reusing_module
 import reqcc.single_flight as single_flight_module
 from reqcc import (
     ClientCredentialsManager,
@@ -1117,7 +1117,7 @@ def test_a_renewal_thread_that_cannot_start_does_not_wedge_the_manager(
         def start(self) -> None:
             raise RuntimeError("can't create new thread at interpreter shutdown")
 
-    monkeypatch.setattr(renewal_module.threading, "Thread", NoThreads)
+    monkeypatch.setattr(reusing_module.threading, "Thread", NoThreads)
     mono.advance(90)
     assert manager.get_token() is first  # the caller still gets the valid token
     monkeypatch.undo()

@@ -137,9 +137,9 @@ def test_key_never_contains_the_secret() -> None:
 def test_managers_of_different_clients_use_different_keys(server: TokenServer, tmp_path: Path) -> None:
     store = FileTokenStore(tmp_path / "tokens.json")
     a = manager(server, store)
-    assert manager(server, store)._shared is not None
+    assert manager(server, store)._store.shared is not None  # type: ignore[union-attr]
     keys = {
-        m._shared.key  # type: ignore[union-attr]
+        m._store.shared.key  # type: ignore[union-attr]
         for m in (
             a,
             manager(server, store, client_id="client-2"),
@@ -150,7 +150,8 @@ def test_managers_of_different_clients_use_different_keys(server: TokenServer, t
         )
     }
     assert len(keys) == 6
-    assert manager(server, store, scopes=["orders.read", "books.read"])._shared.key == a._shared.key  # type: ignore[union-attr]
+    reordered = manager(server, store, scopes=["orders.read", "books.read"])
+    assert reordered._store.shared.key == a._store.shared.key  # type: ignore[union-attr]
 
 
 def test_token_store_must_implement_the_protocol(server: TokenServer) -> None:
@@ -627,7 +628,7 @@ def test_provider_result_is_checked_before_it_is_stored(server: TokenServer, tmp
     a = manager(server, store, token_provider=lambda last, m: expired)
     with pytest.raises(TokenProviderError, match="expired"):
         a.get_token()
-    assert store.read(a._shared.key) is None  # type: ignore[union-attr]
+    assert store.read(a._store.shared.key) is None  # type: ignore[union-attr]
 
 
 # -- many processes ------------------------------------------------------------------------
@@ -698,10 +699,10 @@ def test_waiter_takes_over_a_lease_its_live_holder_never_releases(
 ) -> None:
     store = FileTokenStore(tmp_path / "t.json", lease_timeout=0.3, poll_interval=0.02)
     m = manager(server, store)
-    assert store.acquire_lease(m._shared.key) is not None  # type: ignore[union-attr]  # a stuck holder
+    assert store.acquire_lease(m._store.shared.key) is not None  # type: ignore[union-attr]  # a stuck holder
     token = m.get_token()
     assert server.token_requests == 1
-    assert store.read(m._shared.key) == token  # type: ignore[union-attr]
+    assert store.read(m._store.shared.key) == token  # type: ignore[union-attr]
 
 
 # -- black box: what a session does with odd entries of a file store (DESIGN item 32) ---------

@@ -205,7 +205,7 @@ def test_token_under_another_key_and_expired_token(
     assert ours != theirs and server.token_requests == 2
     assert manager(server, store, client_id="another").get_token() == theirs
     # An expired token left in the store (say, by a process with a wrong clock) is replaced.
-    key = manager(server, store)._shared.key  # type: ignore[union-attr]
+    key = manager(server, store)._store.shared.key  # type: ignore[union-attr]
     redis.Redis.from_url(redis_server.url).set(
         f"{prefix}token:{key}", json.dumps({"access_token": "stale", "expiry": time.time() - 5})
     )

@@ -35,9 +35,10 @@ LAYERS: list[set[str]] = [
     {"reqcc.discovery"},
     {"reqcc.discovered"},
     {
-        "reqcc.config", "reqcc.single_flight", "reqcc.provider", "reqcc.cooldown", "reqcc.validity",
-        "reqcc.process_state", "reqcc.renewal", "reqcc.sharing", "reqcc.token_source",
+        "reqcc.config", "reqcc.provider", "reqcc.cooldown", "reqcc.validity", "reqcc.token_source",
+        "reqcc.store_source",
     },
+    {"reqcc.single_flight", "reqcc.reusing"},
     {"reqcc.manager"},
     {"reqcc.policy", "reqcc.async_token"},
     {"reqcc.adapter", "reqcc._untokened"},
