@@ -34,7 +34,10 @@ def test_readme_commands_come_first() -> None:
     first_block = re.search(r"\.\. code-block:: sh\n\n((?:    .*\n)+)", readme())
     assert first_block is not None
     commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
-    assert commands == ["python -m pip install '.[dpop,httpx]' && reqcc demo", "python -m pip install tox && tox"]
+    assert commands == [
+        "python -m pip install '.[dpop,httpx]' && reqcc demo",
+        "python -m pip install tox && tox",
+    ]
     assert readme().index(first_block.group(0)) < readme().index("Quick start")
 
 
