@@ -393,7 +393,7 @@ def test_the_remembered_origins_are_bounded(clock: FakeClock) -> None:
     adapter = ClientCredentialsAdapter(api, **manager_kwargs(clock, auth))
     for port in range(1000, 1300):
         assert adapter.send(_by_hand(f"http://127.0.0.1:{port}/")).status_code == 200
-    assert 0 < len(adapter._secure_origins) <= 64
+    assert 0 < len(adapter._policy._secure) <= 64
     with pytest.raises(InsecureTransportError):
         adapter.send(_by_hand("http://evil.example/"))
 
