@@ -1,7 +1,14 @@
 """The transport adapter: attaches the manager's bearer token to the requests it serves.
 
 It wraps an inner transport adapter (a plain ``HTTPAdapter`` by default) and knows
-nothing of how tokens are obtained: it asks its manager.
+nothing of how tokens are obtained: it asks its manager. What to do with a request and
+its answers is :mod:`reqcc.policy`'s (DESIGN item 36): the adapter sends what the policy
+says and does the requests-specific part (the copy that carries the token, the redirect
+guard, rewinding a body and letting go of an answer before a replay, exceptions that carry
+the caller's request). Only the warm path of a Bearer token is inline: the policy's check
+(:meth:`~reqcc.policy.RequestPolicy.admit`, cached per origin), one copy, one send; a 401
+enters the policy's :meth:`~reqcc.policy.RequestPolicy.answered`, a DPoP token its
+:meth:`~reqcc.policy.RequestPolicy.present`.
 """
 
 from __future__ import annotations
@@ -97,6 +104,9 @@ class ClientCredentialsAdapter(BaseAdapter):
     A DPoP token (a manager with ``dpop=True`` or ``dpop_key=``) is sent as
     ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof for each request, replay and
     redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
+
+    These rules, but for the redirect hops and the copy, are :class:`reqcc.policy.RequestPolicy`'s,
+    the same code as the httpx front end's (see :mod:`reqcc.adapter`).
     """
 
     @passes_keywords(ClientCredentialsManager)
@@ -200,15 +210,17 @@ class ClientCredentialsAdapter(BaseAdapter):
             if response is not None:  # the flow goes on: that answer is not the one returned
                 _discard(response)
                 response = None
+            answer: OAuthToken | PolicyResponse
             if isinstance(step, Obtain):
-                step = flow.send(self.manager.get_token())
-                continue
-            response = self._send(step, request, options)
+                answer = self.manager.get_token()
+            else:
+                response = self._send(step, request, options)
+                answer = (response.status_code, response.headers)
             try:
-                step = flow.send((response.status_code, response.headers))
+                step = flow.send(answer)
             except StopIteration:
-                return response
-        assert response is not None, "the request policy ended without sending"
+                step = None
+        assert response is not None, "the request policy ended on a token, not an answer"
         return response
 
     def _send(
