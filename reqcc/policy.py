@@ -11,7 +11,13 @@ an async front end drive the same code (and tests drive it with ``next``/``send`
   credential a reqcc flow set earlier removed), and receives the response's
   ``(status, headers)``. A second :class:`Send` is a replay of the same request.
 
-The rules, as the requests adapter applies them: an ``Authorization`` header the caller
+Front ends that do part of the work themselves enter it later: :meth:`RequestPolicy.present`
+starts from a token in hand (after :meth:`RequestPolicy.admit`, the https/loopback/proxy
+check), :meth:`RequestPolicy.answered` from a token sent and the answer that came back.
+The requests adapter sends a Bearer token on its measured warm path itself and enters
+``answered`` on a 401, ``present`` for a DPoP token; the httpx front end drives ``flow``.
+
+The rules, for every front end: an ``Authorization`` header the caller
 set wins (sent untouched); a request outside ``base_url`` goes without a token; a token
 goes only over https or plain http to loopback with no proxy applying (item 10, 18); a
 Bearer token as ``Authorization: Bearer``, a DPoP token with a fresh proof carrying
