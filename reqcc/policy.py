@@ -162,7 +162,9 @@ class RequestPolicy:
         self.admit(url, proxies)
         token = yield OBTAIN
         assert isinstance(token, OAuthToken)
-        yield from self.present(method, url, token, replayable=replayable)
+        answer = yield self._credential(method, url, token)  # present(), without a generator more
+        assert isinstance(answer, tuple)
+        yield from self.answered(method, url, token, answer, replayable=replayable)
 
     def present(self, method: str, url: str, token: OAuthToken, *, replayable: Replayable = True) -> _Flow:
         """Return the rest of :meth:`flow` from "send the request with ``token``" on.
@@ -183,7 +185,11 @@ class RequestPolicy:
         warm path, with the :class:`Send` :meth:`present` would have yielded): it yields
         the steps of the replays, if any (none for most answers: the generator just ends).
         """
-        status, headers = yield from self._nonce_replay(method, url, token, answer, replayable)
+        if token.token_type != "Bearer":
+            nonce = self._demanded_nonce(url, token, answer, replayable)
+            if nonce is not None:
+                answer = yield from self._nonce_replay(method, url, token, nonce)
+        status, headers = answer
         if status != 401 or not rejects_token(status, _header(headers, "WWW-Authenticate")):
             return
         cooldown = self.manager.rejection_cooldown
@@ -203,7 +209,10 @@ class RequestPolicy:
         assert isinstance(fresh, OAuthToken)
         replayed = yield self._credential(method, url, fresh)
         assert isinstance(replayed, tuple)
-        status, headers = yield from self._nonce_replay(method, url, fresh, replayed, replayable)
+        nonce = self._demanded_nonce(url, fresh, replayed, replayable)
+        if nonce is not None:
+            replayed = yield from self._nonce_replay(method, url, fresh, nonce)
+        status, headers = replayed
         if fresh.access_token != token.access_token:
             # A fresh token refused too: not the token's fault (the endpoint cools down, and
             # a few such endpoints in a row cool their origin down, DESIGN items 19, 34).
@@ -254,31 +263,41 @@ class RequestPolicy:
         dpop.authorize(headers, method, url, token.access_token, nonce=nonce)
         return Send(headers, token)
 
-    def _nonce_replay(
-        self, method: str, url: str, token: OAuthToken, answer: Response, replayable: Replayable
-    ) -> Generator[Step, OAuthToken | Response, Response]:
-        """After a DPoP token's answer: note its nonce, replay once if it demands one; return the last answer.
+    def _demanded_nonce(
+        self, url: str, token: OAuthToken, answer: Response, replayable: Replayable
+    ) -> str | None:
+        """Note the nonce of a DPoP token's answer; return it when the answer wants a replay with it.
 
         RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
         request with a proof carrying the nonce of its ``DPoP-Nonce`` header; that is not the
         token's fault. The replay signs with the nonce of that answer itself, not the
         store's latest (another thread's answer may have put another one there meanwhile).
+        ``None`` also when the body cannot be sent again. (A plain function, not a
+        generator: most answers want no replay.)
         """
         dpop = self.manager.dpop
         if token.token_type == "Bearer" or dpop is None:
-            return answer
-        status, response_headers = answer
-        nonce = dpop.update(url, response_headers)
+            return None
+        status, headers = answer
+        nonce = dpop.update(url, headers)
         if (
             nonce is not None
-            and resource_demands_nonce(status, _header(response_headers, "WWW-Authenticate"))
+            and resource_demands_nonce(status, _header(headers, "WWW-Authenticate"))
             and _can_replay(replayable)
         ):
-            log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
-            answer_ = yield self._credential(method, url, token, nonce)
-            assert isinstance(answer_, tuple)
-            dpop.update(url, answer_[1])
-            return answer_
+            return nonce
+        return None
+
+    def _nonce_replay(
+        self, method: str, url: str, token: OAuthToken, nonce: str
+    ) -> Generator[Step, OAuthToken | Response, Response]:
+        """Replay once with a DPoP proof carrying ``nonce``; note the answer's nonce; return the answer."""
+        log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
+        answer = yield self._credential(method, url, token, nonce)
+        assert isinstance(answer, tuple)
+        dpop = self.manager.dpop
+        if dpop is not None:
+            dpop.update(url, answer[1])
         return answer
 
 
