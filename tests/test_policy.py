@@ -402,6 +402,27 @@ def test_answered_with_a_dpop_token_notes_the_nonce_and_replays_with_it(
     assert finished(flow, (200, {}))
 
 
+def test_the_fresh_dpop_token_of_a_replay_gets_its_nonce_replay_too(
+    dpop_manager: ClientCredentialsManager,
+) -> None:
+    # 401 invalid_token -> retire -> the fresh token's send is asked for a nonce -> one
+    # replay with it; the endpoint accepted the fresh token: no cool-down.
+    rewind = Rewinds(True)
+    flow = RequestPolicy(dpop_manager).flow("GET", API + "orders", replayable=rewind)
+    next(flow)
+    flow.send(dpop_manager.get_token())
+    assert flow.send((401, {"WWW-Authenticate": 'DPoP error="invalid_token"'})) is OBTAIN
+    dpop_manager.token = token("dtok-2", "DPoP")
+    first = expect_send(flow.send(dpop_manager.get_token()))
+    assert first["Authorization"] == "DPoP dtok-2" and "nonce" not in unverified_claims(first["DPoP"])
+    replay = expect_send(flow.send((401, {**NONCE_CHALLENGE, "DPoP-Nonce": "n-7"})))
+    assert replay["Authorization"] == "DPoP dtok-2"
+    assert unverified_claims(replay["DPoP"])["nonce"] == "n-7"
+    assert finished(flow, (200, {}))
+    assert rewind.calls == 2  # before each of the two replays
+    assert not dpop_manager.rejection_cooldown.active(f"GET {API}orders")
+
+
 def test_admit_returns_the_origin_prefix_it_found_fit(manager: ClientCredentialsManager) -> None:
     policy = RequestPolicy(manager)
     assert policy.admit(API + "books?x=1") == ("https://api.example.com/",)
