@@ -1,13 +1,20 @@
 """The transport adapter: attaches the manager's bearer token to the requests it serves.
 
 It wraps an inner transport adapter (a plain ``HTTPAdapter`` by default) and knows
-nothing of how tokens are obtained: it asks its manager.
+nothing of how tokens are obtained: it asks its manager. What to do with a request and
+its answers is :mod:`reqcc.policy`'s (DESIGN item 36): the adapter sends what the policy
+says and does the requests-specific part (the copy that carries the token, the redirect
+guard, rewinding a body and letting go of an answer before a replay, exceptions that carry
+the caller's request). Only the warm path of a Bearer token is inline: the policy's check
+(:meth:`~reqcc.policy.RequestPolicy.admit`, cached per origin), one copy, one send; a 401
+enters the policy's :meth:`~reqcc.policy.RequestPolicy.answered`, a DPoP token its
+:meth:`~reqcc.policy.RequestPolicy.present`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -17,14 +24,14 @@ from requests.structures import CaseInsensitiveDict
 from ._body import read_capped
 from ._keywords import passes_keywords
 from ._log import log
-from ._urls import NO_TOKEN_ATTRIBUTE, origin, require_no_cleartext_proxy, require_secure_url
-from .challenges import error_code
+from ._urls import NO_TOKEN_ATTRIBUTE, origin
 from .cooldown import REJECTION_COOLDOWN as REJECTION_COOLDOWN
 from .cooldown import REJECTION_COOLDOWN_SIZE as REJECTION_COOLDOWN_SIZE
 from .cooldown import RejectionCooldown as RejectionCooldown
-from .dpop import resource_demands_nonce
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
+from .policy import Obtain, RequestPolicy, Send, Step
+from .policy import Response as PolicyResponse
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack from Python 3.11
@@ -33,9 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientCredentialsAdapter", "NO_TOKEN_ATTRIBUTE"]
 
-#: How many origins an adapter remembers as fit to carry a token (then it starts afresh).
-_MAX_SECURE_ORIGINS = 64
-_TOKEN_REQUEST = "a request carrying a bearer token"
 # Globals, so that the warm path looks up no attribute of a class to make a copy.
 _PreparedRequest = requests.PreparedRequest
 _new = object.__new__
@@ -52,34 +56,32 @@ DISCARD_LIMIT = 64 * 1024
 DISCARD_SECONDS = 2.0
 
 
-def token_rejected(response: requests.Response) -> bool:
-    """Return whether a 401 says the bearer token itself is bad (RFC 6750 §3.1).
+class _Rewind:
+    """The ``replayable`` of a request's policy flow: makes ``request``'s body ready to send again.
 
-    True when ``WWW-Authenticate`` is absent or carries ``error="invalid_token"`` (read
-    within bounds: :func:`reqcc.challenges.error_code`).
+    Called just before a replay; returns False when the body cannot be replayed (a stream
+    read once, a file that cannot seek back to where it started).
     """
-    if response.status_code != 401:
-        return False
-    challenge = response.headers.get("WWW-Authenticate")
-    if not challenge:
-        return True
-    return error_code(challenge) == "invalid_token"
 
+    __slots__ = ("request",)
 
-def _rewind(request: requests.PreparedRequest) -> bool:
-    """Make ``request``'s body ready to send again; return False if it cannot be replayed."""
-    body = request.body
-    if body is None or isinstance(body, (bytes, str)):
+    def __init__(self, request: requests.PreparedRequest) -> None:
+        self.request = request
+
+    def __call__(self) -> bool:
+        request = self.request
+        body = request.body
+        if body is None or isinstance(body, (bytes, str)):
+            return True
+        position = getattr(request, "_body_position", None)
+        seek = getattr(body, "seek", None)
+        if seek is None or not isinstance(position, int):
+            return False
+        try:
+            seek(position)
+        except (OSError, ValueError):
+            return False
         return True
-    position = getattr(request, "_body_position", None)
-    seek = getattr(body, "seek", None)
-    if seek is None or not isinstance(position, int):
-        return False
-    try:
-        seek(position)
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 class ClientCredentialsAdapter(BaseAdapter):
@@ -102,6 +104,9 @@ class ClientCredentialsAdapter(BaseAdapter):
     A DPoP token (a manager with ``dpop=True`` or ``dpop_key=``) is sent as
     ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof for each request, replay and
     redirect hop it is sent with; a 401 asking for a DPoP nonce is replayed once with it.
+
+    These rules, but for the redirect hops and the copy, are :class:`reqcc.policy.RequestPolicy`'s,
+    the same code as the httpx front end's (see :mod:`reqcc.adapter`).
     """
 
     @passes_keywords(ClientCredentialsManager)
@@ -121,9 +126,11 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
-        # The "scheme://host:port" of the URLs already found fit to carry a token.
-        self._secure_origins: dict[str, bool] = {}
-        # The last of them to be used, with the "/" after it: the one send() checks first.
+        # The request policy (DESIGN item 36); this adapter sends what it says, and inlines
+        # only the warm path of a Bearer token (one copy, one send).
+        self._policy = RequestPolicy(self.manager)
+        # The "scheme://host:port/" of the last URL the policy admitted: send() asks the
+        # policy again only for a URL that does not start with it (or when proxies apply).
         self._secure_prefix: tuple[str, ...] = ()
 
     def send(
@@ -163,107 +170,13 @@ class ClientCredentialsAdapter(BaseAdapter):
                 return self.inner.send(
                     request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
                 )
-        if not url.startswith(self._secure_prefix):  # see _require_secure
-            self._require_secure(url)
-        if proxies:
-            require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
+        if proxies or not url.startswith(self._secure_prefix):  # see RequestPolicy.admit
+            self._secure_prefix = self._policy.admit(url, proxies)
         token = self.manager.get_token()
-        if token.token_type == "Bearer":  # the warm path, inlined: one copy, one send
-            try:  # free unless raised (Python 3.11's zero-cost exceptions)
-                response = self.inner.send(
-                    _copy(request, f"Bearer {token.access_token}"),
-                    stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
-                )
-            except requests.RequestException as exc:
-                _hand_back(exc, request)
-                raise
-            response.request = request
-        else:
-            response = self._send_with(token, request, stream, timeout, verify, cert, proxies)
-        if response.status_code == 401 and token_rejected(response):
-            response = self._rejected(token, request, response, (stream, timeout, verify, cert, proxies))
-        return response
-
-    def _rejected(
-        self,
-        token: OAuthToken,
-        request: requests.PreparedRequest,
-        response: requests.Response,
-        options: tuple[Any, Any, Any, Any, Any],
-    ) -> requests.Response:
-        """A 401 says ``token`` is bad: retire it and replay once, unless the endpoint cools down.
-
-        When the replay with a freshly fetched token is refused too, the endpoint enters the
-        401 cool-down (:class:`RejectionCooldown`): its 401s retire no token meanwhile; a few
-        such endpoints in a row cool their whole origin down. The cool-down is the
-        manager's, shared by every adapter that uses it.
-        """
-        cooldown = self.manager.rejection_cooldown
-        endpoint = cooldown.key(request)
-        if cooldown.active(endpoint):
-            log.debug("401 from %s, in its cool-down: token %s stays in use", endpoint, token.fingerprint)
-            return response
-        retired = self.manager.invalidate(token)
-        if not _rewind(request):
-            log.info("401 for token %s; the body cannot be replayed: returning the 401", token.fingerprint)
-            return response
-        log.info(
-            "401 for token %s%s; replaying the request once with a fresh token",
-            token.fingerprint, "" if retired else " (already replaced)",
-        )
-        _discard(response)
-        fresh = self.manager.get_token()
-        response = self._send_with(fresh, request, *options)
-        if fresh.access_token != token.access_token:
-            if response.status_code == 401 and token_rejected(response):
-                cooldown.start(endpoint)
-            else:
-                cooldown.accepted(endpoint)
-        return response
-
-    def _require_secure(self, url: str) -> None:
-        """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
-
-        Decided once per origin. In a URL that starts with ``http://`` or ``https://``
-        (as every URL requests prepares does) the first ``/`` from index 8 on ends the
-        host, or comes after a ``?`` or ``#`` that ended it earlier: the text before that
-        slash fixes the scheme and the host the rule reads, and is the key of the
-        decision. Only such origins found secure are remembered, at most
-        ``_MAX_SECURE_ORIGINS`` of them; anything else is decided on the whole URL every
-        time. The last remembered origin used, with its ``/``, is ``_secure_prefix``:
-        ``send`` calls this only for a URL that does not start with it. (A URL starts
-        with ``key + "/"`` exactly when its first ``/`` from index 8 on ends ``key``,
-        since a key holds no ``/`` from index 8 on.)
-        """
-        end = url.find("/", 8)
-        key = url[:end] if end >= 0 and url.startswith(("https://", "http://")) else None
-        secure = self._secure_origins
-        if key is None or key not in secure:
-            require_secure_url(url, _TOKEN_REQUEST)
-            if key is None:
-                return
-            if len(secure) >= _MAX_SECURE_ORIGINS:
-                secure.clear()
-            secure[key] = True
-        self._secure_prefix = (key + "/",)
-
-    def _send_with(
-        self,
-        token: OAuthToken,
-        request: requests.PreparedRequest,
-        stream: bool,
-        timeout: Any,
-        verify: bool | str,
-        cert: Any,
-        proxies: Mapping[str, str] | None,
-    ) -> requests.Response:
-        """Send a copy of ``request`` that presents ``token``; return the response to ``request``."""
         if token.token_type != "Bearer":
-            kwargs = {
-                "stream": stream, "timeout": timeout, "verify": verify, "cert": cert, "proxies": proxies,
-            }
-            return self._send_dpop(token, request, _copy(request), kwargs)
-        try:
+            flow = self._policy.present(request.method or "GET", url, token, replayable=_Rewind(request))
+            return self._drive(flow, request, None, (stream, timeout, verify, cert, proxies))
+        try:  # the warm path, inlined: one copy, one send (free unless raised: zero-cost exceptions)
             response = self.inner.send(
                 _copy(request, f"Bearer {token.access_token}"),
                 stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies,
@@ -272,49 +185,60 @@ class ClientCredentialsAdapter(BaseAdapter):
             _hand_back(exc, request)
             raise
         response.request = request
+        if response.status_code == 401:
+            flow = self._policy.answered(
+                request.method or "GET", url, token, (401, response.headers), replayable=_Rewind(request)
+            )
+            return self._drive(flow, request, response, (stream, timeout, verify, cert, proxies))
         return response
 
-    def _send_dpop(
+    def _drive(
         self,
-        token: OAuthToken,
+        flow: Generator[Step, OAuthToken | PolicyResponse, None],
         request: requests.PreparedRequest,
-        outgoing: requests.PreparedRequest,
-        kwargs: dict[str, Any],
+        response: requests.Response | None,
+        options: tuple[Any, Any, Any, Any, Any],
     ) -> requests.Response:
-        """Send with a DPoP token: a fresh proof each time; one replay when asked for a nonce.
+        """Run the request policy's ``flow`` to its end; return the last response (to ``request``).
 
-        RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
-        request with a proof carrying the nonce of its ``DPoP-Nonce`` header. That is not
-        the token's fault: it is not retired. Every answer's ``DPoP-Nonce`` is remembered;
-        the replay signs with the nonce of the 401 itself, not the store's latest (another
-        thread's answer may have put an older or a different one there meanwhile).
+        ``response`` is the answer the flow was entered with (or ``None``). Each :data:`OBTAIN`
+        gets the manager's token; each :class:`~reqcc.policy.Send` sends a copy of ``request``
+        with its headers. An answer the flow replays is let go of first (:func:`_discard`).
         """
-        manager = self.manager
-        manager.authorize(outgoing, token)  # raises if the manager has no DPoP key
+        step = next(flow, None)
+        while step is not None:
+            if response is not None:  # the flow goes on: that answer is not the one returned
+                _discard(response)
+                response = None
+            answer: OAuthToken | PolicyResponse
+            if isinstance(step, Obtain):
+                answer = self.manager.get_token()
+            else:
+                response = self._send(step, request, options)
+                answer = (response.status_code, response.headers)
+            try:
+                step = flow.send(answer)
+            except StopIteration:
+                step = None
+        assert response is not None, "the request policy ended on a token, not an answer"
+        return response
+
+    def _send(
+        self, step: Send, request: requests.PreparedRequest, options: tuple[Any, Any, Any, Any, Any]
+    ) -> requests.Response:
+        """Send a copy of ``request`` with the step's headers; return the response to ``request``."""
+        outgoing = _copy(request)
+        headers = outgoing.headers
+        for name, value in step.headers.items():
+            headers[name] = value
+        stream, timeout, verify, cert, proxies = options
         try:
-            response = self.inner.send(outgoing, **kwargs)
+            response = self.inner.send(
+                outgoing, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+            )
         except requests.RequestException as exc:
             _hand_back(exc, request)
             raise
-        dpop = manager.dpop
-        if dpop is None:
-            response.request = request
-            return response
-        url = outgoing.url or ""
-        nonce = dpop.update(url, response.headers)
-        if nonce is not None and resource_demands_nonce(
-            response.status_code, response.headers.get("WWW-Authenticate")
-        ) and _rewind(request):
-            log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
-            _discard(response)
-            outgoing = _copy(request)
-            dpop.authorize(outgoing.headers, outgoing.method or "GET", url, token.access_token, nonce=nonce)
-            try:
-                response = self.inner.send(outgoing, **kwargs)
-            except requests.RequestException as exc:
-                _hand_back(exc, request)
-                raise
-            dpop.update(url, response.headers)
         response.request = request
         return response
 

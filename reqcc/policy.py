@@ -11,7 +11,13 @@ an async front end drive the same code (and tests drive it with ``next``/``send`
   credential a reqcc flow set earlier removed), and receives the response's
   ``(status, headers)``. A second :class:`Send` is a replay of the same request.
 
-The rules, as the requests adapter applies them: an ``Authorization`` header the caller
+Front ends that do part of the work themselves enter it later: :meth:`RequestPolicy.present`
+starts from a token in hand (after :meth:`RequestPolicy.admit`, the https/loopback/proxy
+check), :meth:`RequestPolicy.answered` from a token sent and the answer that came back.
+The requests adapter sends a Bearer token on its measured warm path itself and enters
+``answered`` on a 401, ``present`` for a DPoP token; the httpx front end drives ``flow``.
+
+The rules, for every front end: an ``Authorization`` header the caller
 set wins (sent untouched); a request outside ``base_url`` goes without a token; a token
 goes only over https or plain http to loopback with no proxy applying (item 10, 18); a
 Bearer token as ``Authorization: Bearer``, a DPoP token with a fresh proof carrying
@@ -23,7 +29,7 @@ when the body can be replayed, unless the endpoint is in the manager's 401 cool-
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Final
 
 from ._log import log
@@ -34,7 +40,7 @@ from .errors import ConfigurationError
 from .manager import ClientCredentialsManager
 from .oauth_token import OAuthToken
 
-__all__ = ["OBTAIN", "Obtain", "RequestPolicy", "Response", "Send", "Step", "rejects_token"]
+__all__ = ["OBTAIN", "Obtain", "Replayable", "RequestPolicy", "Response", "Send", "Step", "rejects_token"]
 
 _TOKEN_REQUEST = "a request carrying a bearer token"
 #: How many origins a policy remembers as fit to carry a token (then it starts afresh).
@@ -80,6 +86,9 @@ Response = tuple[int, Mapping[str, str]]
 #: What the policy yields.
 Step = Obtain | Send
 _Flow = Generator[Step, OAuthToken | Response, None]
+#: Whether a request's body can be sent again: a bool, or a callable asked just before a
+#: replay that makes the body ready to send again and says whether it could.
+Replayable = bool | Callable[[], bool]
 
 #: The step "send it as it is".
 _UNTOUCHED: Final = Send({})
@@ -132,7 +141,7 @@ class RequestPolicy:
         url: str,
         *,
         explicit: bool = False,
-        replayable: bool = True,
+        replayable: Replayable = True,
         proxies: Mapping[str, str] | None = None,
     ) -> _Flow:
         """Return the generator for one request: yields :data:`OBTAIN` or :class:`Send` steps.
@@ -140,7 +149,9 @@ class RequestPolicy:
         :param method: the request's method.
         :param url: the request's URL.
         :param explicit: the request carries an ``Authorization`` header of the caller's.
-        :param replayable: its body can be sent again (for the replays).
+        :param replayable: its body can be sent again (for the replays); or a callable, asked
+            just before each replay, that makes the body ready to send again and returns
+            whether it could (the requests adapter rewinds a file body so).
         :param proxies: the proxies that may apply to it (``{"http": url, …}``), if known.
         :raises InsecureTransportError: (at the first ``next``) a token would go over plain
             http to a host other than loopback, or through a proxy in cleartext.
@@ -148,12 +159,37 @@ class RequestPolicy:
         if explicit or not self.covers(url):
             yield _UNTOUCHED
             return
-        self._require_secure(url)
-        if proxies:
-            require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
+        self.admit(url, proxies)
         token = yield OBTAIN
         assert isinstance(token, OAuthToken)
-        status, headers = yield from self._present(method, url, token, replayable)
+        answer = yield self._credential(method, url, token)  # present(), without a generator more
+        assert isinstance(answer, tuple)
+        yield from self.answered(method, url, token, answer, replayable=replayable)
+
+    def present(self, method: str, url: str, token: OAuthToken, *, replayable: Replayable = True) -> _Flow:
+        """Return the rest of :meth:`flow` from "send the request with ``token``" on.
+
+        For a front end that decided the request gets a token (:meth:`admit`) and obtained
+        ``token`` itself: the first step is the :class:`Send` presenting it.
+        """
+        answer = yield self._credential(method, url, token)
+        assert isinstance(answer, tuple)
+        yield from self.answered(method, url, token, answer, replayable=replayable)
+
+    def answered(
+        self, method: str, url: str, token: OAuthToken, answer: Response, *, replayable: Replayable = True
+    ) -> _Flow:
+        """Return the rest of :meth:`flow` from "the request went with ``token``; ``answer`` came back" on.
+
+        For a front end that sent the first request itself (the requests adapter's Bearer
+        warm path, with the :class:`Send` :meth:`present` would have yielded): it yields
+        the steps of the replays, if any (none for most answers: the generator just ends).
+        """
+        if token.token_type != "Bearer":
+            nonce = self._demanded_nonce(url, token, answer, replayable)
+            if nonce is not None:
+                answer = yield from self._nonce_replay(method, url, token, nonce)
+        status, headers = answer
         if status != 401 or not rejects_token(status, _header(headers, "WWW-Authenticate")):
             return
         cooldown = self.manager.rejection_cooldown
@@ -162,7 +198,7 @@ class RequestPolicy:
             log.debug("401 from %s, in its cool-down: token %s stays in use", endpoint, token.fingerprint)
             return
         retired = self.manager.invalidate(token)
-        if not replayable:
+        if not _can_replay(replayable):
             log.info("401 for token %s; the body cannot be replayed: returning the 401", token.fingerprint)
             return
         log.info(
@@ -171,7 +207,12 @@ class RequestPolicy:
         )
         fresh = yield OBTAIN
         assert isinstance(fresh, OAuthToken)
-        status, headers = yield from self._present(method, url, fresh, replayable)
+        replayed = yield self._credential(method, url, fresh)
+        assert isinstance(replayed, tuple)
+        nonce = self._demanded_nonce(url, fresh, replayed, replayable)
+        if nonce is not None:
+            replayed = yield from self._nonce_replay(method, url, fresh, nonce)
+        status, headers = replayed
         if fresh.access_token != token.access_token:
             # A fresh token refused too: not the token's fault (the endpoint cools down, and
             # a few such endpoints in a row cool their origin down, DESIGN items 19, 34).
@@ -180,33 +221,38 @@ class RequestPolicy:
             else:
                 cooldown.accepted(endpoint)
 
-    def _require_secure(self, url: str) -> None:
+    def admit(self, url: str, proxies: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
 
-        Decided once per origin text: in an ``http://`` or ``https://`` URL the first ``/``
-        from index 8 on ends the host (or comes after a ``?`` or ``#`` that ended it: the
-        text before it then holds the whole host, and the rule reads the same). At most
-        :data:`MAX_SECURE_ORIGINS` are remembered; any other URL is decided each time.
+        A token goes only over https, or plain http to loopback, and not through a proxy in
+        ``proxies`` that would see it in cleartext (DESIGN items 10, 18). Returns the
+        ``"scheme://host:port/"`` prefix of ``url`` in a tuple when its origin was found fit
+        (any URL that starts with it has the same scheme and host: a front end may skip
+        this call for such a URL, as long as no proxy applies), else an empty tuple.
+
+        The origin is decided once per origin text: in an ``http://`` or ``https://`` URL
+        the first ``/`` from index 8 on ends the host (or comes after a ``?`` or ``#`` that
+        ended it: the text before it then holds the whole host, and the rule reads the
+        same). At most :data:`MAX_SECURE_ORIGINS` are remembered; any other URL is decided
+        each time.
         """
         end = url.find("/", 8)
         key = url[:end] if end >= 0 and url[:8].lower().startswith(("https://", "http://")) else None
         secure = self._secure
-        if key is not None and key in secure:
-            return
-        require_secure_url(url, _TOKEN_REQUEST)
-        if key is not None:
-            if len(secure) >= MAX_SECURE_ORIGINS:
-                secure.clear()
-            secure.add(key)
+        if key is None or key not in secure:
+            require_secure_url(url, _TOKEN_REQUEST)
+            if key is not None:
+                if len(secure) >= MAX_SECURE_ORIGINS:
+                    secure.clear()
+                secure.add(key)
+        if proxies:
+            require_no_cleartext_proxy(url, proxies, _TOKEN_REQUEST)
+        return (key + "/",) if key is not None else ()
 
-    def _present(
-        self, method: str, url: str, token: OAuthToken, replayable: bool
-    ) -> Generator[Step, OAuthToken | Response, Response]:
-        """Send with ``token`` (and replay once with a DPoP nonce if asked); return the last answer."""
+    def _credential(self, method: str, url: str, token: OAuthToken, nonce: str | None = None) -> Send:
+        """The step that sends the request with ``token`` (a DPoP token with a fresh proof)."""
         if token.token_type == "Bearer":
-            answer = yield Send({"Authorization": f"Bearer {token.access_token}"}, token)
-            assert isinstance(answer, tuple)
-            return answer
+            return Send({"Authorization": f"Bearer {token.access_token}"}, token)
         dpop = self.manager.dpop
         if dpop is None:
             raise ConfigurationError(
@@ -214,18 +260,47 @@ class RequestPolicy:
                 "(pass dpop=True or dpop_key=)"
             )
         headers: dict[str, str] = {}
-        dpop.authorize(headers, method, url, token.access_token)
-        answer = yield Send(headers, token)
-        assert isinstance(answer, tuple)
-        status, response_headers = answer
-        nonce = dpop.update(url, response_headers)
-        if nonce is not None and replayable and resource_demands_nonce(
-            status, _header(response_headers, "WWW-Authenticate")
+        dpop.authorize(headers, method, url, token.access_token, nonce=nonce)
+        return Send(headers, token)
+
+    def _demanded_nonce(
+        self, url: str, token: OAuthToken, answer: Response, replayable: Replayable
+    ) -> str | None:
+        """Note the nonce of a DPoP token's answer; return it when the answer wants a replay with it.
+
+        RFC 9449 §9: a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` wants the same
+        request with a proof carrying the nonce of its ``DPoP-Nonce`` header; that is not the
+        token's fault. The replay signs with the nonce of that answer itself, not the
+        store's latest (another thread's answer may have put another one there meanwhile).
+        ``None`` also when the body cannot be sent again. (A plain function, not a
+        generator: most answers want no replay.)
+        """
+        dpop = self.manager.dpop
+        if token.token_type == "Bearer" or dpop is None:
+            return None
+        status, headers = answer
+        nonce = dpop.update(url, headers)
+        if (
+            nonce is not None
+            and resource_demands_nonce(status, _header(headers, "WWW-Authenticate"))
+            and _can_replay(replayable)
         ):
-            log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
-            headers = {}
-            dpop.authorize(headers, method, url, token.access_token, nonce=nonce)
-            answer = yield Send(headers, token)
-            assert isinstance(answer, tuple)
+            return nonce
+        return None
+
+    def _nonce_replay(
+        self, method: str, url: str, token: OAuthToken, nonce: str
+    ) -> Generator[Step, OAuthToken | Response, Response]:
+        """Replay once with a DPoP proof carrying ``nonce``; note the answer's nonce; return the answer."""
+        log.info("the resource server asked for a DPoP nonce; replaying the request once with it")
+        answer = yield self._credential(method, url, token, nonce)
+        assert isinstance(answer, tuple)
+        dpop = self.manager.dpop
+        if dpop is not None:
             dpop.update(url, answer[1])
         return answer
+
+
+def _can_replay(replayable: Replayable) -> bool:
+    """Whether a replay may go (asking a callable ``replayable`` to make the body ready for it)."""
+    return replayable() if callable(replayable) else replayable

@@ -394,9 +394,22 @@ def test_the_remembered_origins_are_bounded(clock: FakeClock) -> None:
     adapter = ClientCredentialsAdapter(api, **manager_kwargs(clock, auth))
     for port in range(1000, 1300):
         assert adapter.send(_by_hand(f"http://127.0.0.1:{port}/")).status_code == 200
-    assert 0 < len(adapter._secure_origins) <= 64
+    assert 0 < len(adapter._policy._secure) <= 64
     with pytest.raises(InsecureTransportError):
         adapter.send(_by_hand("http://evil.example/"))
+
+
+def test_a_cleartext_proxy_is_refused_also_on_an_origin_already_admitted(clock: FakeClock) -> None:
+    # The adapter skips the policy's origin check for the origin it admitted last, but
+    # never the proxy check: a proxy given with a later request is looked at each time.
+    api, auth = requests_mock.Adapter(), requests_mock.Adapter()
+    auth.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    api.register_uri(requests_mock.ANY, requests_mock.ANY, text="ok")
+    adapter = ClientCredentialsAdapter(api, **manager_kwargs(clock, auth))
+    assert adapter.send(_by_hand("http://127.0.0.1:8080/a")).status_code == 200
+    with pytest.raises(InsecureTransportError, match="proxy"):
+        adapter.send(_by_hand("http://127.0.0.1:8080/b"), proxies={"http": "http://proxy.example:3128"})
+    assert api.call_count == 1
 
 
 def test_the_copy_sent_shares_nothing_the_inner_transport_could_change_in_the_original(
@@ -527,6 +540,27 @@ def test_401_replays_bytes_str_and_empty_bodies(make_env: Any, kwargs: dict[str,
     assert env.session.post(BOOKS, **kwargs).status_code == 200
     assert bodies == [expected, expected]
     assert env.bearers() == ["Bearer tok-1", "Bearer tok-2"]
+
+
+def test_a_401_is_let_go_of_before_its_replay(make_env: Any) -> None:
+    # Its body is read (capped) and the response closed before the replay goes: its
+    # connection goes back to the pool instead of staying checked out.
+    env: Env = make_env()
+    env.api.register_uri("GET", BOOKS, [
+        {"status_code": 401, "headers": INVALID_TOKEN, "text": "expired"},
+        {"json": {"ok": True}},
+    ])
+    answers: list[requests.Response] = []
+    original = env.api.send
+
+    def recording(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        answers.append(original(request, **kwargs))
+        return answers[-1]
+
+    env.api.send = recording  # type: ignore[method-assign]
+    assert env.session.get(BOOKS, stream=True).status_code == 200
+    assert [a.status_code for a in answers] == [401, 200]
+    assert answers[0].raw.closed and not answers[1].raw.closed
 
 
 @pytest.mark.parametrize(("skip", "expected"), [(0, b"file payload"), (5, b"payload")])

@@ -307,6 +307,134 @@ def test_a_dpop_token_on_a_manager_without_a_key_is_a_configuration_error(
         flow.send(token("dtok", "DPoP"))
 
 
+# -- entering later: present() and answered(), as the requests adapter does ----------------
+
+
+class Rewinds:
+    """A ``replayable`` callable that counts how often it was asked (and answers ``result``)."""
+
+    def __init__(self, result: bool) -> None:
+        self.result = result
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.result
+
+
+def test_answered_ends_at_once_on_an_answer_that_needs_nothing(manager: ClientCredentialsManager) -> None:
+    sent = manager.get_token()
+    invalid_request = {"WWW-Authenticate": 'Bearer error="invalid_request"'}
+    for status, headers in ((200, {}), (403, {}), (401, invalid_request)):
+        rewind = Rewinds(True)
+        flow = RequestPolicy(manager).answered("GET", API, sent, (status, headers), replayable=rewind)
+        assert next(flow, None) is None
+        assert rewind.calls == 0  # nothing to replay: the body is left alone
+    assert manager.token is sent
+
+
+def test_answered_a_401_retires_and_replays_like_flow(manager: ClientCredentialsManager) -> None:
+    # The state the adapter's inline Bearer warm path hands over: token sent, 401 came back.
+    sent = manager.get_token()
+    rewind = Rewinds(True)
+    flow = RequestPolicy(manager).answered("PUT", API + "orders/1", sent, (401, INVALID), replayable=rewind)
+    assert next(flow) is OBTAIN
+    assert manager.token is None and rewind.calls == 1  # retired, body made ready before asking
+    manager.token = token("tok-2")
+    assert expect_send(flow.send(manager.get_token())) == {"Authorization": "Bearer tok-2"}
+    assert finished(flow, (401, INVALID))  # the fresh token refused too: the endpoint cools down
+    assert manager.rejection_cooldown.active(f"PUT {API}orders/1")
+    assert rewind.calls == 1
+
+
+def test_a_replayable_callable_saying_no_returns_the_401_after_retiring(
+    manager: ClientCredentialsManager,
+) -> None:
+    rewind = Rewinds(False)
+    sent = manager.get_token()
+    flow = RequestPolicy(manager).answered("POST", API, sent, (401, INVALID), replayable=rewind)
+    assert next(flow, None) is None
+    assert rewind.calls == 1 and manager.token is None
+
+
+def test_a_replayable_callable_is_not_asked_in_the_cool_down(
+    manager: ClientCredentialsManager,
+) -> None:
+    manager.rejection_cooldown.start(f"GET {API}")
+    rewind = Rewinds(True)
+    flow = RequestPolicy(manager).answered("GET", API, manager.get_token(), (401, INVALID), replayable=rewind)
+    assert next(flow, None) is None
+    assert rewind.calls == 0 and manager.token is not None
+
+
+def test_present_starts_with_the_send_of_the_given_token(dpop_manager: ClientCredentialsManager) -> None:
+    held = dpop_manager.get_token()
+    flow = RequestPolicy(dpop_manager).present("GET", API + "books", held)
+    headers = expect_send(next(flow))  # no OBTAIN: the front end brought the token
+    assert headers["Authorization"] == "DPoP dtok-1"
+    assert unverified_claims(headers["DPoP"])["htu"] == API + "books"
+    assert finished(flow, (200, {}))
+
+
+def test_present_replays_a_nonce_challenge_once_asking_the_body_first(
+    dpop_manager: ClientCredentialsManager,
+) -> None:
+    rewind = Rewinds(True)
+    flow = RequestPolicy(dpop_manager).present("GET", API, dpop_manager.get_token(), replayable=rewind)
+    next(flow)
+    assert rewind.calls == 0
+    replay = expect_send(flow.send((401, NONCE_CHALLENGE)))
+    assert unverified_claims(replay["DPoP"])["nonce"] == "n-1" and rewind.calls == 1
+    assert finished(flow, (200, {}))
+    refused = Rewinds(False)
+    flow = RequestPolicy(dpop_manager).present("GET", API, dpop_manager.get_token(), replayable=refused)
+    next(flow)
+    assert finished(flow, (401, {**NONCE_CHALLENGE, "DPoP-Nonce": "n-3"}))  # cannot rewind: returned
+    assert refused.calls == 1 and dpop_manager.token is not None
+
+
+def test_answered_with_a_dpop_token_notes_the_nonce_and_replays_with_it(
+    dpop_manager: ClientCredentialsManager,
+) -> None:
+    flow = RequestPolicy(dpop_manager).answered("GET", API, dpop_manager.get_token(), (401, NONCE_CHALLENGE))
+    replay = expect_send(next(flow))
+    assert unverified_claims(replay["DPoP"])["nonce"] == "n-1"
+    assert finished(flow, (200, {}))
+
+
+def test_the_fresh_dpop_token_of_a_replay_gets_its_nonce_replay_too(
+    dpop_manager: ClientCredentialsManager,
+) -> None:
+    # 401 invalid_token -> retire -> the fresh token's send is asked for a nonce -> one
+    # replay with it; the endpoint accepted the fresh token: no cool-down.
+    rewind = Rewinds(True)
+    flow = RequestPolicy(dpop_manager).flow("GET", API + "orders", replayable=rewind)
+    next(flow)
+    flow.send(dpop_manager.get_token())
+    assert flow.send((401, {"WWW-Authenticate": 'DPoP error="invalid_token"'})) is OBTAIN
+    dpop_manager.token = token("dtok-2", "DPoP")
+    first = expect_send(flow.send(dpop_manager.get_token()))
+    assert first["Authorization"] == "DPoP dtok-2" and "nonce" not in unverified_claims(first["DPoP"])
+    replay = expect_send(flow.send((401, {**NONCE_CHALLENGE, "DPoP-Nonce": "n-7"})))
+    assert replay["Authorization"] == "DPoP dtok-2"
+    assert unverified_claims(replay["DPoP"])["nonce"] == "n-7"
+    assert finished(flow, (200, {}))
+    assert rewind.calls == 2  # before each of the two replays
+    assert not dpop_manager.rejection_cooldown.active(f"GET {API}orders")
+
+
+def test_admit_returns_the_origin_prefix_it_found_fit(manager: ClientCredentialsManager) -> None:
+    policy = RequestPolicy(manager)
+    assert policy.admit(API + "books?x=1") == ("https://api.example.com/",)
+    assert policy.admit("http://127.0.0.1:8080/a") == ("http://127.0.0.1:8080/",)
+    assert policy.admit("https://api.example.com?x=/y") == ("https://api.example.com?x=/",)
+    assert policy.admit("https://api.example.com") == ()  # no "/" after the host: nothing to remember
+    with pytest.raises(InsecureTransportError):
+        policy.admit("http://api.example.com/")
+    with pytest.raises(InsecureTransportError, match="proxy"):  # remembered, but a proxy applies
+        policy.admit("http://127.0.0.1:8080/b", {"http": "http://proxy:3128"})
+
+
 # -- the pieces ------------------------------------------------------------------------
 
 
