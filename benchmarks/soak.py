@@ -1,4 +1,4 @@
-"""The soak (DESIGN item 30): a fleet through a flapping token endpoint and Redis restarts, for minutes.
+"""The soak (contract item 30): a fleet through a flapping token endpoint and Redis restarts, for minutes.
 
     python benchmarks/soak.py                # 3 minutes
     python benchmarks/soak.py --minutes 10

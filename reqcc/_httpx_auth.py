@@ -1,4 +1,4 @@
-"""The httpx front end's code, shared by :mod:`reqcc.httpx` and :mod:`reqcc.httpx2` (DESIGN item 36).
+"""The httpx front end's code, shared by :mod:`reqcc.httpx` and :mod:`reqcc.httpx2` (contract item 36).
 
 :class:`AuthFlows` drives the :class:`~reqcc.policy.RequestPolicy` generator from httpx's
 ``sync_auth_flow`` and ``async_auth_flow``; it imports neither httpx nor httpx2 (it uses
@@ -103,7 +103,7 @@ class AuthFlows:
         for all. Otherwise the manager's keywords (``token_url``, ``client_id``, …)
         configure a new one, owned by this auth.
 
-    Rules (DESIGN items 9-24, 36): an ``Authorization`` header the caller set is sent
+    Rules (contract items 9-24, 36): an ``Authorization`` header the caller set is sent
     untouched; a token goes only under ``base_url``, over https or plain http to loopback
     with no environment proxy applying; a DPoP token with a fresh proof per request; a 401
     ``use_dpop_nonce`` is replayed once with the nonce; a 401 saying the token is bad
@@ -173,7 +173,7 @@ class AuthFlows:
                 step = following
         except BaseException:
             # httpx closes the flow (GeneratorExit here) when sending failed: the exception
-            # carries this request, which must not carry the token (DESIGN item 31).
+            # carries this request, which must not carry the token (contract item 31).
             _strip(request)
             raise
         finally:

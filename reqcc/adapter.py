@@ -2,7 +2,7 @@
 
 It wraps an inner transport adapter (a plain ``HTTPAdapter`` by default) and knows
 nothing of how tokens are obtained: it asks its manager. What to do with a request and
-its answers is :mod:`reqcc.policy`'s (DESIGN item 36): the adapter sends what the policy
+its answers is :mod:`reqcc.policy`'s (contract item 36): the adapter sends what the policy
 says and does the requests-specific part (the copy that carries the token, the redirect
 guard, rewinding a body and letting go of an answer before a replay, exceptions that carry
 the caller's request). Only the warm path of a Bearer token is inline: the policy's check
@@ -126,7 +126,7 @@ class ClientCredentialsAdapter(BaseAdapter):
         self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter()
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
-        # The request policy (DESIGN item 36); this adapter sends what it says, and inlines
+        # The request policy (contract item 36); this adapter sends what it says, and inlines
         # only the warm path of a Bearer token (one copy, one send).
         self._policy = RequestPolicy(self.manager)
         # The "scheme://host:port/" of the last URL the policy admitted: send() asks the

@@ -1,4 +1,4 @@
-"""Waiting for a token on an event loop without blocking it (DESIGN item 37).
+"""Waiting for a token on an event loop without blocking it (contract item 37).
 
 :class:`AsyncTokenWait` is what an async front end awaits for a token. The warm path is
 the manager's lock-free :meth:`~reqcc.ClientCredentialsManager.usable_token`: no await, no
@@ -9,7 +9,7 @@ that loop needing a token meanwhile awaits one event the thread sets when it is 
 waiting coroutines hold no thread each. The thread is not tied to any coroutine:
 cancelling a waiting coroutine (the first one included) does not cancel the fetch, and
 the others still get its token. Each coroutine that waited is recorded in
-``reqcc.token.wait.duration`` (DESIGN item 26). A coroutine waits ``token_deadline`` at
+``reqcc.token.wait.duration`` (contract item 26). A coroutine waits ``token_deadline`` at
 most, then gets a :class:`~reqcc.TokenDeadlineError` (a ``token_provider`` that never
 returns keeps its thread; the next coroutine after the deadline starts a new one).
 

@@ -1,4 +1,4 @@
-"""When to try again after failures: the one backoff of reqcc (DESIGN item 27).
+"""When to try again after failures: the one backoff of reqcc (contract item 27).
 
 The manager's single flight asks a :class:`FailureBackoff` when the next token request
 may go out after a failed one, in either of its two regimes; the token-store step asks one
@@ -18,7 +18,7 @@ __all__ = ["FailureBackoff"]
 
 
 class FailureBackoff:
-    """When the next token request may go out after failed ones: the two regimes of DESIGN item 27.
+    """When the next token request may go out after failed ones: the two regimes of contract item 27.
 
     After a failure it keeps two times, and which one applies depends on whether the
     manager still holds a usable token when it asks:

@@ -1,4 +1,4 @@
-"""``WWW-Authenticate`` challenges, read within bounds (RFC 9110 §11.6.1; DESIGN item 34).
+"""``WWW-Authenticate`` challenges, read within bounds (RFC 9110 §11.6.1; contract item 34).
 
 The API's 401s carry challenges that reqcc reads to decide what to do (the token is bad:
 ``error="invalid_token"``; a DPoP nonce is wanted: ``error="use_dpop_nonce"``). A server can

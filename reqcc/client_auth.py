@@ -69,7 +69,7 @@ class ClientSecretBasic(ClientAuth):
     def encoding_changes_credential(self) -> bool:
         """Whether the id or secret went out form-encoded, different from its raw value.
 
-        Then a refusal may be the server's failure to decode it (DESIGN item 35).
+        Then a refusal may be the server's failure to decode it (contract item 35).
         """
         return self.encoding == "form" and self._credential("form") != self._credential("raw")
 

@@ -63,7 +63,7 @@ _SCOPE_SEPARATORS = re.compile(r"[\s,]+")
 
 #: Fraction of a token's lifetime, before the skew margin, in which it is renewed ahead.
 DEFAULT_REFRESH_AHEAD = 0.2
-#: Seconds one token fetch may take for every thread that needs it (DESIGN item 14).
+#: Seconds one token fetch may take for every thread that needs it (contract item 14).
 DEFAULT_TOKEN_DEADLINE = 30.0
 #: Seconds between two probes of a failing token endpoint while no usable token is held (item 27).
 DEFAULT_PROBE_INTERVAL = 1.0

@@ -1,4 +1,4 @@
-"""The 401 cool-down: endpoints whose 401s are not the token's fault (DESIGN item 19).
+"""The 401 cool-down: endpoints whose 401s are not the token's fault (contract item 19).
 
 One :class:`RejectionCooldown` belongs to each :class:`~reqcc.ClientCredentialsManager`,
 so every adapter and session that shares a manager shares what it learnt: an endpoint
@@ -29,7 +29,7 @@ REJECTION_ORIGIN_STRIKES = 3
 
 
 class RejectionCooldown:
-    """Endpoints whose 401s are not the token's fault (DESIGN item 19).
+    """Endpoints whose 401s are not the token's fault (contract item 19).
 
     When the replay of a rejected request with a freshly fetched token is rejected too,
     the endpoint (method and URL without query) answers 401 whatever the token: retiring
@@ -39,7 +39,7 @@ class RejectionCooldown:
 
     An API may refuse every token on per-id paths (``/orders/<id>``): each path is a new
     endpoint, and each would cost a token request. So the origin (scheme, host and port)
-    counts too (DESIGN item 34): when ``strikes`` different endpoints of one origin have
+    counts too (contract item 34): when ``strikes`` different endpoints of one origin have
     refused freshly fetched tokens in a row, with no fresh token accepted there in between,
     the whole origin cools down for ``seconds`` (a WARNING once); its 401s retire no token
     meanwhile. Strikes count within ``seconds`` of each other only: a few endpoints refusing

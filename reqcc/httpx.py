@@ -1,4 +1,4 @@
-"""Client-credentials tokens for httpx, sync and async: :class:`ClientCredentialsAuth` (DESIGN item 36).
+"""Client-credentials tokens for httpx, sync and async: :class:`ClientCredentialsAuth` (contract item 36).
 
 Needs ``pip install 'reqcc[httpx]'``. ``import reqcc`` does not import httpx; this module
 does.

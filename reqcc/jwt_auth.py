@@ -130,7 +130,7 @@ class JWTAssertionAuth(ClientAuth):
         """Return the claims of a new assertion for a request to ``token_url``.
 
         No ``nbf`` (optional in RFC 7523): set to "now", servers whose clock trails the
-        client's refuse it (idpyoidc refuses ``nbf`` = ``iat``). DESIGN item 35.
+        client's refuse it (idpyoidc refuses ``nbf`` = ``iat``). contract item 35.
         """
         now = int(self._clock())
         return {

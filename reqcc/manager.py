@@ -140,7 +140,7 @@ class ClientCredentialsManager(ReusingSource):
         seconds between two probes of it (default 1, jittered by ±20 %): one probe at a time
         for all threads, each a single HTTP request, and callers in between get the last
         error at once. So an outage costs the endpoint about one request an interval, and
-        its return is seen within about one (DESIGN item 27). Meanwhile a held token is used
+        its return is seen within about one (contract item 27). Meanwhile a held token is used
         up to its real expiry, the ``clock_skew`` margin included (item 28).
     :param token_deadline: seconds one token fetch may take, all of it (default 30): every
         attempt, every retry wait and every byte of the answer, and every thread waiting for
@@ -393,7 +393,7 @@ class ClientCredentialsManager(ReusingSource):
 
     @property
     def rejection_cooldown(self) -> RejectionCooldown:
-        """The endpoints whose 401s are not the token's fault, for now (DESIGN item 19).
+        """The endpoints whose 401s are not the token's fault, for now (contract item 19).
 
         An endpoint that refused a freshly fetched token too is remembered here for a
         minute, and its 401s retire no token meanwhile. One per manager: every adapter and

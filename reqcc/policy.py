@@ -1,4 +1,4 @@
-"""The request policy: what happens to one API request, written once, without I/O (DESIGN item 36).
+"""The request policy: what happens to one API request, written once, without I/O (contract item 36).
 
 :meth:`RequestPolicy.flow` is a generator in the shape of httpx's ``_auth.py`` auth flows:
 it yields what to do and receives what came of it, and does no I/O itself, so a sync and
@@ -215,7 +215,7 @@ class RequestPolicy:
         status, headers = replayed
         if fresh.access_token != token.access_token:
             # A fresh token refused too: not the token's fault (the endpoint cools down, and
-            # a few such endpoints in a row cool their origin down, DESIGN items 19, 34).
+            # a few such endpoints in a row cool their origin down, contract items 19, 34).
             if rejects_token(status, _header(headers, "WWW-Authenticate")):
                 cooldown.start(endpoint)
             else:
@@ -225,7 +225,7 @@ class RequestPolicy:
         """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
 
         A token goes only over https, or plain http to loopback, and not through a proxy in
-        ``proxies`` that would see it in cleartext (DESIGN items 10, 18). Returns the
+        ``proxies`` that would see it in cleartext (contract items 10, 18). Returns the
         ``"scheme://host:port/"`` prefix of ``url`` in a tuple when its origin was found fit
         (any URL that starts with it has the same scheme and host: a front end may skip
         this call for such a URL, as long as no proxy applies), else an empty tuple.

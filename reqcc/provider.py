@@ -1,6 +1,6 @@
 """The ``token_provider`` contract: calling the provider and checking what it returns.
 
-A provider replaces the manager's own fetch (DESIGN items 3 and 4). What it returns must
+A provider replaces the manager's own fetch (contract items 3 and 4). What it returns must
 be an :class:`~reqcc.OAuthToken` (a dict is converted), not expired, not the token the
 resource server just rejected, and a ``DPoP`` token when the manager uses DPoP (a
 ``Bearer`` one when it does not); anything

@@ -6,7 +6,7 @@ front of another source), grown by what reqcc promises:
 - the fast path (:meth:`ReusingSource.get_token`): the token held and its monotonic
   deadline, read without a lock (:mod:`reqcc.validity`);
 - one flight (:mod:`reqcc.single_flight`): N threads without a usable token cause one
-  request to the source, and all get its token or its error (DESIGN item 12);
+  request to the source, and all get its token or its error (contract item 12);
 - renewal ahead of expiry: in its renewal window the token is still handed out, and a
   background thread renews it (item 12);
 - after a failure, the two regimes of :class:`~reqcc.backoff.FailureBackoff` (item 27),
@@ -138,7 +138,7 @@ class ReusingSource:
         """Return the token in use if it is usable now, else ``None``; never waits, never fetches.
 
         The fast path of :meth:`get_token` without its fallback: no lock, no I/O, so an
-        event loop may call it (the httpx front end's warm path, DESIGN item 37). In the
+        event loop may call it (the httpx front end's warm path, contract item 37). In the
         renewal window it starts the background renewal as :meth:`get_token` does (a
         thread start, once per window). ``None`` means: call :meth:`get_token`, from a
         thread that may block.
@@ -170,7 +170,7 @@ class ReusingSource:
             )
         except requests.RequestException:
             # The fetch that just found the token endpoint failing: a token that has not
-            # really expired yet still serves (DESIGN item 28).
+            # really expired yet still serves (contract item 28).
             held = self._held_while_failing()
             if held is None:
                 raise
@@ -198,7 +198,7 @@ class ReusingSource:
 
     def _obtainer(self, flight: _Flight) -> Callable[[], Obtained]:
         """What the leader of ``flight`` calls: the source, asked with the flight's deadline."""
-        # A probe of an endpoint known to be failing is one HTTP request (DESIGN item 27).
+        # A probe of an endpoint known to be failing is one HTTP request (contract item 27).
         retries = not self._backoff.failing
         return functools.partial(self._source.token, flight.deadline, retries=retries)
 
@@ -325,7 +325,7 @@ class ReusingSource:
         return True
 
     def _known_tokens(self) -> tuple[str, ...]:
-        """The access tokens held, for the token endpoint's redaction (DESIGN item 13)."""
+        """The access tokens held, for the token endpoint's redaction (contract item 13)."""
         current, last = self._current, self._last_token
         return tuple({t.access_token for t in (current.token if current else None, last) if t is not None})
 

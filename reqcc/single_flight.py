@@ -6,7 +6,7 @@ thread does); every thread that needs a token meanwhile *joins* the flight and w
 the same token or the same error. After a failure, its
 :class:`~reqcc.backoff.FailureBackoff` answers new callers with that error again, marked
 as a repeat, until the next attempt is due: after a doubling backoff while a usable token
-is held, after a steady probe interval while none is (DESIGN item 27).
+is held, after a steady probe interval while none is (contract item 27).
 
 The waits: :meth:`SingleFlight.wait` is the one place a joined thread waits for a flight
 (a whole-fetch deadline bounds it there), and :meth:`SingleFlight.lead` the one place a
@@ -88,7 +88,7 @@ class _Flight:
                 self.done.wait(left)
         if self.error is not None:
             if not leader and not isinstance(self.error, Exception):
-                # DESIGN item 21: a KeyboardInterrupt or SystemExit belongs to the thread it
+                # contract item 21: a KeyboardInterrupt or SystemExit belongs to the thread it
                 # was raised in; the threads that waited start over (see SingleFlight.wait).
                 raise LeaderInterrupted(type(self.error).__name__)
             raise self.error if leader else _copy_error(self.error, self.traceback)
@@ -308,7 +308,7 @@ class SingleFlight:
         ``obtain(flight)()`` (see :meth:`lead`), has ``adopt`` take its result, and returns
         the flight's token (or raises its error). A caller that
         finds a flight in progress waits for it (see :meth:`wait`); when that flight's
-        leader was interrupted (DESIGN item 21) it starts over, up to
+        leader was interrupted (contract item 21) it starts over, up to
         :data:`MAX_INTERRUPTED` times.
 
         :param held: called under the lock with the ``monotonic`` time: the token held if
@@ -345,7 +345,7 @@ class SingleFlight:
                     self.backoff.check(self._monotonic())  # raises, unless it became due
                 continue
             if leader:
-                # The leader waits for its own token request: that is a wait too (DESIGN
+                # The leader waits for its own token request: that is a wait too (contract
                 # item 34), whether it ends in a token or an error.
                 try:
                     result = self.lead(flight, obtain(flight), background=False)

@@ -7,9 +7,9 @@ obtains it writes there (through :class:`~reqcc.stores._shared.SharedTokens`, wh
 the lease so that the fleet fetches once, and the fleet's outage record). The step is keyed
 by everything that makes the manager's tokens its own (:func:`store_key`: the token
 endpoint, the client, its method and credentials, the scopes, the form fields and the DPoP
-key's thumbprint, DESIGN item 24); which token found there may replace the one held is the
+key's thumbprint, contract item 24); which token found there may replace the one held is the
 reusing source's to say (its ``acceptable``), and a token of the wrong type is a miss
-(:func:`type_matches`, DESIGN item 32).
+(:func:`type_matches`, contract item 32).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def share(
 
 
 def type_matches(token: OAuthToken, *, dpop: bool) -> bool:
-    """Whether a token found in a store has the type this manager sends (DESIGN item 32).
+    """Whether a token found in a store has the type this manager sends (contract item 32).
 
     A Bearer entry for a DPoP manager would be sent without a proof (a downgrade); a DPoP
     entry for a Bearer manager cannot be sent at all. Either is a miss, logged: the
@@ -142,7 +142,7 @@ class StoreSource:
         """A usable token another process stored since this one last failed, or ``None``.
 
         For a caller that would get the last failure again (no usable token, the next probe
-        not due): another process's probe may have succeeded (DESIGN item 29). At most one
+        not due): another process's probe may have succeeded (contract item 29). At most one
         look per the store's ``poll_interval``, within ``deadline``.
         """
         shared = self.shared

@@ -63,7 +63,7 @@ def error_type(exc: BaseException) -> str:
     Only the codes of RFC 6749, RFC 6750 and RFC 9449
     (:data:`~reqcc.errors.REGISTERED_ERROR_CODES`) go into a metric attribute; any other
     becomes the exception's class name, so a server answering a new code each time cannot
-    mint a new metric series per request (DESIGN item 34).
+    mint a new metric series per request (contract item 34).
     """
     if isinstance(exc, OAuthProviderError) and exc.error in REGISTERED_ERROR_CODES:
         return exc.error

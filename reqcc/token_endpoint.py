@@ -264,7 +264,7 @@ class TokenEndpoint:
         :param deadline: a ``monotonic`` time by which the whole fetch (every attempt, every
             retry wait, every byte of the answer) must be over; ``None`` for no deadline.
         :param retries: ``False`` for a probe of an endpoint known to be failing: one HTTP
-            request, no retry (DESIGN item 27).
+            request, no retry (contract item 27).
         :raises OAuthProviderError: the server answered with a §5.2 error body.
         :raises TokenResponseError: the answer is not a usable token response.
         :raises TokenDeadlineError: the deadline passed.
@@ -434,7 +434,7 @@ def _without_credentials(request: requests.PreparedRequest) -> requests.Prepared
     Errors of the token request carry it (``exc.request``, ``exc.response.request``), and
     error reporters print its headers and body. The copy's ``Authorization`` (the Basic
     credential) and ``DPoP`` headers and its ``client_secret`` and ``client_assertion`` form
-    fields read :data:`_REDACTED`; everything else is as sent (DESIGN items 13 and 31).
+    fields read :data:`_REDACTED`; everything else is as sent (contract items 13 and 31).
     """
     safe = request.copy()
     for name in ("Authorization", DPOP_HEADER):

@@ -329,7 +329,7 @@ def _raise_provider_error(
 
 
 def wrong_url_reason(status: int, headers: Mapping[str, str], text: str, data: object, code: object) -> str:
-    """Why the answer says ``token_url`` names no token endpoint, or ``""`` (DESIGN item 35).
+    """Why the answer says ``token_url`` names no token endpoint, or ``""`` (contract item 35).
 
     A redirect (token requests do not follow them), a 404 or 405 whatever the body, a
     401 or 403 with an error code no token endpoint sends (RFC 6750's ``invalid_token``,

@@ -35,7 +35,7 @@ class Obtained(NamedTuple):
     """A source's answer: the token, and whether this process obtained it.
 
     ``fresh`` is ``False`` for a token read from a token store (another process obtained
-    it): ``on_token_update`` fires only for fresh ones (DESIGN item 5).
+    it): ``on_token_update`` fires only for fresh ones (contract item 5).
     """
 
     token: OAuthToken
@@ -49,7 +49,7 @@ class TokenSource(Protocol):
         """Obtain a token by ``deadline`` (``monotonic``; ``None``: no bound).
 
         ``retries=False`` makes it a probe of a token endpoint known to be failing: one
-        HTTP token request, not retried (DESIGN item 27).
+        HTTP token request, not retried (contract item 27).
 
         :raises ReqccError: no token (a ``requests`` exception for a network failure).
         """
@@ -63,7 +63,7 @@ class EndpointSource:
     :param discovery: with ``issuer``/``metadata_url``: how the endpoint is discovered.
     :param monotonic: the manager's monotonic clock (discovery's deadline).
     :param known_tokens: the access tokens the manager holds, which the endpoint redacts
-        from what a failing server echoes (DESIGN item 13).
+        from what a failing server echoes (contract item 13).
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class EndpointSource:
 
 
 class ProviderSource:
-    """The ``token_provider`` as a source (DESIGN items 3 and 4).
+    """The ``token_provider`` as a source (contract items 3 and 4).
 
     :param provider: ``(last_token, manager) -> OAuthToken``.
     :param manager: what the provider is given as its second argument.

@@ -3,8 +3,8 @@
 A token's expiry is wall-clock time (Unix seconds), but a manager judges the token it
 holds on the monotonic clock, so that a wall-clock jump neither expires it nor keeps it
 alive. When a token is adopted, :func:`hold` turns its expiry, less the capped clock skew
-(DESIGN item 2), into a monotonic ``expire_at``, and the start of its renewal window
-(DESIGN item 12) into ``renew_at``. The manager's fast path reads those two numbers and
+(contract item 2), into a monotonic ``expire_at``, and the start of its renewal window
+(contract item 12) into ``renew_at``. The manager's fast path reads those two numbers and
 nothing else; nothing here takes a lock or runs per request.
 """
 
@@ -36,7 +36,7 @@ class HeldToken:
         #: The ``monotonic`` time from which it is renewed ahead, or ``None`` (never ahead).
         self.renew_at = renew_at
         #: The ``monotonic`` time of its real expiry, without the clock-skew margin (default:
-        #: :attr:`expire_at`). Used only while the token endpoint is failing (DESIGN item 28).
+        #: :attr:`expire_at`). Used only while the token endpoint is failing (contract item 28).
         self.end_at = expire_at if end_at is None else end_at
 
     def usable(self, now: float) -> bool:
@@ -47,7 +47,7 @@ class HeldToken:
         """Whether the token's real expiry (the skew margin not subtracted) is still ahead at ``now``.
 
         While the token endpoint is failing, such a token is used in its skew margin
-        (DESIGN item 28): the margin guards against clock differences with a healthy
+        (contract item 28): the margin guards against clock differences with a healthy
         endpoint at hand, and never reaches past the expiry the server gave.
         """
         return self.end_at is None or now < self.end_at

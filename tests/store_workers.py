@@ -247,7 +247,7 @@ def run_killed_holder(spec: StoreSpec, server: Any, waiters: int = 4) -> tuple[l
                 child.join(5)
 
 
-# -- outages (DESIGN item 29) -------------------------------------------------------------
+# -- outages (contract item 29) -------------------------------------------------------------
 
 
 def outage_worker(

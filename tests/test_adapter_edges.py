@@ -4,7 +4,7 @@ A ``PreparedRequest`` built or altered by hand may have headers that are not a
 ``CaseInsensitiveDict`` or ``hooks`` that are not requests' dict; the adapter must still find
 an explicit ``Authorization`` whatever its case, and send without the redirect guard (which
 needs that dict). A replay refused with the very token it was refused with before says
-nothing about the endpoint: no 401 cool-down (DESIGN item 19).
+nothing about the endpoint: no 401 cool-down (contract item 19).
 """
 
 from __future__ import annotations

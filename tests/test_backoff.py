@@ -34,7 +34,7 @@ def failure(retry_after: float | None = None) -> TokenResponseError:
     return TokenResponseError("HTTP 503", retry_after=retry_after)
 
 
-# -- the two regimes (DESIGN item 27) ------------------------------------------------------
+# -- the two regimes (contract item 27) ------------------------------------------------------
 
 
 def test_holding_a_token_the_wait_doubles_and_without_one_it_stays_at_the_probe_interval(

@@ -1,4 +1,4 @@
-"""reqcc.challenges: ``WWW-Authenticate`` read within bounds (DESIGN item 34)."""
+"""reqcc.challenges: ``WWW-Authenticate`` read within bounds (contract item 34)."""
 
 from __future__ import annotations
 

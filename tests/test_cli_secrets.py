@@ -1,5 +1,5 @@
 """The command line and secrets: a secret flag, misspelt or misplaced, is refused without
-echoing its value (DESIGN item 20); ``reqcc token --format header`` never prints a token
+echoing its value (contract item 20); ``reqcc token --format header`` never prints a token
 that is not header-safe (item 16)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Unit tests of client assertions the platform signed (DESIGN item 38): file, callable, keywords.
+"""Unit tests of client assertions the platform signed (contract item 38): file, callable, keywords.
 
 The token endpoint is a ``requests_mock.Adapter`` on the manager's token session; the
 platform's JWTs are signed with jwcrypto (tests/platform_tokens.py), not by reqcc.

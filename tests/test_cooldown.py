@@ -1,4 +1,4 @@
-"""The 401 cool-down (DESIGN items 19 and 34), as a user of a session sees it.
+"""The 401 cool-down (contract items 19 and 34), as a user of a session sees it.
 
 The origin cool-down exists for an API that refuses every fresh token across many paths
 (``/orders/<id>``): a burst of refusals. A few endpoints that refuse every token (a missing

@@ -1,4 +1,4 @@
-"""reqcc.discovered: the endpoint of an ``issuer=`` manager, discovered once (DESIGN item 25).
+"""reqcc.discovered: the endpoint of an ``issuer=`` manager, discovered once (contract item 25).
 
 These drive :class:`~reqcc.discovered.DiscoveredEndpoint` directly, without a manager, so
 its own lock is what keeps concurrent first calls to one metadata request (the manager's

@@ -1,4 +1,4 @@
-"""issuer= end to end: the manager discovers its token endpoint on first need (DESIGN item 25).
+"""issuer= end to end: the manager discovers its token endpoint on first need (contract item 25).
 
 Against the local server (which publishes its metadata) and, for what it cannot show
 (mTLS aliases, JWT audiences), against ``requests_mock`` adapters.
@@ -400,7 +400,7 @@ def test_retry_after_is_waited_instead_of_the_backoff(retry_after: str) -> None:
 
 
 def test_while_the_metadata_keeps_failing_each_probe_is_one_request() -> None:
-    # DESIGN item 27: discovery is part of the fetch, so of the probe too.
+    # contract item 27: discovery is part of the fetch, so of the probe too.
     clock = FakeClock()
     manager, adapter = _retrying_manager([BUSY], clock)
     with pytest.raises(MetadataError):

@@ -1,4 +1,4 @@
-"""Outages seen by a fleet sharing a token store (DESIGN item 29).
+"""Outages seen by a fleet sharing a token store (contract item 29).
 
 First with several managers in this process standing for processes (one fake clock, so
 every count is exact), for the file store and for Redis; then with real processes

@@ -1,4 +1,4 @@
-"""The httpx front end's behaviour, sync and async, on httpx and httpx2 (DESIGN items 9-24, 36).
+"""The httpx front end's behaviour, sync and async, on httpx and httpx2 (contract items 9-24, 36).
 
 One suite: every test runs against each *front* — ``httpx.Client``, ``httpx.AsyncClient``
 on asyncio and on trio, and the same three on httpx2 — through :class:`Front`, which sends

@@ -1,4 +1,4 @@
-"""Async never blocks the event loop (DESIGN item 37): many coroutines, one fetch, one thread.
+"""Async never blocks the event loop (contract item 37): many coroutines, one fetch, one thread.
 
 On asyncio and trio (anyio's pytest plugin, ``anyio_backend``), with httpx and httpx2,
 against :class:`~reqcc.testing.LocalAuthorizationServer`. A token request is *held* at the

@@ -1,6 +1,6 @@
 """Outages of the token endpoint, in one process: the two regimes and static stability.
 
-DESIGN items 27 and 28. The token endpoint is a ``requests_mock.Adapter`` mounted on the
+contract items 27 and 28. The token endpoint is a ``requests_mock.Adapter`` mounted on the
 manager's token session; the wall clock, the monotonic clock and the retry waits are one
 :class:`~tests.conftest.FakeClock`. Every count is exact: each HTTP token request is one
 call of the mock. Background renewals are real threads, joined before anything is counted.

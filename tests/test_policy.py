@@ -1,4 +1,4 @@
-"""The request policy generator (reqcc.policy, DESIGN items 9-11, 18-19, 23, 36), driven by hand.
+"""The request policy generator (reqcc.policy, contract items 9-11, 18-19, 23, 36), driven by hand.
 
 No network: each test drives ``RequestPolicy.flow`` with ``next``/``send``, giving it the
 tokens it asks for (``OBTAIN``) and the answers to what it sends (``Send``), as a front end
@@ -199,7 +199,7 @@ def refuse_fresh(policy: RequestPolicy, manager: ClientCredentialsManager, url: 
 def test_an_origin_refusing_fresh_tokens_on_many_paths_cools_down_as_a_whole(
     manager: ClientCredentialsManager,
 ) -> None:
-    # DESIGN item 34, as the requests adapter does it: /orders/<id> paths each refusing
+    # contract item 34, as the requests adapter does it: /orders/<id> paths each refusing
     # freshly fetched tokens cool the origin down after a few, not one path at a time.
     policy = RequestPolicy(manager)
     strikes = manager.rejection_cooldown.strikes

@@ -1,4 +1,4 @@
-"""Renewal ahead of expiry (reqcc.reusing): none for a token already replaced (DESIGN item 12).
+"""Renewal ahead of expiry (reqcc.reusing): none for a token already replaced (contract item 12).
 
 A request reads the token in use, finds it in its renewal window and asks for a renewal;
 if another thread replaced that token in between (a 401's fetch, a store's newer token,

@@ -1,4 +1,4 @@
-"""A background renewal stuck past ``token_deadline`` does not hold renewals back (DESIGN items 12, 14).
+"""A background renewal stuck past ``token_deadline`` does not hold renewals back (contract items 12, 14).
 
 A renewal ahead of expiry that never ends (a token endpoint that never answers, a hook or
 a DNS lookup that hangs) counts as failed once its deadline has passed: the next request

@@ -554,7 +554,7 @@ def test_retry_after_longer_than_max_retry_wait_ends_retrying_and_sets_the_backo
 def test_dead_endpoint_is_probed_once_an_interval_and_success_resets_the_backoff(
     server: TokenServer, make_manager: Callable[..., ClientCredentialsManager], mono: FakeClock
 ) -> None:
-    # DESIGN item 27: no token held, so every caller fails anyway: the endpoint is probed at
+    # contract item 27: no token held, so every caller fails anyway: the endpoint is probed at
     # a steady probe_interval (1 s, jittered to 0.8-1.2 s), one HTTP request per probe.
     manager = make_manager()  # the defaults: 2 retries, probe_interval 1 s
     server.fail_always = Failure(503)

@@ -1,4 +1,4 @@
-"""Tokens sealed at rest (DESIGN item 39): ``encryption_key=`` on the file and Redis stores.
+"""Tokens sealed at rest (contract item 39): ``encryption_key=`` on the file and Redis stores.
 
 What is checked on the raw bytes: nothing of the token in the file or in Redis; a sealed
 entry opens only under its own key and with one of the store's keys; anything else is a

@@ -705,7 +705,7 @@ def test_waiter_takes_over_a_lease_its_live_holder_never_releases(
     assert store.read(m._store.shared.key) == token  # type: ignore[union-attr]
 
 
-# -- black box: what a session does with odd entries of a file store (DESIGN item 32) ---------
+# -- black box: what a session does with odd entries of a file store (contract item 32) ---------
 
 
 def _rewrite_only_token(path: Path, change: Callable[[dict[str, Any]], None]) -> None:

@@ -1,8 +1,9 @@
 """The package's shape: layers, no import cycles, one list of the manager's keywords.
 
-DESIGN.md's layering, as a test: data flows top to bottom, and no module imports one
-above it. Imports inside ``if TYPE_CHECKING:`` are for type checkers only and do not
-count; imports inside functions (lazy ones) do.
+The layering of docs/architecture.rst and of the behaviour contract (docs/contract.rst), as
+a test: data flows top to bottom, and no module imports one above it. Imports inside
+``if TYPE_CHECKING:`` are for type checkers only and do not count; imports inside functions
+(lazy ones) do.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The renewal window of a token adopted late in its life (reqcc.validity, DESIGN item 12).
+"""The renewal window of a token adopted late in its life (reqcc.validity, contract item 12).
 
 The window is ``refresh_ahead`` of the token's *lifetime* (``expires_in``), not of what is
 left of it when the manager adopts it: a stored token granted for an hour with 100 s left

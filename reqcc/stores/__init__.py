@@ -8,7 +8,7 @@ token parameters then shares one token, fetched once and renewed once for the fl
   workers); needs nothing but reqcc.
 - :class:`RedisTokenStore` — Redis, for many hosts; ``pip install 'reqcc[redis]'``.
 - :class:`TokenStore` — the protocol to implement for any other backend (and
-  :class:`OutageStore`, optional, for the fleet's :class:`Outage` record: DESIGN item 29).
+  :class:`OutageStore`, optional, for the fleet's :class:`Outage` record: contract item 29).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ most one thread per process talks to the store at a time:
     if it runs out; past half the fetch's deadline, fetch here
 
 While the token endpoint fails, the process whose fetch failed records an
-:class:`~reqcc.stores.base.Outage` beside the token (when the store keeps them, DESIGN
+:class:`~reqcc.stores.base.Outage` beside the token (when the store keeps them, contract
 item 29): the time of the next probe for the whole fleet and the last error. So N
 processes probe about once an interval in all, and the token the first successful probe
 writes is there for everyone's next request (:meth:`SharedTokens.peek`).
@@ -108,7 +108,7 @@ class SharedTokens:
         self._peeking = threading.Lock()
         #: A store call that outlived its caller's deadline and has not returned yet.
         self._stuck: _Call | None = None
-        #: Whether the store keeps the fleet's outage record (DESIGN item 29).
+        #: Whether the store keeps the fleet's outage record (contract item 29).
         self.keeps_outages = isinstance(store, OutageStore)
         fork_safety.register(self.after_fork)
 
@@ -159,7 +159,7 @@ class SharedTokens:
         """Return an acceptable token from the store, or ``None``; at most once per ``poll_interval``.
 
         For a caller that would get the last failure again meanwhile: another process's
-        probe may have stored a token since (DESIGN item 29). One look at a time: a caller
+        probe may have stored a token since (contract item 29). One look at a time: a caller
         that finds another looking gets ``None`` at once. A failing or stalled store is
         ``None``.
         """
@@ -369,14 +369,14 @@ class SharedTokens:
 def _describe(exc: Exception, secrets: Iterable[str]) -> str:
     """What the fleet is told of a failure: its type and a short, redacted excerpt of its message.
 
-    reqcc's messages are redacted where they are made (DESIGN item 13); a provider's are
+    reqcc's messages are redacted where they are made (contract item 13); a provider's are
     not, so the manager's credentials and tokens are redacted again here.
     """
     return f"{type(exc).__name__}: {excerpt(str(exc), secrets, 300)}"
 
 
 def _outage_error(outage: Outage, now: float, *, probing: bool) -> TokenRequestError:
-    """The fleet's last failure, for a caller of this process (DESIGN item 29)."""
+    """The fleet's last failure, for a caller of this process (contract item 29)."""
     age = max(0.0, now - outage.failed_at)
     wait = max(0.0, outage.next_probe - now)
     when = "another process is probing the token endpoint now" if probing else f"next attempt in {wait:.1f}s"

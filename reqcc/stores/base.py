@@ -77,7 +77,7 @@ _MAX_OUTAGE_ERROR = 400
 
 @dataclass(frozen=True)
 class Outage:
-    """A token-endpoint outage as the processes sharing a store see it (DESIGN item 29).
+    """A token-endpoint outage as the processes sharing a store see it (contract item 29).
 
     Kept in the store beside the token by the process whose fetch failed, and removed when
     a token is written: while it is there, no process sends a token request before

@@ -42,7 +42,7 @@ class FileTokenStore:
     """Shares tokens through one JSON file: every process of a host uses the same token.
 
     The file maps each key to its token, its lease and the token endpoint's outage record
-    (:meth:`read_outage`; the fleet's next probe and last failure, DESIGN item 29). Reads
+    (:meth:`read_outage`; the fleet's next probe and last failure, contract item 29). Reads
     take no lock (the file is only ever replaced whole: written to a temporary file in the
     same folder, then renamed over it with ``os.replace``); changes are made under a
     cross-process lock on ``PATH.lock`` (the ``filelock`` package). Files are created with
@@ -143,7 +143,7 @@ class FileTokenStore:
         self._update(change)
 
     def read_outage(self, key: str) -> Outage | None:
-        """Return the token endpoint's outage recorded under ``key`` (DESIGN item 29), or ``None``."""
+        """Return the token endpoint's outage recorded under ``key`` (contract item 29), or ``None``."""
         entry = self._load().get(key)
         return Outage.from_dict(entry.get("outage")) if isinstance(entry, dict) else None
 
@@ -197,7 +197,7 @@ class FileTokenStore:
         A lease whose ``until`` is further ahead than ``lease_timeout`` was not taken by a
         reqcc with this store's settings and clock (a clock that jumped back, a corrupt or
         forged file): it is not honoured, or it would hold every token request for as long
-        as it claims (DESIGN item 29).
+        as it claims (contract item 29).
         """
         if not isinstance(lease, dict):
             return False

@@ -133,7 +133,7 @@ class RedisTokenStore:
 
     def read(self, key: str) -> OAuthToken | None:
         """Return the token stored under ``key``, or ``None``."""
-        try:  # one byte past the cap, never more: a huge value is not read (DESIGN item 32)
+        try:  # one byte past the cap, never more: a huge value is not read (contract item 32)
             raw = self.client.getrange(self._token_key(key), 0, MAX_VALUE_SIZE)
         except UnicodeDecodeError:  # decode_responses=True: the cut fell inside a character,
             # or the value is no UTF-8 at all (however short)
@@ -171,8 +171,8 @@ class RedisTokenStore:
         self.client.delete(self._outage_key(key))  # a token was obtained: the outage is over
 
     def read_outage(self, key: str) -> Outage | None:
-        """Return the token endpoint's outage recorded under ``key`` (DESIGN item 29), or ``None``."""
-        try:  # capped like the token's value: a huge one is not read (DESIGN item 32)
+        """Return the token endpoint's outage recorded under ``key`` (contract item 29), or ``None``."""
+        try:  # capped like the token's value: a huge one is not read (contract item 32)
             raw = self.client.getrange(self._outage_key(key), 0, _MAX_OUTAGE_SIZE)
         except UnicodeDecodeError:  # decode_responses=True, and the cut fell inside a character
             return None

@@ -1,4 +1,4 @@
-"""Tokens sealed at rest: AES-256-GCM over each store entry, bound to the entry's key (DESIGN item 39).
+"""Tokens sealed at rest: AES-256-GCM over each store entry, bound to the entry's key (contract item 39).
 
 A shared store (a file on a shared volume, a Redis others can read) otherwise holds bearer
 tokens in clear. With ``encryption_key=`` a store keeps, in place of each token's JSON, the

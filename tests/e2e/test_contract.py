@@ -1,4 +1,4 @@
-"""DESIGN.md's contract checked from outside, through the public API only.
+"""The behaviour contract (docs/contract.rst) checked from outside, through the public API only.
 
 The token request follows no redirect (items 6 and 10), a token a failing token endpoint
 echoes is not in the error (item 13), ``token_deadline`` bounds the discovering thread's

@@ -1,4 +1,4 @@
-"""DESIGN.md item 20 checked from outside: the client secret is never echoed back.
+"""contract item 20 checked from outside: the client secret is never echoed back.
 
 Not in a token endpoint's error when the server echoes it escaped as the common server
 stacks escape it (JSON, HTML, percent-encoding; against a raw-socket server on 127.0.0.1),

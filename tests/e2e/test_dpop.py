@@ -1,4 +1,4 @@
-"""DPoP end to end (RFC 9449, DESIGN items 22-24): reqcc against the local server with DPoP on.
+"""DPoP end to end (RFC 9449, contract items 22-24): reqcc against the local server with DPoP on.
 
 The proofs reqcc sends are checked three times: by the local server (reqcc.testing.dpop), by
 the independent jwcrypto verifier of tests/dpop_reference.py, and by the assertions here.

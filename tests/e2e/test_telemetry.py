@@ -1,4 +1,4 @@
-"""Telemetry wired into the manager (DESIGN item 26), counted against what the local server saw.
+"""Telemetry wired into the manager (contract item 26), counted against what the local server saw.
 
 Each test passes SDK providers with in-memory readers as ``meter_provider=`` /
 ``tracer_provider=``; the global providers are never set.
@@ -127,7 +127,7 @@ def test_a_401_rejection_is_counted_once(
 def test_every_caller_that_waited_records_its_wait_the_leader_included(
     reqcc_server: LocalAuthorizationServer, otel: Otel, session_for: Callable[..., ClientCredentialsSession]
 ) -> None:
-    # DESIGN item 34: the caller that led the fetch waited for the token too. The wait is
+    # contract item 34: the caller that led the fetch waited for the token too. The wait is
     # read on the manager's monotonic clock, moved by 2.5 s while the fetch is held: each
     # of the 5 callers records exactly 2.5 s (a wait recorded as 0 s fails this).
     clock = FakeClock(100.0)

@@ -1,4 +1,4 @@
-"""The adapter against hostile API servers: the token stays home without the session's help (DESIGN
+"""The adapter against hostile API servers: the token stays home without the session's help (contract
 item 17), no cleartext through a proxy (18), the 401 cool-down (19), a 401 body before a
 replay read capped (15).
 

@@ -1,4 +1,4 @@
-"""DESIGN item 34: ``WWW-Authenticate`` read within bounds, the origin cool-down, ``error.type``.
+"""contract item 34: ``WWW-Authenticate`` read within bounds, the origin cool-down, ``error.type``.
 
 Observed on 0.2: a DPoP client receiving a 401 with a valid ``DPoP-Nonce`` and many long
 ``WWW-Authenticate`` lines spent seconds of CPU and hundreds of MiB parsing them (1 MiB of

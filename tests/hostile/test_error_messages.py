@@ -1,4 +1,4 @@
-"""DESIGN item 35 and the token endpoint's error messages: a wrong token_url, the Basic encoding, scopes.
+"""contract item 35 and the token endpoint's error messages: a wrong token_url, the Basic encoding, scopes.
 
 Observed on 0.2: ``token_url`` pointed at an API path answering ``401 {"error":
 "invalid_token"}`` said "refused client 'cid': invalid_token [HTTP 401]" with no word of

@@ -1,4 +1,4 @@
-"""DESIGN item 32: a token read from a store is checked like one from a provider, and read capped.
+"""contract item 32: a token read from a store is checked like one from a provider, and read capped.
 
 Observed on 0.2: a store entry rewritten to ``token_type: Bearer`` was adopted by a DPoP
 manager, which then sent ``Authorization: Bearer …`` with no proof (a downgrade); one

@@ -1,5 +1,5 @@
-"""The manager against stalling token endpoints: ``token_deadline`` for every waiting thread (DESIGN item 14)
-and a ``BaseException`` kept in the thread it was raised in (item 21).
+"""The manager against stalling token endpoints: ``token_deadline`` for every waiting thread
+(contract item 14) and a ``BaseException`` kept in the thread it was raised in (item 21).
 
 The servers are raw-socket ones on loopback (tests/hostile_server.py) that stall or drip;
 the deadline runs on the real monotonic clock (a fraction of a second), and "released in

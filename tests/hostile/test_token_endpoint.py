@@ -1,4 +1,4 @@
-"""A raw-socket hostile token endpoint (DESIGN items 14-16, 20) and the messages that point at the fix.
+"""A raw-socket hostile token endpoint (contract items 14-16, 20) and the messages that point at the fix.
 
 Every case counts what the server managed to send and how many token requests it got,
 and keeps the test small in memory: bodies are bounded (a few tens of MiB at most, most

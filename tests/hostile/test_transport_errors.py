@@ -1,4 +1,4 @@
-"""DESIGN item 31: an exception raised while sending carries the caller's request, never the copy.
+"""contract item 31: an exception raised while sending carries the caller's request, never the copy.
 
 The adapter sends a copy of the caller's request holding ``Authorization`` (and the DPoP
 proof). On 0.2 a transport failure raised by the inner adapter carried that copy as

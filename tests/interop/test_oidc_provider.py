@@ -299,7 +299,7 @@ def test_each_client_auth_method_gets_a_token_the_resource_accepts(
     assert token is not None and token.token_type == "Bearer" and token.expires_in == 600
 
 
-# -- workload identity: an assertion the platform signed (DESIGN item 38) -----------------
+# -- workload identity: an assertion the platform signed (contract item 38) -----------------
 
 
 def _platform_token(audience: str) -> str:
