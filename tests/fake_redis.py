@@ -37,7 +37,9 @@ class FakeRedis:
         self._listener.listen(8)
         self._listener.settimeout(0.05)
         self.port = self._listener.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        # RESP2 asked for outright: this server speaks no RESP3, and redis-py 8.1 (the last for
+        # Python 3.10) does not fall back when HELLO is refused.
+        self.url = f"redis://127.0.0.1:{self.port}/0?protocol=2"
         self._threads: list[threading.Thread] = []
         self._accepter = threading.Thread(target=self._accept, name="fake-redis", daemon=True)
         self._accepter.start()
