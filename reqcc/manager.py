@@ -38,8 +38,6 @@ from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import coerce_token
 from .reusing import ReusingSource
 from .scopes import OAuthScope
-from .store_source import StoreSource
-from .stores.base import TokenStore
 from .token_endpoint import DEFAULT_TIMEOUT, Timeout
 from .token_endpoint import TokenEndpoint as TokenEndpoint  # importable from here, as before
 from .token_source import EndpointSource, ProviderSource, TokenSource
@@ -49,6 +47,8 @@ if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.trace import TracerProvider
 
     from .discovery import AuthorizationServerMetadata  # imported with issuer= only
+    from .store_source import StoreSource  # imported with token_store= only
+    from .stores.base import TokenStore
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
@@ -60,7 +60,6 @@ from .provider import call_provider as call_provider
 from .single_flight import MAX_INTERRUPTED as MAX_INTERRUPTED
 from .single_flight import LeaderInterrupted as LeaderInterrupted
 from .single_flight import SingleFlight as SingleFlight
-from .store_source import share as share
 
 
 class ClientCredentialsManager(ReusingSource):
@@ -281,6 +280,8 @@ class ClientCredentialsManager(ReusingSource):
         #: The store source with ``token_store=``, else ``None``.
         self._store: StoreSource | None = None
         if config.token_store is not None:
+            from .store_source import StoreSource  # the store machinery loads with token_store= only
+
             source = self._store = StoreSource(
                 inner,
                 self._endpoints,

@@ -38,6 +38,8 @@ LAZY = {
     "reqcc.jwt_auth": "a JWT client assertion",
     "difflib": "an unknown keyword's suggestions",
     "uuid": "FileTokenStore",
+    "reqcc.stores": "token_store=",
+    "reqcc.store_source": "token_store=",
 }
 
 
@@ -98,3 +100,14 @@ def test_each_feature_loads_what_it_needs_when_used() -> None:
     )
     assert _loaded(modules, "reqcc.discovery") and _loaded(modules, "reqcc.stores.file_store")
     assert not _loaded(modules, "oauthlib") and not _loaded(modules, "redis")
+
+
+def test_a_token_store_loads_the_store_machinery() -> None:
+    modules = _modules_after(
+        "import reqcc, reqcc.config\n"
+        "from reqcc.stores import FileTokenStore\n"
+        "reqcc.ClientCredentialsManager(token_url='https://as.example/token', client_id='c',\n"
+        "    client_secret='s', token_store=FileTokenStore('unused-dir'))\n"
+        "assert callable(reqcc.config.share) and callable(reqcc.config.store_key)\n"
+    )
+    assert _loaded(modules, "reqcc.store_source") and _loaded(modules, "reqcc.stores.base")
