@@ -26,8 +26,6 @@ from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
-from .telemetry import Telemetry, create_telemetry
-from .token_endpoint import Timeout, TokenEndpoint, check_form_fields
 
 if TYPE_CHECKING:  # for the provider's type only: the manager is the layer above
     from opentelemetry.metrics import MeterProvider
@@ -37,6 +35,9 @@ if TYPE_CHECKING:  # for the provider's type only: the manager is the layer abov
     from .manager import ClientCredentialsManager
     from .stores._shared import SharedTokens  # the store machinery: imported with token_store= only
     from .stores.base import TokenStore
+    from .telemetry import Telemetry
+    from .to_server import Timeout
+    from .token_endpoint import TokenEndpoint  # the token request's modules: imported by check_config
 
 __all__ = [
     "DEFAULT_REFRESH_AHEAD",
@@ -355,6 +356,9 @@ def check_config(
     checked_timeout = None if timeout is None else _check_timeout(timeout)
     retry_backoff = _seconds(retry_backoff, "retry_backoff")
     max_retry_wait = _seconds(max_retry_wait, "max_retry_wait")
+    from .telemetry import create_telemetry  # the token request's modules load with the first manager
+    from .token_endpoint import TokenEndpoint, check_form_fields
+
     telemetry = create_telemetry(client_id, meter_provider=meter_provider, tracer_provider=tracer_provider)
 
     def build_auth(method: str | ClientAuth) -> ClientAuth:

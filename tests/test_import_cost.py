@@ -40,6 +40,9 @@ LAZY = {
     "uuid": "FileTokenStore",
     "reqcc.stores": "token_store=",
     "reqcc.store_source": "token_store=",
+    "reqcc.token_endpoint": "the first manager",
+    "reqcc.token_messages": "the first manager",
+    "reqcc.telemetry": "the first manager",
 }
 
 
@@ -111,3 +114,15 @@ def test_a_token_store_loads_the_store_machinery() -> None:
         "assert callable(reqcc.config.share) and callable(reqcc.config.store_key)\n"
     )
     assert _loaded(modules, "reqcc.store_source") and _loaded(modules, "reqcc.stores.base")
+
+
+def test_the_first_manager_loads_the_token_request_modules() -> None:
+    modules = _modules_after(
+        "import reqcc, reqcc.manager\n"
+        "reqcc.ClientCredentialsManager(\n"
+        "    token_url='https://as.example/token', client_id='c', client_secret='s')\n"
+        "from reqcc.token_endpoint import TokenEndpoint\n"
+        "assert reqcc.manager.TokenEndpoint is TokenEndpoint\n"
+    )
+    assert _loaded(modules, "reqcc.token_endpoint") and _loaded(modules, "reqcc.token_messages")
+    assert not _loaded(modules, "oauthlib")
