@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import reqcc
+import reqcc.config as reqcc_config
+import reqcc.manager as reqcc_manager
 import reqcc.stores
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +94,10 @@ def test_lazy_public_names_are_the_real_classes() -> None:
         reqcc.NoSuchName  # noqa: B018
     with pytest.raises(AttributeError, match="NoSuchStore"):
         reqcc.stores.NoSuchStore  # noqa: B018
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        reqcc_manager.NoSuchName  # noqa: B018
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        reqcc_config.NoSuchName  # noqa: B018
 
 
 def test_each_feature_loads_what_it_needs_when_used() -> None:
