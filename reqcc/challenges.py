@@ -11,7 +11,9 @@ every front end.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import NamedTuple
 
 __all__ = ["MAX_CHALLENGES", "MAX_LENGTH", "MAX_PARAMS", "error_code", "parse_www_authenticate"]
 
@@ -23,12 +25,28 @@ MAX_CHALLENGES = 16
 MAX_PARAMS = 16
 
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_SCHEME = re.compile(rf"({_TOKEN})(?=[ \t]|,|$)")
-_PARAM = re.compile(rf'({_TOKEN})[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|{_TOKEN})[ \t]*(?=,|$)')
-_TOKEN68 = re.compile(r"([A-Za-z0-9._~+/-]+=*)[ \t]*(?=,|$)")
-_SEPARATORS = re.compile(r"[ \t,]*")
-_ESCAPE = re.compile(r"\\(.)")
-_ERROR = re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE)
+
+
+class _Patterns(NamedTuple):
+    scheme: re.Pattern[str]
+    param: re.Pattern[str]
+    token68: re.Pattern[str]
+    separators: re.Pattern[str]
+    escape: re.Pattern[str]
+    error: re.Pattern[str]
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    """The compiled patterns, compiled at the first challenge read (not at ``import reqcc``)."""
+    return _Patterns(
+        scheme=re.compile(rf"({_TOKEN})(?=[ \t]|,|$)"),
+        param=re.compile(rf'({_TOKEN})[ \t]*=[ \t]*("(?:[^"\\]|\\.)*"|{_TOKEN})[ \t]*(?=,|$)'),
+        token68=re.compile(r"([A-Za-z0-9._~+/-]+=*)[ \t]*(?=,|$)"),
+        separators=re.compile(r"[ \t,]*"),
+        escape=re.compile(r"\\(.)"),
+        error=re.compile(r'\berror\s*=\s*"?([A-Za-z0-9_.-]+)"?', re.IGNORECASE),
+    )
 
 
 def parse_www_authenticate(value: str) -> list[tuple[str, dict[str, str]]]:
@@ -42,25 +60,26 @@ def parse_www_authenticate(value: str) -> list[tuple[str, dict[str, str]]]:
     :data:`MAX_PARAMS` parameters per challenge (a challenge cut there ends the result).
     """
     value = value[:MAX_LENGTH]
+    patterns = _patterns()
     challenges: list[tuple[str, dict[str, str]]] = []
     params: dict[str, str] | None = None
     pos, end = 0, len(value)
     while True:
-        sep = _SEPARATORS.match(value, pos)
+        sep = patterns.separators.match(value, pos)
         pos = sep.end() if sep else pos
         if pos >= end:
             break
         if params is not None:
-            param = _PARAM.match(value, pos)
+            param = patterns.param.match(value, pos)
             if param:
                 if len(params) >= MAX_PARAMS:
                     break
                 raw = param.group(2)
                 params.setdefault(param.group(1).lower(),
-                                  _ESCAPE.sub(r"\1", raw[1:-1]) if raw.startswith('"') else raw)
+                                  patterns.escape.sub(r"\1", raw[1:-1]) if raw.startswith('"') else raw)
                 pos = param.end()
                 continue
-        scheme = _SCHEME.match(value, pos)
+        scheme = patterns.scheme.match(value, pos)
         if not scheme or len(challenges) >= MAX_CHALLENGES:
             break
         params = {}
@@ -68,8 +87,8 @@ def parse_www_authenticate(value: str) -> list[tuple[str, dict[str, str]]]:
         pos = scheme.end()
         while pos < end and value[pos] in " \t":
             pos += 1
-        if not _PARAM.match(value, pos):
-            token68 = _TOKEN68.match(value, pos)
+        if not patterns.param.match(value, pos):
+            token68 = patterns.token68.match(value, pos)
             if token68:
                 params[""] = token68.group(1)
                 pos = token68.end()
@@ -83,5 +102,5 @@ def error_code(value: str) -> str | None:
     Lenient, as RFC 6750 servers are (an unquoted value, a missing comma): any challenge's
     ``error`` counts. Only the first :data:`MAX_LENGTH` characters are read.
     """
-    match = _ERROR.search(value, 0, MAX_LENGTH)
+    match = _patterns().error.search(value, 0, MAX_LENGTH)
     return match.group(1).lower() if match is not None else None

@@ -26,11 +26,6 @@ from .dpop import DPoPKey, DPoPProver
 from .errors import ConfigurationError
 from .oauth_token import OAuthToken
 from .scopes import OAuthScope
-from .store_source import share, store_key
-from .stores._shared import SharedTokens
-from .stores.base import TokenStore, check_token_store
-from .telemetry import Telemetry, create_telemetry
-from .token_endpoint import Timeout, TokenEndpoint, check_form_fields
 
 if TYPE_CHECKING:  # for the provider's type only: the manager is the layer above
     from opentelemetry.metrics import MeterProvider
@@ -38,6 +33,11 @@ if TYPE_CHECKING:  # for the provider's type only: the manager is the layer abov
 
     from .discovered import DiscoveredEndpoint  # imported by check_config, with issuer= only
     from .manager import ClientCredentialsManager
+    from .stores._shared import SharedTokens  # the store machinery: imported with token_store= only
+    from .stores.base import TokenStore
+    from .telemetry import Telemetry
+    from .to_server import Timeout
+    from .token_endpoint import TokenEndpoint  # the token request's modules: imported by check_config
 
 __all__ = [
     "DEFAULT_REFRESH_AHEAD",
@@ -49,9 +49,19 @@ __all__ = [
     "check_config",
     "check_dpop",
     "normalize_scopes",
-    "share",
-    "store_key",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Serve ``share`` and ``store_key``, importable from here as before, from :mod:`reqcc.store_source`.
+
+    That module (and the store machinery under it) loads with the first ``token_store=``.
+    """
+    if name in ("share", "store_key"):
+        from . import store_source
+
+        return getattr(store_source, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: ``(last_token, manager) -> OAuthToken`` (a dict is accepted too).
 TokenProvider = Callable[[OAuthToken | None, "ClientCredentialsManager"], Any]
@@ -346,6 +356,9 @@ def check_config(
     checked_timeout = None if timeout is None else _check_timeout(timeout)
     retry_backoff = _seconds(retry_backoff, "retry_backoff")
     max_retry_wait = _seconds(max_retry_wait, "max_retry_wait")
+    from .telemetry import create_telemetry  # the token request's modules load with the first manager
+    from .token_endpoint import TokenEndpoint, check_form_fields
+
     telemetry = create_telemetry(client_id, meter_provider=meter_provider, tracer_provider=tracer_provider)
 
     def build_auth(method: str | ClientAuth) -> ClientAuth:
@@ -428,10 +441,14 @@ def check_config(
         assert token_url is not None and known_auth is not None
         endpoint = make_endpoint(token_url, known_auth.method)
     checked_params = check_form_fields(token_params or {}, "token_params")
-    store = None if token_store is None else check_token_store(token_store)
-    shared = None if store is None or endpoint is None else share(
-        store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep, clock=clock
-    )
+    store = shared = None
+    if token_store is not None:  # the store machinery loads with its first user, not with reqcc
+        from .store_source import share
+        from .stores.base import check_token_store
+
+        store = check_token_store(token_store)
+        if endpoint is not None:
+            shared = share(store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep, clock=clock)
     return ManagerConfig(
         endpoint=endpoint,
         discovery=discovery,

@@ -38,10 +38,7 @@ from .oauth_token import DEFAULT_CLOCK_SKEW, OAuthToken
 from .provider import coerce_token
 from .reusing import ReusingSource
 from .scopes import OAuthScope
-from .store_source import StoreSource
-from .stores.base import TokenStore
-from .token_endpoint import DEFAULT_TIMEOUT, Timeout
-from .token_endpoint import TokenEndpoint as TokenEndpoint  # importable from here, as before
+from .to_server import DEFAULT_TIMEOUT
 from .token_source import EndpointSource, ProviderSource, TokenSource
 
 if TYPE_CHECKING:  # optional dependency: types only
@@ -49,6 +46,10 @@ if TYPE_CHECKING:  # optional dependency: types only
     from opentelemetry.trace import TracerProvider
 
     from .discovery import AuthorizationServerMetadata  # imported with issuer= only
+    from .store_source import StoreSource  # imported with token_store= only
+    from .stores.base import TokenStore
+    from .to_server import Timeout
+    from .token_endpoint import TokenEndpoint  # imported by check_config, at the first manager
 
 __all__ = ["ClientCredentialsManager", "TokenProvider", "TokenUpdateCallback"]
 
@@ -60,7 +61,18 @@ from .provider import call_provider as call_provider
 from .single_flight import MAX_INTERRUPTED as MAX_INTERRUPTED
 from .single_flight import LeaderInterrupted as LeaderInterrupted
 from .single_flight import SingleFlight as SingleFlight
-from .store_source import share as share
+
+
+def __getattr__(name: str) -> Any:
+    """Serve ``TokenEndpoint``, importable from here as before, from :mod:`reqcc.token_endpoint`.
+
+    That module (and the token request's others under it) loads with the first manager.
+    """
+    if name == "TokenEndpoint":
+        from .token_endpoint import TokenEndpoint
+
+        return TokenEndpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ClientCredentialsManager(ReusingSource):
@@ -281,6 +293,8 @@ class ClientCredentialsManager(ReusingSource):
         #: The store source with ``token_store=``, else ``None``.
         self._store: StoreSource | None = None
         if config.token_store is not None:
+            from .store_source import StoreSource  # the store machinery loads with token_store= only
+
             source = self._store = StoreSource(
                 inner,
                 self._endpoints,

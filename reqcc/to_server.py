@@ -30,13 +30,18 @@ import requests
 from ._body import DEFAULT_BODY_LIMIT, BodyLimitError, read_capped
 from ._urls import NO_TOKEN_ATTRIBUTE, require_no_cleartext_proxy
 
-__all__ = ["MAX_ANSWER_BYTES", "Timeout", "Answer", "Refusals", "send", "read_answer", "clip_timeout"]
+__all__ = [
+    "MAX_ANSWER_BYTES", "DEFAULT_TIMEOUT", "Timeout", "Answer", "Refusals", "send", "read_answer",
+    "clip_timeout",
+]
 
 #: The largest answer read from the authorization server (after decoding): 1 MiB, as Go's x/oauth2.
 MAX_ANSWER_BYTES = DEFAULT_BODY_LIMIT
 
 #: (connect, read) seconds, or one number for both.
 Timeout = float | tuple[float, float]
+#: (connect, read) seconds for a request to the authorization server when no ``timeout`` is given.
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 
 
 @dataclass(frozen=True)

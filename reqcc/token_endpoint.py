@@ -36,6 +36,9 @@ from .errors import (
 )
 from .oauth_token import OAuthToken
 from .telemetry import Telemetry
+from .to_server import (
+    DEFAULT_TIMEOUT as DEFAULT_TIMEOUT,  # defined there: the manager needs it, not this module
+)
 from .to_server import MAX_ANSWER_BYTES, read_answer, send
 from .to_server import Timeout as Timeout  # re-exported: the type of every timeout keyword
 from .token_messages import (
@@ -52,8 +55,6 @@ __all__ = [
     "RETRY_ERROR_CODES", "CLIENT_ERROR_CODES",
 ]
 
-#: (connect, read) seconds for a token request when no ``timeout`` is given.
-DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 #: The largest token response read (after decoding): 1 MiB, as Go's x/oauth2.
 MAX_RESPONSE_BYTES = MAX_ANSWER_BYTES
 #: §5.2 error codes that are retried.

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .oauth_token import OAuthToken
 from .provider import call_provider
-from .token_endpoint import TokenEndpoint
 
 if TYPE_CHECKING:
     from .config import TokenProvider
     from .discovered import DiscoveredEndpoint  # imported on first use of issuer= (config)
+    from .token_endpoint import TokenEndpoint  # imported by config, at the first manager
 
 __all__ = ["EndpointSource", "Obtained", "ProviderSource", "TokenSource"]
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 import reqcc
+import reqcc.config as reqcc_config
+import reqcc.manager as reqcc_manager
 import reqcc.stores
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +40,11 @@ LAZY = {
     "reqcc.jwt_auth": "a JWT client assertion",
     "difflib": "an unknown keyword's suggestions",
     "uuid": "FileTokenStore",
+    "reqcc.stores": "token_store=",
+    "reqcc.store_source": "token_store=",
+    "reqcc.token_endpoint": "the first manager",
+    "reqcc.token_messages": "the first manager",
+    "reqcc.telemetry": "the first manager",
 }
 
 
@@ -87,6 +94,10 @@ def test_lazy_public_names_are_the_real_classes() -> None:
         reqcc.NoSuchName  # noqa: B018
     with pytest.raises(AttributeError, match="NoSuchStore"):
         reqcc.stores.NoSuchStore  # noqa: B018
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        reqcc_manager.NoSuchName  # noqa: B018
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        reqcc_config.NoSuchName  # noqa: B018
 
 
 def test_each_feature_loads_what_it_needs_when_used() -> None:
@@ -98,3 +109,26 @@ def test_each_feature_loads_what_it_needs_when_used() -> None:
     )
     assert _loaded(modules, "reqcc.discovery") and _loaded(modules, "reqcc.stores.file_store")
     assert not _loaded(modules, "oauthlib") and not _loaded(modules, "redis")
+
+
+def test_a_token_store_loads_the_store_machinery() -> None:
+    modules = _modules_after(
+        "import reqcc, reqcc.config\n"
+        "from reqcc.stores import FileTokenStore\n"
+        "reqcc.ClientCredentialsManager(token_url='https://as.example/token', client_id='c',\n"
+        "    client_secret='s', token_store=FileTokenStore('unused-dir'))\n"
+        "assert callable(reqcc.config.share) and callable(reqcc.config.store_key)\n"
+    )
+    assert _loaded(modules, "reqcc.store_source") and _loaded(modules, "reqcc.stores.base")
+
+
+def test_the_first_manager_loads_the_token_request_modules() -> None:
+    modules = _modules_after(
+        "import reqcc, reqcc.manager\n"
+        "reqcc.ClientCredentialsManager(\n"
+        "    token_url='https://as.example/token', client_id='c', client_secret='s')\n"
+        "from reqcc.token_endpoint import TokenEndpoint\n"
+        "assert reqcc.manager.TokenEndpoint is TokenEndpoint\n"
+    )
+    assert _loaded(modules, "reqcc.token_endpoint") and _loaded(modules, "reqcc.token_messages")
+    assert not _loaded(modules, "oauthlib")
