@@ -5,7 +5,6 @@ Real threads where threads matter; the monotonic clock is a number the test move
 
 from __future__ import annotations
 
-import random
 import threading
 from typing import Any
 
@@ -13,32 +12,12 @@ import pytest
 import requests
 import requests_mock
 
-from reqcc import ClientCredentialsManager, OAuthToken, TokenDeadlineError, TokenResponseError
-from reqcc.single_flight import FailureBackoff, SingleFlight
+from reqcc import ClientCredentialsManager, OAuthToken, TokenDeadlineError
+from reqcc.single_flight import SingleFlight
 
 from .conftest import TOKEN_URL, FakeClock, manager_kwargs
+from .test_backoff import backoff
 from .threads import JOIN
-
-
-class FixedRandom(random.Random):
-    """A jitter that always draws ``value``."""
-
-    def __init__(self, value: float) -> None:
-        super().__init__()
-        self.value = value
-
-    def random(self) -> float:
-        return self.value
-
-
-def backoff(clock: FakeClock, draw: float = 1.0, **kwargs: Any) -> FailureBackoff:
-    kwargs.setdefault("probe_interval", 1.0)
-    return FailureBackoff(1.0, 60.0, monotonic=clock, rng=FixedRandom(draw), **kwargs)
-
-
-def failure(retry_after: float | None = None) -> TokenResponseError:
-    return TokenResponseError("HTTP 503", retry_after=retry_after)
-
 
 # -- the threads that wait for a flight -----------------------------------------------------
 
