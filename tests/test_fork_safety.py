@@ -1,19 +1,17 @@
 """The fork registry (reqcc.fork_safety): every per-process lock is new in a forked child.
 
-Real forks (multiprocessing's ``fork`` context): a parent thread holds one registered lock
-at the moment of the fork, and the child must still take it, bounded by a timeout on the
-child's join. The registry keeps no object alive. test_resilience.py has the manager's
+Real forks (``os.fork``, through test_resilience.py's fork helpers): a parent thread holds
+one registered lock at the moment of the fork, and the child must still take it, bounded by
+a timeout on waiting for the child. The registry keeps no object alive. test_resilience.py has the manager's
 own fork tests (a flight in progress, jitter, pooled connections).
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from reqcc.dpop import DPoPProver
 from reqcc.manager import ClientCredentialsManager
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, token_session_for
-from .threads import JOIN
+from .test_resilience import _in_child, _in_child_while_held
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no os.fork"),
@@ -117,52 +115,11 @@ EXPECTED = {
 }
 
 
-def _run_in_forked_child(work: Callable[[], str]) -> str:
-    """Run ``work`` in a child forked now and return its report; a child that hangs fails the test."""
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-
-    def child() -> None:
-        try:
-            send.send(work())
-        except BaseException as exc:
-            send.send(f"error {type(exc).__name__}: {exc}"[:500])
-
-    process = ctx.Process(target=child, daemon=True)
-    process.start()
-    send.close()
-    process.join(JOIN)
-    if process.is_alive():
-        process.kill()
-        process.join(JOIN)
-        pytest.fail(f"the forked child hung for {JOIN}s: it waited for a lock a parent thread held")
-    assert process.exitcode == 0
-    assert receive.poll(JOIN)
-    report: str = receive.recv()
-    receive.close()
-    return report
-
-
 @pytest.mark.parametrize("which", list(LOCKS))
 def test_a_child_takes_a_lock_its_parent_held_at_the_fork(setup: Setup, which: str) -> None:
     get_lock, work = LOCKS[which]
     lock = get_lock(setup)
-    holding, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            holding.set()
-            release.wait(JOIN)
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    try:
-        assert holding.wait(JOIN)
-        report = _run_in_forked_child(lambda: work(setup))
-    finally:
-        release.set()
-        holder.join(JOIN)
-    assert not holder.is_alive()
+    report = _in_child_while_held(lock, lambda: work(setup))
     assert report == EXPECTED[which]
     # The parent keeps its own lock, and it is free again.
     assert get_lock(setup) is lock and not lock.locked()
@@ -198,7 +155,7 @@ class _Recorder:
 
 def test_every_reset_runs_in_the_child_even_after_one_that_fails() -> None:
     failing, later = _Recorder(fails=True), _Recorder(fails=False)
-    report = _run_in_forked_child(lambda: f"{failing.reset} {later.reset}")
+    report = _in_child(lambda: f"{failing.reset} {later.reset}")
     assert report == "True True"
     assert not failing.reset and not later.reset  # the parent's are not reset
 
