@@ -11,8 +11,9 @@ value bytes handed to the kernel and ``commands`` the command names received.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
+
+from .hostile_server import LoopbackServer
 
 __all__ = ["FakeRedis"]
 
@@ -21,7 +22,7 @@ _PIECE = 64 * 1024
 TOKEN_PREFIX = b'{"access_token":"big","token_type":"Bearer","pad":"'
 
 
-class FakeRedis:
+class FakeRedis(LoopbackServer):
     """A RESP2 server whose every key holds one ``size``-byte string (see the module doc)."""
 
     def __init__(self, size: int, prefix: bytes = TOKEN_PREFIX) -> None:
@@ -29,34 +30,10 @@ class FakeRedis:
         self.prefix = prefix
         self.bytes_sent = 0
         self.commands: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
+        super().__init__(name="fake-redis")
         # RESP2 asked for outright: this server speaks no RESP3, and redis-py 8.1 (the last for
         # Python 3.10) does not fall back when HELLO is refused.
         self.url = f"redis://127.0.0.1:{self.port}/0?protocol=2"
-        self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, name="fake-redis", daemon=True)
-        self._accepter.start()
-
-    def __enter__(self) -> FakeRedis:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop serving and join the threads (each with a timeout)."""
-        self._stop.set()
-        self._accepter.join(5)
-        for t in list(self._threads):
-            t.join(5)
-        self._listener.close()
 
     # -- the value, in pieces ----------------------------------------------------------
 
@@ -79,21 +56,11 @@ class FakeRedis:
 
     # -- serving -----------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                continue
-            t = threading.Thread(target=self._serve, args=(conn,), name="fake-redis-conn", daemon=True)
-            self._threads.append(t)
-            t.start()
-
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(0.05)
         buffer = b""
         try:
-            while not self._stop.is_set():
+            while not self._stopping():
                 command, buffer = self._read_command(conn, buffer)
                 if command is None:
                     return
@@ -105,7 +72,7 @@ class FakeRedis:
             conn.close()
 
     def _recv(self, conn: socket.socket) -> bytes:
-        while not self._stop.is_set():
+        while not self._stopping():
             try:
                 return conn.recv(65536)
             except TimeoutError:
@@ -145,7 +112,7 @@ class FakeRedis:
     def _send(self, conn: socket.socket, data: bytes) -> bool:
         view = memoryview(data)
         while view:
-            if self._stop.is_set():
+            if self._stopping():
                 return False
             try:
                 n = conn.send(view)

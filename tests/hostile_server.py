@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = ["Reply", "HostileServer", "gzip_zeros"]
 
@@ -101,19 +102,23 @@ def gzip_zeros(inflated: int, prefix: bytes = b"") -> Iterator[bytes]:
     yield compressor.flush()
 
 
-class HostileServer:
-    """A loopback HTTP server answering each request with the next :class:`Reply`.
+_Server = TypeVar("_Server", bound="LoopbackServer")
 
-    :ivar requests: ``(method, path, headers, body)`` of every request received.
-    :ivar bytes_sent: body bytes the server managed to hand to the kernel, all replies together.
+
+class LoopbackServer:
+    """A raw-socket server on 127.0.0.1: one thread accepts, one thread serves each connection.
+
+    Bounded whatever the client does: at most ``max_connections`` connections are served,
+    and every loop ends by ``lifetime`` seconds or :meth:`close`. A subclass sets what its
+    ``_serve`` needs before calling ``__init__`` (the accepting thread starts there) and
+    implements ``_serve(conn)``, looping while not :meth:`_stopping`.
+
     :ivar connections: connections accepted.
     """
 
-    def __init__(self, *replies: Reply, lifetime: float = 20.0, max_connections: int = 16) -> None:
-        self.replies = list(replies) or [Reply()]
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
-        self.bytes_sent = 0
+    def __init__(self, *, lifetime: float = 20.0, max_connections: int = 16, name: str = "loopback") -> None:
         self.connections = 0
+        self._name = name
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._deadline = time.monotonic() + lifetime
@@ -123,15 +128,12 @@ class HostileServer:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
         self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port: int = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, name="hostile-accept", daemon=True)
+        self._accepter = threading.Thread(target=self._accept, name=f"{name}-accept", daemon=True)
         self._accepter.start()
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def __enter__(self) -> HostileServer:
+    def __enter__(self: _Server) -> _Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -151,14 +153,6 @@ class HostileServer:
     def _stopping(self) -> bool:
         return self._stop.is_set() or time.monotonic() >= self._deadline
 
-    @property
-    def token_requests(self) -> int:
-        """Requests received so far."""
-        with self._lock:
-            return len(self.requests)
-
-    # -- serving --------------------------------------------------------------------------
-
     def _accept(self) -> None:
         while not self._stopping():
             try:
@@ -170,9 +164,36 @@ class HostileServer:
                     conn.close()
                     continue
                 self.connections += 1
-                t = threading.Thread(target=self._serve, args=(conn,), name="hostile-conn", daemon=True)
+                t = threading.Thread(target=self._serve, args=(conn,), name=f"{self._name}-conn", daemon=True)
                 self._threads.append(t)
             t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class HostileServer(LoopbackServer):
+    """A loopback HTTP server answering each request with the next :class:`Reply`.
+
+    :ivar requests: ``(method, path, headers, body)`` of every request received.
+    :ivar bytes_sent: body bytes the server managed to hand to the kernel, all replies together.
+    :ivar connections: connections accepted.
+    """
+
+    def __init__(self, *replies: Reply, lifetime: float = 20.0, max_connections: int = 16) -> None:
+        self.replies = list(replies) or [Reply()]
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.bytes_sent = 0
+        super().__init__(lifetime=lifetime, max_connections=max_connections, name="hostile")
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token_requests(self) -> int:
+        """Requests received so far."""
+        with self._lock:
+            return len(self.requests)
+
+    # -- serving --------------------------------------------------------------------------
 
     def _serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
