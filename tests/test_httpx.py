@@ -1,7 +1,9 @@
 """The httpx front end's behaviour, sync and async, on httpx and httpx2 (contract items 9-24, 36).
 
 One suite: every test runs against each *front* — ``httpx.Client``, ``httpx.AsyncClient``
-on asyncio and on trio, and the same three on httpx2 — through :class:`Front`, which sends
+on asyncio and on trio, the same three on httpx2, and the requests front end
+(:class:`~reqcc.ClientCredentialsSession`), which the httpx fronts must match — through
+:class:`Front`, which sends
 one request the way that front does (an async front runs its client in a fresh event loop
 per call: the auth and its manager outlive loops, as they do in real programs). The
 servers are real, on 127.0.0.1: :class:`~reqcc.testing.LocalAuthorizationServer` (token
@@ -55,21 +57,44 @@ MODULES = [
 
 @dataclass
 class Front:
-    """One way of sending: a module (httpx or httpx2) and a flavour (sync, asyncio, trio)."""
+    """One way of sending: a module (httpx, httpx2 or requests) and a flavour (sync, asyncio,
+    trio; ``requests`` for the requests front end)."""
 
     module: ModuleType
     flavour: str
 
+    @property
+    def is_requests(self) -> bool:
+        return self.flavour == "requests"
+
+    @property
+    def transport_error(self) -> type[Exception]:
+        """What this front raises when the connection fails."""
+        return requests.ConnectionError if self.is_requests else self.module.TransportError
+
     def auth(self, **kwargs: Any) -> Any:
-        """A ``ClientCredentialsAuth`` of this module."""
+        """A ``ClientCredentialsAuth`` of this module (for requests: a ``ClientCredentialsSession``)."""
+        if self.is_requests:
+            return ClientCredentialsSession(**kwargs)
         reqcc_module = importlib.import_module(f"reqcc.{self.module.__name__}")
         return reqcc_module.ClientCredentialsAuth(**kwargs)
+
+    def next_request(self, response: Any) -> Any:
+        """The request a redirect answer would be followed by, when not followed."""
+        return response.next if self.is_requests else response.next_request
+
+    def only_httpx(self, why: str) -> None:
+        """Skip on the requests front: ``why`` is httpx's own."""
+        if self.is_requests:
+            pytest.skip(why)
 
     def request(
         self, auth: Any, method: str, url: str, *, guard: bool = True, follow_redirects: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read."""
+        if self.is_requests:  # the session is the auth; it guards redirects itself (item 12)
+            return auth.request(method, url, allow_redirects=follow_redirects, timeout=30, **kwargs)
         hooks = {"request": [auth.keep_home]} if guard else {}
         # A generous timeout: a loaded machine is slow, never a reason for these tests to fail.
         options = {"auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30}
@@ -88,14 +113,17 @@ class Front:
         return anyio.run(send, backend=self.flavour)
 
 
-@pytest.fixture(params=["sync", "asyncio", "trio"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+FRONTS = [pytest.param(("requests", "requests"), id="requests")] + [
+    pytest.param((module.values[0], flavour), id=f"{module.values[0]}-{flavour}", marks=module.marks)
+    for module in MODULES
+    for flavour in ("sync", "asyncio", "trio")
+]
 
 
-@pytest.fixture(params=MODULES)
-def front(request: pytest.FixtureRequest, flavour: str) -> Front:
-    return Front(importlib.import_module(request.param), flavour)
+@pytest.fixture(params=FRONTS)
+def front(request: pytest.FixtureRequest) -> Front:
+    module, flavour = request.param
+    return Front(importlib.import_module(module), flavour)
 
 
 @pytest.fixture
@@ -146,6 +174,9 @@ def test_no_token_outside_base_url_and_an_explicit_authorization_wins(
 
 
 def test_plain_http_to_a_remote_host_is_refused_before_anything_is_sent(front: Front) -> None:
+    # Without base_url a ClientCredentialsSession serves https and loopback only: a plain-http
+    # request elsewhere is not its to refuse, it goes without a token (tests/test_untokened.py).
+    front.only_httpx("the session does not serve plain-http URLs to remote hosts")
     auth = front.auth(token_url="https://auth.example.com/token", client_id="c", client_secret="s")
     with pytest.raises(InsecureTransportError):
         front.request(auth, "GET", "http://api.example.com/books")  # no DNS, no connection: refused first
@@ -183,7 +214,9 @@ def test_a_revoked_token_is_retired_and_the_post_replayed_with_its_body(
     assert response.status_code in (200, 201), response.text
     assert response.json()["order"]["book"] == 2  # the body went out again with the replay
     assert server.token_requests == 2 and server.api_401s == 1
-    assert [r.status_code for r in response.history] == [401]
+    # httpx keeps an auth flow's intermediate answers in the history; the requests adapter
+    # replays inside one send, as a transport does.
+    assert [r.status_code for r in response.history] == ([] if front.is_requests else [401])
 
 
 def test_an_api_that_refuses_every_token_costs_two_token_requests(
@@ -274,7 +307,7 @@ def test_without_following_the_next_request_to_another_origin_carries_nothing(
     with LocalAuthorizationServer(require_dpop=True) as dpop_server:
         auth = auth_for(front, dpop_server, base_url=home.url + "/", dpop=True)
         response = front.request(auth, "GET", home.url + "/start", guard=False)
-        following = response.next_request
+        following = front.next_request(response)
         assert following is not None
         assert "Authorization" not in following.headers and "DPoP" not in following.headers
 
@@ -283,6 +316,7 @@ def test_an_unguarded_client_that_follows_a_redirect_is_warned_about(
     front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    front.only_httpx("the warning is about httpx's event hook")
     elsewhere = serve(Reply(body=b"{}"))
     home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
     auth = auth_for(front, server, base_url=home.url + "/")
@@ -346,6 +380,7 @@ def test_a_followed_redirect_of_a_request_without_a_reqcc_credential_is_not_warn
     front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    front.only_httpx("the warning is about httpx's event hook")
     elsewhere = serve(Reply(body=b"{}"))
     home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
     auth = auth_for(front, server)  # base_url: the local server's API, not home
@@ -392,7 +427,7 @@ def test_an_exception_while_sending_carries_the_request_without_token_or_proof(f
     with LocalAuthorizationServer() as server:
         for dpop in (False, True):
             auth = auth_for(front, server, base_url=dead, dpop=dpop)
-            with pytest.raises(front.module.TransportError) as caught:
+            with pytest.raises(front.transport_error) as caught:
                 front.request(auth, "GET", dead + "books")
             headers = caught.value.request.headers
             assert "Authorization" not in headers and "DPoP" not in headers
