@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from reqcc import (
     OAuthScopeClientCredentialsEnum,
     ReqccError,
 )
+from reqcc.config import check_config
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, TOKEN_URL
 
@@ -389,3 +391,32 @@ def test_the_checks_run_in_a_fixed_order(wrong: list[tuple[str, Any, Any]], mess
     ClientCredentialsManager(**keywords)
     print(reported)
     assert reported == messages
+
+
+def _every_keyword_but_the_token(**overrides: Any) -> dict[str, Any]:
+    """The manager's keywords with its defaults, ``token`` left out: what 0.2's check_config required."""
+    parameters = inspect.signature(ClientCredentialsManager).parameters
+    keywords = {name: p.default for name, p in parameters.items() if name != "token"}
+    keywords.update(base(**overrides))
+    return keywords
+
+
+def test_check_config_called_by_name_as_in_0_2() -> None:
+    config = check_config(**_every_keyword_but_the_token(clock_skew=10, scopes="b a b"))
+    assert config.client_id == CLIENT_ID
+    assert config.scopes == ("b", "a")
+    assert config.endpoint is not None and config.endpoint.token_url == TOKEN_URL
+    # The keywords as given, with the checked values in place: seconds are floats.
+    assert config.keywords["clock_skew"] == 10.0 and type(config.keywords["clock_skew"]) is float
+    assert config.keywords["token_url"] == TOKEN_URL
+
+
+def test_check_config_names_a_missing_or_unknown_keyword() -> None:
+    keywords = _every_keyword_but_the_token()
+    del keywords["sleep"], keywords["max_retries"]
+    missing = r"^check_config\(\) missing keyword arguments: 'max_retries', 'sleep'$"
+    with pytest.raises(TypeError, match=missing):
+        check_config(**keywords)
+    with pytest.raises(TypeError, match=r"^check_config\(\) got an unexpected keyword argument 'scope'; "
+                                        r"did you mean 'scopes'\?$"):
+        check_config(**_every_keyword_but_the_token(), scope="a")
