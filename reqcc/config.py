@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
@@ -92,9 +92,10 @@ class ManagerKeywords(TypedDict, total=False):
     and default) and documents it: PEP 692 types a ``**kwargs`` only with a ``TypedDict``,
     so the session, the adapter and :func:`~reqcc.mount` pass ``Unpack[ManagerKeywords]``
     through to the manager they create, and a type checker checks each keyword by name and
-    type. A test keeps this list identical to the signature (same names, order and types);
-    at run time the names come from the signature (:mod:`reqcc._keywords`), and
-    :func:`check_config` takes its keywords as a ``ManagerKeywords``.
+    type. A test keeps this list identical to the signature (same names, order and types).
+    At run time the pass-through signatures and the misspelt-keyword messages are built
+    from the manager's signature (:mod:`reqcc._keywords`); :func:`check_config` takes the
+    keywords as a ``ManagerKeywords``, whose names the manager hands over.
     """
 
     token_url: str | None
@@ -140,7 +141,10 @@ class ManagerConfig:
     """A manager's checked configuration (what :func:`check_config` returns).
 
     ``keywords`` is every keyword the manager was given, each with its checked value (the
-    seconds as ``float``; ``token_store`` checked), so no keyword is declared again here.
+    seconds as ``float``; ``token_store`` checked), so no keyword is declared again here;
+    but for the credentials and the token (``client_secret``, ``private_key``,
+    ``client_assertion``, ``dpop_key``, ``token``), which are not kept: the client
+    authentication, the DPoP prover and the manager hold what they need of them.
     The other fields are what was built or normalized from them, of another type than the
     keyword: the token endpoint with its client authentication (with ``issuer=``:
     ``endpoint`` is ``None`` and ``discovery`` builds it on first need), the scopes' wire
@@ -149,7 +153,7 @@ class ManagerConfig:
     until the endpoint is known, as the store key depends on it.
     """
 
-    keywords: ManagerKeywords
+    keywords: ManagerKeywords = field(repr=False)
     endpoint: TokenEndpoint | None
     discovery: DiscoveredEndpoint | None
     client_id: str
@@ -428,6 +432,13 @@ def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
         store = keywords["token_store"] = check_token_store(keywords["token_store"])
         if endpoint is not None:
             shared = share(store, endpoint, scopes, monotonic=monotonic, sleep=sleep, clock=clock)
+    # The credentials and the token are not kept: they live on in what was built from them
+    # (the client authentication, the DPoP prover, the manager's token), and only there.
+    keywords.pop("client_secret", None)
+    keywords.pop("private_key", None)
+    keywords.pop("client_assertion", None)
+    keywords.pop("dpop_key", None)
+    keywords.pop("token", None)
     return ManagerConfig(
         keywords,
         endpoint=endpoint,

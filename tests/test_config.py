@@ -420,3 +420,33 @@ def test_check_config_names_a_missing_or_unknown_keyword() -> None:
     with pytest.raises(TypeError, match=r"^check_config\(\) got an unexpected keyword argument 'scope'; "
                                         r"did you mean 'scopes'\?$"):
         check_config(**_every_keyword_but_the_token(), scope="a")
+
+
+def test_the_checked_configuration_keeps_no_credential_and_shows_none() -> None:
+    # The credentials live on in what was built from them (the client authentication keeps
+    # a parsed key, not its PEM); the configuration the manager keeps holds no copy.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, dpop_key = (
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        for _ in range(2)
+    )
+    token = {"access_token": "at-never-kept-0123456789", "token_type": "Bearer", "expires_in": 600}
+    managers = [
+        ClientCredentialsManager(**base(token=token, dpop_key=dpop_key)),
+        ClientCredentialsManager(
+            token_url=TOKEN_URL, client_id=CLIENT_ID, auth_method="private_key_jwt", private_key=key,
+            assertion_algorithm="ES256",
+        ),
+    ]
+    secrets = [CLIENT_SECRET, token["access_token"], *key.decode().splitlines()[1:-1]]
+    secrets += dpop_key.decode().splitlines()[1:-1]
+    not_kept = {"client_secret", "private_key", "client_assertion", "dpop_key", "token"}
+    for manager in managers:
+        config = manager._config
+        assert not_kept.isdisjoint(config.keywords)
+        shown = repr(config) + repr(config.keywords)
+        assert [secret for secret in secrets if secret in shown] == []
