@@ -343,7 +343,10 @@ def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
     telemetry = create_telemetry(
         client_id, meter_provider=keywords["meter_provider"], tracer_provider=keywords["tracer_provider"]
     )
+    # Read now: with issuer=, build_auth runs after this function has returned, and the
+    # mapping it returns keeps no credential.
     private_key, client_assertion_file = keywords["private_key"], keywords["client_assertion_file"]
+    client_assertion = keywords["client_assertion"]
 
     def build_auth(method: str | ClientAuth) -> ClientAuth:
         client_auth = make_client_auth(
@@ -355,7 +358,7 @@ def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
             assertion_algorithm=keywords["assertion_algorithm"],
             assertion_audience=keywords["assertion_audience"],
             client_assertion_file=client_assertion_file,
-            client_assertion=keywords["client_assertion"],
+            client_assertion=client_assertion,
             clock=clock,
         )
         if client_auth.method in TLS_AUTH_METHODS and token_session is None:
@@ -369,7 +372,7 @@ def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
     # given, implied by a private key or a platform's assertion, or the default of a fixed
     # token_url.
     auth_method = keywords["auth_method"]
-    has_assertion = client_assertion_file is not None or keywords["client_assertion"] is not None
+    has_assertion = client_assertion_file is not None or client_assertion is not None
     has_key = private_key is not None or has_assertion
     known_auth: ClientAuth | None = None
     if auth_method is not None:
