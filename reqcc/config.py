@@ -140,17 +140,17 @@ class ManagerKeywords(TypedDict, total=False):
 class ManagerConfig:
     """A manager's checked configuration (what :func:`check_config` returns).
 
-    ``keywords`` is every keyword the manager was given, each with its checked value (the
-    seconds as ``float``; ``token_store`` checked), so no keyword is declared again here;
-    but for the credentials and the token (``client_secret``, ``private_key``,
-    ``client_assertion``, ``dpop_key``, ``token``), which are not kept: the client
-    authentication, the DPoP prover and the manager hold what they need of them.
-    The other fields are what was built or normalized from them, of another type than the
-    keyword: the token endpoint with its client authentication (with ``issuer=``:
-    ``endpoint`` is ``None`` and ``discovery`` builds it on first need), the scopes' wire
-    values, the checked ``token_params``, the DPoP prover and the telemetry. The token given
-    at construction is not checked here (the manager adopts it). ``shared`` is ``None``
-    until the endpoint is known, as the store key depends on it.
+    ``keywords`` is the manager's keywords as checked, so no keyword is declared again
+    here: each with the value given, or the checked one where the check converts it of the
+    same type (the seconds as ``float``, the ``token_store``). The credentials and the token
+    (``client_secret``, ``private_key``, ``client_assertion``, ``dpop_key``, ``token``) are
+    left out: the client authentication, the DPoP prover and the manager hold what they
+    need of them. The other fields are what was built from the keywords, or normalized
+    into another type: the token endpoint with its client authentication (with
+    ``issuer=``: ``endpoint`` is ``None`` and ``discovery`` builds it on first need), the
+    client identifier (a ``str``), the scopes' wire values, the checked ``token_params``,
+    the DPoP prover and the telemetry. ``shared`` is ``None`` until the endpoint is known,
+    as the store key depends on it.
     """
 
     keywords: ManagerKeywords = field(repr=False)

@@ -239,7 +239,6 @@ class ClientCredentialsManager(ReusingSource):
         # manager keeps the checked configuration whole, not copied field by field.
         self._config = config
         keywords = config.keywords
-        #: The ``token_provider`` keyword (``None``: the token endpoint).
         self.token_provider = keywords["token_provider"]
         self._rejection_cooldown = RejectionCooldown(keywords["monotonic"])
         # The chain of token sources (x/oauth2's shape): this reusing source -> the token
