@@ -1,10 +1,14 @@
 """A manager's configuration: the keywords it takes, and how each is checked.
 
 Everything here runs once, in the constructor; nothing here runs per request or per
-token. :class:`ManagerKeywords` is the list of the manager's keywords with their types,
-for the layers that pass them through (session, adapter, ``mount``); :func:`check_config`
-turns the keywords' values into a :class:`ManagerConfig` or raises a
-:class:`~reqcc.ConfigurationError` naming the keyword and what it must be.
+token. Each keyword is declared once, in :class:`~reqcc.ClientCredentialsManager`'s
+signature (name, type, default) and its docstring (meaning). :class:`ManagerKeywords`
+mirrors the names and types for type checkers, as PEP 692 needs a ``TypedDict`` for the
+``**kwargs`` the session, the adapter and ``mount`` pass through (a test keeps it equal to
+the signature). :func:`check_config` takes the keywords as one mapping, as bound to the
+signature, and returns a :class:`ManagerConfig` (the mapping with checked values, and what
+was built from it) or raises a :class:`~reqcc.ConfigurationError` naming the keyword and
+what it must be.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
 import requests
 
+from ._keywords import unexpected_keywords
 from ._urls import require_secure_url
 from .client_assertion import AssertionCallable
 from .client_auth import JWT_AUTH_METHODS, TLS_AUTH_METHODS, ClientAuth, make_client_auth
@@ -30,6 +35,7 @@ from .scopes import OAuthScope
 if TYPE_CHECKING:  # for the provider's type only: the manager is the layer above
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
     from .discovered import DiscoveredEndpoint  # imported by check_config, with issuer= only
     from .manager import ClientCredentialsManager
@@ -82,10 +88,14 @@ DEFAULT_PROBE_INTERVAL = 1.0
 class ManagerKeywords(TypedDict, total=False):
     """The keywords of :class:`~reqcc.ClientCredentialsManager`, with their types.
 
-    The one list of them: the session, the adapter and :func:`~reqcc.mount` pass these
-    through to the manager they create. The manager's ``__init__`` signature declares the
-    same names and types, with their defaults (a test keeps the two identical); what each
-    one means is documented there.
+    The static mirror of the manager's signature, which declares each keyword (name, type
+    and default) and documents it: PEP 692 types a ``**kwargs`` only with a ``TypedDict``,
+    so the session, the adapter and :func:`~reqcc.mount` pass ``Unpack[ManagerKeywords]``
+    through to the manager they create, and a type checker checks each keyword by name and
+    type. A test keeps this list identical to the signature (same names, order and types).
+    At run time the pass-through signatures and the misspelt-keyword messages are built
+    from the manager's signature (:mod:`reqcc._keywords`); :func:`check_config` takes the
+    keywords as a ``ManagerKeywords``, whose names the manager hands over.
     """
 
     token_url: str | None
@@ -130,32 +140,28 @@ class ManagerKeywords(TypedDict, total=False):
 class ManagerConfig:
     """A manager's checked configuration (what :func:`check_config` returns).
 
-    The token endpoint is built here, with its client authentication (with ``issuer=``:
-    ``endpoint`` is ``None`` and ``discovery`` builds it on first need); the token given
-    at construction is not part of it (the manager adopts it). ``shared`` is ``None``
-    until the endpoint is known, as the store key depends on it.
+    ``keywords`` is the manager's keywords as checked, so no keyword is declared again
+    here: each with the value given, or the checked one where the check converts it of the
+    same type (the seconds as ``float``, the ``token_store``). The credentials and the token
+    (``client_secret``, ``private_key``, ``client_assertion``, ``dpop_key``, ``token``) are
+    left out: the client authentication, the DPoP prover and the manager hold what they
+    need of them. The other fields are what was built from the keywords, or normalized
+    into another type: the token endpoint with its client authentication (with
+    ``issuer=``: ``endpoint`` is ``None`` and ``discovery`` builds it on first need), the
+    client identifier (a ``str``), the scopes' wire values, the checked ``token_params``,
+    the DPoP prover and the telemetry. ``shared`` is ``None`` until the endpoint is known,
+    as the store key depends on it.
     """
 
+    keywords: ManagerKeywords = field(repr=False)
     endpoint: TokenEndpoint | None
     discovery: DiscoveredEndpoint | None
     client_id: str
-    token_params: dict[str, str]
     scopes: tuple[str, ...]
-    clock_skew: float
-    refresh_ahead: float
-    failure_backoff: float
-    max_failure_backoff: float
-    probe_interval: float
-    token_deadline: float
-    token_provider: TokenProvider | None
-    on_token_update: TokenUpdateCallback | None
-    clock: Callable[[], float]
-    monotonic: Callable[[], float]
-    sleep: Callable[[float], None]
-    token_store: TokenStore | None
-    shared: SharedTokens | None
+    token_params: dict[str, str]
+    dpop: DPoPProver | None
     telemetry: Telemetry
-    dpop: DPoPProver | None = None
+    shared: SharedTokens | None
 
 
 def _seconds(value: Any, keyword: str, *, allow_zero: bool = True) -> float:
@@ -254,57 +260,28 @@ def check_dpop(dpop: bool | None, dpop_key: Any, clock: Callable[[], float]) -> 
     return DPoPProver(DPoPKey(dpop_key, clock=clock))
 
 
-def check_config(
-    *,
-    token_url: str | None,
-    issuer: str | None,
-    metadata_url: str | None,
-    client_id: str | None,
-    client_secret: str | None,
-    scopes: Iterable[OAuthScope | str] | str | None,
-    clock_skew: float,
-    token_provider: TokenProvider | None,
-    on_token_update: TokenUpdateCallback | None,
-    auth_method: str | ClientAuth | None,
-    basic_auth_encoding: str,
-    private_key: str | bytes | Mapping[str, Any] | None,
-    assertion_algorithm: str | None,
-    assertion_audience: str | Sequence[str] | None,
-    client_assertion_file: str | os.PathLike[str] | None,
-    client_assertion: AssertionCallable | None,
-    token_params: Mapping[str, str] | None,
-    timeout: Timeout | None,
-    token_session: requests.Session | None,
-    refresh_ahead: float,
-    max_retries: int,
-    retry_backoff: float,
-    max_retry_wait: float,
-    failure_backoff: float,
-    max_failure_backoff: float,
-    probe_interval: float,
-    token_deadline: float,
-    clock: Callable[[], float],
-    monotonic: Callable[[], float],
-    sleep: Callable[[float], None],
-    token_store: TokenStore | None,
-    dpop: bool | None,
-    dpop_key: str | bytes | Mapping[str, Any] | DPoPKey | None,
-    meter_provider: MeterProvider | None,
-    tracer_provider: TracerProvider | None,
-) -> ManagerConfig:
+def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
     """Check the manager's keywords (all but ``token``) and build its token endpoint.
 
-    Every keyword is required here: the defaults are the manager's, in its signature.
+    ``keywords`` are the manager's keywords, every one given (``token`` may be left out and
+    is not checked here): the defaults are the manager's, in its signature, and the manager
+    hands over its keywords as bound to it. So a keyword is declared once, in
+    :class:`~reqcc.ClientCredentialsManager`'s signature; :class:`ManagerKeywords` mirrors it
+    for type checkers, and what is checked here is read from the mapping by name.
     With ``issuer=`` the endpoint is not built (nothing is fetched here): what can be
     checked without the server's metadata is checked now, and ``discovery`` builds the
     endpoint on first need.
 
     The checks run in a fixed order, so the first problem reported is always the same.
 
-    :raises ConfigurationError: a keyword is missing, of the wrong type or out of range.
+    :raises TypeError: a keyword is missing, or is not one of the manager's (as a call
+        naming a parameter that does not exist).
+    :raises ConfigurationError: a keyword is of the wrong type or out of range.
     :raises InsecureTransportError: ``token_url``, ``issuer`` or ``metadata_url`` is plain
         http to a non-loopback host.
     """
+    _require_every_keyword(keywords)
+    token_url, issuer, metadata_url = keywords["token_url"], keywords["issuer"], keywords["metadata_url"]
     discover = issuer is not None or metadata_url is not None
     if token_url is None and not discover:
         raise ConfigurationError(
@@ -325,51 +302,61 @@ def check_config(
             metadata_url = check_metadata_url(metadata_url)
     else:
         token_url = _check_token_url(token_url)
+    client_id, client_secret = keywords["client_id"], keywords["client_secret"]
     if not isinstance(client_id, str) or not client_id:
         raise ConfigurationError("client_id is required (a non-empty string)")
     if client_secret is not None and not isinstance(client_secret, str):
         raise ConfigurationError("client_secret must be a string")
-    if token_provider is not None and not callable(token_provider):
+    if keywords["token_provider"] is not None and not callable(keywords["token_provider"]):
         raise ConfigurationError("token_provider must be callable: (last_token, manager) -> OAuthToken")
-    if on_token_update is not None and not callable(on_token_update):
+    if keywords["on_token_update"] is not None and not callable(keywords["on_token_update"]):
         raise ConfigurationError("on_token_update must be callable: (token) -> None")
+    token_session = keywords["token_session"]
     if token_session is not None and not isinstance(token_session, requests.Session):
         raise ConfigurationError("token_session must be a requests.Session")
+    max_retries = keywords["max_retries"]
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-    refresh_ahead = _seconds(refresh_ahead, "refresh_ahead")
-    if refresh_ahead >= 1:
+    keywords["refresh_ahead"] = _seconds(keywords["refresh_ahead"], "refresh_ahead")
+    if keywords["refresh_ahead"] >= 1:
         raise ConfigurationError(
-            f"refresh_ahead is a fraction of the lifetime in [0, 1), got {refresh_ahead!r}"
+            f"refresh_ahead is a fraction of the lifetime in [0, 1), got {keywords['refresh_ahead']!r}"
         )
+    clock, monotonic, sleep = keywords["clock"], keywords["monotonic"], keywords["sleep"]
     for name, value in (("clock", clock), ("monotonic", monotonic), ("sleep", sleep)):
         if not callable(value):
             raise ConfigurationError(f"{name} must be callable")
 
-    clock_skew = _seconds(clock_skew, "clock_skew")
-    failure_backoff = _seconds(failure_backoff, "failure_backoff")
-    max_failure_backoff = _seconds(max_failure_backoff, "max_failure_backoff")
-    probe_interval = _seconds(probe_interval, "probe_interval")
-    token_deadline = _seconds(token_deadline, "token_deadline", allow_zero=False)
-    normalized_scopes = normalize_scopes(scopes)
-    prover = check_dpop(dpop, dpop_key, clock)
-    checked_timeout = None if timeout is None else _check_timeout(timeout)
-    retry_backoff = _seconds(retry_backoff, "retry_backoff")
-    max_retry_wait = _seconds(max_retry_wait, "max_retry_wait")
+    keywords["clock_skew"] = _seconds(keywords["clock_skew"], "clock_skew")
+    keywords["failure_backoff"] = _seconds(keywords["failure_backoff"], "failure_backoff")
+    keywords["max_failure_backoff"] = _seconds(keywords["max_failure_backoff"], "max_failure_backoff")
+    keywords["probe_interval"] = _seconds(keywords["probe_interval"], "probe_interval")
+    keywords["token_deadline"] = _seconds(keywords["token_deadline"], "token_deadline", allow_zero=False)
+    scopes = normalize_scopes(keywords["scopes"])
+    prover = check_dpop(keywords["dpop"], keywords["dpop_key"], clock)
+    timeout = None if keywords["timeout"] is None else _check_timeout(keywords["timeout"])
+    retry_backoff = keywords["retry_backoff"] = _seconds(keywords["retry_backoff"], "retry_backoff")
+    max_retry_wait = keywords["max_retry_wait"] = _seconds(keywords["max_retry_wait"], "max_retry_wait")
     from .telemetry import create_telemetry  # the token request's modules load with the first manager
     from .token_endpoint import TokenEndpoint, check_form_fields
 
-    telemetry = create_telemetry(client_id, meter_provider=meter_provider, tracer_provider=tracer_provider)
+    telemetry = create_telemetry(
+        client_id, meter_provider=keywords["meter_provider"], tracer_provider=keywords["tracer_provider"]
+    )
+    # Read now: with issuer=, build_auth runs after this function has returned, and the
+    # mapping it returns keeps no credential.
+    private_key, client_assertion_file = keywords["private_key"], keywords["client_assertion_file"]
+    client_assertion = keywords["client_assertion"]
 
     def build_auth(method: str | ClientAuth) -> ClientAuth:
         client_auth = make_client_auth(
             method,
             client_id,
             client_secret,
-            basic_auth_encoding=basic_auth_encoding,
+            basic_auth_encoding=keywords["basic_auth_encoding"],
             private_key=private_key,
-            assertion_algorithm=assertion_algorithm,
-            assertion_audience=assertion_audience,
+            assertion_algorithm=keywords["assertion_algorithm"],
+            assertion_audience=keywords["assertion_audience"],
             client_assertion_file=client_assertion_file,
             client_assertion=client_assertion,
             clock=clock,
@@ -384,6 +371,7 @@ def check_config(
     # Built now whenever the method is known (a bad key or a missing secret fails here):
     # given, implied by a private key or a platform's assertion, or the default of a fixed
     # token_url.
+    auth_method = keywords["auth_method"]
     has_assertion = client_assertion_file is not None or client_assertion is not None
     has_key = private_key is not None or has_assertion
     known_auth: ClientAuth | None = None
@@ -394,18 +382,16 @@ def check_config(
     elif not discover:
         known_auth = build_auth("client_secret_basic")
     else:
-        _check_credentials_for_discovery(
-            client_secret, basic_auth_encoding, assertion_algorithm, assertion_audience
-        )
+        _check_credentials_for_discovery(keywords)
 
     def make_endpoint(url: str, method: str) -> TokenEndpoint:
         client_auth = known_auth if known_auth is not None else build_auth(method)
         return TokenEndpoint(
             url,
             client_auth,
-            scope=" ".join(normalized_scopes) or None,
-            token_params=token_params,
-            timeout=checked_timeout,
+            scope=" ".join(scopes) or None,
+            token_params=keywords["token_params"],
+            timeout=timeout,
             session=token_session,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
@@ -429,7 +415,7 @@ def check_config(
             has_client_secret=client_secret is not None,
             has_private_key=has_key,
             session=token_session,
-            timeout=checked_timeout,
+            timeout=timeout,
             clock=clock,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
@@ -440,55 +426,65 @@ def check_config(
     else:
         assert token_url is not None and known_auth is not None
         endpoint = make_endpoint(token_url, known_auth.method)
-    checked_params = check_form_fields(token_params or {}, "token_params")
-    store = shared = None
-    if token_store is not None:  # the store machinery loads with its first user, not with reqcc
+    token_params = check_form_fields(keywords["token_params"] or {}, "token_params")
+    shared = None
+    if keywords["token_store"] is not None:  # the store machinery loads with its first user, not with reqcc
         from .store_source import share
         from .stores.base import check_token_store
 
-        store = check_token_store(token_store)
+        store = keywords["token_store"] = check_token_store(keywords["token_store"])
         if endpoint is not None:
-            shared = share(store, endpoint, normalized_scopes, monotonic=monotonic, sleep=sleep, clock=clock)
+            shared = share(store, endpoint, scopes, monotonic=monotonic, sleep=sleep, clock=clock)
+    # The credentials and the token are not kept: they live on in what was built from them
+    # (the client authentication, the DPoP prover, the manager's token), and only there.
+    keywords.pop("client_secret", None)
+    keywords.pop("private_key", None)
+    keywords.pop("client_assertion", None)
+    keywords.pop("dpop_key", None)
+    keywords.pop("token", None)
     return ManagerConfig(
+        keywords,
         endpoint=endpoint,
         discovery=discovery,
         client_id=client_id,
-        token_params=checked_params,
-        scopes=normalized_scopes,
-        clock_skew=clock_skew,
-        refresh_ahead=refresh_ahead,
-        failure_backoff=failure_backoff,
-        max_failure_backoff=max_failure_backoff,
-        probe_interval=probe_interval,
-        token_deadline=token_deadline,
-        token_provider=token_provider,
-        on_token_update=on_token_update,
-        clock=clock,
-        monotonic=monotonic,
-        sleep=sleep,
-        token_store=store,
-        shared=shared,
-        telemetry=telemetry,
+        scopes=scopes,
+        token_params=token_params,
         dpop=prover,
+        telemetry=telemetry,
+        shared=shared,
     )
 
 
-def _check_credentials_for_discovery(
-    client_secret: str | None,
-    basic_auth_encoding: str,
-    assertion_algorithm: str | None,
-    assertion_audience: str | Sequence[str] | None,
-) -> None:
+def _require_every_keyword(keywords: Mapping[str, Any]) -> None:
+    """Raise the ``TypeError`` of a call to :func:`check_config` missing a keyword or naming an unknown one.
+
+    What the 0.2 signature (every keyword a required parameter) raised; the names are
+    :class:`ManagerKeywords`' (``token`` may be left out).
+    """
+    names = ManagerKeywords.__annotations__
+    unknown = [name for name in keywords if name not in names]
+    if unknown:
+        raise unexpected_keywords("check_config", unknown, names)
+    missing = [name for name in names if name != "token" and name not in keywords]
+    if missing:
+        raise TypeError(f"check_config() missing keyword arguments: {', '.join(map(repr, missing))}")
+
+
+def _check_credentials_for_discovery(keywords: ManagerKeywords) -> None:
     """With discovery (``issuer=``, ``metadata_url=``) and no ``auth_method``: check what the choice needs."""
-    if not client_secret:
+    if not keywords["client_secret"]:
         raise ConfigurationError(
             "with issuer= (or metadata_url=) and no auth_method=, give client_secret= (or private_key=): "
             "reqcc picks a method the server lists for it; or pass auth_method= (such as 'none' for a "
             "public client)"
         )
+    basic_auth_encoding = keywords["basic_auth_encoding"]
     if basic_auth_encoding not in ("form", "raw"):
         raise ConfigurationError(f"basic_auth_encoding must be 'form' or 'raw', got {basic_auth_encoding!r}")
-    jwt_keywords = (("assertion_algorithm", assertion_algorithm), ("assertion_audience", assertion_audience))
+    jwt_keywords = (
+        ("assertion_algorithm", keywords["assertion_algorithm"]),
+        ("assertion_audience", keywords["assertion_audience"]),
+    )
     for name, value in jwt_keywords:
         if value is not None:
             raise ConfigurationError(

@@ -27,6 +27,7 @@ from .config import (
     DEFAULT_PROBE_INTERVAL,
     DEFAULT_REFRESH_AHEAD,
     DEFAULT_TOKEN_DEADLINE,
+    ManagerKeywords,
     TokenProvider,
     TokenUpdateCallback,
     check_config,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # optional dependency: types only
     from .discovery import AuthorizationServerMetadata  # imported with issuer= only
     from .store_source import StoreSource  # imported with token_store= only
     from .stores.base import TokenStore
+    from .telemetry import Telemetry
     from .to_server import Timeout
     from .token_endpoint import TokenEndpoint  # imported by check_config, at the first manager
 
@@ -225,101 +227,70 @@ class ClientCredentialsManager(ReusingSource):
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
+        # The keywords as bound to this signature, defaults applied, go to reqcc.config as one
+        # mapping: read first, and by the names ManagerKeywords mirrors from the signature,
+        # so nothing but the keywords is taken (test_structure keeps the two equal).
         config = check_config(
-            token_url=token_url,
-            issuer=issuer,
-            metadata_url=metadata_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            scopes=scopes,
-            clock_skew=clock_skew,
-            token_provider=token_provider,
-            on_token_update=on_token_update,
-            auth_method=auth_method,
-            basic_auth_encoding=basic_auth_encoding,
-            private_key=private_key,
-            assertion_algorithm=assertion_algorithm,
-            assertion_audience=assertion_audience,
-            client_assertion_file=client_assertion_file,
-            client_assertion=client_assertion,
-            token_params=token_params,
-            timeout=timeout,
-            token_session=token_session,
-            refresh_ahead=refresh_ahead,
-            max_retries=max_retries,
-            retry_backoff=retry_backoff,
-            max_retry_wait=max_retry_wait,
-            failure_backoff=failure_backoff,
-            max_failure_backoff=max_failure_backoff,
-            probe_interval=probe_interval,
-            token_deadline=token_deadline,
-            clock=clock,
-            monotonic=monotonic,
-            sleep=sleep,
-            token_store=token_store,
-            dpop=dpop,
-            dpop_key=dpop_key,
-            meter_provider=meter_provider,
-            tracer_provider=tracer_provider,
+            **{name: value for name, value in locals().items() if name in ManagerKeywords.__annotations__}
         )
         # At most 30 instance attributes, all told (the reusing source's too): CPython keeps
         # an instance's attributes inline only up to 30 keys, and past that get_token's read of
-        # self._current becomes a dict look-up (tests/test_reusing.py checks it).
-        self.token_provider = config.token_provider
-        self._scopes = config.scopes
-        self._discovery = config.discovery
-        self._client_id = config.client_id
-        self._token_params = config.token_params
-        self._telemetry = config.telemetry
-        self._dpop = config.dpop
-        self._rejection_cooldown = RejectionCooldown(config.monotonic)
+        # self._current becomes a dict look-up (tests/test_reusing.py checks it). So the
+        # manager keeps the checked configuration whole, not copied field by field.
+        self._config = config
+        keywords = config.keywords
+        self.token_provider = keywords["token_provider"]
+        self._rejection_cooldown = RejectionCooldown(keywords["monotonic"])
         # The chain of token sources (x/oauth2's shape): this reusing source -> the token
         # store, if any -> the token_provider | the token endpoint (discovered or given).
         self._endpoints = EndpointSource(
-            config.endpoint, config.discovery, monotonic=config.monotonic, known_tokens=self._known_tokens
+            config.endpoint,
+            config.discovery,
+            monotonic=keywords["monotonic"],
+            known_tokens=self._known_tokens,
         )
         inner: ProviderSource | EndpointSource = self._endpoints
-        if config.token_provider is not None:
+        if keywords["token_provider"] is not None:
             inner = ProviderSource(
-                config.token_provider,
+                keywords["token_provider"],
                 self,
                 last=lambda: self._last_token,
                 retired=lambda: self._retired,
                 clock_skew=lambda: self.clock_skew,
-                clock=config.clock,
+                clock=keywords["clock"],
                 dpop=config.dpop is not None,
             )
         source: TokenSource = inner
         #: The store source with ``token_store=``, else ``None``.
         self._store: StoreSource | None = None
-        if config.token_store is not None:
+        if keywords["token_store"] is not None:
             from .store_source import StoreSource  # the store machinery loads with token_store= only
 
             source = self._store = StoreSource(
                 inner,
                 self._endpoints,
-                config.token_store,
+                keywords["token_store"],
                 config.shared,
                 scopes=config.scopes,
                 acceptable=self._replaces_held,
                 probe_delay=self._probe_delay,
                 dpop=config.dpop is not None,
-                monotonic=config.monotonic,
-                sleep=config.sleep,
-                clock=config.clock,
+                monotonic=keywords["monotonic"],
+                sleep=keywords["sleep"],
+                clock=keywords["clock"],
             )
         super().__init__(
             source,
-            clock_skew=config.clock_skew,
-            refresh_ahead=config.refresh_ahead,
-            renews_ahead=config.token_provider is None,
-            token_deadline=config.token_deadline,
-            failure_backoff=config.failure_backoff,
-            max_failure_backoff=config.max_failure_backoff,
-            probe_interval=config.probe_interval,
-            clock=config.clock,
-            monotonic=config.monotonic,
-            on_token_update=config.on_token_update,
+            clock_skew=keywords["clock_skew"],
+            refresh_ahead=keywords["refresh_ahead"],
+            renews_ahead=keywords["token_provider"] is None,
+            token_deadline=keywords["token_deadline"],
+            failure_backoff=keywords["failure_backoff"],
+            max_failure_backoff=keywords["max_failure_backoff"],
+            probe_interval=keywords["probe_interval"],
+            clock=keywords["clock"],
+            monotonic=keywords["monotonic"],
+            on_token_update=keywords["on_token_update"],
             waited=config.telemetry.waited,
             peek=self._store.peek if self._store is not None else None,
             waiting_for=inner.where,
@@ -370,17 +341,19 @@ class ClientCredentialsManager(ReusingSource):
 
         With ``metadata_url`` and no ``issuer``: the issuer the document names, once read.
         """
-        return self._discovery.issuer if self._discovery is not None else None
+        discovery = self._config.discovery
+        return discovery.issuer if discovery is not None else None
 
     @property
     def metadata(self) -> AuthorizationServerMetadata | None:
         """The issuer's metadata once read (``None`` before, and without ``issuer``/``metadata_url``)."""
-        return self._discovery.metadata if self._discovery is not None else None
+        discovery = self._config.discovery
+        return discovery.metadata if discovery is not None else None
 
     @property
     def client_id(self) -> str:
         """The client identifier."""
-        return self._client_id
+        return self._config.client_id
 
     @property
     def auth_method(self) -> str | None:
@@ -392,18 +365,24 @@ class ClientCredentialsManager(ReusingSource):
         endpoint = self._endpoint
         if endpoint is not None:
             return endpoint.client_auth.method
-        assert self._discovery is not None
-        return self._discovery.auth_method
+        discovery = self._config.discovery
+        assert discovery is not None
+        return discovery.auth_method
 
     @property
     def scopes(self) -> tuple[str, ...]:
         """The requested scopes' wire values."""
-        return self._scopes
+        return self._config.scopes
 
     @property
     def monotonic(self) -> Callable[[], float]:
         """The monotonic clock this manager reads (its ``monotonic`` keyword)."""
         return self._monotonic
+
+    @property
+    def _telemetry(self) -> Telemetry:
+        """This manager's metrics and spans (built from ``meter_provider`` and ``tracer_provider``)."""
+        return self._config.telemetry
 
     @property
     def rejection_cooldown(self) -> RejectionCooldown:
@@ -419,7 +398,7 @@ class ClientCredentialsManager(ReusingSource):
     @property
     def token_params(self) -> dict[str, str]:
         """The extra form fields sent with every token request (a copy)."""
-        return dict(self._token_params)
+        return dict(self._config.token_params)
 
     def discover(self) -> str:
         """Read the issuer's metadata now, if not done yet, and return the token endpoint.
@@ -441,12 +420,13 @@ class ClientCredentialsManager(ReusingSource):
     @property
     def dpop(self) -> DPoPProver | None:
         """The DPoP key and server nonces of this manager, or ``None`` when it asks for Bearer tokens."""
-        return self._dpop
+        return self._config.dpop
 
     @property
     def dpop_thumbprint(self) -> str | None:
         """The RFC 7638 thumbprint of the DPoP key (the ``jkt`` tokens are bound to), or ``None``."""
-        return self._dpop.thumbprint if self._dpop is not None else None
+        dpop = self._config.dpop
+        return dpop.thumbprint if dpop is not None else None
 
     def authorize(self, request: requests.PreparedRequest, token: OAuthToken) -> None:
         """Make ``request`` (a copy the caller owns, about to be sent) present ``token``.
@@ -460,12 +440,13 @@ class ClientCredentialsManager(ReusingSource):
         if token.token_type != "DPoP":
             request.headers["Authorization"] = f"Bearer {token.access_token}"
             return
-        if self._dpop is None:
+        dpop = self._config.dpop
+        if dpop is None:
             raise ConfigurationError(
                 f"token {token.fingerprint} is a DPoP token, but this manager has no DPoP key "
                 "(pass dpop=True or dpop_key=)"
             )
-        self._dpop.authorize(request.headers, request.method or "GET", request.url or "", token.access_token)
+        dpop.authorize(request.headers, request.method or "GET", request.url or "", token.access_token)
 
     # -- the token ---------------------------------------------------------------------
 
@@ -537,13 +518,14 @@ class ClientCredentialsManager(ReusingSource):
     def __repr__(self) -> str:
         token = self.token
         where = f"token_url={self.token_url!r}"
-        if self._discovery is not None:
-            where = f"issuer={self._discovery.issuer!r}, {where}"
-            if self._discovery.metadata_url is not None:
-                where = f"metadata_url={self._discovery.metadata_url!r}, {where}"
+        discovery, dpop = self._config.discovery, self._config.dpop
+        if discovery is not None:
+            where = f"issuer={discovery.issuer!r}, {where}"
+            if discovery.metadata_url is not None:
+                where = f"metadata_url={discovery.metadata_url!r}, {where}"
         return (
             f"ClientCredentialsManager({where}, client_id={self.client_id!r}, "
-            f"auth_method={self.auth_method!r}, scopes={self._scopes!r}, "
+            f"auth_method={self.auth_method!r}, scopes={self._config.scopes!r}, "
             f"token={token.fingerprint if token is not None else None!r}"
-            + (f", dpop_thumbprint={self._dpop.thumbprint!r})" if self._dpop is not None else ")")
+            + (f", dpop_thumbprint={dpop.thumbprint!r})" if dpop is not None else ")")
         )

@@ -171,3 +171,13 @@ def test_the_basic_auth_encoding_flag_reaches_the_manager(reqcc_server: LocalAut
     assert "basic_auth_encoding" not in manager_config(parsed, env, io.StringIO())
     code, line = cli_error(env, "--basic-auth-encoding", "raw", "--auth-method", "client_secret_post")
     assert code == cli.EXIT_CONFIG and "--basic-auth-encoding" in line
+
+
+def test_each_configuration_hint_is_for_a_keyword_that_exists() -> None:
+    # A ConfigurationError starts with the keyword it is about; the flag to check is found
+    # by that name, so a name that is no keyword would never show its hint.
+    from reqcc.cli.messages import _FLAG_OF_KEYWORD
+    from reqcc.config import ManagerKeywords
+
+    others = {"base_url", "encryption_key"}  # the session's, and FileTokenStore's (--cache-key-file)
+    assert set(_FLAG_OF_KEYWORD) - others <= set(ManagerKeywords.__annotations__)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +23,7 @@ from reqcc import (
     OAuthScopeClientCredentialsEnum,
     ReqccError,
 )
+from reqcc.config import check_config
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, TOKEN_URL
 
@@ -259,3 +262,191 @@ def test_no_oauthlib_environment_variable_is_set(make_env: Any) -> None:
     env.issuer.extra = {"scope": "books.read"}  # a narrowed scope, which oauthlib would warn about
     assert env.session.get("https://api.example.com/books").status_code == 200
     assert {k: v for k, v in os.environ.items() if k.startswith("OAUTHLIB")} == before
+
+
+#: Every keyword wrong at once, in the order the checks run: (keyword, wrong value, right
+#: value). The same problem must be reported first whatever the code's shape.
+WRONG_IN_CHECK_ORDER: list[tuple[str, Any, Any]] = [
+    ("issuer", "https://as.example.com", None),  # with token_url: not both
+    ("token_url", "http://as.example.com/token", TOKEN_URL),
+    ("client_id", 42, CLIENT_ID),
+    ("client_secret", b"bytes", CLIENT_SECRET),
+    ("token_provider", 1, None),
+    ("on_token_update", 1, None),
+    ("token_session", object(), None),
+    ("max_retries", -1, 2),
+    ("refresh_ahead", 1.5, 0.2),
+    ("clock", 1, time.time),
+    ("monotonic", 1, time.monotonic),
+    ("sleep", 1, time.sleep),
+    ("clock_skew", -1, 30),
+    ("failure_backoff", -1, 1),
+    ("max_failure_backoff", "60", 60),
+    ("probe_interval", -1, 1),
+    ("token_deadline", 0, 30),
+    ("scopes", [42], None),
+    ("dpop", "yes", None),
+    ("timeout", (1, 2, 3), None),
+    ("retry_backoff", -1, 0.5),
+    ("max_retry_wait", float("nan"), 10),
+    ("auth_method", "bogus", None),
+    ("basic_auth_encoding", "latin-1", "form"),
+    ("token_params", {"grant_type": "password"}, None),
+    ("token_store", object(), None),
+    ("token", "a-bare-string", None),
+]
+
+#: What each of them reports, first of all the problems left.
+CHECK_ORDER_MESSAGES = [
+    (
+        'give token_url= or issuer=, not both (with issuer= or metadata_url=, the token endpoint is the one '
+        'the metadata names)'
+    ),
+    (
+        'token_url must use https (plain http is allowed only to a loopback host such as 127.0.0.1 or '
+        'localhost); refusing http://as.example.com'
+    ),
+    'client_id is required (a non-empty string)',
+    'client_secret must be a string',
+    'token_provider must be callable: (last_token, manager) -> OAuthToken',
+    'on_token_update must be callable: (token) -> None',
+    'token_session must be a requests.Session',
+    'max_retries must be an integer >= 0, got -1',
+    'refresh_ahead is a fraction of the lifetime in [0, 1), got 1.5',
+    'clock must be callable',
+    'monotonic must be callable',
+    'sleep must be callable',
+    'clock_skew must be >= 0, got -1',
+    'failure_backoff must be >= 0, got -1',
+    "max_failure_backoff must be a number of seconds, got '60'",
+    'probe_interval must be >= 0, got -1',
+    'token_deadline must be > 0, got 0',
+    'scopes: 42 is neither an OAuthScope nor a str',
+    'dpop must be True or False, got str',
+    'timeout must be seconds or a (connect, read) pair',
+    'retry_backoff must be >= 0, got -1',
+    'max_retry_wait must be a number of seconds, got nan',
+    (
+        'auth_method must be one of client_secret_basic, client_secret_post, client_secret_jwt, '
+        "private_key_jwt, tls_client_auth, self_signed_tls_client_auth, none; got 'bogus'"
+    ),
+    "basic_auth_encoding must be 'form' or 'raw', got 'latin-1'",
+    (
+        "token_params must not set 'grant_type': reqcc sends it (use scopes=, client_id=, client_secret= or "
+        'auth_method= instead)'
+    ),
+    (
+        'token_store must implement reqcc.stores.TokenStore (read, write, acquire_lease, release_lease, '
+        'lease_timeout, poll_interval), such as FileTokenStore or RedisTokenStore'
+    ),
+    'token must be an OAuthToken or a dict, got str',
+]
+
+
+#: With issuer= and no auth_method: what the choice of a method needs, in order.
+WRONG_FOR_DISCOVERY_IN_CHECK_ORDER: list[tuple[str, Any, Any]] = [
+    ("issuer", "https://as.example.com/?tenant=1", "https://as.example.com"),
+    ("client_id", "", CLIENT_ID),
+    ("client_secret", None, CLIENT_SECRET),
+    ("basic_auth_encoding", "latin-1", "raw"),
+    ("assertion_algorithm", "RS256", None),
+    ("assertion_audience", "https://as.example.com/token", None),
+]
+
+DISCOVERY_CHECK_ORDER_MESSAGES = [
+    "issuer must not have a query or fragment (RFC 8414 §2); got 'https://as.example.com/?tenant=1'",
+    'client_id is required (a non-empty string)',
+    (
+        'with issuer= (or metadata_url=) and no auth_method=, give client_secret= (or private_key=): reqcc '
+        "picks a method the server lists for it; or pass auth_method= (such as 'none' for a public client)"
+    ),
+    "basic_auth_encoding must be 'form' or 'raw', got 'latin-1'",
+    (
+        'assertion_algorithm is used only with a JWT method: with issuer=, pass '
+        "auth_method='client_secret_jwt' (or private_key= for 'private_key_jwt') too"
+    ),
+    (
+        'assertion_audience is used only with a JWT method: with issuer=, pass '
+        "auth_method='client_secret_jwt' (or private_key= for 'private_key_jwt') too"
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("wrong", "messages"),
+    [
+        pytest.param(WRONG_IN_CHECK_ORDER, CHECK_ORDER_MESSAGES, id="token_url"),
+        pytest.param(WRONG_FOR_DISCOVERY_IN_CHECK_ORDER, DISCOVERY_CHECK_ORDER_MESSAGES, id="issuer"),
+    ],
+)
+def test_the_checks_run_in_a_fixed_order(wrong: list[tuple[str, Any, Any]], messages: list[str]) -> None:
+    # Fixing the problems one by one, in the order the checks run, reports each in turn.
+    keywords = {name: value for name, value, _ in wrong}
+    reported = []
+    for name, _, right in wrong:
+        with pytest.raises(ConfigurationError) as caught:
+            ClientCredentialsManager(**keywords)
+        reported.append(str(caught.value))
+        keywords[name] = right
+    ClientCredentialsManager(**keywords)
+    print(reported)
+    assert reported == messages
+
+
+def _every_keyword_but_the_token(**overrides: Any) -> dict[str, Any]:
+    """The manager's keywords with its defaults, ``token`` left out: what 0.2's check_config required."""
+    parameters = inspect.signature(ClientCredentialsManager).parameters
+    keywords = {name: p.default for name, p in parameters.items() if name != "token"}
+    keywords.update(base(**overrides))
+    return keywords
+
+
+def test_check_config_called_by_name_as_in_0_2() -> None:
+    config = check_config(**_every_keyword_but_the_token(clock_skew=10, scopes="b a b"))
+    assert config.client_id == CLIENT_ID
+    assert config.scopes == ("b", "a")
+    assert config.endpoint is not None and config.endpoint.token_url == TOKEN_URL
+    # The keywords as given, with the checked values in place: seconds are floats.
+    assert config.keywords["clock_skew"] == 10.0 and type(config.keywords["clock_skew"]) is float
+    assert config.keywords["token_url"] == TOKEN_URL
+
+
+def test_check_config_names_a_missing_or_unknown_keyword() -> None:
+    keywords = _every_keyword_but_the_token()
+    del keywords["sleep"], keywords["max_retries"]
+    missing = r"^check_config\(\) missing keyword arguments: 'max_retries', 'sleep'$"
+    with pytest.raises(TypeError, match=missing):
+        check_config(**keywords)
+    with pytest.raises(TypeError, match=r"^check_config\(\) got an unexpected keyword argument 'scope'; "
+                                        r"did you mean 'scopes'\?$"):
+        check_config(**_every_keyword_but_the_token(), scope="a")
+
+
+def test_the_checked_configuration_keeps_no_credential_and_shows_none() -> None:
+    # The credentials live on in what was built from them (the client authentication keeps
+    # a parsed key, not its PEM); the configuration the manager keeps holds no copy.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, dpop_key = (
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        for _ in range(2)
+    )
+    token = {"access_token": "at-never-kept-0123456789", "token_type": "Bearer", "expires_in": 600}
+    managers = [
+        ClientCredentialsManager(**base(token=token, dpop_key=dpop_key)),
+        ClientCredentialsManager(
+            token_url=TOKEN_URL, client_id=CLIENT_ID, auth_method="private_key_jwt", private_key=key,
+            assertion_algorithm="ES256",
+        ),
+    ]
+    secrets = [CLIENT_SECRET, token["access_token"], *key.decode().splitlines()[1:-1]]
+    secrets += dpop_key.decode().splitlines()[1:-1]
+    not_kept = {"client_secret", "private_key", "client_assertion", "dpop_key", "token"}
+    for manager in managers:
+        config = manager._config
+        assert not_kept.isdisjoint(config.keywords)
+        shown = repr(config) + repr(config.keywords)
+        assert [secret for secret in secrets if secret in shown] == []

@@ -502,7 +502,7 @@ def test_the_oidc_404_falls_back_to_rfc8414_whose_failure_is_retried() -> None:
 
 def test_a_forked_child_reseeds_the_metadata_retry_jitter() -> None:
     manager, _ = _retrying_manager([{"json": DOCUMENT}], FakeClock())
-    discovery = manager._discovery
+    discovery = manager._config.discovery
     assert discovery is not None
     state = discovery._retries.rng.getstate()
     discovery.after_fork()

@@ -74,8 +74,8 @@ def setup() -> Iterator[Setup]:
 
 
 def _discovery_lock(s: Setup) -> Any:
-    assert s.manager._discovery is not None
-    return s.manager._discovery._lock
+    assert s.manager._config.discovery is not None
+    return s.manager._config.discovery._lock
 
 
 def _set_token(s: Setup) -> str:

@@ -13,8 +13,12 @@ import inspect
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import reqcc
+from reqcc import manager as manager_module
 from reqcc.config import ManagerKeywords, check_config
 from reqcc.manager import ClientCredentialsManager
 
@@ -180,12 +184,26 @@ def test_manager_keywords_list_the_managers_signature() -> None:
     assert keywords == signature
 
 
-def test_the_configuration_checks_take_every_keyword_but_the_token() -> None:
-    # The manager passes each keyword to check_config by name (all but ``token``, which it
-    # adopts itself): a keyword missing there is never checked, or fails every construction.
-    checked = inspect.signature(check_config).parameters
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in checked.values())
-    assert [name for name in ManagerKeywords.__annotations__ if name != "token"] == list(checked)
+def test_the_manager_hands_every_keyword_to_the_checks_as_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The manager's signature is the one declaration: its keywords reach check_config as one
+    # mapping, each once, with the value given or the signature's default, and nothing else
+    # (no other local of the constructor). A keyword added to the signature (and mirrored in
+    # ManagerKeywords, checked above) reaches the checks with nothing else to write.
+    seen: list[dict[str, object]] = []
+
+    def spy(**keywords: Any) -> Any:
+        seen.append(dict(keywords))
+        return check_config(**keywords)
+
+    monkeypatch.setattr(manager_module, "check_config", spy)
+    given: dict[str, Any] = {
+        "token_url": "https://as.example/token", "client_id": "app", "client_secret": "s", "max_retries": 5,
+    }
+    ClientCredentialsManager(**given)
+    parameters = inspect.signature(ClientCredentialsManager.__init__).parameters
+    expected = {name: p.default for name, p in parameters.items() if name != "self"} | given
+    assert seen == [expected]
+    assert list(seen[0]) == list(ManagerKeywords.__annotations__)  # in the signature's order
 
 
 def test_importing_reqcc_imports_no_optional_dependency() -> None:

@@ -47,7 +47,8 @@ def _cmd_token(args: argparse.Namespace, environ: Mapping[str, str], stdin: Text
         from ..stores import FileTokenStore
 
         store = FileTokenStore(args.cache, encryption_key=cache_key(args, environ))
-        config.update(token_store=store, clock_skew=CACHE_MIN_SECONDS)
+        config["token_store"] = store
+        config["clock_skew"] = CACHE_MIN_SECONDS
     manager = ClientCredentialsManager(**config)
     try:
         token = manager.get_token() if args.cache else manager.fetch_token()

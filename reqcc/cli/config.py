@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import getpass
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import TextIO, cast
 
-from ..config import normalize_scopes
+from ..config import ManagerKeywords, normalize_scopes
 from .exit_codes import EXIT_CONFIG
 from .messages import CliError
 
@@ -74,7 +74,7 @@ def _read_secret(args: argparse.Namespace, environ: Mapping[str, str], stdin: Te
     )
 
 
-def _endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+def _endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> ManagerKeywords:
     """``{"token_url": …}``, or ``{"issuer": …}`` and/or ``{"metadata_url": …}``.
 
     The flags win over the environment: when any of ``--token-url``, ``--issuer`` and
@@ -93,7 +93,7 @@ def _endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str,
             raise CliError(f"give --token-url or {other}, not both", EXIT_CONFIG)
         raise CliError(f"REQCC_TOKEN_URL and {other} are both set: unset one", EXIT_CONFIG)
     if endpoint:
-        return endpoint
+        return cast("ManagerKeywords", endpoint)  # its keys are among the three above
     raise CliError(
         "missing --token-url or --issuer (or REQCC_TOKEN_URL / REQCC_ISSUER; or --metadata-url / "
         "REQCC_METADATA_URL)",
@@ -123,7 +123,8 @@ def _assertion_file(args: argparse.Namespace, environ: Mapping[str, str]) -> str
     return environ.get("REQCC_CLIENT_ASSERTION_FILE") or None
 
 
-def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> dict[str, Any]:
+def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> ManagerKeywords:
+    """The manager's keywords that the flags and the environment set (a type checker checks each name)."""
     endpoint = _endpoint(args, environ)
     discover = "token_url" not in endpoint
     assertion_file = _assertion_file(args, environ)
@@ -140,7 +141,7 @@ def manager_config(args: argparse.Namespace, environ: Mapping[str, str], stdin: 
         raise CliError("missing --client-id (or REQCC_CLIENT_ID)", EXIT_CONFIG)
     if not args.timeout > 0:
         raise CliError(f"--timeout must be > 0, got {args.timeout}", EXIT_CONFIG)
-    config: dict[str, Any] = {
+    config: ManagerKeywords = {
         **endpoint,
         "client_id": client_id,
         "scopes": _scopes(args.scope, environ),
