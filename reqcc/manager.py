@@ -304,6 +304,7 @@ class ClientCredentialsManager(ReusingSource):
                 acceptable=self._replaces_held,
                 probe_delay=self._probe_delay,
                 dpop=config.dpop is not None,
+                held=lambda: self.token,
                 monotonic=config.monotonic,
                 sleep=config.sleep,
                 clock=config.clock,
