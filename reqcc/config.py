@@ -420,7 +420,7 @@ def check_config(
     endpoint: TokenEndpoint | None = None
     discovery: DiscoveredEndpoint | None = None
     if discover:
-        from .discovered import DiscoveredEndpoint
+        from .discovered import DiscoveredEndpoint, key_credential
 
         discovery = DiscoveredEndpoint(
             issuer,
@@ -428,6 +428,9 @@ def check_config(
             auth_method=None if auth_method is None or known_auth is None else known_auth.method,
             has_client_secret=client_secret is not None,
             has_private_key=has_key,
+            key_credential=key_credential(
+                client_assertion_file=client_assertion_file, client_assertion=client_assertion
+            ),
             session=token_session,
             timeout=checked_timeout,
             clock=clock,
