@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -52,11 +52,27 @@ CUT = {
 }
 
 
-def endpoint(server: HostileServer, waits: list[float], **kwargs: Any) -> TokenEndpoint:
-    return TokenEndpoint(
-        server.url + "/oauth/token", ClientSecretBasic("cut-client", SECRET),
-        timeout=(2.0, 2.0), retry_backoff=0.01, sleep=waits.append, **kwargs,
-    )
+Make = Callable[..., TokenEndpoint]
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Make]:
+    """``endpoint(server, waits, **kwargs)``: a token endpoint on ``server``, closed after the test.
+
+    Retry waits are recorded in ``waits`` instead of slept.
+    """
+    made: list[TokenEndpoint] = []
+
+    def make(server: HostileServer, waits: list[float], **kwargs: Any) -> TokenEndpoint:
+        made.append(TokenEndpoint(
+            server.url + "/oauth/token", ClientSecretBasic("cut-client", SECRET),
+            timeout=(2.0, 2.0), retry_backoff=0.01, sleep=waits.append, **kwargs,
+        ))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()  # its session's sockets, not left to the garbage collector
 
 
 def _shown(exc: BaseException) -> str:
@@ -69,7 +85,9 @@ def _shown(exc: BaseException) -> str:
 
 
 @pytest.mark.parametrize("cut", list(CUT))
-def test_a_cut_answer_is_retried_like_a_reset(serve: Callable[..., HostileServer], cut: str) -> None:
+def test_a_cut_answer_is_retried_like_a_reset(
+    serve: Callable[..., HostileServer], endpoint: Make, cut: str
+) -> None:
     server = serve(CUT[cut], CUT[cut], GOOD)
     waits: list[float] = []
     token = endpoint(server, waits, max_retries=2).request_token()
@@ -79,7 +97,7 @@ def test_a_cut_answer_is_retried_like_a_reset(serve: Callable[..., HostileServer
 
 @pytest.mark.parametrize("cut", list(CUT))
 def test_a_cut_answer_after_the_last_retry_is_a_token_response_error_naming_nothing_of_it(
-    serve: Callable[..., HostileServer], cut: str
+    serve: Callable[..., HostileServer], endpoint: Make, cut: str
 ) -> None:
     server = serve(CUT[cut])  # every answer cut
     waits: list[float] = []
@@ -96,14 +114,16 @@ def test_a_cut_answer_after_the_last_retry_is_a_token_response_error_naming_noth
     assert basic not in repr(error.response.request.headers)  # the credentials scrubbed, as for a reset
 
 
-def test_a_cut_answer_in_a_probe_is_one_request(serve: Callable[..., HostileServer]) -> None:
+def test_a_cut_answer_in_a_probe_is_one_request(serve: Callable[..., HostileServer], endpoint: Make) -> None:
     server = serve(CUT["reset"], GOOD)
     with pytest.raises(TokenResponseError):
         endpoint(server, [], max_retries=3).request_token(retries=False)
     assert server.token_requests == 1
 
 
-def test_no_retry_of_a_cut_answer_waits_past_the_deadline(serve: Callable[..., HostileServer]) -> None:
+def test_no_retry_of_a_cut_answer_waits_past_the_deadline(
+    serve: Callable[..., HostileServer], endpoint: Make
+) -> None:
     server = serve(CUT["gzip-middle"], GOOD)
     waits: list[float] = []
     ep = endpoint(server, waits, max_retries=3)
@@ -113,7 +133,9 @@ def test_no_retry_of_a_cut_answer_waits_past_the_deadline(serve: Callable[..., H
     assert server.token_requests == 1 and waits == []
 
 
-def test_a_complete_compressed_answer_is_still_read(serve: Callable[..., HostileServer]) -> None:
+def test_a_complete_compressed_answer_is_still_read(
+    serve: Callable[..., HostileServer], endpoint: Make
+) -> None:
     server = serve(Reply(body=gzip.compress(ANSWER), headers={"Content-Encoding": "gzip"}))
     assert endpoint(server, [], max_retries=0).request_token().access_token == ACCESS
     server = serve(Reply(body=b"", headers={"Content-Encoding": "gzip"}, status=503))
