@@ -23,7 +23,7 @@ from reqcc.stores import RedisTokenStore, TokenStore
 from .conftest import FakeClock, manager_kwargs
 from .redis_server import RedisServer
 from .test_fleet_outage import Endpoint
-from .test_stores import FlakyStore
+from .test_stores import LEAD, FlakyStore
 from .threads import Crowd, wait_until
 
 #: Threads asking one manager for a token at once.
@@ -126,3 +126,20 @@ def test_a_token_written_back_to_a_restarted_redis_keeps_the_fleets_outage_recor
     assert prober.get_token() == token  # it looks in the store instead of repeating its failure
     assert Crowd(THREADS, lambda i: newcomer.get_token()).join() == [token] * THREADS
     assert endpoint.requests == 2
+
+
+def test_a_token_run_out_is_not_written_back(tmp_path: Path) -> None:
+    clock = FakeClock()
+    endpoint = Endpoint()
+    store = FlakyStore(tmp_path / "tokens.json", clock)
+    holder = renewing(clock, endpoint, store)
+    store.broken = True
+    holder.get_token()  # not written: the store fails
+    store.broken = False
+    clock.advance(3600)  # its real expiry: nothing worth sharing any more
+    store.calls.clear()
+    fresh = holder.get_token()
+    assert store.calls == LEAD  # no write-back before the usual lead
+    assert endpoint.requests == 2 and store.inner.read(store.key) == fresh
+    # A token retired by a 401 is not written back either: tests/test_stores.py's
+    # test_broken_store_falls_back_to_fetching_and_is_retried_after_a_backoff counts the calls.

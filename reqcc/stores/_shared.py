@@ -20,7 +20,9 @@ Every store call runs within the fetch's deadline (``token_deadline``): a call t
 not returned by half of what is left of it counts as a failed store (a stalled Redis that
 drips its answer, a file lock nobody releases). A broken or stalled store never fails a
 request: it is logged, this process fetches for itself, and the store is tried again
-after a short backoff.
+after a short backoff. The token so fetched is written back at that next try, while the
+manager still holds it, unless the store holds one lasting as long or longer
+(:meth:`SharedTokens._write_back`): the rest of the fleet finds it there.
 """
 
 from __future__ import annotations
