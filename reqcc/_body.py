@@ -55,6 +55,18 @@ class _Inflater:
         self._gzip = encoding in ("gzip", "x-gzip")
         self._first = True
         self._obj = self._new()
+        #: Compressed bytes were fed (an empty body is no stream, and not a cut one).
+        self.fed = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the last stream fed ended (a gzip member's trailer, a deflate final block).
+
+        ``False`` after some input: the body was cut off before its stream's end (the
+        connection closed early, or the server sent a truncated stream), and what was
+        inflated is a prefix of the answer, never to be parsed.
+        """
+        return bool(self._obj.eof)
 
     def _new(self, raw_deflate: bool = False) -> Any:
         if self._gzip:
@@ -67,6 +79,7 @@ class _Inflater:
         No call ever produces more than ``room + 1`` bytes.
         """
         out = bytearray()
+        self.fed = self.fed or bool(data)
         while data:
             budget = room - len(out) + 1  # >= 1: max_length=0 would mean "unbounded"
             try:
@@ -180,6 +193,13 @@ def _read(
         raise
     except Exception as exc:
         raise _as_requests_error(exc, response) from exc
+    if inflater is not None and inflater.fed and not inflater.complete:
+        # A connection cut mid-body, as urllib3 reports one cut before Content-Length:
+        # the caller may try again, and never parses the prefix inflated so far.
+        raise requests.exceptions.ChunkedEncodingError(
+            f"the response body ended before its {encoding} stream did ({len(body)} bytes "
+            "inflated): the answer was cut off", response=response,
+        )
     return bytes(body)
 
 

@@ -406,7 +406,7 @@ def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
     endpoint: TokenEndpoint | None = None
     discovery: DiscoveredEndpoint | None = None
     if discover:
-        from .discovered import DiscoveredEndpoint
+        from .discovered import DiscoveredEndpoint, key_credential
 
         discovery = DiscoveredEndpoint(
             issuer,
@@ -414,6 +414,9 @@ def check_config(**keywords: Unpack[ManagerKeywords]) -> ManagerConfig:
             auth_method=None if auth_method is None or known_auth is None else known_auth.method,
             has_client_secret=client_secret is not None,
             has_private_key=has_key,
+            key_credential=key_credential(
+                client_assertion_file=client_assertion_file, client_assertion=client_assertion
+            ),
             session=token_session,
             timeout=timeout,
             clock=clock,

@@ -27,11 +27,24 @@ from ._log import log
 from .discovery import AuthorizationServerMetadata, choose_auth_method, fetch_metadata
 from .token_endpoint import DEFAULT_TIMEOUT, RetryPolicy, Timeout, TokenEndpoint
 
-__all__ = ["DiscoveredEndpoint", "EndpointFactory"]
+__all__ = ["DiscoveredEndpoint", "EndpointFactory", "key_credential"]
 
 #: ``(token_url, auth_method) -> TokenEndpoint``: builds the endpoint once its URL and the
 #: client authentication method's name are known.
 EndpointFactory = Callable[[str, str], TokenEndpoint]
+
+
+def key_credential(*, client_assertion_file: object = None, client_assertion: object = None) -> str:
+    """The key material a client signs (or proves) with, as a message names it.
+
+    ``"a client_assertion_file"`` or ``"a client_assertion callable"`` for a platform's
+    assertion (RFC 7523, sent as ``private_key_jwt``), else ``"a private_key"``.
+    """
+    if client_assertion_file is not None:
+        return "a client_assertion_file"
+    if client_assertion is not None:
+        return "a client_assertion callable"
+    return "a private_key"
 
 
 class DiscoveredEndpoint:
@@ -42,7 +55,10 @@ class DiscoveredEndpoint:
     :param make_endpoint: builds the token endpoint for a URL and an ``auth_method``.
     :param auth_method: the configured method's name, or ``None`` to use one the server lists.
     :param has_client_secret: whether a client secret is configured (for the choice).
-    :param has_private_key: whether a private key is configured (for the choice).
+    :param has_private_key: whether a private key is configured (for the choice), or a
+        platform's client assertion (sent as ``private_key_jwt`` too).
+    :param key_credential: what that key material is, as a warning names it (see
+        :func:`key_credential`).
     :param session: the token session, which metadata requests go through too; ``None``:
         a short-lived session of their own.
     :param timeout: (connect, read) seconds of a metadata request.
@@ -65,6 +81,7 @@ class DiscoveredEndpoint:
         auth_method: str | None,
         has_client_secret: bool,
         has_private_key: bool,
+        key_credential: str = "a private_key",
         session: requests.Session | None = None,
         timeout: Timeout | None = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
@@ -80,6 +97,7 @@ class DiscoveredEndpoint:
         self._make_endpoint = make_endpoint
         self._has_client_secret = has_client_secret
         self._has_private_key = has_private_key
+        self._key_credential = key_credential
         self._session = session
         self._timeout = timeout
         self._clock = clock
@@ -146,7 +164,10 @@ class DiscoveredEndpoint:
         name = self.auth_method
         if name is None:
             name = choose_auth_method(
-                metadata, has_client_secret=self._has_client_secret, has_private_key=self._has_private_key
+                metadata,
+                has_client_secret=self._has_client_secret,
+                has_private_key=self._has_private_key,
+                key_credential=self._key_credential,
             )
         elif name not in metadata.auth_methods:
             log.warning(

@@ -410,22 +410,26 @@ def choose_auth_method(
     *,
     has_client_secret: bool,
     has_private_key: bool,
+    key_credential: str = "a private_key",
 ) -> str:
     """Pick a client authentication method the server lists, for a user who named none.
 
-    With a private key: ``private_key_jwt``. With a client secret: the first of
+    With a private key (or a platform's client assertion, which goes out as
+    ``private_key_jwt`` too): ``private_key_jwt``. With a client secret: the first of
     ``client_secret_basic``, ``client_secret_post`` and ``client_secret_jwt`` that the
     server lists. A server that omits the list accepts ``client_secret_basic`` (RFC 8414 §2).
     A server whose list holds none of them (oauth2-mock-server lists only ``none``, yet
     takes Basic) gets the first of them anyway (``client_secret_basic`` for a secret,
     RFC 8414's default), with one WARNING naming the server's list and ``auth_method=``.
 
+    :param key_credential: what ``has_private_key`` stands for, as the WARNING names it:
+        ``"a private_key"``, ``"a client_assertion_file"``, ``"a client_assertion callable"``.
     :raises ConfigurationError: neither a client secret nor a private key is configured.
     """
     listed = metadata.auth_methods
     if has_private_key:
         candidates: Iterable[str] = ("private_key_jwt",)
-        credential = "a private_key"
+        credential = key_credential
     elif has_client_secret:
         candidates = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
         credential = "a client_secret"

@@ -275,6 +275,7 @@ class ClientCredentialsManager(ReusingSource):
                 acceptable=self._replaces_held,
                 probe_delay=self._probe_delay,
                 dpop=config.dpop is not None,
+                held=lambda: self.token,
                 monotonic=keywords["monotonic"],
                 sleep=keywords["sleep"],
                 clock=keywords["clock"],
@@ -484,6 +485,11 @@ class ClientCredentialsManager(ReusingSource):
 
         The current token is judged on the monotonic deadline derived when it was
         adopted, so a wall-clock jump neither expires it nor keeps it alive.
+
+        Always with the ``clock_skew`` margin (contract item 2), also while the token
+        endpoint fails: the manager then still hands out the token it holds up to its real
+        expiry (item 28), so that token may be "expired" here and in use. Its real expiry is
+        ``token.is_expired(0)``.
         """
         current = self._current
         if current is not None and token is current.token:
@@ -491,7 +497,14 @@ class ClientCredentialsManager(ReusingSource):
         return token.is_expired(self.clock_skew, self._clock())
 
     def is_valid(self, token: OAuthToken | None) -> bool:
-        """Return whether ``token`` can be used now: not expired and not retired by a 401."""
+        """Return whether ``token`` can be used now: not expired and not retired by a 401.
+
+        Judged with the ``clock_skew`` margin as :meth:`is_expired`, whether or not the token
+        endpoint is failing: this is the check a ``token_provider`` makes before returning
+        a stored token, and the provider's answer is checked with the margin too (contract
+        item 4). While the endpoint fails the manager also hands out the token it holds in
+        that margin (item 28); this does not say so.
+        """
         return (
             isinstance(token, OAuthToken)
             and token.access_token != self._retired

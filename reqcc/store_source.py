@@ -84,6 +84,8 @@ class StoreSource:
     :param acceptable: whether a token found in the store may replace the one held.
     :param probe_delay: seconds from a failure to the fleet's next probe.
     :param dpop: the manager sends DPoP tokens (a Bearer entry is a miss, and vice versa).
+    :param held: the token the manager holds, or ``None``: a token obtained while the store
+        failed is written back to it later only while it is still held.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class StoreSource:
         acceptable: Callable[[OAuthToken], bool],
         probe_delay: Callable[[Exception], float],
         dpop: bool,
+        held: Callable[[], OAuthToken | None],
         monotonic: Callable[[], float],
         sleep: Callable[[float], None],
         clock: Callable[[], float],
@@ -110,13 +113,15 @@ class StoreSource:
         self._acceptable = acceptable
         self._probe_delay = probe_delay
         self._dpop = dpop
+        self._held = held
         self._monotonic, self._sleep, self._clock = monotonic, sleep, clock
 
     def token(self, deadline: float | None, *, retries: bool = True) -> Obtained:
         """Return a usable token from the store, else ``inner``'s (written to the store).
 
         ``fresh`` is ``False`` for a token read from the store. ``retries=False``: a probe,
-        one HTTP request.
+        one HTTP request. A token obtained while the store failed is written back first,
+        once the store answers again (see :class:`~reqcc.stores._shared.SharedTokens`).
         """
         shared = self.shared
         if shared is None:  # the store key names the token endpoint: discover it first
@@ -135,6 +140,7 @@ class StoreSource:
             retries=retries,
             probe_delay=self._probe_delay,
             secrets=lambda: self._endpoints.resolve(deadline).secrets(),
+            held=self._held,
         )
         return Obtained(token, fresh)
 

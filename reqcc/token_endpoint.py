@@ -267,7 +267,8 @@ class TokenEndpoint:
         :param retries: ``False`` for a probe of an endpoint known to be failing: one HTTP
             request, no retry (contract item 27).
         :raises OAuthProviderError: the server answered with a §5.2 error body.
-        :raises TokenResponseError: the answer is not a usable token response.
+        :raises TokenResponseError: the answer is not a usable token response, or it was
+            cut off mid-body (in the last attempt: a cut answer is retried like a reset).
         :raises TokenDeadlineError: the deadline passed.
         :raises requests.RequestException: the network failed (after the retries).
         """
@@ -276,12 +277,31 @@ class TokenEndpoint:
         policy = self.retry_policy()
         if not retries:
             policy.max_retries = 0
-        return policy.call(
-            lambda: self._request_once(extra, deadline),
-            what=f"token request to {self.token_url}",
-            deadline=deadline,
-            monotonic=self._monotonic,
-            check_deadline=lambda cause: self._check_deadline(deadline, cause),
+        try:
+            return policy.call(
+                lambda: self._request_once(extra, deadline),
+                what=f"token request to {self.token_url}",
+                deadline=deadline,
+                monotonic=self._monotonic,
+                check_deadline=lambda cause: self._check_deadline(deadline, cause),
+            )
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise self._cut_off(exc) from exc
+
+    def _cut_off(self, exc: requests.exceptions.ChunkedEncodingError) -> TokenResponseError:
+        """The error for an answer cut off mid-body in the last attempt (no part of it is parsed).
+
+        The connection was reset or closed before the body's end, or a compressed body
+        ended before its stream did. Its message names neither the body nor what urllib3
+        read of it: a prefix of a token answer holds the token.
+        """
+        response = exc.response
+        status = f"HTTP {response.status_code}, " if response is not None else ""
+        return TokenResponseError(
+            f"token endpoint {self.where} cut its answer off before the end ({status}the "
+            f"connection reset, closed early or a compressed body truncated) for client "
+            f"{self._client}; nothing of it was used",
+            response=response,
         )
 
     def retry_policy(self) -> RetryPolicy:
@@ -501,7 +521,11 @@ def is_transient(exc: BaseException) -> bool:
         return exc.status_code in RETRY_STATUSES
     if isinstance(exc, requests.exceptions.SSLError):
         return False
-    return isinstance(exc, (requests.ConnectionError, requests.Timeout))
+    # ChunkedEncodingError: the answer was cut off mid-body (a reset, an early close, a
+    # truncated gzip stream), a network failure like a reset before the answer.
+    return isinstance(
+        exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+    )
 
 
 def _short_repr(value: str, limit: int = 60) -> str:

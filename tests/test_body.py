@@ -324,7 +324,7 @@ def _failing_response(error: Exception) -> requests.Response:
     ("error", "mapped", "transient"),
     [
         pytest.param(ProtocolError("Connection broken", ConnectionResetError(104, "reset")),
-                     requests.exceptions.ChunkedEncodingError, False, id="reset"),
+                     requests.exceptions.ChunkedEncodingError, True, id="reset"),
         pytest.param(ReadTimeoutError(None, "/token", "Read timed out."),  # type: ignore[arg-type]
                      requests.exceptions.ConnectionError, True, id="timeout"),
         pytest.param(SSLError("bad record mac"), requests.exceptions.SSLError, False, id="tls"),

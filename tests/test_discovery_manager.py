@@ -205,6 +205,42 @@ def test_no_method_that_fits_means_client_secret_basic_with_one_warning(
     assert len(warnings) == 1 and "client_secret_basic" in warnings[0] and "none" in warnings[0]
 
 
+def _ec_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
+@pytest.mark.parametrize("given", ["private_key", "client_assertion_file", "client_assertion"])
+def test_the_fallback_warning_names_the_key_material_given(
+    given: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="reqcc")
+    session, _ = _mocked(
+        {"token_endpoint": ISSUER + "/token", "token_endpoint_auth_methods_supported": ["none"]}
+    )
+    assertion = jwt.encode({"sub": CLIENT_ID, "exp": 4_000_000_000}, "k" * 32, algorithm="HS256")
+    (tmp_path / "token").write_text(assertion)
+    credential: dict[str, Any] = {
+        "private_key": {"private_key": _ec_key_pem(), "assertion_algorithm": "ES256"},
+        "client_assertion_file": {"client_assertion_file": tmp_path / "token"},
+        "client_assertion": {"client_assertion": lambda audience: assertion},
+    }[given]
+    manager = ClientCredentialsManager(
+        issuer=ISSUER, client_id=CLIENT_ID, token_session=session, **credential
+    )
+    manager.discover()
+    assert manager.auth_method == "private_key_jwt"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    named = {"private_key": "a private_key", "client_assertion_file": "a client_assertion_file",
+             "client_assertion": "a client_assertion callable"}[given]
+    assert f"reqcc can use with {named} (private_key_jwt)" in warning
+    assert assertion not in warning
+
+
 def test_a_given_auth_method_is_used_even_if_not_listed(
     reqcc_server: LocalAuthorizationServer, caplog: pytest.LogCaptureFixture
 ) -> None:

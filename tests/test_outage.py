@@ -259,6 +259,20 @@ def test_a_held_token_serves_in_its_skew_margin_only_while_the_endpoint_fails(cl
     join_renewals()
 
 
+def test_is_valid_and_is_expired_keep_the_margin_while_the_endpoint_fails(clock: FakeClock) -> None:
+    # They say whether a token is fit for a healthy manager (what a token_provider checks a
+    # stored token against, contract item 4), not whether the manager would use it now.
+    endpoint = Endpoint(clock, expires_in=100)
+    manager = make(clock, endpoint, clock_skew=30, max_retries=0)
+    first = manager.get_token()
+    endpoint.down = True
+    clock.advance(75)
+    assert manager.get_token() is first  # in use in its margin (item 28) ...
+    assert manager.is_expired(first) and not manager.is_valid(first)  # ... expired by item 2
+    assert not first.is_expired(0, clock.time())  # its real expiry is ahead
+    join_renewals()
+
+
 def test_a_healthy_endpoint_renews_a_token_in_its_margin(clock: FakeClock) -> None:
     endpoint = Endpoint(clock, expires_in=100)
     manager = make(clock, endpoint, clock_skew=30)

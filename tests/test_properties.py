@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 
 import requests
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reqcc._log import redact
@@ -126,6 +126,7 @@ def test_basic_credentials_round_trip_through_a_strict_form_decoder(client_id: s
 
 @SETTINGS
 @given(secret=st.text(min_size=3, max_size=40).filter(lambda s: s.strip() == s and len(set(s)) > 2))
+@example(secret="* |")  # found in the text a perfect redaction leaves: "*** | ***"
 def test_an_echoed_secret_never_survives_redaction(secret: str) -> None:
     echoes = [
         secret,
@@ -135,6 +136,10 @@ def test_an_echoed_secret_never_survives_redaction(secret: str) -> None:
         quote(secret, safe=""),
         quote_plus(secret),
     ]
+    # A secret that the text around the echoes holds, or that a perfect redaction makes
+    # ("* |" of "*** | ***"), cannot be told from a leak: the property is about the others.
+    frame = "before " + " | ".join("***" for _ in echoes) + " after"
+    assume(not any(echo in frame for echo in echoes))
     text = "before " + " | ".join(echoes) + " after"
     redacted = redact(text, [secret])
     for echo in echoes:

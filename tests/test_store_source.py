@@ -28,8 +28,8 @@ def store_source(
     manager = ClientCredentialsManager(**manager_kwargs(clock, requests_mock.Adapter()))
     source = StoreSource(
         inner, manager._endpoints, store, shared, scopes=(), acceptable=lambda token: True,
-        probe_delay=lambda exc: 1.0, dpop=dpop, monotonic=clock.monotonic, sleep=clock.sleep,
-        clock=clock.time,
+        probe_delay=lambda exc: 1.0, dpop=dpop, held=lambda: None, monotonic=clock.monotonic,
+        sleep=clock.sleep, clock=clock.time,
     )
     return source, store
 

@@ -20,7 +20,9 @@ Every store call runs within the fetch's deadline (``token_deadline``): a call t
 not returned by half of what is left of it counts as a failed store (a stalled Redis that
 drips its answer, a file lock nobody releases). A broken or stalled store never fails a
 request: it is logged, this process fetches for itself, and the store is tried again
-after a short backoff.
+after a short backoff. The token so fetched is written back at that next try, while the
+manager still holds it, unless the store holds one lasting as long or longer
+(:meth:`SharedTokens._write_back`): the rest of the fleet finds it there.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class SharedTokens:
         self._peeking = threading.Lock()
         #: A store call that outlived its caller's deadline and has not returned yet.
         self._stuck: _Call | None = None
+        #: The token this process obtained last, if the store failed (or was left alone)
+        #: when it should have been written: written back at the next store call.
+        self._unwritten: OAuthToken | None = None
         #: Whether the store keeps the fleet's outage record (contract item 29).
         self.keeps_outages = isinstance(store, OutageStore)
         fork_safety.register(self.after_fork)
@@ -129,8 +134,12 @@ class SharedTokens:
         retries: bool = True,
         probe_delay: Callable[[Exception], float] = lambda exc: 1.0,
         secrets: Callable[[], Iterable[str]] = tuple,
+        held: Callable[[], OAuthToken | None] = lambda: None,
     ) -> tuple[OAuthToken, bool]:
         """Return a token and whether this process obtained it (``False``: read from the store).
+
+        A token this process obtained while the store failed (or was backed off from) is
+        written back first, when the store answers again (:meth:`_write_back`).
 
         :param fetch: ``fetch(retries)`` obtains a new token (the token endpoint or the
             provider); ``retries=False`` makes it a probe, one HTTP request. Its exceptions
@@ -142,18 +151,21 @@ class SharedTokens:
         :param probe_delay: seconds from a failure to the fleet's next probe (the manager's
             :meth:`~reqcc.single_flight.FailureBackoff.probe_delay`).
         :param secrets: the values to redact from a failure before the fleet is told of it.
+        :param held: the token the manager holds now (or ``None``): only that one is written
+            back, never one it has retired or replaced since.
         :raises TokenRequestError: the fleet's last failure, when its next probe is not due
             yet, or when another process is probing the failing endpoint right now.
         """
         if not self._usable():
-            return fetch(retries), True
+            return self._fetch_unwritten(fetch, retries), True
         def schedule(exc: Exception) -> tuple[float, Iterable[str]]:
             return probe_delay(exc), secrets()
 
         try:
+            self._write_back(held, deadline)
             return self._obtain(fetch, acceptable, deadline, retries, schedule)
         except _StoreFailed:
-            return fetch(retries), True
+            return self._fetch_unwritten(fetch, retries), True
 
     def peek(self, acceptable: Callable[[OAuthToken], bool], deadline: float | None) -> OAuthToken | None:
         """Return an acceptable token from the store, or ``None``; at most once per ``poll_interval``.
@@ -301,8 +313,63 @@ class SharedTokens:
         try:
             self._call(deadline, self.store.write, self.key, token)
         except _StoreFailed:
+            self._unwritten = token
             return
+        self._unwritten = None
         log.debug("token %s written to the token store", token.fingerprint)
+
+    # -- writing back a token the store missed ----------------------------------------------
+
+    def _fetch_unwritten(self, fetch: Callable[[bool], OAuthToken], retries: bool) -> OAuthToken:
+        """``fetch(retries)`` without the store (failing, or backed off from): remember its token."""
+        token = fetch(retries)
+        self._unwritten = token
+        return token
+
+    def _write_back(self, held: Callable[[], OAuthToken | None], deadline: float | None) -> None:
+        """Write the token obtained while the store failed, if the manager still holds it.
+
+        The first store call the backoff allows after an outage of the store: without it,
+        the rest of the fleet would fetch tokens of its own until this process renews (and
+        find none while the token endpoint fails, though this process holds one). Under the
+        lease, so that no other process's write comes between the look and the write; not
+        when another process holds the lease (it is obtaining a newer token), nor over a
+        token in the store that lasts as long or longer (never a newer one replaced). The
+        fleet's outage record, if any, is kept: a token written back is an old one, the
+        token endpoint may still be failing. A failing store raises :class:`_StoreFailed`.
+        """
+        token = self._unwritten
+        if token is None:
+            return
+        current = held()
+        if (
+            current is None
+            or current.access_token != token.access_token
+            or token.is_expired(0.0, self._clock())
+        ):
+            self._unwritten = None  # retired, replaced or run out: nothing worth sharing
+            return
+        store, key = self.store, self.key
+        holder = self._call(deadline, store.acquire_lease, key)
+        if holder is None:
+            return  # another process is obtaining a token: the next call looks again
+        try:
+            stored = self._call(deadline, store.read, key)
+            if stored is not None and _lasts(stored) >= _lasts(token):
+                self._unwritten = None
+                return
+            outage = self._read_outage(deadline)
+            self._call(deadline, store.write, key, token)
+            self._unwritten = None
+            log.info("token %s, obtained while the token store failed, written to it", token.fingerprint)
+            if outage is not None:  # the write removed it
+                outage_store: Any = store
+                self._call(deadline, outage_store.write_outage, key, outage)
+        finally:
+            try:
+                self._call(deadline, store.release_lease, key, holder)
+            except _StoreFailed:
+                pass  # logged; the lease runs out by itself
 
     # -- calling the store ----------------------------------------------------------------
 
@@ -364,6 +431,11 @@ class SharedTokens:
             excerpt(str(exc), (), 160),
             delay,
         )
+
+
+def _lasts(token: OAuthToken) -> float:
+    """How long ``token`` lasts, for comparing two (no expiry: for ever)."""
+    return math.inf if token.expiry is None else token.expiry
 
 
 def _describe(exc: Exception, secrets: Iterable[str]) -> str:
