@@ -29,6 +29,7 @@ __all__ = [
     "ServerError",
     "TokenResponseError",
     "NotATokenEndpoint",
+    "TokenAnswerCutOff",
     "TokenDeadlineError",
     "TokenProviderError",
     "REGISTERED_ERROR_CODES",
@@ -221,6 +222,18 @@ class TokenResponseError(TokenRequestError):
     A non-2xx status without an OAuth error body, a body that is not a JSON object, a
     missing ``access_token``, a ``token_type`` other than Bearer, or a malformed field.
     The message carries the status and a short, redacted excerpt of the body.
+    """
+
+
+class TokenAnswerCutOff(TokenResponseError, requests.exceptions.ChunkedEncodingError):
+    """The token endpoint's answer was cut off in the middle of its body, in the last attempt.
+
+    The connection was reset or closed before the body's end, or a compressed body ended
+    before its stream did; it was retried like a reset first. A network failure, so it is
+    also requests' ``ChunkedEncodingError`` (contract item 7: network failures stay
+    ``requests`` exceptions; ``except ChunkedEncodingError`` still catches it), and requests'
+    own exception is its ``__cause__``. Its message carries no part of the answer: a prefix
+    of a token answer holds the token.
     """
 
 

@@ -30,6 +30,7 @@ from .dpop import DPOP_HEADER, DPOP_NONCE_HEADER, DPoPProver, is_valid_nonce, to
 from .errors import (
     ConfigurationError,
     OAuthProviderError,
+    TokenAnswerCutOff,
     TokenDeadlineError,
     TokenRequestError,
     TokenResponseError,
@@ -267,8 +268,9 @@ class TokenEndpoint:
         :param retries: ``False`` for a probe of an endpoint known to be failing: one HTTP
             request, no retry (contract item 27).
         :raises OAuthProviderError: the server answered with a §5.2 error body.
-        :raises TokenResponseError: the answer is not a usable token response, or it was
-            cut off mid-body (in the last attempt: a cut answer is retried like a reset).
+        :raises TokenResponseError: the answer is not a usable token response.
+        :raises TokenAnswerCutOff: the answer was cut off mid-body in the last attempt (a
+            cut answer is retried like a reset); also requests' ``ChunkedEncodingError``.
         :raises TokenDeadlineError: the deadline passed.
         :raises requests.RequestException: the network failed (after the retries).
         """
@@ -288,7 +290,7 @@ class TokenEndpoint:
         except requests.exceptions.ChunkedEncodingError as exc:
             raise self._cut_off(exc) from exc
 
-    def _cut_off(self, exc: requests.exceptions.ChunkedEncodingError) -> TokenResponseError:
+    def _cut_off(self, exc: requests.exceptions.ChunkedEncodingError) -> TokenAnswerCutOff:
         """The error for an answer cut off mid-body in the last attempt (no part of it is parsed).
 
         The connection was reset or closed before the body's end, or a compressed body
@@ -297,7 +299,7 @@ class TokenEndpoint:
         """
         response = exc.response
         status = f"HTTP {response.status_code}, " if response is not None else ""
-        return TokenResponseError(
+        return TokenAnswerCutOff(
             f"token endpoint {self.where} cut its answer off before the end ({status}the "
             f"connection reset, closed early or a compressed body truncated) for client "
             f"{self._client}; nothing of it was used",

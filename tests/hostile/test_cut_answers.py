@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from reqcc.client_auth import ClientSecretBasic
-from reqcc.errors import TokenResponseError
+from reqcc.errors import TokenAnswerCutOff, TokenResponseError
 from reqcc.token_endpoint import TokenEndpoint
 
 from ..hostile_server import HostileServer, Reply
@@ -101,10 +101,12 @@ def test_a_cut_answer_after_the_last_retry_is_a_token_response_error_naming_noth
 ) -> None:
     server = serve(CUT[cut])  # every answer cut
     waits: list[float] = []
-    with pytest.raises(TokenResponseError) as caught:
+    # A TokenResponseError, and still requests' ChunkedEncodingError (contract item 7).
+    with pytest.raises(requests.exceptions.ChunkedEncodingError) as caught:
         endpoint(server, waits, max_retries=2).request_token()
     assert server.token_requests == 3 and len(waits) == 2
     error = caught.value
+    assert isinstance(error, TokenAnswerCutOff) and isinstance(error, TokenResponseError)
     assert "cut its answer off before the end" in str(error) and error.status_code == 200
     assert isinstance(error.__cause__, requests.exceptions.ChunkedEncodingError)
     shown = _shown(error)
