@@ -1,8 +1,10 @@
 """Async rows (issue 20): coroutines on one httpx AsyncClient, reqcc beside Authlib and httpx-auth.
 
-    python benchmarks/async_load.py            # the full run (about 4 minutes: 3 rounds)
-    python benchmarks/async_load.py --quick    # one tiny iteration (the smoke test)
-    python benchmarks/run.py --async           # the same, after run.py's own runs
+    python benchmarks/async_load.py                  # the full run (about 4 minutes: 3 rounds)
+    python benchmarks/async_load.py --shape api-latency   # the API takes 50-250 ms to answer
+    python benchmarks/async_load.py --quick          # one tiny iteration (the smoke test)
+    python benchmarks/async_load.py --help           # every knob: rounds, coroutines, --only, ...
+    python benchmarks/run.py --async                 # the default shape, after run.py's own runs
 
 1. The load run: ``coroutines`` coroutines send GET requests for ``duration`` seconds on one
    ``AsyncClient`` (asyncio), tokens live ``lifetime`` seconds and take ``delay`` seconds to
@@ -10,7 +12,15 @@
    library: requests completed, failed (an exception or a non-200), token requests, p99
    latency, and the event loop's lag (a ticker coroutine that sleeps ``tick`` seconds: how
    much later than asked it woke up), p99 and max. The server is benchmarks/server.py in a
-   child process (the same for every library).
+   child process (the same for every library). Two shapes (``--shape``):
+
+   - ``saturated`` (the default): the API answers at once, so the client is CPU-bound and
+     its event loop saturated: the loop lag is mostly the HTTP client's own work (its
+     connection pool's bookkeeping above all), whatever the token library;
+   - ``api-latency``: the API takes ``api_latency`` seconds (uniformly random, 50-250 ms)
+     to answer, as real APIs do, so the client is not saturated and the loop lag measures
+     what a token library controls: whether it blocks the loop (while it fetches, during
+     the outage).
 2. The warm per-request cost: ``reqcc.httpx`` against the same client with a static
    ``Authorization`` header (the floor), sync and async, through ``httpx.MockTransport``
    (no network): the median of rounds of CPU time per request, and its ratio to the floor.
@@ -57,6 +67,10 @@ class AsyncSettings:
     outage_start: float = 4.5
     outage_length: float = 1.5
     tick: float = 0.005
+    #: The API's answer takes this many seconds, uniformly random in ``[low, high]``.
+    api_latency: tuple[float, float] = (0.0, 0.0)
+    #: Which shape this is (``SHAPES``); only named in the report.
+    shape: str = "saturated"
     warm_requests: int = 300
     warm_repeats: int = 15
     #: Rounds of the load run: each runs every library once, in turn; a row is the rounds' medians.
@@ -69,6 +83,13 @@ class AsyncSettings:
             coroutines=5, duration=0.6, lifetime=1.0, delay=0.01, outage_start=0.2, outage_length=0.1,
             warm_requests=10, warm_repeats=1, rounds=1,
         )
+
+
+#: The load shapes ``--shape`` picks: the settings each one changes.
+SHAPES: dict[str, dict[str, Any]] = {
+    "saturated": {"api_latency": (0.0, 0.0)},
+    "api-latency": {"api_latency": (0.05, 0.25)},
+}
 
 
 @dataclass
@@ -218,7 +239,10 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
     """Run the load against ``server`` with ``contender``'s client; return what happened."""
     import anyio
 
-    server.control(reset=True, lifetime=settings.lifetime, delay=settings.delay, down=False)
+    server.control(
+        reset=True, lifetime=settings.lifetime, delay=settings.delay, down=False,
+        api_latency=list(settings.api_latency),
+    )
     result = LoadResult(contender.name)
     url = server.api_url + "books"
     # The outage is switched from threads: the control call blocks, and must not block the loop.
@@ -407,12 +431,22 @@ def warm_table(costs: dict[str, tuple[float, float]]) -> str:
 
 
 def report(
-    settings: AsyncSettings, *, allow_missing: bool = True, say: Callable[[str], None] = print
+    settings: AsyncSettings,
+    *,
+    allow_missing: bool = True,
+    say: Callable[[str], None] = print,
+    only: Sequence[str] = (),
+    warm: bool = True,
 ) -> dict[str, Any]:
-    """Run both, print the tables through ``say``; return the raw figures."""
+    """Run both, print the tables through ``say``; return the raw figures.
+
+    ``only``: run just the libraries whose name contains one of these texts (any case).
+    ``warm``: also measure the warm per-request cost.
+    """
     logging.getLogger("reqcc").addHandler(logging.NullHandler())
-    present = [c for c in CONTENDERS if c.available()]
-    missing = [c.name for c in CONTENDERS if not c.available()]
+    chosen = [c for c in CONTENDERS if not only or any(o.lower() in c.name.lower() for o in only)]
+    present = [c for c in chosen if c.available()]
+    missing = [c.name for c in chosen if not c.available()]
     if missing and not allow_missing:
         raise SystemExit(f"not installed: {', '.join(missing)}")
     server = ServerProcess()
@@ -426,12 +460,14 @@ def report(
             rounds.append(results)
     finally:
         server.close()
-    rows = medians(rounds)
+    rows = medians(rounds) if present else []
+    low, high = settings.api_latency
+    answers = f"{low * 1000:g}-{high * 1000:g} ms" if high > 0 else "at once"
     say(
-        f"Async load: {settings.coroutines} coroutines on one AsyncClient (asyncio) for "
-        f"{settings.duration:g} s; tokens live {settings.lifetime:g} s and take {settings.delay:g} s to "
-        f"mint; the token endpoint is down from {settings.outage_start:g} s for "
-        f"{settings.outage_length:g} s. "
+        f"Async load, shape {settings.shape!r}: {settings.coroutines} coroutines on one AsyncClient "
+        f"(asyncio, 100 connections) for {settings.duration:g} s; the API answers {answers}; tokens "
+        f"live {settings.lifetime:g} s and take {settings.delay:g} s to mint; the token endpoint is "
+        f"down from {settings.outage_start:g} s for {settings.outage_length:g} s. "
         f"At least {ideal_token_requests(settings)} token requests are needed. Loop lag: how much later "
         f"than asked a {settings.tick * 1000:g} ms sleep woke up. Medians of {settings.rounds} "
         "round(s), each running every library in turn."
@@ -440,26 +476,63 @@ def report(
     say("")
     say(load_table(rows))
     say("")
-    costs = warm_cost(settings)
-    say(
-        f"Warm per-request cost of reqcc.httpx against a static Authorization header, through "
-        f"httpx.MockTransport ({settings.warm_repeats} rounds x {settings.warm_requests} requests, CPU "
-        "time, medians):"
-    )
-    say("")
-    say(warm_table(costs))
+    costs = warm_cost(settings) if warm else {}
+    if warm:
+        say(
+            f"Warm per-request cost of reqcc.httpx against a static Authorization header, through "
+            f"httpx.MockTransport ({settings.warm_repeats} rounds x {settings.warm_requests} requests, "
+            "CPU time, medians):"
+        )
+        say("")
+        say(warm_table(costs))
     return {
+        "settings": {"shape": settings.shape, "api_latency": list(settings.api_latency)},
         "load": [{"name": name, **figures} for name, figures in rows],
         "rounds": [[{"name": r.name, **_figures(r)} for r in results] for results in rounds],
         "warm": costs,
     }
 
 
+def settings_from(args: argparse.Namespace) -> AsyncSettings:
+    """The settings the command line asks for: ``--quick`` or the defaults, the shape, then each knob."""
+    settings = AsyncSettings.quick() if args.quick else AsyncSettings()
+    settings.shape = args.shape
+    for name, value in SHAPES[args.shape].items():
+        setattr(settings, name, value)
+    for name in ("coroutines", "duration", "lifetime", "delay", "outage_start", "outage_length", "rounds"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(settings, name, value)
+    if args.api_latency is not None:
+        settings.api_latency = (args.api_latency[0], args.api_latency[1])
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="one tiny iteration (smoke test)")
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="saturated",
+        help="saturated: the API answers at once (default); api-latency: it takes 50-250 ms",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of the load run (default 3)")
+    parser.add_argument("--coroutines", type=int, help="concurrent coroutines (default 200)")
+    parser.add_argument("--duration", type=float, help="seconds per library and round (default 10)")
+    parser.add_argument("--lifetime", type=float, help="token lifetime, seconds (default 4)")
+    parser.add_argument("--delay", type=float, help="seconds to mint a token (default 0.3)")
+    parser.add_argument("--outage-start", type=float, help="the outage begins, seconds (default 4.5)")
+    parser.add_argument("--outage-length", type=float, help="the outage lasts, seconds (default 1.5)")
+    parser.add_argument(
+        "--api-latency", type=float, nargs=2, metavar=("LOW", "HIGH"),
+        help="the API answers after LOW-HIGH seconds (overrides the shape's)",
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TEXT",
+        help="run only the libraries whose name contains TEXT (repeatable)",
+    )
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm per-request cost")
     args = parser.parse_args(argv)
-    report(AsyncSettings.quick() if args.quick else AsyncSettings())
+    report(settings_from(args), only=args.only, warm=not args.no_warm)
     return 0
 
 
