@@ -215,11 +215,15 @@ class RequestPolicy:
         status, headers = replayed
         if fresh.access_token != token.access_token:
             # A fresh token refused too: not the token's fault (the endpoint cools down, and
-            # a few such endpoints in a row cool their origin down, contract items 19, 34).
-            if rejects_token(status, _header(headers, "WWW-Authenticate")):
-                cooldown.start(endpoint)
-            else:
+            # a few such endpoints in a row cool their origin down, contract items 19, 34) --
+            # unless it was no longer fresh when the answer came: a replay that waited in the
+            # client's connection pool past the token's use-by time was refused for its age.
+            if not rejects_token(status, _header(headers, "WWW-Authenticate")):
                 cooldown.accepted(endpoint)
+            elif self.manager.is_expired(fresh):
+                log.info("401 for token %s, expired before it was sent: no cool-down", fresh.fingerprint)
+            else:
+                cooldown.start(endpoint)
 
     def admit(self, url: str, proxies: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.
