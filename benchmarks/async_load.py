@@ -100,8 +100,12 @@ class LoadResult:
     requests: int = 0
     failures: int = 0
     token_requests: int = 0
+    #: 401 answers the API gave (a token that expired before the request reached it, ...).
+    api_401s: int = 0
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    #: When each lag was measured (``time.perf_counter()``: on Linux the server's monotonic clock).
+    lag_times: list[float] = field(default_factory=list)
     note: str = ""
 
 
@@ -275,6 +279,7 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
                     await anyio.sleep(settings.tick)
                     now = time.perf_counter()
                     result.lags.append(max(0.0, now - last - settings.tick))
+                    result.lag_times.append(now)
                     last = now
 
             for timer in timers:
@@ -293,7 +298,9 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
             timer.cancel()
             timer.join()
         server.control(down=False)
-    result.token_requests = len(server.stats()["token_hits"])
+    stats = server.stats()
+    result.token_requests = len(stats["token_hits"])
+    result.api_401s = int(stats["api_401s"])
     return result
 
 
@@ -307,6 +314,7 @@ def ideal_token_requests(settings: AsyncSettings) -> int:
 def _figures(r: LoadResult) -> dict[str, float]:
     return {
         "requests": r.requests, "failures": r.failures, "token_requests": r.token_requests,
+        "api_401s": r.api_401s,
         "p99": percentile(r.latencies, 99), "lag_p99": percentile(r.lags, 99),
         "lag_max": max(r.lags, default=float("nan")),
     }
@@ -323,10 +331,11 @@ def medians(rounds: Sequence[Sequence[LoadResult]]) -> list[tuple[str, dict[str,
 
 def load_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     return rst_table(
-        ["library", "requests", "failed", "token requests", "p99 ms", "loop lag p99 ms", "loop lag max ms"],
+        ["library", "requests", "failed", "token requests", "API 401s", "p99 ms", "loop lag p99 ms",
+         "loop lag max ms"],
         [
             [
-                name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]),
+                name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]), num(f["api_401s"]),
                 ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]),
             ]
             for name, f in rows
