@@ -67,6 +67,8 @@ class AsyncSettings:
     outage_start: float = 4.5
     outage_length: float = 1.5
     tick: float = 0.005
+    #: The client's pool: ``max_connections`` (and as many kept alive), for every library.
+    connections: int = 100
     #: The API's answer takes this many seconds, uniformly random in ``[low, high]``.
     api_latency: tuple[float, float] = (0.0, 0.0)
     #: Which shape this is (``SHAPES``); only named in the report.
@@ -106,6 +108,9 @@ class LoadResult:
     lags: list[float] = field(default_factory=list)
     #: When each lag was measured (``time.perf_counter()``: on Linux the server's monotonic clock).
     lag_times: list[float] = field(default_factory=list)
+    #: The loop lag of the ticks that overlapped a token request at the server (what a token
+    #: library controls: does it block the loop while it fetches?).
+    fetch_lags: list[float] = field(default_factory=list)
     note: str = ""
 
 
@@ -128,8 +133,9 @@ def _scaled(margin: float, settings: AsyncSettings) -> float:
     return margin * settings.lifetime / 3600.0
 
 
-def _limits(module: Any) -> Any:
-    return module.Limits(max_connections=100, max_keepalive_connections=100)
+def _limits(module: Any, settings: AsyncSettings) -> Any:
+    connections = settings.connections
+    return module.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
 def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]:
@@ -142,7 +148,8 @@ def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]
             base_url=server.api_url, clock_skew=_scaled(30.0, settings),  # reqcc's default margin, 30 s
         )
         async with module.AsyncClient(
-            auth=auth, limits=_limits(module), timeout=30, event_hooks={"request": [auth.keep_home]}
+            auth=auth, limits=_limits(module, settings), timeout=30,
+            event_hooks={"request": [auth.keep_home]},
         ) as client:
 
             async def send(url: str) -> int:
@@ -158,12 +165,14 @@ def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]
 async def _authlib(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
     """Authlib's ``AsyncOAuth2Client`` with ``grant_type="client_credentials"``: it fetches a
     new token when the held one is within ``leeway`` (default 60 s) of expiring, under an
-    anyio lock every request takes (its "Auto Update Token" docs)."""
+    anyio lock every request takes (its "Auto Update Token" docs). The same pool limits as the
+    others (its default keeps 20 connections alive, not 100)."""
+    import httpx2
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     client = AsyncOAuth2Client(
         CLIENT_ID, CLIENT_SECRET, token_endpoint=server.token_url, grant_type="client_credentials",
-        leeway=_scaled(60.0, settings), timeout=30,
+        leeway=_scaled(60.0, settings), timeout=30, limits=_limits(httpx2, settings),
     )
     async with client:
         await client.fetch_token()
@@ -187,7 +196,7 @@ async def _httpx_auth(server: ServerProcess, settings: AsyncSettings) -> AsyncIt
             server.token_url, CLIENT_ID, CLIENT_SECRET, early_expiry=_scaled(30.0, settings),
             client=token_client,
         )
-        async with httpx.AsyncClient(auth=auth, limits=_limits(httpx), timeout=30) as client:
+        async with httpx.AsyncClient(auth=auth, limits=_limits(httpx, settings), timeout=30) as client:
 
             async def send(url: str) -> int:
                 return int((await client.get(url)).status_code)
@@ -211,7 +220,8 @@ def _static(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess
         module = importlib.import_module(module_name)
         lock = anyio.Lock()
         async with module.AsyncClient(
-            headers={"Authorization": f"Bearer {STATIC_TOKEN}"}, limits=_limits(module), timeout=30
+            headers={"Authorization": f"Bearer {STATIC_TOKEN}"}, limits=_limits(module, settings),
+            timeout=30,
         ) as client:
 
             async def send(url: str) -> int:
@@ -301,7 +311,22 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
     stats = server.stats()
     result.token_requests = len(stats["token_hits"])
     result.api_401s = int(stats["api_401s"])
+    result.fetch_lags = lags_during(result, stats["token_hits"], settings.tick)
     return result
+
+
+def lags_during(result: LoadResult, hits: Sequence[Sequence[float]], tick: float) -> list[float]:
+    """The lags of the ticks whose sleep overlapped a token request (``(received, answered, …)``).
+
+    A tick measured at ``t`` with lag ``lag`` slept from ``t - tick - lag`` to ``t``; the server's
+    timestamps are ``time.monotonic()``, the same clock as the driver's ``perf_counter`` on Linux.
+    """
+    spans = [(hit[0], hit[1]) for hit in hits]
+    return [
+        lag
+        for lag, t in zip(result.lags, result.lag_times, strict=True)
+        if any(start <= t and t - tick - lag <= end for start, end in spans)
+    ]
 
 
 def ideal_token_requests(settings: AsyncSettings) -> int:
@@ -317,6 +342,7 @@ def _figures(r: LoadResult) -> dict[str, float]:
         "api_401s": r.api_401s,
         "p99": percentile(r.latencies, 99), "lag_p99": percentile(r.lags, 99),
         "lag_max": max(r.lags, default=float("nan")),
+        "lag_fetch_max": max(r.fetch_lags, default=float("nan")),
     }
 
 
@@ -332,11 +358,11 @@ def medians(rounds: Sequence[Sequence[LoadResult]]) -> list[tuple[str, dict[str,
 def load_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     return rst_table(
         ["library", "requests", "failed", "token requests", "API 401s", "p99 ms", "loop lag p99 ms",
-         "loop lag max ms"],
+         "loop lag max ms", "lag max during fetch ms"],
         [
             [
                 name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]), num(f["api_401s"]),
-                ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]),
+                ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]), ms(f["lag_fetch_max"]),
             ]
             for name, f in rows
         ],
@@ -474,9 +500,9 @@ def report(
     answers = f"{low * 1000:g}-{high * 1000:g} ms" if high > 0 else "at once"
     say(
         f"Async load, shape {settings.shape!r}: {settings.coroutines} coroutines on one AsyncClient "
-        f"(asyncio, 100 connections) for {settings.duration:g} s; the API answers {answers}; tokens "
-        f"live {settings.lifetime:g} s and take {settings.delay:g} s to mint; the token endpoint is "
-        f"down from {settings.outage_start:g} s for {settings.outage_length:g} s. "
+        f"(asyncio, {settings.connections} connections) for {settings.duration:g} s; the API answers "
+        f"{answers}; tokens live {settings.lifetime:g} s and take {settings.delay:g} s to mint; the "
+        f"token endpoint is down from {settings.outage_start:g} s for {settings.outage_length:g} s. "
         f"At least {ideal_token_requests(settings)} token requests are needed. Loop lag: how much later "
         f"than asked a {settings.tick * 1000:g} ms sleep woke up. Medians of {settings.rounds} "
         "round(s), each running every library in turn."
@@ -508,7 +534,10 @@ def settings_from(args: argparse.Namespace) -> AsyncSettings:
     settings.shape = args.shape
     for name, value in SHAPES[args.shape].items():
         setattr(settings, name, value)
-    for name in ("coroutines", "duration", "lifetime", "delay", "outage_start", "outage_length", "rounds"):
+    for name in (
+        "coroutines", "connections", "duration", "lifetime", "delay",
+        "outage_start", "outage_length", "rounds",
+    ):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -526,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, help="rounds of the load run (default 3)")
     parser.add_argument("--coroutines", type=int, help="concurrent coroutines (default 200)")
+    parser.add_argument("--connections", type=int, help="the client's pool size (default 100)")
     parser.add_argument("--duration", type=float, help="seconds per library and round (default 10)")
     parser.add_argument("--lifetime", type=float, help="token lifetime, seconds (default 4)")
     parser.add_argument("--delay", type=float, help="seconds to mint a token (default 0.3)")
