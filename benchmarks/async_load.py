@@ -102,6 +102,8 @@ class LoadResult:
     requests: int = 0
     failures: int = 0
     token_requests: int = 0
+    #: CPU seconds the client process spent in the run (its loop and its threads).
+    cpu: float = 0.0
     #: 401 answers the API gave (a token that expired before the request reached it, ...).
     api_401s: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -301,9 +303,11 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
                         workers.start_soon(worker)
                 stop = True
 
+    cpu = time.process_time()
     try:
         anyio.run(main, backend="asyncio")
     finally:
+        result.cpu = time.process_time() - cpu
         for timer in timers:
             timer.cancel()
             timer.join()
@@ -339,7 +343,7 @@ def ideal_token_requests(settings: AsyncSettings) -> int:
 def _figures(r: LoadResult) -> dict[str, float]:
     return {
         "requests": r.requests, "failures": r.failures, "token_requests": r.token_requests,
-        "api_401s": r.api_401s,
+        "api_401s": r.api_401s, "cpu_per_request": r.cpu / r.requests if r.requests else float("nan"),
         "p99": percentile(r.latencies, 99), "lag_p99": percentile(r.lags, 99),
         "lag_max": max(r.lags, default=float("nan")),
         "lag_fetch_max": max(r.fetch_lags, default=float("nan")),
@@ -357,11 +361,12 @@ def medians(rounds: Sequence[Sequence[LoadResult]]) -> list[tuple[str, dict[str,
 
 def load_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     return rst_table(
-        ["library", "requests", "failed", "token requests", "API 401s", "p99 ms", "loop lag p99 ms",
-         "loop lag max ms", "lag max during fetch ms"],
+        ["library", "requests", "failed", "token requests", "API 401s", "CPU µs/request", "p99 ms",
+         "loop lag p99 ms", "loop lag max ms", "lag max during fetch ms"],
         [
             [
                 name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]), num(f["api_401s"]),
+                f"{f['cpu_per_request'] * 1e6:.0f}",
                 ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]), ms(f["lag_fetch_max"]),
             ]
             for name, f in rows

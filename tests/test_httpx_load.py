@@ -89,3 +89,43 @@ async def test_tokens_that_expire_while_queued_start_no_cool_down_and_a_revocati
     # Each queued request: its token, then the replay's fresh one; the revocation: one more.
     assert server.token_requests == 2 * queued + 2
     assert server.api_401s == 2 * queued + 1
+
+
+@pytest.mark.anyio
+async def test_while_the_token_endpoint_fails_the_held_token_serves_coroutines_without_a_thread(
+    module: Any, server: LocalAuthorizationServer, clock: FakeClock
+) -> None:
+    # Contract items 28 and 37: past its clock_skew margin, but not its expiry, the held
+    # token serves while the endpoint is failing -- get_token()'s first, lock-free check.
+    # A coroutine makes it on the loop; before, each batch of coroutines started a worker
+    # thread (one per loop iteration, for the whole margin: 30 s of an outage) to learn it.
+    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
+        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
+    )
+    manager = auth.manager
+    calls: list[str] = []
+    get_token = manager.get_token
+
+    def counted() -> Any:
+        calls.append("get_token")
+        return get_token()
+
+    manager.get_token = counted  # type: ignore[method-assign]
+    statuses: list[int] = []
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client, anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                statuses.append((await client.get(server.api_url + "books")).status_code)
+
+            await call()  # the first token, fetched in a worker thread
+            server.fail_token_requests(None)
+            clock.advance(TTL - 10)  # inside the 30-s margin (capped at TTL / 2), before the expiry
+            await call()  # finds the endpoint failing (one token request); the held token serves
+            assert len(calls) == 2
+            for _ in range(50):
+                tg.start_soon(call)
+    auth.close()
+    assert statuses == [200] * 52
+    assert calls == ["get_token"] * 2  # the 50 coroutines needed no thread
+    assert server.token_requests == 2  # the first token and the one failed attempt
