@@ -140,9 +140,18 @@ def _limits(module: Any, settings: AsyncSettings) -> Any:
     return module.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
-def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]:
+def _reqcc_on(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess, AsyncSettings], Any]:
+    """reqcc's auth on ``module_name``'s ``AsyncClient``; ``paced``: as the floor's paced row.
+
+    The paced row is not a configuration to recommend: it shows what the admission control
+    of a lock every request passes (Authlib's) does to reqcc, so that reqcc and Authlib can
+    be compared with it on both sides.
+    """
+
     @asynccontextmanager
     async def open_(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
+        import anyio
+
         module = importlib.import_module(module_name)
         auth_module = importlib.import_module(f"reqcc.{module_name}")
         auth = auth_module.ClientCredentialsAuth(
@@ -153,8 +162,12 @@ def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]
             auth=auth, limits=_limits(module, settings), timeout=30,
             event_hooks={"request": [auth.keep_home]},
         ) as client:
+            lock = anyio.Lock()
 
             async def send(url: str) -> int:
+                if paced:
+                    async with lock:
+                        pass
                 return int((await client.get(url)).status_code)
 
             yield send
@@ -210,9 +223,11 @@ def _static(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess
     """No token library: a static ``Authorization`` header (the floor).
 
     ``paced``: each request first passes an empty ``anyio.Lock`` (``async with lock: pass``),
-    as every request of Authlib's ``AsyncOAuth2Client`` passes its token lock. That alone
-    changes how the coroutines enter the client's connection pool; this row shows how much
-    of a difference between libraries is that, not their token handling.
+    as every request of Authlib's ``AsyncOAuth2Client`` passes its token lock. Under load an
+    uncontended ``acquire`` yields while holding the lock, so the coroutines pass it one per
+    loop iteration: an admission control that bounds each iteration's work (and the pool's).
+    This row shows how much of a difference between libraries is that, not their token
+    handling.
     """
 
     @asynccontextmanager
@@ -244,6 +259,7 @@ CONTENDERS = [
     AsyncContender("floor: httpx2, static header", "httpx2", _static("httpx2")),
     AsyncContender("floor: httpx2, static header, paced", "httpx2", _static("httpx2", paced=True)),
     AsyncContender("reqcc (httpx2)", "httpx2", _reqcc_on("httpx2")),
+    AsyncContender("reqcc (httpx2), paced", "httpx2", _reqcc_on("httpx2", paced=True)),
     AsyncContender("Authlib AsyncOAuth2Client (httpx2)", "authlib", _authlib),
 ]
 
