@@ -24,7 +24,8 @@ Bearer token as ``Authorization: Bearer``, a DPoP token with a fresh proof carry
 ``ath`` (item 23); a 401 ``use_dpop_nonce`` is replayed once with the nonce; a 401 saying
 the token is bad retires it (only if still current) and replays once with a fresh token
 when the body can be replayed, unless the endpoint is in the manager's 401 cool-down
-(item 11, 19); a replay refused too starts that cool-down.
+(item 11, 19); a replay refused too starts that cool-down (unless its token had expired by
+the time the answer came: it waited in the client's connection pool).
 """
 
 from __future__ import annotations
@@ -221,7 +222,10 @@ class RequestPolicy:
             if not rejects_token(status, _header(headers, "WWW-Authenticate")):
                 cooldown.accepted(endpoint)
             elif self.manager.is_expired(fresh):
-                log.info("401 for token %s, expired before it was sent: no cool-down", fresh.fingerprint)
+                log.info(
+                    "401 for token %s, expired by the time of the answer: no cool-down",
+                    fresh.fingerprint,
+                )
             else:
                 cooldown.start(endpoint)
 
