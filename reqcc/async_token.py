@@ -8,9 +8,7 @@ coroutine learns that on the loop. Without a usable token, the first coroutine o
 starts one worker thread that calls the manager's blocking ``get_token()`` (so it joins the
 same single flight as the sync threads of a shared manager: one token request in all), and
 every coroutine of that loop needing a token meanwhile awaits one event the thread sets
-when it is done: waiting coroutines hold no thread each. Woken, they go on one per loop
-iteration (they pass an ``anyio.Lock`` in turn), not all in one iteration, which would
-stall the loop while it sends all their requests. The thread is not tied to any
+when it is done: waiting coroutines hold no thread each. The thread is not tied to any
 coroutine: cancelling a waiting coroutine (the first one included) does not cancel the
 fetch, and the others still get its token. Each coroutine that waited is recorded in
 ``reqcc.token.wait.duration`` (contract item 26). A coroutine waits ``token_deadline`` at
@@ -38,13 +36,12 @@ __all__ = ["AsyncTokenWait"]
 
 
 class _Pending:
-    """One worker thread's ``get_token()``, the event of the loop its waiters await, and their gate."""
+    """One worker thread's ``get_token()`` and the event of the loop its waiters await."""
 
-    __slots__ = ("deadline", "done", "error", "event", "gate", "token")
+    __slots__ = ("deadline", "done", "error", "event", "token")
 
-    def __init__(self, event: Any, gate: Any, deadline: float) -> None:
+    def __init__(self, event: Any, deadline: float) -> None:
         self.event = event
-        self.gate = gate
         self.deadline = deadline
         self.done = False
         self.token: OAuthToken | None = None
@@ -94,9 +91,7 @@ class AsyncTokenWait:
             pending = self._pending.get(key)
             start = pending is None or pending.done or now >= pending.deadline
             if start:
-                pending = self._pending[key] = _Pending(
-                    anyio.Event(), anyio.Lock(), now + manager.token_deadline
-                )
+                pending = self._pending[key] = _Pending(anyio.Event(), now + manager.token_deadline)
         assert pending is not None
         if start:
             threading.Thread(
@@ -105,11 +100,6 @@ class AsyncTokenWait:
         try:
             with anyio.move_on_after(max(0.0, pending.deadline - now)):
                 await pending.event.wait()
-            # The event wakes every waiter in the same loop iteration, which would then run
-            # all their requests at once (200 waiters: the loop stalled for ~0.1 s). They pass
-            # a lock instead, which hands itself on once per iteration: one goes on at a time.
-            async with pending.gate:
-                pass
         finally:
             # Item 26: every coroutine that had to wait is a caller that waited (the worker
             # thread's own wait in the single flight may be recorded too, as a thread's).

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import pytest
 
 from reqcc.testing import LocalAuthorizationServer
@@ -130,54 +129,3 @@ async def test_while_the_token_endpoint_fails_the_held_token_serves_coroutines_w
     assert statuses == [200] * 52
     assert calls == ["get_token"] * 2  # the 50 coroutines needed no thread
     assert server.token_requests == 2  # the first token and the one failed attempt
-
-
-@pytest.mark.anyio
-async def test_the_waiters_of_a_fetch_go_on_one_per_loop_iteration_not_all_in_one(module: Any) -> None:
-    # 200 coroutines waiting for the first token used to wake in one iteration of the loop
-    # and send all their requests in it: a stall of about 0.1 s for every other task (the
-    # largest loop lag of reqcc's issue-20 load run). Each now goes on in an iteration of
-    # its own. The API is a MockTransport (no I/O: a request, once going, ends in the same
-    # iteration), so each request's iteration is a count of the loop's iterations.
-    waiters = 50
-    with LocalAuthorizationServer() as server:
-        auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
-            **server.credentials(), scopes=SCOPES
-        )
-        gate = server.hold_token_requests(1, timeout=PATIENCE)
-        iteration = 0
-        stamps: list[int] = []
-        done = False
-
-        async def count_iterations() -> None:
-            nonlocal iteration
-            while not done:
-                await anyio.lowlevel.checkpoint()  # once per iteration of the loop
-                iteration += 1
-
-        transport = module.MockTransport(lambda request: module.Response(200))
-        with anyio.fail_after(PATIENCE):
-            async with (
-                module.AsyncClient(auth=auth, transport=transport) as client,
-                anyio.create_task_group() as tg,
-            ):
-
-                async def call() -> None:
-                    await client.get(server.api_url + "books")
-                    stamps.append(iteration)
-
-                for _ in range(waiters):
-                    tg.start_soon(call)
-                while server.token_requests < 1:
-                    await anyio.sleep(0.005)
-                tg.start_soon(count_iterations)
-                gate.set()
-                while len(stamps) < waiters:
-                    await anyio.sleep(0.005)
-                done = True
-        auth.close()
-    assert server.token_requests == 1
-    # Each in an iteration of its own (before: all in one). Trio runs a batch of ready tasks
-    # in random order, so the counter's step may come before or after a waiter's in the
-    # same batch: two waiters can read the same count there, never many.
-    assert len(set(stamps)) >= waiters // 2
