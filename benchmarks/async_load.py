@@ -1,8 +1,10 @@
 """Async rows (issue 20): coroutines on one httpx AsyncClient, reqcc beside Authlib and httpx-auth.
 
-    python benchmarks/async_load.py            # the full run (about 4 minutes: 3 rounds)
-    python benchmarks/async_load.py --quick    # one tiny iteration (the smoke test)
-    python benchmarks/run.py --async           # the same, after run.py's own runs
+    python benchmarks/async_load.py                  # the full run (about 4 minutes: 3 rounds)
+    python benchmarks/async_load.py --shape api-latency   # the API takes 50-250 ms to answer
+    python benchmarks/async_load.py --quick          # one tiny iteration (the smoke test)
+    python benchmarks/async_load.py --help           # every knob: rounds, coroutines, --only, ...
+    python benchmarks/run.py --async                 # the default shape, after run.py's own runs
 
 1. The load run: ``coroutines`` coroutines send GET requests for ``duration`` seconds on one
    ``AsyncClient`` (asyncio), tokens live ``lifetime`` seconds and take ``delay`` seconds to
@@ -10,7 +12,15 @@
    library: requests completed, failed (an exception or a non-200), token requests, p99
    latency, and the event loop's lag (a ticker coroutine that sleeps ``tick`` seconds: how
    much later than asked it woke up), p99 and max. The server is benchmarks/server.py in a
-   child process (the same for every library).
+   child process (the same for every library). Two shapes (``--shape``):
+
+   - ``saturated`` (the default): the API answers at once, so the client is CPU-bound and
+     its event loop saturated: the loop lag is mostly the HTTP client's own work (its
+     connection pool's bookkeeping above all), whatever the token library;
+   - ``api-latency``: the API takes ``api_latency`` seconds (uniformly random, 50-250 ms)
+     to answer, as real APIs do, so the client is not saturated and the loop lag measures
+     what a token library controls: whether it blocks the loop (while it fetches, during
+     the outage).
 2. The warm per-request cost: ``reqcc.httpx`` against the same client with a static
    ``Authorization`` header (the floor), sync and async, through ``httpx.MockTransport``
    (no network): the median of rounds of CPU time per request, and its ratio to the floor.
@@ -57,6 +67,12 @@ class AsyncSettings:
     outage_start: float = 4.5
     outage_length: float = 1.5
     tick: float = 0.005
+    #: The client's pool: ``max_connections`` (and as many kept alive), for every library.
+    connections: int = 100
+    #: The API's answer takes this many seconds, uniformly random in ``[low, high]``.
+    api_latency: tuple[float, float] = (0.0, 0.0)
+    #: Which shape this is (``SHAPES``); only named in the report.
+    shape: str = "saturated"
     warm_requests: int = 300
     warm_repeats: int = 15
     #: Rounds of the load run: each runs every library once, in turn; a row is the rounds' medians.
@@ -71,6 +87,13 @@ class AsyncSettings:
         )
 
 
+#: The load shapes ``--shape`` picks: the settings each one changes.
+SHAPES: dict[str, dict[str, Any]] = {
+    "saturated": {"api_latency": (0.0, 0.0)},
+    "api-latency": {"api_latency": (0.05, 0.25)},
+}
+
+
 @dataclass
 class LoadResult:
     """What one library did in the load run."""
@@ -79,8 +102,18 @@ class LoadResult:
     requests: int = 0
     failures: int = 0
     token_requests: int = 0
+    #: CPU seconds the client process spent in the load (its loop and its threads), from the
+    #: first request on (not the imports and set-up of opening the client).
+    cpu: float = 0.0
+    #: 401 answers the API gave (a token that expired before the request reached it, ...).
+    api_401s: int = 0
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    #: When each lag was measured (``time.perf_counter()``: on Linux the server's monotonic clock).
+    lag_times: list[float] = field(default_factory=list)
+    #: The loop lag of the ticks that overlapped a token request at the server (what a token
+    #: library controls: does it block the loop while it fetches?).
+    fetch_lags: list[float] = field(default_factory=list)
     note: str = ""
 
 
@@ -103,13 +136,23 @@ def _scaled(margin: float, settings: AsyncSettings) -> float:
     return margin * settings.lifetime / 3600.0
 
 
-def _limits(module: Any) -> Any:
-    return module.Limits(max_connections=100, max_keepalive_connections=100)
+def _limits(module: Any, settings: AsyncSettings) -> Any:
+    connections = settings.connections
+    return module.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
-def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]:
+def _reqcc_on(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess, AsyncSettings], Any]:
+    """reqcc's auth on ``module_name``'s ``AsyncClient``; ``paced``: as the floor's paced row.
+
+    The paced row is not a configuration to recommend: it shows what the admission control
+    of a lock every request passes (Authlib's) does to reqcc, so that reqcc and Authlib can
+    be compared with it on both sides.
+    """
+
     @asynccontextmanager
     async def open_(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
+        import anyio
+
         module = importlib.import_module(module_name)
         auth_module = importlib.import_module(f"reqcc.{module_name}")
         auth = auth_module.ClientCredentialsAuth(
@@ -117,10 +160,15 @@ def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]
             base_url=server.api_url, clock_skew=_scaled(30.0, settings),  # reqcc's default margin, 30 s
         )
         async with module.AsyncClient(
-            auth=auth, limits=_limits(module), timeout=30, event_hooks={"request": [auth.keep_home]}
+            auth=auth, limits=_limits(module, settings), timeout=30,
+            event_hooks={"request": [auth.keep_home]},
         ) as client:
+            lock = anyio.Lock()
 
             async def send(url: str) -> int:
+                if paced:
+                    async with lock:
+                        pass
                 return int((await client.get(url)).status_code)
 
             yield send
@@ -133,12 +181,14 @@ def _reqcc_on(module_name: str) -> Callable[[ServerProcess, AsyncSettings], Any]
 async def _authlib(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
     """Authlib's ``AsyncOAuth2Client`` with ``grant_type="client_credentials"``: it fetches a
     new token when the held one is within ``leeway`` (default 60 s) of expiring, under an
-    anyio lock every request takes (its "Auto Update Token" docs)."""
+    anyio lock every request takes (its "Auto Update Token" docs). The same pool limits as the
+    others (its default keeps 20 connections alive, not 100)."""
+    import httpx2
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     client = AsyncOAuth2Client(
         CLIENT_ID, CLIENT_SECRET, token_endpoint=server.token_url, grant_type="client_credentials",
-        leeway=_scaled(60.0, settings), timeout=30,
+        leeway=_scaled(60.0, settings), timeout=30, limits=_limits(httpx2, settings),
     )
     async with client:
         await client.fetch_token()
@@ -162,7 +212,7 @@ async def _httpx_auth(server: ServerProcess, settings: AsyncSettings) -> AsyncIt
             server.token_url, CLIENT_ID, CLIENT_SECRET, early_expiry=_scaled(30.0, settings),
             client=token_client,
         )
-        async with httpx.AsyncClient(auth=auth, limits=_limits(httpx), timeout=30) as client:
+        async with httpx.AsyncClient(auth=auth, limits=_limits(httpx, settings), timeout=30) as client:
 
             async def send(url: str) -> int:
                 return int((await client.get(url)).status_code)
@@ -174,9 +224,11 @@ def _static(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess
     """No token library: a static ``Authorization`` header (the floor).
 
     ``paced``: each request first passes an empty ``anyio.Lock`` (``async with lock: pass``),
-    as every request of Authlib's ``AsyncOAuth2Client`` passes its token lock. That alone
-    changes how the coroutines enter the client's connection pool; this row shows how much
-    of a difference between libraries is that, not their token handling.
+    as every request of Authlib's ``AsyncOAuth2Client`` passes its token lock. Under load an
+    uncontended ``acquire`` yields while holding the lock, so the coroutines pass it one per
+    loop iteration: an admission control that bounds each iteration's work (and the pool's).
+    This row shows how much of a difference between libraries is that, not their token
+    handling.
     """
 
     @asynccontextmanager
@@ -186,7 +238,8 @@ def _static(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess
         module = importlib.import_module(module_name)
         lock = anyio.Lock()
         async with module.AsyncClient(
-            headers={"Authorization": f"Bearer {STATIC_TOKEN}"}, limits=_limits(module), timeout=30
+            headers={"Authorization": f"Bearer {STATIC_TOKEN}"}, limits=_limits(module, settings),
+            timeout=30,
         ) as client:
 
             async def send(url: str) -> int:
@@ -207,6 +260,7 @@ CONTENDERS = [
     AsyncContender("floor: httpx2, static header", "httpx2", _static("httpx2")),
     AsyncContender("floor: httpx2, static header, paced", "httpx2", _static("httpx2", paced=True)),
     AsyncContender("reqcc (httpx2)", "httpx2", _reqcc_on("httpx2")),
+    AsyncContender("reqcc (httpx2), paced", "httpx2", _reqcc_on("httpx2", paced=True)),
     AsyncContender("Authlib AsyncOAuth2Client (httpx2)", "authlib", _authlib),
 ]
 
@@ -218,7 +272,10 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
     """Run the load against ``server`` with ``contender``'s client; return what happened."""
     import anyio
 
-    server.control(reset=True, lifetime=settings.lifetime, delay=settings.delay, down=False)
+    server.control(
+        reset=True, lifetime=settings.lifetime, delay=settings.delay, down=False,
+        api_latency=list(settings.api_latency),
+    )
     result = LoadResult(contender.name)
     url = server.api_url + "books"
     # The outage is switched from threads: the control call blocks, and must not block the loop.
@@ -251,16 +308,20 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
                     await anyio.sleep(settings.tick)
                     now = time.perf_counter()
                     result.lags.append(max(0.0, now - last - settings.tick))
+                    result.lag_times.append(now)
                     last = now
 
             for timer in timers:
                 timer.start()
+            # The CPU time of the load alone: not the imports and set-up of opening the client.
+            cpu = time.process_time()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ticker)
                 async with anyio.create_task_group() as workers:
                     for _ in range(settings.coroutines):
                         workers.start_soon(worker)
                 stop = True
+            result.cpu = time.process_time() - cpu
 
     try:
         anyio.run(main, backend="asyncio")
@@ -269,8 +330,25 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
             timer.cancel()
             timer.join()
         server.control(down=False)
-    result.token_requests = len(server.stats()["token_hits"])
+    stats = server.stats()
+    result.token_requests = len(stats["token_hits"])
+    result.api_401s = int(stats["api_401s"])
+    result.fetch_lags = lags_during(result, stats["token_hits"], settings.tick)
     return result
+
+
+def lags_during(result: LoadResult, hits: Sequence[Sequence[float]], tick: float) -> list[float]:
+    """The lags of the ticks whose sleep overlapped a token request (``(received, answered, …)``).
+
+    A tick measured at ``t`` with lag ``lag`` slept from ``t - tick - lag`` to ``t``; the server's
+    timestamps are ``time.monotonic()``, the same clock as the driver's ``perf_counter`` on Linux.
+    """
+    spans = [(hit[0], hit[1]) for hit in hits]
+    return [
+        lag
+        for lag, t in zip(result.lags, result.lag_times, strict=True)
+        if any(start <= t and t - tick - lag <= end for start, end in spans)
+    ]
 
 
 def ideal_token_requests(settings: AsyncSettings) -> int:
@@ -283,8 +361,10 @@ def ideal_token_requests(settings: AsyncSettings) -> int:
 def _figures(r: LoadResult) -> dict[str, float]:
     return {
         "requests": r.requests, "failures": r.failures, "token_requests": r.token_requests,
+        "api_401s": r.api_401s, "cpu_per_request": r.cpu / r.requests if r.requests else float("nan"),
         "p99": percentile(r.latencies, 99), "lag_p99": percentile(r.lags, 99),
         "lag_max": max(r.lags, default=float("nan")),
+        "lag_fetch_max": max(r.fetch_lags, default=float("nan")),
     }
 
 
@@ -299,11 +379,13 @@ def medians(rounds: Sequence[Sequence[LoadResult]]) -> list[tuple[str, dict[str,
 
 def load_table(rows: Sequence[tuple[str, dict[str, float]]]) -> str:
     return rst_table(
-        ["library", "requests", "failed", "token requests", "p99 ms", "loop lag p99 ms", "loop lag max ms"],
+        ["library", "requests", "failed", "token requests", "API 401s", "CPU µs/request", "p99 ms",
+         "loop lag p99 ms", "loop lag max ms", "lag max during fetch ms"],
         [
             [
-                name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]),
-                ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]),
+                name, num(f["requests"]), num(f["failures"]), num(f["token_requests"]), num(f["api_401s"]),
+                f"{f['cpu_per_request'] * 1e6:.0f}",
+                ms(f["p99"]), ms(f["lag_p99"]), ms(f["lag_max"]), ms(f["lag_fetch_max"]),
             ]
             for name, f in rows
         ],
@@ -407,12 +489,22 @@ def warm_table(costs: dict[str, tuple[float, float]]) -> str:
 
 
 def report(
-    settings: AsyncSettings, *, allow_missing: bool = True, say: Callable[[str], None] = print
+    settings: AsyncSettings,
+    *,
+    allow_missing: bool = True,
+    say: Callable[[str], None] = print,
+    only: Sequence[str] = (),
+    warm: bool = True,
 ) -> dict[str, Any]:
-    """Run both, print the tables through ``say``; return the raw figures."""
+    """Run both, print the tables through ``say``; return the raw figures.
+
+    ``only``: run just the libraries whose name contains one of these texts (any case).
+    ``warm``: also measure the warm per-request cost.
+    """
     logging.getLogger("reqcc").addHandler(logging.NullHandler())
-    present = [c for c in CONTENDERS if c.available()]
-    missing = [c.name for c in CONTENDERS if not c.available()]
+    chosen = [c for c in CONTENDERS if not only or any(o.lower() in c.name.lower() for o in only)]
+    present = [c for c in chosen if c.available()]
+    missing = [c.name for c in chosen if not c.available()]
     if missing and not allow_missing:
         raise SystemExit(f"not installed: {', '.join(missing)}")
     server = ServerProcess()
@@ -426,12 +518,14 @@ def report(
             rounds.append(results)
     finally:
         server.close()
-    rows = medians(rounds)
+    rows = medians(rounds) if present else []
+    low, high = settings.api_latency
+    answers = f"{low * 1000:g}-{high * 1000:g} ms" if high > 0 else "at once"
     say(
-        f"Async load: {settings.coroutines} coroutines on one AsyncClient (asyncio) for "
-        f"{settings.duration:g} s; tokens live {settings.lifetime:g} s and take {settings.delay:g} s to "
-        f"mint; the token endpoint is down from {settings.outage_start:g} s for "
-        f"{settings.outage_length:g} s. "
+        f"Async load, shape {settings.shape!r}: {settings.coroutines} coroutines on one AsyncClient "
+        f"(asyncio, {settings.connections} connections) for {settings.duration:g} s; the API answers "
+        f"{answers}; tokens live {settings.lifetime:g} s and take {settings.delay:g} s to mint; the "
+        f"token endpoint is down from {settings.outage_start:g} s for {settings.outage_length:g} s. "
         f"At least {ideal_token_requests(settings)} token requests are needed. Loop lag: how much later "
         f"than asked a {settings.tick * 1000:g} ms sleep woke up. Medians of {settings.rounds} "
         "round(s), each running every library in turn."
@@ -440,26 +534,67 @@ def report(
     say("")
     say(load_table(rows))
     say("")
-    costs = warm_cost(settings)
-    say(
-        f"Warm per-request cost of reqcc.httpx against a static Authorization header, through "
-        f"httpx.MockTransport ({settings.warm_repeats} rounds x {settings.warm_requests} requests, CPU "
-        "time, medians):"
-    )
-    say("")
-    say(warm_table(costs))
+    costs = warm_cost(settings) if warm else {}
+    if warm:
+        say(
+            f"Warm per-request cost of reqcc.httpx against a static Authorization header, through "
+            f"httpx.MockTransport ({settings.warm_repeats} rounds x {settings.warm_requests} requests, "
+            "CPU time, medians):"
+        )
+        say("")
+        say(warm_table(costs))
     return {
+        "settings": {"shape": settings.shape, "api_latency": list(settings.api_latency)},
         "load": [{"name": name, **figures} for name, figures in rows],
         "rounds": [[{"name": r.name, **_figures(r)} for r in results] for results in rounds],
         "warm": costs,
     }
 
 
+def settings_from(args: argparse.Namespace) -> AsyncSettings:
+    """The settings the command line asks for: ``--quick`` or the defaults, the shape, then each knob."""
+    settings = AsyncSettings.quick() if args.quick else AsyncSettings()
+    settings.shape = args.shape
+    for name, value in SHAPES[args.shape].items():
+        setattr(settings, name, value)
+    for name in (
+        "coroutines", "connections", "duration", "lifetime", "delay",
+        "outage_start", "outage_length", "rounds",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(settings, name, value)
+    if args.api_latency is not None:
+        settings.api_latency = (args.api_latency[0], args.api_latency[1])
+    return settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="one tiny iteration (smoke test)")
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="saturated",
+        help="saturated: the API answers at once (default); api-latency: it takes 50-250 ms",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of the load run (default 3)")
+    parser.add_argument("--coroutines", type=int, help="concurrent coroutines (default 200)")
+    parser.add_argument("--connections", type=int, help="the client's pool size (default 100)")
+    parser.add_argument("--duration", type=float, help="seconds per library and round (default 10)")
+    parser.add_argument("--lifetime", type=float, help="token lifetime, seconds (default 4)")
+    parser.add_argument("--delay", type=float, help="seconds to mint a token (default 0.3)")
+    parser.add_argument("--outage-start", type=float, help="the outage begins, seconds (default 4.5)")
+    parser.add_argument("--outage-length", type=float, help="the outage lasts, seconds (default 1.5)")
+    parser.add_argument(
+        "--api-latency", type=float, nargs=2, metavar=("LOW", "HIGH"),
+        help="the API answers after LOW-HIGH seconds (overrides the shape's)",
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TEXT",
+        help="run only the libraries whose name contains TEXT (repeatable)",
+    )
+    parser.add_argument("--no-warm", action="store_true", help="skip the warm per-request cost")
     args = parser.parse_args(argv)
-    report(AsyncSettings.quick() if args.quick else AsyncSettings())
+    report(settings_from(args), only=args.only, warm=not args.no_warm)
     return 0
 
 

@@ -11,8 +11,11 @@ server's), answers in one write (TCP_NODELAY is on), and serves every library id
   endpoint is "down". Counts every hit.
 - ``GET /api/...``: 200 with a small JSON body if the bearer token was issued here and has
   not expired by the server's own clock (or is the floor's static token), else 401 with
-  ``WWW-Authenticate: Bearer error="invalid_token"``.
-- ``POST /_control`` (JSON: ``reset``, ``lifetime``, ``delay``, ``down``) and
+  ``WWW-Authenticate: Bearer error="invalid_token"``. The token is judged on arrival; the
+  answer then waits ``api_latency`` (a ``[low, high]`` pair: uniformly random seconds,
+  from a generator seeded at each reset, so runs draw the same delays; ``[0, 0]`` by
+  default: at once), as a real API takes time to answer.
+- ``POST /_control`` (JSON: ``reset``, ``lifetime``, ``delay``, ``down``, ``api_latency``) and
   ``GET /_stats`` (JSON counters and timestamps) for the benchmark driver.
 
 Timestamps are ``time.monotonic()``, which on Linux is one system-wide clock, so the driver
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import sys
 import threading
 import time
@@ -44,6 +48,7 @@ class State:
         self.lifetime = 3600.0
         self.delay = 0.0
         self.down = False
+        self.api_latency = (0.0, 0.0)
         self.reset()
 
     def reset(self) -> None:
@@ -53,6 +58,7 @@ class State:
         self.issued: list[tuple[float, float]] = []  # (issued at, expires at)
         self.api_requests = 0
         self.api_401s = 0
+        self.random = random.Random(20)  # the API's delays: the same sequence in every run
 
     def stats(self) -> dict[str, Any]:
         """The counters and timestamps since the last reset."""
@@ -79,7 +85,11 @@ async def _answer(
         scheme, _, value = auth.partition(b" ")
         token = value.decode() if scheme.lower() in (b"bearer", b"dpop") else ""
         state.api_requests += 1
-        if time.monotonic() < state.tokens.get(token, 0.0):
+        accepted = time.monotonic() < state.tokens.get(token, 0.0)
+        low, high = state.api_latency
+        if high > 0:
+            await asyncio.sleep(state.random.uniform(low, high))
+        if accepted:
             return _response(200, _API_BODY)
         state.api_401s += 1
         return _response(401, b"", b'WWW-Authenticate: Bearer error="invalid_token"\r\n')
@@ -107,6 +117,9 @@ async def _answer(
         state.lifetime = float(command.get("lifetime", state.lifetime))
         state.delay = float(command.get("delay", state.delay))
         state.down = bool(command.get("down", state.down))
+        if "api_latency" in command:
+            low, high = (float(x) for x in command["api_latency"])
+            state.api_latency = (low, high)
         return _response(200, b"{}")
     if method == b"GET" and path == b"/_stats":
         return _response(200, json.dumps(state.stats()).encode())

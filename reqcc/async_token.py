@@ -2,13 +2,15 @@
 
 :class:`AsyncTokenWait` is what an async front end awaits for a token. The warm path is
 the manager's lock-free :meth:`~reqcc.ClientCredentialsManager.usable_token`: no await, no
-thread. Without a usable token, the first coroutine of a loop starts one worker thread
-that calls the manager's blocking ``get_token()`` (so it joins the same single flight as
-the sync threads of a shared manager: one token request in all), and every coroutine of
-that loop needing a token meanwhile awaits one event the thread sets when it is done:
-waiting coroutines hold no thread each. The thread is not tied to any coroutine:
-cancelling a waiting coroutine (the first one included) does not cancel the fetch, and
-the others still get its token. Each coroutine that waited is recorded in
+thread. So is the look ``get_token()`` takes first when that finds none: while the token
+endpoint is failing, the held token serves up to its real expiry (contract item 28), and a
+coroutine learns that on the loop. Without a usable token, the first coroutine of a loop
+starts one worker thread that calls the manager's blocking ``get_token()`` (so it joins the
+same single flight as the sync threads of a shared manager: one token request in all), and
+every coroutine of that loop needing a token meanwhile awaits one event the thread sets
+when it is done: waiting coroutines hold no thread each. The thread is not tied to any
+coroutine: cancelling a waiting coroutine (the first one included) does not cancel the
+fetch, and the others still get its token. Each coroutine that waited is recorded in
 ``reqcc.token.wait.duration`` (contract item 26). A coroutine waits ``token_deadline`` at
 most, then gets a :class:`~reqcc.TokenDeadlineError` (a ``token_provider`` that never
 returns keeps its thread; the next coroutine after the deadline starts a new one).
@@ -66,7 +68,13 @@ class AsyncTokenWait:
         :raises ReqccError: the fetch's error (each coroutine raises its own copy).
         :raises TokenDeadlineError: no token within ``token_deadline``.
         """
-        token = self.manager.usable_token()
+        manager = self.manager
+        token = manager.usable_token()
+        if token is not None:
+            return token
+        # While the token endpoint fails, the held token serves up to its real expiry
+        # (item 28): get_token()'s own first look, lock-free, so no thread is needed to learn it.
+        token = manager._held_while_failing()
         if token is not None:
             return token
         return await self._wait()

@@ -24,7 +24,8 @@ Bearer token as ``Authorization: Bearer``, a DPoP token with a fresh proof carry
 ``ath`` (item 23); a 401 ``use_dpop_nonce`` is replayed once with the nonce; a 401 saying
 the token is bad retires it (only if still current) and replays once with a fresh token
 when the body can be replayed, unless the endpoint is in the manager's 401 cool-down
-(item 11, 19); a replay refused too starts that cool-down.
+(item 11, 19); a replay refused too starts that cool-down (unless its token had expired by
+the time the answer came: it waited in the client's connection pool).
 """
 
 from __future__ import annotations
@@ -215,11 +216,18 @@ class RequestPolicy:
         status, headers = replayed
         if fresh.access_token != token.access_token:
             # A fresh token refused too: not the token's fault (the endpoint cools down, and
-            # a few such endpoints in a row cool their origin down, contract items 19, 34).
-            if rejects_token(status, _header(headers, "WWW-Authenticate")):
-                cooldown.start(endpoint)
-            else:
+            # a few such endpoints in a row cool their origin down, contract items 19, 34) --
+            # unless it was no longer fresh when the answer came: a replay that waited in the
+            # client's connection pool past the token's use-by time was refused for its age.
+            if not rejects_token(status, _header(headers, "WWW-Authenticate")):
                 cooldown.accepted(endpoint)
+            elif self.manager.is_expired(fresh):
+                log.info(
+                    "401 for token %s, expired by the time of the answer: no cool-down",
+                    fresh.fingerprint,
+                )
+            else:
+                cooldown.start(endpoint)
 
     def admit(self, url: str, proxies: Mapping[str, str] | None = None) -> tuple[str, ...]:
         """Raise :class:`~reqcc.InsecureTransportError` unless a token may travel to ``url``.

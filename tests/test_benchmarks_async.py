@@ -16,14 +16,29 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "async_load.py"
 
 
-def test_the_async_benchmark_runs_once_quickly() -> None:
-    pytest.importorskip("httpx")
+def run(*args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [sys.executable, str(SCRIPT), "--quick", *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
-    assert "Async load:" in out and "Warm per-request cost" in out
+    return proc.stdout
+
+
+def test_the_async_benchmark_runs_once_quickly() -> None:
+    pytest.importorskip("httpx")
+    out = run()
+    assert "Async load, shape 'saturated'" in out and "the API answers at once" in out
+    assert "Warm per-request cost" in out
     assert "reqcc (httpx)" in out
-    for column in ("token requests", "loop lag max ms", "x static header"):
+    columns = ("token requests", "API 401s", "loop lag max ms", "lag max during fetch ms", "x static header")
+    for column in columns:
         assert column in out
+
+
+def test_the_api_latency_shape_and_the_knobs_reach_the_run() -> None:
+    pytest.importorskip("httpx")
+    out = run("--shape", "api-latency", "--only", "reqcc (httpx)", "--coroutines", "3", "--no-warm")
+    assert "Async load, shape 'api-latency': 3 coroutines" in out and "the API answers 50-250 ms" in out
+    assert "reqcc (httpx)" in out and "floor" not in out and "Authlib" not in out
+    assert "Warm per-request cost" not in out

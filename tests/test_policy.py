@@ -233,6 +233,32 @@ def test_a_fresh_token_accepted_on_the_origin_starts_its_strikes_over(
     assert flow.send((401, INVALID)) is OBTAIN  # not cooling: retired and replayed
 
 
+def test_a_fresh_token_that_expired_before_its_replay_was_answered_starts_no_cool_down(
+    manager: ClientCredentialsManager, clock: FakeClock
+) -> None:
+    # An async client's pool can hold a request for longer than the token has left (issue
+    # 20: 4-s tokens, seconds in httpx's pool). The replay's 401 is then the token's age,
+    # not the endpoint refusing good tokens: no cool-down, on the endpoint or its origin.
+    policy = RequestPolicy(manager)
+    for i in range(manager.rejection_cooldown.strikes + 1):
+        manager.token = token(f"tok-sent-{i}")
+        flow = policy.flow("GET", f"{API}orders/{i}")
+        next(flow)
+        flow.send(manager.get_token())
+        assert flow.send((401, INVALID)) is OBTAIN  # retired and replayed: no cool-down so far
+        manager.token = token(f"tok-fresh-{i}")
+        flow.send(manager.get_token())
+        clock.advance(3600)  # the replay waited past the fresh token's expiry
+        assert finished(flow, (401, INVALID))
+        assert not manager.rejection_cooldown.active(f"GET {API}orders/{i}")
+    # The origin is not cooling either: a 401 on a new path retires and replays.
+    flow = policy.flow("GET", API + "orders/next")
+    next(flow)
+    manager.token = token("tok-next")
+    flow.send(manager.get_token())
+    assert flow.send((401, INVALID)) is OBTAIN
+
+
 def test_the_same_token_refused_twice_does_not_start_the_cool_down(manager: ClientCredentialsManager) -> None:
     flow = RequestPolicy(manager).flow("GET", API)
     next(flow)

@@ -1,0 +1,131 @@
+"""What issue 20's async load run showed, on a real loop against a real loopback server.
+
+Under load, an ``AsyncClient`` holds requests in its connection pool (httpx's for seconds):
+the token set on a request by the auth flow can expire before the request is sent, so its
+401 and, if the replay waits as long, the replay's 401 are the token's age, not an API
+refusing good tokens. Such 401s must not start the 401 cool-down (contract items 11, 19,
+34): a later real revocation is still recovered from at once.
+
+The wait in the pool is played by a request event hook (it runs after the auth flow set the
+token, before the request is sent) that moves the shared fake clock past the token's expiry;
+the server judges tokens by the same clock. Nothing is timed; token requests are counted
+exactly. On asyncio and trio, with httpx and httpx2.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+from reqcc.testing import LocalAuthorizationServer
+
+from .conftest import FakeClock
+from .test_httpx import MODULES
+
+SCOPES = ["books.read"]
+TTL = 60
+PATIENCE = 30
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=MODULES)
+def module(request: pytest.FixtureRequest) -> Any:
+    return importlib.import_module(request.param)
+
+
+@pytest.fixture
+def server(clock: FakeClock) -> Iterator[LocalAuthorizationServer]:
+    with LocalAuthorizationServer(clock=clock, token_ttl=TTL) as s:
+        yield s
+
+
+class Pool:
+    """A request event hook standing for the pool: what happens to a request after its token was set."""
+
+    def __init__(self, clock: FakeClock, server: LocalAuthorizationServer) -> None:
+        self.clock = clock
+        self.server = server
+        #: Every request waits this long "in the pool" (seconds on the fake clock).
+        self.wait = 0.0
+        #: The next request's token is revoked at the server meanwhile.
+        self.revoke_next = False
+
+    async def __call__(self, request: Any) -> None:
+        self.clock.advance(self.wait)
+        if self.revoke_next:
+            self.revoke_next = False
+            self.server.revoke_all()
+
+
+@pytest.mark.anyio
+async def test_tokens_that_expire_while_queued_start_no_cool_down_and_a_revocation_is_still_recovered(
+    module: Any, server: LocalAuthorizationServer, clock: FakeClock
+) -> None:
+    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
+        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock
+    )
+    pool = Pool(clock, server)
+    # More such requests than the strikes that cool a whole origin down (item 34).
+    queued = auth.manager.rejection_cooldown.strikes + 1
+    statuses: list[int] = []
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE, event_hooks={"request": [pool]}) as client:
+            pool.wait = TTL + 1  # the request and its replay both outwait their tokens
+            for _ in range(queued):
+                statuses.append((await client.get(server.api_url + "books")).status_code)
+            pool.wait = 0.0
+            pool.revoke_next = True  # now a real revocation: retired, replayed, recovered
+            statuses.append((await client.get(server.api_url + "books")).status_code)
+    auth.close()
+    assert statuses == [401] * queued + [200]
+    # Each queued request: its token, then the replay's fresh one; the revocation: one more.
+    assert server.token_requests == 2 * queued + 2
+    assert server.api_401s == 2 * queued + 1
+
+
+@pytest.mark.anyio
+async def test_while_the_token_endpoint_fails_the_held_token_serves_coroutines_without_a_thread(
+    module: Any, server: LocalAuthorizationServer, clock: FakeClock
+) -> None:
+    # Contract items 28 and 37: past its clock_skew margin, but not its expiry, the held
+    # token serves while the endpoint is failing -- get_token()'s first, lock-free check.
+    # A coroutine makes it on the loop; before, each batch of coroutines started a worker
+    # thread (one per loop iteration, for the whole margin: 30 s of an outage) to learn it.
+    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
+        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
+    )
+    manager = auth.manager
+    calls: list[str] = []
+    get_token = manager.get_token
+
+    def counted() -> Any:
+        calls.append("get_token")
+        return get_token()
+
+    manager.get_token = counted  # type: ignore[method-assign]
+    statuses: list[int] = []
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client, anyio.create_task_group() as tg:
+
+            async def call() -> None:
+                statuses.append((await client.get(server.api_url + "books")).status_code)
+
+            await call()  # the first token, fetched in a worker thread
+            server.fail_token_requests(None)
+            clock.advance(TTL - 10)  # inside the 30-s margin (capped at TTL / 2), before the expiry
+            await call()  # finds the endpoint failing (one token request); the held token serves
+            assert len(calls) == 2
+            for _ in range(50):
+                tg.start_soon(call)
+    auth.close()
+    assert statuses == [200] * 52
+    assert calls == ["get_token"] * 2  # the 50 coroutines needed no thread
+    assert server.token_requests == 2  # the first token and the one failed attempt
