@@ -18,6 +18,7 @@ origin (after redirects were followed) neither retires the token nor gives it a 
 
 from __future__ import annotations
 
+import operator
 import os
 import urllib.request
 from collections.abc import AsyncGenerator, Generator, Mapping
@@ -29,6 +30,7 @@ from ._urls import origin
 from .async_token import AsyncTokenWait
 from .dpop import DPOP_HEADER
 from .manager import ClientCredentialsManager
+from .oauth_token import OAuthToken
 from .policy import OBTAIN, RequestPolicy, Send, Step
 from .session import _normalize_prefix
 
@@ -58,6 +60,8 @@ class _Done:
 
 
 _DONE = _Done()
+#: The lowered name in an item of httpx's header list (the warm path scans them in C).
+_LOWERED_NAME = operator.itemgetter(1)
 
 
 #: The environment variables a plain-http request's proxy comes from, lower case first
@@ -147,6 +151,11 @@ class AuthFlows:
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
         self._policy = RequestPolicy(self.manager, base_url=self.base_url)
+        self._base_prefix = self.base_url.lower() if self.base_url is not None else None
+        # The warm path's URL prefix (see _warm): a URL that starts with it is under base_url
+        # and admitted, over https; and the header of the last Bearer token it sent.
+        self._warm_prefix: tuple[str, ...] = ()
+        self._header: tuple[OAuthToken, str, bytes] | None = None
         self._tokens = AsyncTokenWait(self.manager)
         self._warned_redirects = False
 
@@ -154,11 +163,27 @@ class AuthFlows:
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """Send ``request`` with the token, for ``httpx.Client`` (see the class docstring)."""
-        request.read()
-        url = str(request.url)
-        flow = self._flow(request, url)
+        if not hasattr(request, "_content"):  # read once: request.read() again only checks this
+            request.read()
+        flow: Generator[Step, Any, None] | None = None
         try:
-            step = next(flow)
+            warm = self._warm(request)
+            if warm is not None:  # the warm path: sent with the Bearer token held, no generator more
+                url, token = warm
+                response = yield request
+                if response.status_code != 401 and not response.history and response.next_request is None:
+                    return
+                flow = self._policy.answered(
+                    request.method, url, token, self._observe(request, response, url)
+                )
+                step = next(flow, None)
+                if step is None:
+                    return
+                _discard(response, self._byte_stream)
+            else:
+                url = str(request.url)
+                flow = self._flow(request, url)
+                step = next(flow)
             while True:
                 if step is OBTAIN:
                     step = flow.send(self.manager.get_token())
@@ -177,19 +202,36 @@ class AuthFlows:
             _strip(request)
             raise
         finally:
-            flow.close()
+            if flow is not None:
+                flow.close()
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         """Send ``request`` with the token, for ``httpx.AsyncClient`` (see the class docstring)."""
-        await request.aread()
-        url = str(request.url)
-        flow = self._flow(request, url)
+        if not hasattr(request, "_content"):  # as in sync_auth_flow: no coroutine for a body read
+            await request.aread()
+        flow: Generator[Step, Any, None] | None = None
         try:
-            step = next(flow)
+            warm = self._warm(request)
+            if warm is not None:  # as in sync_auth_flow
+                url, token = warm
+                response = yield request
+                if response.status_code != 401 and not response.history and response.next_request is None:
+                    return
+                flow = self._policy.answered(
+                    request.method, url, token, self._observe(request, response, url)
+                )
+                step = next(flow, None)
+                if step is None:
+                    return
+                await _adiscard(response, self._byte_stream)
+            else:
+                url = str(request.url)
+                flow = self._flow(request, url)
+                step = next(flow)
             while True:
                 if step is OBTAIN:
-                    token = self.manager.usable_token()
-                    step = flow.send(token if token is not None else await self._tokens.token())
+                    fresh = self.manager.usable_token()
+                    step = flow.send(fresh if fresh is not None else await self._tokens.token())
                     continue
                 assert isinstance(step, Send)
                 self._apply(request, step, url)
@@ -203,7 +245,54 @@ class AuthFlows:
             _strip(request)  # as in sync_auth_flow
             raise
         finally:
-            flow.close()
+            if flow is not None:
+                flow.close()
+
+    def _warm(self, request: Any) -> tuple[str, OAuthToken] | None:
+        """Set the Bearer token held on ``request`` when the policy would, without its generator.
+
+        The warm path (the requests adapter has the same): ``request`` has no
+        ``Authorization`` header, its URL is under ``base_url`` and fit to carry a token
+        (:meth:`~reqcc.policy.RequestPolicy.admit`, skipped for a URL under the https
+        prefix last admitted, where no environment proxy applies), and the manager holds a
+        usable Bearer token. Then the header is appended to the list httpx and httpx2 keep
+        (the bytes ``Headers.__setitem__`` would store, made once per token), the request
+        is stamped, and ``(url, token)`` returned. Otherwise nothing is changed and
+        ``None`` returned: the policy's :meth:`~reqcc.policy.RequestPolicy.flow` decides
+        (an explicit header, outside ``base_url``, a DPoP token, no usable token, headers
+        of another kind). Raises :class:`~reqcc.InsecureTransportError` as ``admit`` does.
+        """
+        headers = request.headers
+        items = getattr(headers, "_list", None)
+        if type(items) is not list or b"authorization" in map(_LOWERED_NAME, items):
+            return None
+        url = str(request.url)
+        if not url.startswith(self._warm_prefix):
+            policy = self._policy
+            if not policy.covers(url):
+                return None
+            proxies = _environment_proxies(url)
+            admitted = policy.admit(url, proxies)
+            if admitted and url.startswith("https:"):
+                base = self._base_prefix
+                # Any URL under base_url (or, without one, on that origin) is covered and admitted.
+                if base is None:
+                    self._warm_prefix = admitted
+                elif base.startswith(admitted[0]):
+                    self._warm_prefix = (base,)
+        token = self.manager.usable_token()
+        if token is None or token.token_type != "Bearer":
+            return None
+        header = self._header
+        if header is None or header[0] is not token:
+            value = f"Bearer {token.access_token}"
+            header = self._header = (token, value, value.encode("utf-8"))
+        if getattr(headers, "_encoding", None) is None:  # what Headers.__setitem__ encodes with
+            items.append((b"Authorization", b"authorization", header[2]))
+        else:
+            headers["Authorization"] = header[1]
+        request.extensions[STAMP] = (url, header[1], None)
+        return url, token
 
     def _flow(self, request: Any, url: str) -> Generator[Step, Any, None]:
         stamp = request.extensions.get(STAMP)
@@ -227,6 +316,18 @@ class AuthFlows:
         self, flow: Generator[Step, Any, None], request: Any, response: Any, url: str
     ) -> Step | None:
         """Tell the policy what came back; return its next step (a replay), or ``None`` when done."""
+        try:
+            return flow.send(self._observe(request, response, url))
+        except StopIteration:
+            return None
+
+    def _observe(self, request: Any, response: Any, url: str) -> tuple[int, Mapping[str, str]]:
+        """The answer to ``request`` (sent to ``url``) as the policy is to see it.
+
+        :data:`_ELSEWHERE` when redirects were followed to another origin (and a warning,
+        once, when they were followed without :meth:`keep_home`); a ``next_request`` to
+        another origin loses reqcc's credential headers.
+        """
         if response.history:
             extensions = request.extensions
             if STAMP in extensions and not extensions.get(GUARDED) and not self._warned_redirects:
@@ -243,10 +344,7 @@ class AuthFlows:
         following = response.next_request
         if following is not None and origin(str(following.url)) != origin(url):
             _strip(following)
-        try:
-            return flow.send(answer)
-        except StopIteration:
-            return None
+        return answer
 
     # -- redirects -------------------------------------------------------------------
 
