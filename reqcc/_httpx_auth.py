@@ -18,7 +18,6 @@ origin (after redirects were followed) neither retires the token nor gives it a 
 
 from __future__ import annotations
 
-import operator
 import os
 import urllib.request
 from collections.abc import AsyncGenerator, Generator, Mapping
@@ -60,8 +59,6 @@ class _Done:
 
 
 _DONE = _Done()
-#: The lowered name in an item of httpx's header list (the warm path scans them in C).
-_LOWERED_NAME = operator.itemgetter(1)
 
 
 #: The environment variables a plain-http request's proxy comes from, lower case first
@@ -163,8 +160,7 @@ class AuthFlows:
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """Send ``request`` with the token, for ``httpx.Client`` (see the class docstring)."""
-        if not hasattr(request, "_content"):  # read once: request.read() again only checks this
-            request.read()
+        request.read()
         flow: Generator[Step, Any, None] | None = None
         try:
             warm = self._warm(request)
@@ -207,7 +203,7 @@ class AuthFlows:
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         """Send ``request`` with the token, for ``httpx.AsyncClient`` (see the class docstring)."""
-        if not hasattr(request, "_content"):  # as in sync_auth_flow: no coroutine for a body read
+        if not hasattr(request, "_content"):  # already read (the usual case): no coroutine for it
             await request.aread()
         flow: Generator[Step, Any, None] | None = None
         try:
@@ -264,8 +260,11 @@ class AuthFlows:
         """
         headers = request.headers
         items = getattr(headers, "_list", None)
-        if type(items) is not list or b"authorization" in map(_LOWERED_NAME, items):
+        if type(items) is not list:
             return None
+        for item in items:
+            if item[1] == b"authorization":
+                return None
         url = str(request.url)
         if not url.startswith(self._warm_prefix):
             policy = self._policy
