@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["AuthFlows", "STAMP"]
 
 #: The key, in a request's ``extensions``, of what a reqcc flow set on it:
-#: ``(url, Authorization value, DPoP proof or None)``.
+#: ``(url, Authorization value, DPoP proof or None, the request's URL object)``. The URL
+#: object lets :meth:`AuthFlows.keep_home` pass the request the flow stamped (the first
+#: hop: the same object) without parsing its URL; a redirect hop has a URL object of its own.
 STAMP = "reqcc.credential"
 #: Set in a request's ``extensions`` by :meth:`AuthFlows.keep_home` (it runs for that client).
 GUARDED = "reqcc.redirects_guarded"
@@ -290,7 +292,7 @@ class AuthFlows:
             items.append((b"Authorization", b"authorization", header[2]))
         else:
             headers["Authorization"] = header[1]
-        request.extensions[STAMP] = (url, header[1], None)
+        request.extensions[STAMP] = (url, header[1], None, request.url)
         return url, token
 
     def _flow(self, request: Any, url: str) -> Generator[Step, Any, None]:
@@ -307,7 +309,9 @@ class AuthFlows:
         if send.headers:
             for name, value in send.headers.items():
                 headers[name] = value
-            request.extensions[STAMP] = (url, send.headers["Authorization"], send.headers.get(DPOP_HEADER))
+            request.extensions[STAMP] = (
+                url, send.headers["Authorization"], send.headers.get(DPOP_HEADER), request.url
+            )
         else:
             _strip(request)
 
@@ -360,7 +364,10 @@ class AuthFlows:
         stamp = extensions.get(STAMP)
         if stamp is not None:
             extensions[GUARDED] = True
-            if origin(str(request.url)) != origin(stamp[0]):
+            url = request.url
+            # The request the flow stamped (its URL object, unchanged: httpx's URLs are
+            # immutable) is at home; a hop is compared by origin.
+            if (len(stamp) < 4 or stamp[3] is not url) and origin(str(url)) != origin(stamp[0]):
                 _strip(request)
         return _DONE
 
