@@ -254,7 +254,7 @@ class AuthFlows:
         (:meth:`~reqcc.policy.RequestPolicy.admit`, skipped for a URL under the https
         prefix last admitted, where no environment proxy applies), and the manager holds a
         usable Bearer token. Then the header is appended to the list httpx and httpx2 keep
-        (the bytes ``Headers.__setitem__`` would store, made once per token), the request
+        (the item ``Headers.__setitem__`` would store, its bytes made once per token), the request
         is stamped, and ``(url, token)`` returned. Otherwise nothing is changed and
         ``None`` returned: the policy's :meth:`~reqcc.policy.RequestPolicy.flow` decides
         (an explicit header, outside ``base_url``, a DPoP token, no usable token, headers
@@ -287,11 +287,10 @@ class AuthFlows:
         header = self._header
         if header is None or header[0] is not token:
             value = f"Bearer {token.access_token}"
-            header = self._header = (token, value, value.encode("utf-8"))
-        if getattr(headers, "_encoding", None) is None:  # what Headers.__setitem__ encodes with
-            items.append((b"Authorization", b"authorization", header[2]))
-        else:
-            headers["Authorization"] = header[1]
+            # Visible ASCII (an OAuthToken holds no other): the bytes Headers.__setitem__
+            # stores, in any encoding the headers may have that httpx itself can work with.
+            header = self._header = (token, value, value.encode("ascii"))
+        items.append((b"Authorization", b"authorization", header[2]))
         request.extensions[STAMP] = (url, header[1], None, request.url)
         return url, token
 
