@@ -67,17 +67,17 @@ class Front:
 
     def request(
         self, auth: Any, method: str, url: str, *, guard: bool = True, follow_redirects: bool = False,
-        verify: Any = True, **kwargs: Any,
+        client: dict[str, Any] | None = None, **kwargs: Any,
     ) -> Any:
         """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read.
 
-        ``verify``: the client's (an ``ssl.SSLContext`` trusting a test server's certificate).
+        ``client``: more of the client's options (``verify``, ``transport``).
         """
         hooks = {"request": [auth.keep_home]} if guard else {}
         # A generous timeout: a loaded machine is slow, never a reason for these tests to fail.
         options = {
             "auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30,
-            "verify": verify,
+            **(client or {}),
         }
         if self.flavour == "sync":
             with self.module.Client(**options) as client:
@@ -437,10 +437,10 @@ def test_no_secret_or_token_in_the_auths_repr(front: Front, server: LocalAuthori
 
 @dataclass
 class Served:
-    """A :class:`LocalAuthorizationServer` and the ``verify`` its clients need (https or http)."""
+    """A :class:`LocalAuthorizationServer` and the client options it needs (https: ``verify``)."""
 
     server: LocalAuthorizationServer
-    verify: Any
+    client: dict[str, Any]
     token_session: requests.Session | None
 
 
@@ -449,7 +449,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Served]:
     """The local server over loopback http, then over https (the prefix the warm path remembers)."""
     if request.param == "http":
         with LocalAuthorizationServer() as s:
-            yield Served(s, True, None)
+            yield Served(s, {}, None)
         return
     import ssl
 
@@ -464,7 +464,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Served]:
     token_session.verify = str(bundle)
     with LocalAuthorizationServer(ssl_context=context) as s, token_session:
         assert s.api_url.startswith("https://")
-        yield Served(s, ssl.create_default_context(cafile=str(bundle)), token_session)
+        yield Served(s, {"verify": ssl.create_default_context(cafile=str(bundle))}, token_session)
 
 
 def served_auth(front: Front, served: Served, **kwargs: Any) -> Any:
@@ -496,10 +496,10 @@ def test_a_held_bearer_token_is_sent_without_the_policy_until_a_401_replays_it_o
     server = served.server
     auth = served_auth(front, served)
     for _ in range(3):
-        assert front.request(auth, "GET", server.api_url + "books", verify=served.verify).status_code == 200
+        assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
     assert policy_calls == {"flow": 1, "answered": 1}  # the first request only: no token was held
     server.revoke_all()
-    response = front.request(auth, "POST", server.api_url + "orders", json={"book": 3}, verify=served.verify)
+    response = front.request(auth, "POST", server.api_url + "orders", json={"book": 3}, client=served.client)
     assert response.status_code in (200, 201) and response.json()["order"]["book"] == 3
     assert [r.status_code for r in response.history] == [401]  # retired and replayed once, body kept
     assert server.token_requests == 2 and server.api_401s == 1
@@ -521,9 +521,9 @@ def test_outside_base_url_a_warm_auth_sends_nothing(
     # base_url is one path of the origin: the origin is admitted, yet the other paths get nothing.
     server = served.server
     auth = served_auth(front, served, base_url=server.api_url + "books")
-    assert front.request(auth, "GET", server.api_url + "books", verify=served.verify).status_code == 200
-    assert front.request(auth, "GET", server.api_url + "orders", verify=served.verify).status_code == 401
-    assert front.request(auth, "GET", server.api_url + "books", verify=served.verify).status_code == 200
+    assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
+    assert front.request(auth, "GET", server.api_url + "orders", client=served.client).status_code == 401
+    assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
     other = serve(Reply(body=b"{}"))
     front.request(auth, "GET", other.url + "/books")
     assert "authorization" not in other.requests[0][2]
@@ -535,7 +535,7 @@ def test_without_base_url_a_warm_auth_refuses_plain_http_to_a_remote_host(
 ) -> None:
     server = served.server
     auth = served_auth(front, served, base_url=None)
-    assert front.request(auth, "GET", server.api_url + "books", verify=served.verify).status_code == 200
+    assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
     with pytest.raises(InsecureTransportError):
         front.request(auth, "GET", "http://api.example.com/books")  # no DNS, no connection: refused first
     assert server.api_requests == 1 and server.token_requests == 1
@@ -582,6 +582,31 @@ def test_a_warm_redirect_answer_to_another_origin_carries_no_token(
     assert response.status_code == 200 and "keep_home" in caplog.text  # followed, unguarded: warned
     assert home.requests[1][2]["authorization"].startswith("Bearer ")
     assert "authorization" not in elsewhere.requests[0][2]
+    assert server.token_requests == 1
+
+
+def test_a_warm_redirect_answer_upgrading_to_https_carries_no_token(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
+    # httpx keeps Authorization on an http -> https upgrade of one host (80 to 443); reqcc does not.
+    # Port 80 on loopback: the API is a MockTransport (the token endpoint is the local server).
+    seen: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        seen.append(request)
+        if request.url.path == "/start":
+            return front.module.Response(307, headers={"Location": "https://127.0.0.1/landing"})
+        return front.module.Response(200)
+
+    client = {"transport": front.module.MockTransport(handler)}
+    auth = auth_for(front, server, base_url="http://127.0.0.1/")
+    front.request(auth, "GET", "http://127.0.0.1/warm", client=client)
+    following = front.request(auth, "GET", "http://127.0.0.1/start", guard=False, client=client).next_request
+    assert following is not None and following.url.scheme == "https"
+    assert "Authorization" not in following.headers
+    front.request(auth, "GET", "http://127.0.0.1/start", follow_redirects=True, client=client)  # guarded
+    assert [str(r.url) for r in seen[-2:]] == ["http://127.0.0.1/start", "https://127.0.0.1/landing"]
+    assert seen[-2].headers["Authorization"].startswith("Bearer ") and "Authorization" not in seen[-1].headers
     assert server.token_requests == 1
 
 
