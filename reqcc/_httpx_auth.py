@@ -2,16 +2,26 @@
 
 :class:`AuthFlows` drives the :class:`~reqcc.policy.RequestPolicy` generator from httpx's
 ``sync_auth_flow`` and ``async_auth_flow``; it imports neither httpx nor httpx2 (it uses
-only the parts of a request and a response the two share). Each of the two modules makes
+only the parts of a request and a response the two share, and the header list
+``Headers._list`` both keep, read only when it is a list). Each of the two modules makes
 its ``ClientCredentialsAuth`` from it and its own ``Auth`` class, and gives it its own
 ``ByteStream``.
+
+The warm path, which is measured (``benchmarks/async_load.py``), is inline, as the requests
+adapter's is: for a usable Bearer token held, a request without ``Authorization`` under
+``base_url`` on an origin already admitted (``AuthFlows._warm``) gets the header and is
+sent without the policy's generator; the policy's
+:meth:`~reqcc.policy.RequestPolicy.answered` is entered only for a 401, a followed redirect
+or a ``next_request``. Anything else (a DPoP token, an explicit header, outside
+``base_url``, no usable token) goes through :meth:`~reqcc.policy.RequestPolicy.flow`.
 
 httpx follows redirects outside the auth flow and, on a hop to another origin, strips
 ``Authorization`` (not on an http-to-https upgrade of one host) but copies every other
 header, a ``DPoP`` proof included. So each request the flow sends with a credential is
 stamped, in its ``extensions`` (a dict httpx shares with its redirect hops), with the URL
 and the credential headers it got; :meth:`AuthFlows.keep_home`, a request event hook,
-strips those from a hop to another origin, and the flow itself strips them from a
+strips those from a hop to another origin (it passes the stamped request itself by its URL
+object, without parsing a URL), and the flow itself strips them from a
 ``next_request`` (``follow_redirects=False``) to another origin. An answer from another
 origin (after redirects were followed) neither retires the token nor gives it a nonce.
 """

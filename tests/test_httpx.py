@@ -67,17 +67,17 @@ class Front:
 
     def request(
         self, auth: Any, method: str, url: str, *, guard: bool = True, follow_redirects: bool = False,
-        client: dict[str, Any] | None = None, **kwargs: Any,
+        client_options: dict[str, Any] | None = None, **kwargs: Any,
     ) -> Any:
         """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read.
 
-        ``client``: more of the client's options (``verify``, ``transport``).
+        ``client_options``: more of the client's options (``verify``, ``transport``).
         """
         hooks = {"request": [auth.keep_home]} if guard else {}
         # A generous timeout: a loaded machine is slow, never a reason for these tests to fail.
         options = {
             "auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30,
-            **(client or {}),
+            **(client_options or {}),
         }
         if self.flavour == "sync":
             with self.module.Client(**options) as client:
@@ -440,8 +440,14 @@ class Served:
     """A :class:`LocalAuthorizationServer` and the client options it needs (https: ``verify``)."""
 
     server: LocalAuthorizationServer
-    client: dict[str, Any]
+    client_options: dict[str, Any]
     token_session: requests.Session | None
+
+    def send(self, front: Front, auth: Any, method: str, path: str, **kwargs: Any) -> Any:
+        """``front.request`` to the server's API (``api_url + path``) with these client options."""
+        return front.request(
+            auth, method, self.server.api_url + path, client_options=self.client_options, **kwargs
+        )
 
 
 @pytest.fixture(params=["http", "https"])
@@ -496,10 +502,10 @@ def test_a_held_bearer_token_is_sent_without_the_policy_until_a_401_replays_it_o
     server = served.server
     auth = served_auth(front, served)
     for _ in range(3):
-        assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
+        assert served.send(front, auth, "GET", "books").status_code == 200
     assert policy_calls == {"flow": 1, "answered": 1}  # the first request only: no token was held
     server.revoke_all()
-    response = front.request(auth, "POST", server.api_url + "orders", json={"book": 3}, client=served.client)
+    response = served.send(front, auth, "POST", "orders", json={"book": 3})
     assert response.status_code in (200, 201) and response.json()["order"]["book"] == 3
     assert [r.status_code for r in response.history] == [401]  # retired and replayed once, body kept
     assert server.token_requests == 2 and server.api_401s == 1
@@ -521,9 +527,9 @@ def test_outside_base_url_a_warm_auth_sends_nothing(
     # base_url is one path of the origin: the origin is admitted, yet the other paths get nothing.
     server = served.server
     auth = served_auth(front, served, base_url=server.api_url + "books")
-    assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
-    assert front.request(auth, "GET", server.api_url + "orders", client=served.client).status_code == 401
-    assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
+    assert served.send(front, auth, "GET", "books").status_code == 200
+    assert served.send(front, auth, "GET", "orders").status_code == 401
+    assert served.send(front, auth, "GET", "books").status_code == 200
     other = serve(Reply(body=b"{}"))
     front.request(auth, "GET", other.url + "/books")
     assert "authorization" not in other.requests[0][2]
@@ -535,7 +541,7 @@ def test_without_base_url_a_warm_auth_refuses_plain_http_to_a_remote_host(
 ) -> None:
     server = served.server
     auth = served_auth(front, served, base_url=None)
-    assert front.request(auth, "GET", server.api_url + "books", client=served.client).status_code == 200
+    assert served.send(front, auth, "GET", "books").status_code == 200
     with pytest.raises(InsecureTransportError):
         front.request(auth, "GET", "http://api.example.com/books")  # no DNS, no connection: refused first
     assert server.api_requests == 1 and server.token_requests == 1
@@ -598,19 +604,22 @@ def test_a_warm_redirect_answer_upgrading_to_https_carries_no_token(
             return front.module.Response(307, headers={"Location": "https://127.0.0.1/landing"})
         return front.module.Response(200)
 
-    client = {"transport": front.module.MockTransport(handler)}
+    mock = {"transport": front.module.MockTransport(handler)}
     auth = auth_for(front, server, base_url="http://127.0.0.1/")
-    front.request(auth, "GET", "http://127.0.0.1/warm", client=client)
-    following = front.request(auth, "GET", "http://127.0.0.1/start", guard=False, client=client).next_request
+    front.request(auth, "GET", "http://127.0.0.1/warm", client_options=mock)
+    response = front.request(auth, "GET", "http://127.0.0.1/start", guard=False, client_options=mock)
+    following = response.next_request
     assert following is not None and following.url.scheme == "https"
     assert "Authorization" not in following.headers
-    front.request(auth, "GET", "http://127.0.0.1/start", follow_redirects=True, client=client)  # guarded
+    front.request(auth, "GET", "http://127.0.0.1/start", follow_redirects=True, client_options=mock)  # guard
     assert [str(r.url) for r in seen[-2:]] == ["http://127.0.0.1/start", "https://127.0.0.1/landing"]
     assert seen[-2].headers["Authorization"].startswith("Bearer ") and "Authorization" not in seen[-1].headers
     assert server.token_requests == 1
 
 
-def test_a_warm_request_that_fails_to_send_carries_no_token(front: Front, server: LocalAuthorizationServer) -> None:
+def test_a_warm_request_that_fails_to_send_carries_no_token(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
     import socket
 
     with socket.socket() as probe:  # a loopback port nobody listens on
@@ -667,6 +676,12 @@ def test_keep_home_lets_the_request_it_guards_go_without_parsing_its_url(
     auth = auth_for(front, server)
     front.request(auth, "GET", server.api_url + "books")
     parsed: list[str] = []
-    monkeypatch.setattr(_httpx_auth, "origin", lambda url: parsed.append(url) or _httpx_auth.origin(url))
+    parse = _httpx_auth.origin  # type: ignore[attr-defined]
+
+    def counting(url: str) -> Any:
+        parsed.append(url)
+        return parse(url)
+
+    monkeypatch.setattr(_httpx_auth, "origin", counting)
     assert front.request(auth, "GET", server.api_url + "books").status_code == 200
     assert parsed == []
