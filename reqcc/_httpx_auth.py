@@ -9,10 +9,10 @@ its ``ClientCredentialsAuth`` from it and its own ``Auth`` class, and gives it i
 
 The warm path, which is measured (``benchmarks/async_load.py``), is inline, as the requests
 adapter's is: for a usable Bearer token held, a request without ``Authorization`` under
-``base_url`` on an origin already admitted (``AuthFlows._warm``) gets the header and is
-sent without the policy's generator; the policy's
-:meth:`~reqcc.policy.RequestPolicy.answered` is entered only for a 401, a followed redirect
-or a ``next_request``. Anything else (a DPoP token, an explicit header, outside
+``base_url`` and fit to carry it (the policy's ``admit``, remembered for the last https
+prefix) gets the header and is sent without the policy's generator (``AuthFlows._warm``);
+the policy's :meth:`~reqcc.policy.RequestPolicy.answered` is entered only for a 401, a
+followed redirect or a ``next_request``. Anything else (a DPoP token, an explicit header, outside
 ``base_url``, no usable token) goes through :meth:`~reqcc.policy.RequestPolicy.flow`.
 
 httpx follows redirects outside the auth flow and, on a hop to another origin, strips
@@ -176,7 +176,7 @@ class AuthFlows:
         flow: Generator[Step, Any, None] | None = None
         try:
             warm = self._warm(request)
-            if warm is not None:  # the warm path: sent with the Bearer token held, no generator more
+            if warm is not None:  # the warm path: the Bearer token held is set, no policy generator
                 url, token = warm
                 response = yield request
                 if response.status_code != 401 and not response.history and response.next_request is None:
