@@ -2,16 +2,26 @@
 
 :class:`AuthFlows` drives the :class:`~reqcc.policy.RequestPolicy` generator from httpx's
 ``sync_auth_flow`` and ``async_auth_flow``; it imports neither httpx nor httpx2 (it uses
-only the parts of a request and a response the two share). Each of the two modules makes
+only the parts of a request and a response the two share, and the header list
+``Headers._list`` both keep, read only when it is a list). Each of the two modules makes
 its ``ClientCredentialsAuth`` from it and its own ``Auth`` class, and gives it its own
 ``ByteStream``.
+
+The warm path, which is measured (``benchmarks/async_load.py``), is inline, as the requests
+adapter's is: for a usable Bearer token held, a request without ``Authorization`` under
+``base_url`` and fit to carry it (the policy's ``admit``, remembered for the last https
+prefix) gets the header and is sent without the policy's generator (``AuthFlows._warm``);
+the policy's :meth:`~reqcc.policy.RequestPolicy.answered` is entered only for a 401, a
+followed redirect or a ``next_request``. Anything else (a DPoP token, an explicit header, outside
+``base_url``, no usable token) goes through :meth:`~reqcc.policy.RequestPolicy.flow`.
 
 httpx follows redirects outside the auth flow and, on a hop to another origin, strips
 ``Authorization`` (not on an http-to-https upgrade of one host) but copies every other
 header, a ``DPoP`` proof included. So each request the flow sends with a credential is
 stamped, in its ``extensions`` (a dict httpx shares with its redirect hops), with the URL
 and the credential headers it got; :meth:`AuthFlows.keep_home`, a request event hook,
-strips those from a hop to another origin, and the flow itself strips them from a
+strips those from a hop to another origin (it passes the stamped request itself by its URL
+object, without parsing a URL), and the flow itself strips them from a
 ``next_request`` (``follow_redirects=False``) to another origin. An answer from another
 origin (after redirects were followed) neither retires the token nor gives it a nonce.
 """
@@ -29,6 +39,7 @@ from ._urls import origin
 from .async_token import AsyncTokenWait
 from .dpop import DPOP_HEADER
 from .manager import ClientCredentialsManager
+from .oauth_token import OAuthToken
 from .policy import OBTAIN, RequestPolicy, Send, Step
 from .session import _normalize_prefix
 
@@ -40,7 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["AuthFlows", "STAMP"]
 
 #: The key, in a request's ``extensions``, of what a reqcc flow set on it:
-#: ``(url, Authorization value, DPoP proof or None)``.
+#: ``(url, Authorization value, DPoP proof or None, the request's URL object)``. The URL
+#: object lets :meth:`AuthFlows.keep_home` pass the request the flow stamped (the first
+#: hop: the same object) without parsing its URL; a redirect hop has a URL object of its own.
 STAMP = "reqcc.credential"
 #: Set in a request's ``extensions`` by :meth:`AuthFlows.keep_home` (it runs for that client).
 GUARDED = "reqcc.redirects_guarded"
@@ -147,6 +160,11 @@ class AuthFlows:
         self._owns_manager = manager is None
         self.manager = manager if manager is not None else ClientCredentialsManager(**manager_kwargs)
         self._policy = RequestPolicy(self.manager, base_url=self.base_url)
+        self._base_prefix = self.base_url.lower() if self.base_url is not None else None
+        # The warm path's URL prefix (see _warm): a URL that starts with it is under base_url
+        # and admitted, over https; and the header of the last Bearer token it sent.
+        self._warm_prefix: tuple[str, ...] = ()
+        self._header: tuple[OAuthToken, str, bytes] | None = None
         self._tokens = AsyncTokenWait(self.manager)
         self._warned_redirects = False
 
@@ -155,10 +173,25 @@ class AuthFlows:
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         """Send ``request`` with the token, for ``httpx.Client`` (see the class docstring)."""
         request.read()
-        url = str(request.url)
-        flow = self._flow(request, url)
+        flow: Generator[Step, Any, None] | None = None
         try:
-            step = next(flow)
+            warm = self._warm(request)
+            if warm is not None:  # the warm path: the Bearer token held is set, no policy generator
+                url, token = warm
+                response = yield request
+                if response.status_code != 401 and not response.history and response.next_request is None:
+                    return
+                flow = self._policy.answered(
+                    request.method, url, token, self._observe(request, response, url)
+                )
+                step = next(flow, None)
+                if step is None:
+                    return
+                _discard(response, self._byte_stream)
+            else:
+                url = str(request.url)
+                flow = self._flow(request, url)
+                step = next(flow)
             while True:
                 if step is OBTAIN:
                     step = flow.send(self.manager.get_token())
@@ -177,19 +210,36 @@ class AuthFlows:
             _strip(request)
             raise
         finally:
-            flow.close()
+            if flow is not None:
+                flow.close()
 
     async def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
         """Send ``request`` with the token, for ``httpx.AsyncClient`` (see the class docstring)."""
-        await request.aread()
-        url = str(request.url)
-        flow = self._flow(request, url)
+        if not hasattr(request, "_content"):  # already read (the usual case): no coroutine for it
+            await request.aread()
+        flow: Generator[Step, Any, None] | None = None
         try:
-            step = next(flow)
+            warm = self._warm(request)
+            if warm is not None:  # as in sync_auth_flow
+                url, token = warm
+                response = yield request
+                if response.status_code != 401 and not response.history and response.next_request is None:
+                    return
+                flow = self._policy.answered(
+                    request.method, url, token, self._observe(request, response, url)
+                )
+                step = next(flow, None)
+                if step is None:
+                    return
+                await _adiscard(response, self._byte_stream)
+            else:
+                url = str(request.url)
+                flow = self._flow(request, url)
+                step = next(flow)
             while True:
                 if step is OBTAIN:
-                    token = self.manager.usable_token()
-                    step = flow.send(token if token is not None else await self._tokens.token())
+                    fresh = self.manager.usable_token()
+                    step = flow.send(fresh if fresh is not None else await self._tokens.token())
                     continue
                 assert isinstance(step, Send)
                 self._apply(request, step, url)
@@ -203,7 +253,56 @@ class AuthFlows:
             _strip(request)  # as in sync_auth_flow
             raise
         finally:
-            flow.close()
+            if flow is not None:
+                flow.close()
+
+    def _warm(self, request: Any) -> tuple[str, OAuthToken] | None:
+        """Set the Bearer token held on ``request`` when the policy would, without its generator.
+
+        The warm path (the requests adapter has the same): ``request`` has no
+        ``Authorization`` header, its URL is under ``base_url`` and fit to carry a token
+        (:meth:`~reqcc.policy.RequestPolicy.admit`, skipped for a URL under the https
+        prefix last admitted, where no environment proxy applies), and the manager holds a
+        usable Bearer token. Then the header is appended to the list httpx and httpx2 keep
+        (the item ``Headers.__setitem__`` would store, its bytes made once per token), the request
+        is stamped, and ``(url, token)`` returned. Otherwise nothing is changed and
+        ``None`` returned: the policy's :meth:`~reqcc.policy.RequestPolicy.flow` decides
+        (an explicit header, outside ``base_url``, a DPoP token, no usable token, headers
+        of another kind). Raises :class:`~reqcc.InsecureTransportError` as ``admit`` does.
+        """
+        headers = request.headers
+        items = getattr(headers, "_list", None)
+        if type(items) is not list:
+            return None
+        for item in items:
+            if item[1] == b"authorization":
+                return None
+        url = str(request.url)
+        if not url.startswith(self._warm_prefix):
+            policy = self._policy
+            if not policy.covers(url):
+                return None
+            proxies = _environment_proxies(url)
+            admitted = policy.admit(url, proxies)
+            if admitted and url.startswith("https:"):
+                base = self._base_prefix
+                # Any URL under base_url (or, without one, on that origin) is covered and admitted.
+                if base is None:
+                    self._warm_prefix = admitted
+                elif base.startswith(admitted[0]):
+                    self._warm_prefix = (base,)
+        token = self.manager.usable_token()
+        if token is None or token.token_type != "Bearer":
+            return None
+        header = self._header
+        if header is None or header[0] is not token:
+            value = f"Bearer {token.access_token}"
+            # Visible ASCII (an OAuthToken holds no other): the bytes Headers.__setitem__
+            # stores, in any encoding the headers may have that httpx itself can work with.
+            header = self._header = (token, value, value.encode("ascii"))
+        items.append((b"Authorization", b"authorization", header[2]))
+        request.extensions[STAMP] = (url, header[1], None, request.url)
+        return url, token
 
     def _flow(self, request: Any, url: str) -> Generator[Step, Any, None]:
         stamp = request.extensions.get(STAMP)
@@ -219,7 +318,9 @@ class AuthFlows:
         if send.headers:
             for name, value in send.headers.items():
                 headers[name] = value
-            request.extensions[STAMP] = (url, send.headers["Authorization"], send.headers.get(DPOP_HEADER))
+            request.extensions[STAMP] = (
+                url, send.headers["Authorization"], send.headers.get(DPOP_HEADER), request.url
+            )
         else:
             _strip(request)
 
@@ -227,6 +328,18 @@ class AuthFlows:
         self, flow: Generator[Step, Any, None], request: Any, response: Any, url: str
     ) -> Step | None:
         """Tell the policy what came back; return its next step (a replay), or ``None`` when done."""
+        try:
+            return flow.send(self._observe(request, response, url))
+        except StopIteration:
+            return None
+
+    def _observe(self, request: Any, response: Any, url: str) -> tuple[int, Mapping[str, str]]:
+        """The answer to ``request`` (sent to ``url``) as the policy is to see it.
+
+        :data:`_ELSEWHERE` when redirects were followed to another origin (and a warning,
+        once, when they were followed without :meth:`keep_home`); a ``next_request`` to
+        another origin loses reqcc's credential headers.
+        """
         if response.history:
             extensions = request.extensions
             if STAMP in extensions and not extensions.get(GUARDED) and not self._warned_redirects:
@@ -243,10 +356,7 @@ class AuthFlows:
         following = response.next_request
         if following is not None and origin(str(following.url)) != origin(url):
             _strip(following)
-        try:
-            return flow.send(answer)
-        except StopIteration:
-            return None
+        return answer
 
     # -- redirects -------------------------------------------------------------------
 
@@ -263,7 +373,10 @@ class AuthFlows:
         stamp = extensions.get(STAMP)
         if stamp is not None:
             extensions[GUARDED] = True
-            if origin(str(request.url)) != origin(stamp[0]):
+            url = request.url
+            # The request the flow stamped (its URL object, unchanged: httpx's URLs are
+            # immutable) is at home; a hop is compared by origin.
+            if (len(stamp) < 4 or stamp[3] is not url) and origin(str(url)) != origin(stamp[0]):
                 _strip(request)
         return _DONE
 

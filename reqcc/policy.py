@@ -15,7 +15,8 @@ Front ends that do part of the work themselves enter it later: :meth:`RequestPol
 starts from a token in hand (after :meth:`RequestPolicy.admit`, the https/loopback/proxy
 check), :meth:`RequestPolicy.answered` from a token sent and the answer that came back.
 The requests adapter sends a Bearer token on its measured warm path itself and enters
-``answered`` on a 401, ``present`` for a DPoP token; the httpx front end drives ``flow``.
+``answered`` on a 401, ``present`` for a DPoP token; the httpx front end has the same warm
+path (``answered`` on a 401 or a redirect answer) and drives ``flow`` for everything else.
 
 The rules, for every front end: an ``Authorization`` header the caller
 set wins (sent untouched); a request outside ``base_url`` goes without a token; a token

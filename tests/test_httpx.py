@@ -90,14 +90,23 @@ class Front:
 
     def request(
         self, auth: Any, method: str, url: str, *, guard: bool = True, follow_redirects: bool = False,
-        **kwargs: Any,
+        client_options: dict[str, Any] | None = None, **kwargs: Any,
     ) -> Any:
-        """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read."""
+        """Send one request with ``auth`` (``guard``: with its ``keep_home`` hook); return it, read.
+
+        ``client_options``: more of the client's options (``verify``, ``transport``).
+        """
         if self.is_requests:  # the session is the auth; it guards redirects itself (item 12)
-            return auth.request(method, url, allow_redirects=follow_redirects, timeout=30, **kwargs)
+            extra = dict(client_options or {})
+            if "transport" in extra:
+                pytest.skip("an httpx transport")
+            return auth.request(method, url, allow_redirects=follow_redirects, timeout=30, **extra, **kwargs)
         hooks = {"request": [auth.keep_home]} if guard else {}
         # A generous timeout: a loaded machine is slow, never a reason for these tests to fail.
-        options = {"auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30}
+        options = {
+            "auth": auth, "event_hooks": hooks, "follow_redirects": follow_redirects, "timeout": 30,
+            **(client_options or {}),
+        }
         if self.flavour == "sync":
             with self.module.Client(**options) as client:
                 response = client.request(method, url, **kwargs)
@@ -454,3 +463,272 @@ def test_no_secret_or_token_in_the_auths_repr(front: Front, server: LocalAuthori
     shown = repr(auth)
     assert server.credentials()["client_secret"] not in shown and token.access_token not in shown
     assert token.fingerprint in shown
+
+
+# -- the warm path (issue 20) ------------------------------------------------------------
+#
+# With a usable Bearer token held, the flow sets the header and sends without the request
+# policy's generator (as the requests adapter does), and enters the policy only on a 401 or
+# a redirect answer. Each test below holds a token first, so that the request it looks at
+# is a warm one, and checks that the warm path decides as the policy does.
+
+
+@dataclass
+class Served:
+    """A :class:`LocalAuthorizationServer` and the client options it needs (https: ``verify``)."""
+
+    server: LocalAuthorizationServer
+    client_options: dict[str, Any]
+    token_session: requests.Session | None
+
+    def send(self, front: Front, auth: Any, method: str, path: str, **kwargs: Any) -> Any:
+        """``front.request`` to the server's API (``api_url + path``) with these client options."""
+        return front.request(
+            auth, method, self.server.api_url + path, client_options=self.client_options, **kwargs
+        )
+
+
+@pytest.fixture(params=["http", "https"])
+def served(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Served]:
+    """The local server over loopback http, then over https (the prefix the warm path remembers)."""
+    if request.param == "http":
+        with LocalAuthorizationServer() as s:
+            yield Served(s, {}, None)
+        return
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    token_session = requests.Session()
+    token_session.trust_env = False  # a REQUESTS_CA_BUNDLE in the environment would win over verify
+    token_session.verify = str(bundle)
+    with LocalAuthorizationServer(ssl_context=context) as s, token_session:
+        assert s.api_url.startswith("https://")
+        yield Served(s, {"verify": ssl.create_default_context(cafile=str(bundle))}, token_session)
+
+
+def served_auth(front: Front, served: Served, **kwargs: Any) -> Any:
+    if served.token_session is not None:
+        kwargs.setdefault("token_session", served.token_session)
+    return auth_for(front, served.server, **kwargs)
+
+
+@pytest.fixture
+def policy_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the request policy's ``flow`` and ``answered`` generators created (they still run)."""
+    from reqcc.policy import RequestPolicy
+
+    calls = {"flow": 0, "answered": 0}
+    for name in calls:
+        original = getattr(RequestPolicy, name)
+
+        def counting(self: Any, *args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(RequestPolicy, name, counting)
+    return calls
+
+
+def test_a_held_bearer_token_is_sent_without_the_policy_until_a_401_replays_it_once(
+    front: Front, served: Served, policy_calls: dict[str, int]
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    server = served.server
+    auth = served_auth(front, served)
+    for _ in range(3):
+        assert served.send(front, auth, "GET", "books").status_code == 200
+    assert policy_calls == {"flow": 1, "answered": 1}  # the first request only: no token was held
+    server.revoke_all()
+    response = served.send(front, auth, "POST", "orders", json={"book": 3})
+    assert response.status_code in (200, 201) and response.json()["order"]["book"] == 3
+    assert [r.status_code for r in response.history] == [401]  # retired and replayed once, body kept
+    assert server.token_requests == 2 and server.api_401s == 1
+    assert policy_calls == {"flow": 1, "answered": 2}  # the warm path entered answered() for the 401
+
+
+def test_a_dpop_token_held_still_goes_through_the_policy(front: Front, policy_calls: dict[str, int]) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    with LocalAuthorizationServer(require_dpop=True) as server:
+        auth = auth_for(front, server, dpop=True)
+        for _ in range(2):
+            assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+        api_proofs = {p.jti for p in server.dpop_proofs if p.htm == "GET"}
+        assert policy_calls["flow"] == 2 and len(api_proofs) == 2  # a fresh proof each time
+
+
+def test_outside_base_url_a_warm_auth_sends_nothing(
+    front: Front, served: Served, serve: Callable[..., HostileServer]
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    # base_url is one path of the origin: the origin is admitted, yet the other paths get nothing.
+    server = served.server
+    auth = served_auth(front, served, base_url=server.api_url + "books")
+    assert served.send(front, auth, "GET", "books").status_code == 200
+    assert served.send(front, auth, "GET", "orders").status_code == 401
+    assert served.send(front, auth, "GET", "books").status_code == 200
+    other = serve(Reply(body=b"{}"))
+    front.request(auth, "GET", other.url + "/books")
+    assert "authorization" not in other.requests[0][2]
+    assert server.token_requests == 1 and server.api_401s == 1  # the 401 had no token to retire
+
+
+def test_without_base_url_a_warm_auth_refuses_plain_http_to_a_remote_host(
+    front: Front, served: Served
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    server = served.server
+    auth = served_auth(front, served, base_url=None)
+    assert served.send(front, auth, "GET", "books").status_code == 200
+    with pytest.raises(InsecureTransportError):
+        front.request(auth, "GET", "http://api.example.com/books")  # no DNS, no connection: refused first
+    assert server.api_requests == 1 and server.token_requests == 1
+
+
+def test_an_environment_proxy_refuses_a_warm_loopback_request(
+    front: Front, server: LocalAuthorizationServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    auth = auth_for(front, server)
+    assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(InsecureTransportError, match="proxy"):
+        front.request(auth, "GET", server.api_url + "books")
+    assert server.api_requests == 1
+
+
+def test_an_explicit_authorization_wins_over_a_held_token(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    api = serve(Reply(body=b"{}"))
+    auth = auth_for(front, server, base_url=api.url + "/")
+    front.request(auth, "GET", api.url + "/warm")
+    response = front.request(auth, "GET", api.url + "/mine", headers={"Authorization": "Basic abc"})
+    assert api.requests[0][2]["authorization"].startswith("Bearer ")
+    assert api.requests[1][2]["authorization"] == "Basic abc"
+    assert response.request.headers.get_list("Authorization") == ["Basic abc"]
+    assert server.token_requests == 1
+
+
+def test_a_warm_redirect_answer_to_another_origin_carries_no_token(
+    front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    elsewhere = serve(Reply(body=b"{}"))
+    home = serve(Reply(body=b"{}"), Reply(307, {"Location": elsewhere.url + "/landing"}))
+    auth = auth_for(front, server, base_url=home.url + "/")
+    front.request(auth, "GET", home.url + "/warm")
+    following = front.request(auth, "GET", home.url + "/start", guard=False).next_request
+    assert following is not None and "Authorization" not in following.headers
+    with caplog.at_level("WARNING", logger="reqcc"):
+        response = front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
+    assert response.status_code == 200 and "keep_home" in caplog.text  # followed, unguarded: warned
+    assert home.requests[1][2]["authorization"].startswith("Bearer ")
+    assert "authorization" not in elsewhere.requests[0][2]
+    assert server.token_requests == 1
+
+
+def test_a_warm_redirect_answer_upgrading_to_https_carries_no_token(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    # httpx keeps Authorization on an http -> https upgrade of one host (80 to 443); reqcc does not.
+    # Port 80 on loopback: the API is a MockTransport (the token endpoint is the local server).
+    seen: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        seen.append(request)
+        if request.url.path == "/start":
+            return front.module.Response(307, headers={"Location": "https://127.0.0.1/landing"})
+        return front.module.Response(200)
+
+    mock = {"transport": front.module.MockTransport(handler)}
+    auth = auth_for(front, server, base_url="http://127.0.0.1/")
+    front.request(auth, "GET", "http://127.0.0.1/warm", client_options=mock)
+    response = front.request(auth, "GET", "http://127.0.0.1/start", guard=False, client_options=mock)
+    following = response.next_request
+    assert following is not None and following.url.scheme == "https"
+    assert "Authorization" not in following.headers
+    front.request(auth, "GET", "http://127.0.0.1/start", follow_redirects=True, client_options=mock)  # guard
+    assert [str(r.url) for r in seen[-2:]] == ["http://127.0.0.1/start", "https://127.0.0.1/landing"]
+    assert seen[-2].headers["Authorization"].startswith("Bearer ") and "Authorization" not in seen[-1].headers
+    assert server.token_requests == 1
+
+
+def test_a_warm_request_that_fails_to_send_carries_no_token(
+    front: Front, server: LocalAuthorizationServer
+) -> None:
+    front.only_httpx("the httpx flow's own warm path")
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    auth = auth_for(front, server, base_url=dead)
+    auth.manager.get_token()  # held: the request below takes the warm path
+    with pytest.raises(front.module.TransportError) as caught:
+        front.request(auth, "GET", dead + "books")
+    assert "Authorization" not in caught.value.request.headers  # contract item 31
+    assert server.token_requests == 1
+
+
+@pytest.mark.parametrize("name", ["httpx", "httpx2"])
+@pytest.mark.parametrize("encoding", [None, "latin-1"])
+def test_the_warm_header_is_the_one_httpx_would_set(name: str, encoding: str | None) -> None:
+    # The warm path appends to the header list itself: the item must be Headers.__setitem__'s.
+    if not _available(name):
+        pytest.skip(f"{name} not installed")
+    import requests_mock
+
+    from .conftest import TokenIssuer
+
+    module = importlib.import_module(name)
+    token_endpoint = requests_mock.Adapter()
+    token_endpoint.register_uri("POST", requests_mock.ANY, text=TokenIssuer())
+    token_session = requests.Session()
+    token_session.mount("https://", token_endpoint)
+    auth = importlib.import_module(f"reqcc.{name}").ClientCredentialsAuth(
+        token_url="https://auth.example.com/token", client_id="c", client_secret="s",
+        base_url="https://api.example.com/", token_session=token_session,
+    )
+    sent: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        sent.append(list(request.headers.raw))
+        return module.Response(200)
+
+    with module.Client(transport=module.MockTransport(handler), auth=auth) as client:
+        for _ in range(2):  # cold, then warm
+            request = client.build_request("GET", "https://api.example.com/books")
+            request.headers.encoding = encoding
+            client.send(request)
+    reference = module.Headers(encoding=encoding)
+    reference["Authorization"] = f"Bearer {auth.manager.token.access_token}"
+    assert sent[0][-1] == sent[1][-1] == reference.raw[0]
+
+
+def test_keep_home_lets_the_request_it_guards_go_without_parsing_its_url(
+    front: Front, server: LocalAuthorizationServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reqcc import _httpx_auth
+
+    auth = auth_for(front, server)
+    front.request(auth, "GET", server.api_url + "books")
+    parsed: list[str] = []
+    parse = _httpx_auth.origin  # type: ignore[attr-defined]
+
+    def counting(url: str) -> Any:
+        parsed.append(url)
+        return parse(url)
+
+    monkeypatch.setattr(_httpx_auth, "origin", counting)
+    assert front.request(auth, "GET", server.api_url + "books").status_code == 200
+    assert parsed == []
