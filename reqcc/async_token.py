@@ -4,7 +4,9 @@
 the manager's lock-free :meth:`~reqcc.ClientCredentialsManager.usable_token`: no await, no
 thread. So is the look ``get_token()`` takes first when that finds none: while the token
 endpoint is failing, the held token serves up to its real expiry (contract item 28), and a
-coroutine learns that on the loop. Without a usable token, the first coroutine of a loop
+coroutine learns that on the loop; so does one that would get the last error again at once
+between two probes of a failing endpoint (item 27; without a token store: looking in one is
+I/O). Otherwise, without a usable token, the first coroutine of a loop
 starts one worker thread that calls the manager's blocking ``get_token()`` (so it joins the
 same single flight as the sync threads of a shared manager: one token request in all), and
 every coroutine of that loop needing a token meanwhile awaits one event the thread sets
@@ -77,6 +79,9 @@ class AsyncTokenWait:
         token = manager._held_while_failing()
         if token is not None:
             return token
+        # Between two probes of a failing endpoint, the last error again, as get_token()
+        # would raise it at once: on the loop too, not through a worker thread per caller.
+        manager._raise_repeated_failure()
         return await self._wait()
 
     async def _wait(self) -> OAuthToken:

@@ -192,6 +192,23 @@ class ReusingSource:
         self._refresh_ahead(current, now)
         return current.token
 
+    def _raise_repeated_failure(self) -> None:
+        """Raise the last failure again when :meth:`get_token` would raise it at once; else return.
+
+        Lock-free and without I/O, for an event loop (contract item 37): while the token
+        endpoint is failing, no fetch is in progress and the next attempt is not due (item
+        27), ``get_token()`` raises a copy of the last error at once, so a coroutine may
+        learn that on the loop instead of in a worker thread. Returns (the caller then goes
+        the usual way) when a fetch or a probe is due, one is in progress, or a token store
+        is configured: the store may hold another process's token meanwhile (item 29), and
+        looking is I/O.
+        """
+        if self._peek is not None:
+            return
+        flights = self._flights
+        if flights.flight is None:
+            flights.backoff.check(self._monotonic())
+
     def _usable_token(self, now: float) -> OAuthToken | None:
         current = self._current
         return current.token if current is not None and current.usable(now) else None

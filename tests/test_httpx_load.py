@@ -129,3 +129,50 @@ async def test_while_the_token_endpoint_fails_the_held_token_serves_coroutines_w
     assert statuses == [200] * 52
     assert calls == ["get_token"] * 2  # the 50 coroutines needed no thread
     assert server.token_requests == 2  # the first token and the one failed attempt
+
+
+@pytest.mark.anyio
+async def test_between_probes_of_a_failing_endpoint_coroutines_get_the_last_error_without_a_thread(
+    module: Any, server: LocalAuthorizationServer, clock: FakeClock
+) -> None:
+    # Contract items 27 and 37: with no usable token and the endpoint failing, get_token()
+    # raises the last error at once until the next probe is due. A coroutine learns that on
+    # the loop; before, every failing request started a worker thread to learn it (4,020
+    # threads for 4,354 failures in a 4-s outage of the benchmark).
+    from reqcc import TokenRequestError
+
+    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
+        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
+    )
+    manager = auth.manager
+    calls: list[str] = []
+    get_token = manager.get_token
+
+    def counted() -> Any:
+        calls.append("get_token")
+        return get_token()
+
+    manager.get_token = counted  # type: ignore[method-assign]
+    server.fail_token_requests(None)
+    errors: list[BaseException] = []
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client:
+
+            async def call() -> None:
+                try:
+                    await client.get(server.api_url + "books")
+                except TokenRequestError as exc:
+                    errors.append(exc)
+
+            await call()  # the first attempt: a worker thread, one token request, its error
+            assert calls == ["get_token"] and server.token_requests == 1
+            async with anyio.create_task_group() as tg:
+                for _ in range(50):
+                    tg.start_soon(call)
+            assert calls == ["get_token"]  # the 50 got the last error on the loop
+            clock.advance(2 * manager.probe_interval)  # the next probe is due (jitter: ±20 %)
+            await call()
+    auth.close()
+    assert len(errors) == 52 and calls == ["get_token"] * 2
+    assert server.token_requests == 2 and server.api_requests == 0
+    assert len({id(e) for e in errors}) == 52  # each caller its own copy
