@@ -29,6 +29,7 @@ origin (after redirects were followed) neither retires the token nor gives it a 
 from __future__ import annotations
 
 import os
+import sys
 import urllib.request
 from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -167,6 +168,8 @@ class AuthFlows:
         self._header: tuple[OAuthToken, str, bytes] | None = None
         self._tokens = AsyncTokenWait(self.manager)
         self._warned_redirects = False
+        #: Per running event loop, its requests in this auth's async flow and their admission.
+        self._gates: dict[object, _Gate] = {}
 
     # -- the flows -------------------------------------------------------------------
 
@@ -217,8 +220,18 @@ class AuthFlows:
         """Send ``request`` with the token, for ``httpx.AsyncClient`` (see the class docstring)."""
         if not hasattr(request, "_content"):  # already read (the usual case): no coroutine for it
             await request.aread()
+        gates = self._gates
+        loop = _running_loop()
+        gate = gates.get(loop)
+        if gate is None:
+            if len(gates) >= _MAX_GATES:  # mostly loops that have ended: start afresh
+                gates.clear()
+            gate = gates[loop] = _Gate()
+        gate.in_flight += 1
         flow: Generator[Step, Any, None] | None = None
         try:
+            if gate.in_flight > 1:  # others of this loop are in flight: one enters per iteration
+                await gate.admit()
             warm = self._warm(request)
             if warm is not None:  # as in sync_auth_flow
                 url, token = warm
@@ -255,6 +268,7 @@ class AuthFlows:
         finally:
             if flow is not None:
                 flow.close()
+            gate.in_flight -= 1
 
     def _warm(self, request: Any) -> tuple[str, OAuthToken] | None:
         """Set the Bearer token held on ``request`` when the policy would, without its generator.
@@ -389,6 +403,59 @@ class AuthFlows:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, manager={self.manager!r})"
+
+
+#: Event loops whose gates an auth keeps: a program that runs more loops (one after another,
+#: or one per thread) starts afresh then (a gate of a loop still running is only replaced,
+#: and its requests in flight finish with it).
+_MAX_GATES = 64
+
+
+class _Gate:
+    """Admission of one event loop's requests into an async client, under contention.
+
+    A request that enters the async flow while others of the same loop are in flight
+    passes an ``anyio.Lock`` that yields once while held, so a burst of coroutines enters
+    the client one per loop iteration instead of all in one: each iteration's work stays
+    bounded, and so does the client's connection pool's (httpcore's bookkeeping grows with
+    the requests waiting in it). Measured in ``benchmarks/async_load.py``: with 200
+    coroutines on one client, loop lag p99 from about 110 ms to about 3 ms and 40 % more
+    requests a second (Authlib's client gets the same from the token lock every request
+    takes). A request alone in flight (the warm path of a sequential caller) passes no lock
+    and no checkpoint. The token look-up itself stays lock-free (contract item 37).
+    """
+
+    __slots__ = ("in_flight", "lock")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.lock: Any = None
+
+    async def admit(self) -> None:
+        """Wait for this request's turn: one per loop iteration while others wait too."""
+        lock = self.lock
+        if lock is None:
+            import anyio
+
+            lock = self.lock = anyio.Lock()
+        async with lock:
+            pass
+
+
+def _running_loop() -> object:
+    """The running event loop (asyncio's loop object, or the native token of anyio's loop).
+
+    asyncio is not imported here: when nothing imported it, no asyncio loop runs.
+    """
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:  # another loop: trio, through anyio
+            pass
+    import anyio.lowlevel
+
+    return anyio.lowlevel.current_token().native_token
 
 
 def _authorization(headers: Any) -> str | None:

@@ -176,3 +176,168 @@ async def test_between_probes_of_a_failing_endpoint_coroutines_get_the_last_erro
     assert len(errors) == 52 and calls == ["get_token"] * 2
     assert server.token_requests == 2 and server.api_requests == 0
     assert len({id(e) for e in errors}) == 52  # each caller its own copy
+
+
+# -- admission: a burst of coroutines enters the client one per loop iteration --------------
+
+
+@pytest.fixture
+def live() -> Iterator[LocalAuthorizationServer]:
+    with LocalAuthorizationServer() as s:
+        yield s
+
+
+class Ticks:
+    """A ticker task that counts the loop's iterations, and a request hook that notes, per
+    request sent, the iteration it was sent in."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.sent: list[int] = []
+        self.running = True
+
+    async def run(self) -> None:
+        import anyio.lowlevel
+
+        while self.running:
+            await anyio.lowlevel.checkpoint()  # one pass per iteration of the loop
+            self.now += 1
+
+    async def __call__(self, request: Any) -> None:
+        self.sent.append(self.now)
+
+    def most_in_one_iteration(self) -> int:
+        from collections import Counter
+
+        return max(Counter(self.sent).values())
+
+
+def _auth(module: Any, server: LocalAuthorizationServer) -> Any:
+    return importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
+        **server.credentials(), scopes=SCOPES
+    )
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_coroutines_enters_the_client_one_per_loop_iteration(
+    module: Any, live: LocalAuthorizationServer
+) -> None:
+    # 60 coroutines ready at once: without admission all would build and send their requests
+    # in one iteration of the loop (a stall as long as 60 requests' work, and 60 requests
+    # at once in the client's pool); with it, one enters per iteration.
+    auth = _auth(module, live)
+    ticks = Ticks()
+    statuses: list[int] = []
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(
+            auth=auth, timeout=PATIENCE, event_hooks={"request": [ticks]},
+            limits=module.Limits(max_connections=100),
+        ) as client:
+            await client.get(live.api_url + "books")  # the token held from here on
+            ticks.sent.clear()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ticks.run)
+
+                async def call() -> None:
+                    statuses.append((await client.get(live.api_url + "books")).status_code)
+
+                async with anyio.create_task_group() as burst:
+                    for _ in range(60):
+                        burst.start_soon(call)
+                ticks.running = False
+    auth.close()
+    assert statuses == [200] * 60 and live.token_requests == 1
+    assert len(ticks.sent) == 60
+    assert ticks.most_in_one_iteration() <= 2, sorted(ticks.sent)
+    assert all(gate.in_flight == 0 for gate in auth._gates.values())
+
+
+@pytest.mark.anyio
+async def test_a_caller_alone_passes_no_gate(module: Any, live: LocalAuthorizationServer) -> None:
+    # The warm path of a sequential caller: no lock, no checkpoint (its cost is measured
+    # by benchmarks/warm_instructions.py).
+    from reqcc import _httpx_auth
+
+    auth = _auth(module, live)
+    admitted: list[int] = []
+    original = _httpx_auth._Gate.admit
+
+    async def counted(gate: Any) -> None:
+        admitted.append(1)
+        await original(gate)
+
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client:
+            _httpx_auth._Gate.admit = counted  # type: ignore[method-assign]
+            try:
+                for _ in range(5):
+                    assert (await client.get(live.api_url + "books")).status_code == 200
+            finally:
+                _httpx_auth._Gate.admit = original  # type: ignore[method-assign]
+    auth.close()
+    assert admitted == [] and all(gate.lock is None for gate in auth._gates.values())
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiters_at_the_gate_leave_it_open(
+    module: Any, live: LocalAuthorizationServer
+) -> None:
+    auth = _auth(module, live)
+    statuses: list[int] = []
+    with anyio.fail_after(PATIENCE):
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client:
+            await client.get(live.api_url + "books")
+            scopes: list[anyio.CancelScope] = []
+
+            async def call() -> None:
+                with anyio.CancelScope() as scope:
+                    scopes.append(scope)
+                    statuses.append((await client.get(live.api_url + "books")).status_code)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(30):
+                    tg.start_soon(call)
+                while len(scopes) < 30:  # all 30 started: most wait at the gate
+                    await anyio.lowlevel.checkpoint()
+                for scope in scopes[5::2]:
+                    scope.cancel()
+            gates = list(auth._gates.values())
+            assert gates and all(gate.in_flight == 0 for gate in gates)
+            # The gate still admits: another burst gets through.
+            async with anyio.create_task_group() as tg:
+                for _ in range(10):
+                    tg.start_soon(client.get, live.api_url + "books")
+    auth.close()
+    assert 0 < len(statuses) < 30 and set(statuses) == {200}
+
+
+def test_one_auth_serves_loop_after_loop_and_loops_in_threads(
+    module: Any, live: LocalAuthorizationServer
+) -> None:
+    # A gate belongs to one event loop: loops one after another (asyncio, trio), and loops
+    # running at once in two threads, each get their own, and none waits on another's.
+    import threading
+
+    auth = _auth(module, live)
+    done: list[int] = []
+
+    async def burst() -> None:
+        async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client:
+            async with anyio.create_task_group() as tg:
+                for _ in range(20):
+                    tg.start_soon(client.get, live.api_url + "books")
+        done.append(20)
+
+    async def bounded() -> None:
+        with anyio.fail_after(PATIENCE):
+            await burst()
+
+    for backend in ("asyncio", "trio", "asyncio"):
+        anyio.run(bounded, backend=backend)
+    threads = [threading.Thread(target=anyio.run, args=(bounded,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(PATIENCE)
+    auth.close()
+    assert done == [20] * 5 and live.api_requests == 100 and live.token_requests == 1
