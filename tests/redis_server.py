@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -55,3 +58,32 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+@contextmanager
+def running_redis(folder: Path) -> Iterator[RedisServer]:
+    """A started redis-server for one test, stopped after it (the tests' fixtures use this).
+
+    The test is skipped when redis-py or redis-server is missing; a free port another test's
+    server took meanwhile is tried again with another (twice). pytest is imported here only:
+    the fleet benchmark uses :class:`RedisServer` without it.
+    """
+    import pytest
+
+    pytest.importorskip("redis", reason="redis-py is not installed: pip install 'reqcc[redis]'")
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server (Debian/Ubuntu)")
+    for attempt in range(3):
+        server = RedisServer(executable, folder)
+        try:
+            server.start()
+            break
+        except RuntimeError:
+            server.stop()
+            if attempt == 2:
+                raise
+    try:
+        yield server
+    finally:
+        server.stop()

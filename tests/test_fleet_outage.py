@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import threading
 import uuid
@@ -27,7 +26,7 @@ from reqcc.stores import FileTokenStore, RedisTokenStore, TokenStore
 from reqcc.stores.base import Outage
 
 from .conftest import TOKEN_URL, FakeClock, TokenIssuer, manager_kwargs
-from .redis_server import RedisServer
+from .redis_server import running_redis
 from .threads import JOIN, Crowd
 
 MANAGERS = 4
@@ -71,16 +70,8 @@ def fleet(
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    pytest.importorskip("redis", reason="redis-py is not installed: pip install 'reqcc[redis]'")
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed: apt-get install redis-server (Debian/Ubuntu)")
-    server = RedisServer(executable, tmp_path)
-    server.start()
-    try:
+    with running_redis(tmp_path) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["file", "redis"])

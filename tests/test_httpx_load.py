@@ -23,28 +23,34 @@ import pytest
 
 from reqcc.testing import LocalAuthorizationServer
 
+from . import test_httpx_async as fronts
 from .conftest import FakeClock
-from .test_httpx import MODULES
 
 SCOPES = ["books.read"]
 TTL = 60
 PATIENCE = 30
 
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(params=MODULES)
-def module(request: pytest.FixtureRequest) -> Any:
-    return importlib.import_module(request.param)
-
+#: The fixtures of tests/test_httpx_async.py: each test on asyncio and trio, httpx and httpx2.
+anyio_backend = fronts.anyio_backend
+module = fronts.module
 
 @pytest.fixture
 def server(clock: FakeClock) -> Iterator[LocalAuthorizationServer]:
     with LocalAuthorizationServer(clock=clock, token_ttl=TTL) as s:
         yield s
+
+
+def count_get_token(manager: Any) -> list[str]:
+    """Count the manager's blocking ``get_token()`` calls (each one a worker thread's)."""
+    calls: list[str] = []
+    get_token = manager.get_token
+
+    def counted() -> Any:
+        calls.append("get_token")
+        return get_token()
+
+    manager.get_token = counted
+    return calls
 
 
 class Pool:
@@ -103,14 +109,7 @@ async def test_while_the_token_endpoint_fails_the_held_token_serves_coroutines_w
         **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
     )
     manager = auth.manager
-    calls: list[str] = []
-    get_token = manager.get_token
-
-    def counted() -> Any:
-        calls.append("get_token")
-        return get_token()
-
-    manager.get_token = counted  # type: ignore[method-assign]
+    calls = count_get_token(manager)
     statuses: list[int] = []
     with anyio.fail_after(PATIENCE):
         async with module.AsyncClient(auth=auth, timeout=PATIENCE) as client, anyio.create_task_group() as tg:
@@ -145,14 +144,7 @@ async def test_between_probes_of_a_failing_endpoint_coroutines_get_the_last_erro
         **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
     )
     manager = auth.manager
-    calls: list[str] = []
-    get_token = manager.get_token
-
-    def counted() -> Any:
-        calls.append("get_token")
-        return get_token()
-
-    manager.get_token = counted  # type: ignore[method-assign]
+    calls = count_get_token(manager)
     server.fail_token_requests(None)
     errors: list[BaseException] = []
     with anyio.fail_after(PATIENCE):

@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import multiprocessing
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from reqcc import ClientCredentialsManager, ConfigurationError, OAuthToken
 from reqcc.stores import FileTokenStore, RedisTokenStore
 from reqcc.stores.sealing import SEALED_PREFIX, Sealer, check_encryption_key
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 from tests.token_server import TokenServer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
@@ -216,15 +215,8 @@ def test_processes_with_one_key_share_a_token_and_another_key_fetches_its_own(tm
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(executable, tmp_path)
-    try:
-        server.start()
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_redis_holds_nothing_of_the_token_and_binds_the_key(

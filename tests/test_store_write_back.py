@@ -9,7 +9,6 @@ the holder's token in the store, never a token there replaced by an older one.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from reqcc import ClientCredentialsManager, TokenResponseError
 from reqcc.stores import RedisTokenStore, TokenStore
 
 from .conftest import FakeClock, manager_kwargs
-from .redis_server import RedisServer
+from .redis_server import RedisServer, running_redis
 from .test_fleet_outage import Endpoint
 from .test_stores import LEAD, FlakyStore
 from .threads import Crowd, wait_until
@@ -51,16 +50,8 @@ def renew_in_background(manager: ClientCredentialsManager, clock: FakeClock, adv
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    pytest.importorskip("redis", reason="redis-py is not installed: pip install 'reqcc[redis]'")
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed: apt-get install redis-server (Debian/Ubuntu)")
-    server = RedisServer(executable, tmp_path)
-    server.start()
-    try:
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_token_fetched_while_the_store_failed_is_written_back_for_the_fleet(tmp_path: Path) -> None:

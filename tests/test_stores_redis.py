@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 
 from reqcc import ClientCredentialsManager, ClientCredentialsSession, ConfigurationError, OAuthToken
 from reqcc.stores import RedisTokenStore, TokenStore
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, running_redis
 from tests.store_workers import run_fleet, run_killed_holder
 from tests.token_server import TokenServer
 
@@ -34,25 +33,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip(
-            "redis-server is not installed: apt-get install redis-server (Debian/Ubuntu) "
-            "to run the Redis token store tests"
-        )
-    for attempt in range(3):  # its free port may be taken by another test's server meanwhile
-        server = RedisServer(executable, tmp_path)
-        try:
-            server.start()
-            break
-        except RuntimeError:
-            server.stop()
-            if attempt == 2:
-                raise
-    try:
+    with running_redis(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
