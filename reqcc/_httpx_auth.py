@@ -129,7 +129,9 @@ class AuthFlows:
 
     Async (item 37): the warm path is the manager's lock-free look-up; a fetch runs in a
     worker thread, one per event loop for all the coroutines waiting (see
-    :mod:`reqcc.async_token`).
+    :mod:`reqcc.async_token`). A request that enters while others of its event loop are
+    in flight first passes that loop's admission gate, so a burst of coroutines enters the
+    client one per loop iteration (a caller alone passes none: see ``_Gate``).
 
     Redirects: install :meth:`keep_home` as a request event hook so that no credential
     crosses to another origin when the client follows redirects.
