@@ -410,6 +410,27 @@ def _cpu_per_request(send: Callable[[], Any], n: int) -> float:
     return (time.process_time() - started) / n
 
 
+def in_process_token_session() -> Any:
+    """A ``requests.Session`` whose https token requests are answered in process (a 1-hour Bearer token)."""
+    import requests
+
+    class Stub(requests.adapters.BaseAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+            response = requests.Response()
+            response.status_code = 200
+            response._content = b'{"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}'
+            response.headers["Content-Type"] = "application/json"
+            response.request = request
+            return response
+
+        def close(self) -> None:
+            pass
+
+    session = requests.Session()
+    session.mount("https://", Stub())
+    return session
+
+
 def warm_cost(settings: AsyncSettings) -> dict[str, tuple[float, float]]:
     """``{"sync"|"async": (reqcc µs, ratio to the floor)}``: medians over the rounds."""
     import anyio
@@ -424,22 +445,7 @@ def warm_cost(settings: AsyncSettings) -> dict[str, tuple[float, float]]:
         return httpx.Response(200, content=b'{"id": 1}')
 
     def auth() -> ClientCredentialsAuth:
-        import requests
-
-        class Stub(requests.adapters.BaseAdapter):  # the token request, answered in process
-            def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
-                response = requests.Response()
-                response.status_code = 200
-                response._content = b'{"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}'
-                response.headers["Content-Type"] = "application/json"
-                response.request = request
-                return response
-
-            def close(self) -> None:
-                pass
-
-        session = requests.Session()
-        session.mount("https://", Stub())
+        session = in_process_token_session()
         return ClientCredentialsAuth(
             token_url=token_url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
             base_url="https://api.bench.invalid/", token_session=session,

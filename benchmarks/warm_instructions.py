@@ -42,22 +42,9 @@ ROWS = [
 
 def _auth(module_name: str) -> Any:
     """A ``ClientCredentialsAuth`` whose token endpoint is answered in process."""
-    import requests
+    from async_load import in_process_token_session  # benchmarks/ is the script's folder
 
-    class Stub(requests.adapters.BaseAdapter):
-        def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
-            response = requests.Response()
-            response.status_code = 200
-            response._content = b'{"access_token": "tok-1", "token_type": "Bearer", "expires_in": 3600}'
-            response.headers["Content-Type"] = "application/json"
-            response.request = request
-            return response
-
-        def close(self) -> None:
-            pass
-
-    session = requests.Session()
-    session.mount("https://", Stub())
+    session = in_process_token_session()
     return importlib.import_module(f"reqcc.{module_name}").ClientCredentialsAuth(
         token_url="https://auth.bench.invalid/token", client_id="bench", client_secret="bench-secret",
         base_url="https://api.bench.invalid/", token_session=session,
