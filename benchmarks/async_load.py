@@ -189,7 +189,10 @@ async def _authlib(server: ServerProcess, settings: AsyncSettings) -> AsyncItera
     new token when the held one is within ``leeway`` (default 60 s) of expiring, under an
     anyio lock every request takes (its "Auto Update Token" docs). The same pool limits as the
     others (its default keeps 20 connections alive, not 100)."""
-    import httpx2
+    try:  # Authlib's client runs on httpx2 where it is installed (3.11+), else on httpx
+        import httpx2
+    except ImportError:
+        import httpx as httpx2
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     client = AsyncOAuth2Client(
@@ -336,7 +339,8 @@ def load_run(contender: AsyncContender, server: ServerProcess, settings: AsyncSe
     finally:
         for timer in timers:
             timer.cancel()
-            timer.join()
+            if timer.ident is not None:  # started (not when opening the client failed first)
+                timer.join()
         server.control(down=False)
     stats = server.stats()
     result.token_requests = len(stats["token_hits"])
