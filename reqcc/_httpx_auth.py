@@ -185,18 +185,14 @@ class AuthFlows:
                 url, token = warm
                 response = yield request
                 if response.status_code != 401 and not response.history and response.next_request is None:
+                    return  # done: most answers (the check inline, on the measured warm path)
+                replay = self._after_warm(request, response, url, token)
+                if replay is None:
                     return
-                flow = self._policy.answered(
-                    request.method, url, token, self._observe(request, response, url)
-                )
-                step = next(flow, None)
-                if step is None:
-                    return
+                flow, step = replay
                 _discard(response, self._byte_stream)
             else:
-                url = str(request.url)
-                flow = self._flow(request, url)
-                step = next(flow)
+                url, flow, step = self._begin(request)
             while True:
                 if step is OBTAIN:
                     step = flow.send(self.manager.get_token())
@@ -239,18 +235,14 @@ class AuthFlows:
                 url, token = warm
                 response = yield request
                 if response.status_code != 401 and not response.history and response.next_request is None:
+                    return  # done: most answers (the check inline, on the measured warm path)
+                replay = self._after_warm(request, response, url, token)
+                if replay is None:
                     return
-                flow = self._policy.answered(
-                    request.method, url, token, self._observe(request, response, url)
-                )
-                step = next(flow, None)
-                if step is None:
-                    return
+                flow, step = replay
                 await _adiscard(response, self._byte_stream)
             else:
-                url = str(request.url)
-                flow = self._flow(request, url)
-                step = next(flow)
+                url, flow, step = self._begin(request)
             while True:
                 if step is OBTAIN:
                     fresh = self.manager.usable_token()
@@ -320,13 +312,28 @@ class AuthFlows:
         request.extensions[STAMP] = (url, header[1], None, request.url)
         return url, token
 
-    def _flow(self, request: Any, url: str) -> Generator[Step, Any, None]:
+    def _begin(self, request: Any) -> tuple[str, Generator[Step, Any, None], Step]:
+        """Start the policy's flow for ``request`` (off the warm path): its URL, the flow, its first step."""
+        url = str(request.url)
         stamp = request.extensions.get(STAMP)
         authorization = _authorization(request.headers)
         explicit = authorization is not None and (stamp is None or authorization != stamp[1])
-        return self._policy.flow(
+        flow = self._policy.flow(
             request.method, url, explicit=explicit, replayable=True, proxies=_environment_proxies(url)
         )
+        return url, flow, next(flow)  # a flow that raises at its first step is closed already
+
+    def _after_warm(
+        self, request: Any, response: Any, url: str, token: OAuthToken
+    ) -> tuple[Generator[Step, Any, None], Step] | None:
+        """What follows a 401 or a redirect answer to a request sent on the warm path with ``token``.
+
+        The policy's flow from that answer on and its next step (a replay), or ``None``
+        when the policy wants none.
+        """
+        flow = self._policy.answered(request.method, url, token, self._observe(request, response, url))
+        step = next(flow, None)
+        return None if step is None else (flow, step)
 
     def _apply(self, request: Any, send: Send, url: str) -> None:
         """Set the step's credential headers on ``request`` (or remove reqcc's stale ones)."""
