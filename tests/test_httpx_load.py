@@ -40,6 +40,13 @@ def server(clock: FakeClock) -> Iterator[LocalAuthorizationServer]:
         yield s
 
 
+def _auth(module: Any, server: LocalAuthorizationServer, **kwargs: Any) -> Any:
+    """A ``ClientCredentialsAuth`` of ``module`` (httpx or httpx2) for ``server``."""
+    return importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
+        **server.credentials(), scopes=SCOPES, **kwargs
+    )
+
+
 def count_get_token(manager: Any) -> list[str]:
     """Count the manager's blocking ``get_token()`` calls (each one a worker thread's)."""
     calls: list[str] = []
@@ -75,9 +82,7 @@ class Pool:
 async def test_tokens_that_expire_while_queued_start_no_cool_down_and_a_revocation_is_still_recovered(
     module: Any, server: LocalAuthorizationServer, clock: FakeClock
 ) -> None:
-    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
-        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock
-    )
+    auth = _auth(module, server, clock=clock, monotonic=clock)
     pool = Pool(clock, server)
     # More such requests than the strikes that cool a whole origin down (item 34).
     queued = auth.manager.rejection_cooldown.strikes + 1
@@ -105,9 +110,7 @@ async def test_while_the_token_endpoint_fails_the_held_token_serves_coroutines_w
     # token serves while the endpoint is failing -- get_token()'s first, lock-free check.
     # A coroutine makes it on the loop; before, each batch of coroutines started a worker
     # thread (one per loop iteration, for the whole margin: 30 s of an outage) to learn it.
-    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
-        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
-    )
+    auth = _auth(module, server, clock=clock, monotonic=clock, max_retries=0)
     manager = auth.manager
     calls = count_get_token(manager)
     statuses: list[int] = []
@@ -140,9 +143,7 @@ async def test_between_probes_of_a_failing_endpoint_coroutines_get_the_last_erro
     # threads for 4,354 failures in a 4-s outage of the benchmark).
     from reqcc import TokenRequestError
 
-    auth = importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
-        **server.credentials(), scopes=SCOPES, clock=clock, monotonic=clock, max_retries=0
-    )
+    auth = _auth(module, server, clock=clock, monotonic=clock, max_retries=0)
     manager = auth.manager
     calls = count_get_token(manager)
     server.fail_token_requests(None)
@@ -202,12 +203,6 @@ class Ticks:
         from collections import Counter
 
         return max(Counter(self.sent).values())
-
-
-def _auth(module: Any, server: LocalAuthorizationServer) -> Any:
-    return importlib.import_module(f"reqcc.{module.__name__}").ClientCredentialsAuth(
-        **server.credentials(), scopes=SCOPES
-    )
 
 
 @pytest.mark.anyio
