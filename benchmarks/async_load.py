@@ -145,6 +145,22 @@ def _limits(module: Any, settings: AsyncSettings) -> Any:
     return module.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
+def _sender(client: Any, *, paced: bool = False) -> Send:
+    """``send(url) -> status`` through ``client``; ``paced``: each request first passes an
+    empty ``anyio.Lock`` (``async with lock: pass``), as Authlib's requests pass its token lock."""
+    import anyio
+
+    lock = anyio.Lock()
+
+    async def send(url: str) -> int:
+        if paced:
+            async with lock:
+                pass
+        return int((await client.get(url)).status_code)
+
+    return send
+
+
 def _reqcc_on(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess, AsyncSettings], Any]:
     """reqcc's auth on ``module_name``'s ``AsyncClient``; ``paced``: as the floor's paced row.
 
@@ -155,7 +171,6 @@ def _reqcc_on(module_name: str, *, paced: bool = False) -> Callable[[ServerProce
 
     @asynccontextmanager
     async def open_(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
-        import anyio
 
         module = importlib.import_module(module_name)
         auth_module = importlib.import_module(f"reqcc.{module_name}")
@@ -167,17 +182,9 @@ def _reqcc_on(module_name: str, *, paced: bool = False) -> Callable[[ServerProce
             auth=auth, limits=_limits(module, settings), timeout=30,
             event_hooks={"request": [auth.keep_home]},
         ) as client:
-            lock = anyio.Lock()
             if not settings.cold:  # the first token, before the load, as Authlib's client gets it
                 await client.get(server.api_url + "books")
-
-            async def send(url: str) -> int:
-                if paced:
-                    async with lock:
-                        pass
-                return int((await client.get(url)).status_code)
-
-            yield send
+            yield _sender(client, paced=paced)
         auth.close()
 
     return open_
@@ -244,22 +251,13 @@ def _static(module_name: str, *, paced: bool = False) -> Callable[[ServerProcess
 
     @asynccontextmanager
     async def open_(server: ServerProcess, settings: AsyncSettings) -> AsyncIterator[Send]:
-        import anyio
 
         module = importlib.import_module(module_name)
-        lock = anyio.Lock()
         async with module.AsyncClient(
             headers={"Authorization": f"Bearer {STATIC_TOKEN}"}, limits=_limits(module, settings),
             timeout=30,
         ) as client:
-
-            async def send(url: str) -> int:
-                if paced:
-                    async with lock:
-                        pass
-                return int((await client.get(url)).status_code)
-
-            yield send
+            yield _sender(client, paced=paced)
 
     return open_
 

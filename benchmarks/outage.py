@@ -241,11 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, flush=True)
         out.append(text)
 
-    header = machine() + f"\nLoad average when it started: {os.getloadavg()[0]:.2f} (1 min)."
-    if missing:
-        header += "\nSkipped (not installed): " + ", ".join(c.name for c in missing) + "."
-    if args.quick:
-        header += "\nQUICK MODE: one tiny iteration; the figures mean nothing."
+    header = machine(load=True, skipped=[c.name for c in missing], quick=args.quick)
     say(header)
     say()
     rows: list[OutageRow] = []

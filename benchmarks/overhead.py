@@ -158,9 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cs.FLOOR not in present:
         print("the floor (requests) cannot be built", file=sys.stderr)
         return 2
-    header = machine()
-    if args.quick:
-        header += "\nQUICK MODE: one tiny iteration; the figures mean nothing."
+    header = machine(quick=args.quick)
     timings = time_requests(present, env, n, rounds, CPU_CLOCK)
     text = report(timings, rounds, n, notes, header)
     print(text)

@@ -80,14 +80,25 @@ def version(distribution: str) -> str:
         return "not installed"
 
 
-def machine() -> str:
-    """When and where: the first lines of every report (a reST paragraph)."""
+def machine(*, load: bool = False, skipped: Sequence[str] = (), quick: bool = False) -> str:
+    """When and where: the first lines of every report (a reST paragraph).
+
+    ``load``: with the load average when the run started; ``skipped``: the contenders not
+    installed; ``quick``: the run is a smoke test, its figures mean nothing.
+    """
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (
+    header = (
         f"Measured {when} on {cpu_model()} ({os.cpu_count()} cores, Linux {platform.release()}), "
         f"Python {platform.python_version()}, requests {version('requests')}.\n"
         "Versions: " + ", ".join(f"{d} {version(d)}" for d in LIBRARIES) + "."
     )
+    if load:
+        header += f"\nLoad average when it started: {os.getloadavg()[0]:.2f} (1 min)."
+    if skipped:
+        header += "\nSkipped (not installed): " + ", ".join(skipped) + "."
+    if quick:
+        header += "\nQUICK MODE: one tiny iteration; the figures mean nothing."
+    return header
 
 
 def update_docs(path: Path, markers: tuple[str, str], report: str) -> None:

@@ -113,11 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.append(text)
 
     started = time.monotonic()
-    header = machine()
-    if missing:
-        header += "\nSkipped (not installed): " + ", ".join(c.name for c in missing) + "."
-    if args.quick:
-        header += "\nQUICK MODE: one tiny iteration; the figures mean nothing."
+    header = machine(skipped=[c.name for c in missing], quick=args.quick)
     say(header)
     say()
 
