@@ -154,6 +154,15 @@ def serve() -> Iterator[Callable[..., HostileServer]]:
         s.close()
 
 
+def redirecting(
+    serve: Callable[..., HostileServer], answer: Reply | None = None
+) -> tuple[HostileServer, HostileServer]:
+    """``(home, elsewhere)``: ``home`` redirects (307) to ``elsewhere``, another origin (another
+    port), which gives ``answer`` (default: 200 ``{}``)."""
+    elsewhere = serve(answer if answer is not None else Reply(body=b"{}"))
+    return serve(Reply(307, {"Location": elsewhere.url + "/landing"})), elsewhere
+
+
 def auth_for(front: Front, server: LocalAuthorizationServer, **kwargs: Any) -> Any:
     options: dict[str, Any] = {**server.credentials(), "scopes": SCOPES}
     options.update(kwargs)
@@ -296,8 +305,7 @@ def test_dpop_with_nonces_at_both_ends(front: Front) -> None:
 def test_a_cross_origin_redirect_carries_neither_token_nor_proof(
     front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
 ) -> None:
-    elsewhere = serve(Reply(body=b"{}"))
-    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    home, elsewhere = redirecting(serve)
     with LocalAuthorizationServer(require_dpop=True) as dpop_server:
         auth = auth_for(front, dpop_server, base_url=home.url + "/", dpop=True)
         response = front.request(auth, "GET", home.url + "/start", follow_redirects=True)
@@ -311,8 +319,7 @@ def test_a_cross_origin_redirect_carries_neither_token_nor_proof(
 def test_without_following_the_next_request_to_another_origin_carries_nothing(
     front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
 ) -> None:
-    elsewhere = serve(Reply(body=b"{}"))
-    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    home, _elsewhere = redirecting(serve)
     with LocalAuthorizationServer(require_dpop=True) as dpop_server:
         auth = auth_for(front, dpop_server, base_url=home.url + "/", dpop=True)
         response = front.request(auth, "GET", home.url + "/start", guard=False)
@@ -326,8 +333,7 @@ def test_an_unguarded_client_that_follows_a_redirect_is_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     front.only_httpx("the warning is about httpx's event hook")
-    elsewhere = serve(Reply(body=b"{}"))
-    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    home, elsewhere = redirecting(serve)
     auth = auth_for(front, server, base_url=home.url + "/")
     with caplog.at_level("WARNING", logger="reqcc"):
         front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
@@ -338,8 +344,7 @@ def test_an_unguarded_client_that_follows_a_redirect_is_warned_about(
 def test_a_401_from_another_origin_after_a_redirect_retires_nothing(
     front: Front, server: LocalAuthorizationServer, serve: Callable[..., HostileServer]
 ) -> None:
-    elsewhere = serve(Reply(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
-    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    home, _elsewhere = redirecting(serve, Reply(401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
     auth = auth_for(front, server, base_url=home.url + "/")
     response = front.request(auth, "GET", home.url + "/start", follow_redirects=True)
     assert response.status_code == 401
@@ -390,8 +395,7 @@ def test_a_followed_redirect_of_a_request_without_a_reqcc_credential_is_not_warn
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     front.only_httpx("the warning is about httpx's event hook")
-    elsewhere = serve(Reply(body=b"{}"))
-    home = serve(Reply(307, {"Location": elsewhere.url + "/landing"}))
+    home, _elsewhere = redirecting(serve)
     auth = auth_for(front, server)  # base_url: the local server's API, not home
     with caplog.at_level("WARNING", logger="reqcc"):
         front.request(auth, "GET", home.url + "/start", guard=False, follow_redirects=True)
